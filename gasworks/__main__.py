@@ -1,0 +1,3 @@
+from gasworks.cli import main
+
+main()

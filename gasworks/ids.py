@@ -1,0 +1,59 @@
+"""Task ids the way Beads makes them: prefix, dash, short base36 hash; children get `.N`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+from gasworks.errors import InvalidValueError
+
+MIN_HASH_LENGTH = 4
+MAX_HASH_LENGTH = 8
+NONCES_PER_LENGTH = 10
+_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+# Ids end up in branch names and file paths, so anything else is refused at the door.
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
+_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
+MAX_ID_LENGTH = 100
+
+
+def base36(number: int, length: int) -> str:
+    digits = []
+    for _ in range(length):
+        number, rest = divmod(number, 36)
+        digits.append(_ALPHABET[rest])
+    return "".join(reversed(digits))
+
+
+def hash_suffix(seed: str, length: int) -> str:
+    number = int.from_bytes(hashlib.sha256(seed.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+    return base36(number, length)
+
+
+def candidate_ids(prefix: str, seed: str):
+    """Ids to try in order: 10 nonces at 4 chars, then 10 at 5, ... up to 8 (as Beads does)."""
+    for length in range(MIN_HASH_LENGTH, MAX_HASH_LENGTH + 1):
+        for nonce in range(NONCES_PER_LENGTH):
+            yield f"{prefix}-{hash_suffix(f'{seed}|{nonce}', length)}"
+
+
+def child_id(parent_id: str, number: int) -> str:
+    return f"{parent_id}.{number}"
+
+
+def check_id(task_id: str) -> str:
+    if not isinstance(task_id, str) or len(task_id) > MAX_ID_LENGTH or not _ID_RE.match(task_id):
+        raise InvalidValueError(
+            f"invalid task id {task_id!r}: use letters, digits, '-', '_' and '.'-separated parts, "
+            f"at most {MAX_ID_LENGTH} characters"
+        )
+    return task_id
+
+
+def check_prefix(prefix: str) -> str:
+    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+        raise InvalidValueError(
+            f"invalid id prefix {prefix!r}: use 1-20 lowercase letters, digits, '-' or '_', "
+            "starting with a letter or digit"
+        )
+    return prefix

@@ -1,0 +1,185 @@
+"""The task model, shaped like a Beads issue so `.beads/issues.jsonl` round-trips.
+
+No I/O here: the store persists these, the CLI prints them.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from gasworks.errors import InvalidValueError
+
+
+class Status(str, enum.Enum):
+    """Statuses gasworks acts on. Beads' other built-ins and custom statuses are stored as given."""
+
+    OPEN = "open"
+    IN_PROGRESS = "in_progress"
+    MERGING = "merging"  # gasworks: branch finished, waiting in the merge queue
+    BLOCKED = "blocked"
+    DEFERRED = "deferred"
+    PINNED = "pinned"
+    HOOKED = "hooked"
+    CLOSED = "closed"
+
+
+# Every status change goes through the store's transition(), which checks this table.
+# A status missing here (a Beads custom status) may only go back to open or to closed.
+ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
+    "open": frozenset({"in_progress", "blocked", "deferred", "pinned", "hooked", "closed"}),
+    "in_progress": frozenset({"open", "merging", "blocked", "deferred", "closed"}),
+    "merging": frozenset({"open", "blocked", "closed"}),
+    "blocked": frozenset({"open", "in_progress", "deferred", "closed"}),
+    "deferred": frozenset({"open", "blocked", "closed"}),
+    "pinned": frozenset({"open", "closed"}),
+    "hooked": frozenset({"open", "in_progress", "closed"}),
+    "closed": frozenset({"open"}),
+}
+CUSTOM_STATUS_TARGETS = frozenset({"open", "closed"})
+
+# Statuses whose blockers no longer hold anyone back (Beads: closed and pinned).
+DONE_STATUSES = ("closed", "pinned")
+
+
+def allowed_targets(status: str) -> frozenset[str]:
+    return ALLOWED_TRANSITIONS.get(status, CUSTOM_STATUS_TARGETS)
+
+
+class DepType(str, enum.Enum):
+    BLOCKS = "blocks"
+    PARENT_CHILD = "parent-child"
+    RELATED = "related"
+    DISCOVERED_FROM = "discovered-from"
+    CONDITIONAL_BLOCKS = "conditional-blocks"
+    WAITS_FOR = "waits-for"
+
+
+# Edge types that gate readiness (Beads "AffectsReadyWork"); all others are plain links.
+BLOCKING_DEP_TYPES = ("blocks", "conditional-blocks")
+GATING_DEP_TYPES = ("blocks", "parent-child", "conditional-blocks", "waits-for")
+# The types `gasworks dep add` offers; import accepts any non-empty type up to 50 chars.
+CLI_DEP_TYPES = tuple(t.value for t in DepType)
+
+ISSUE_TYPES = ("task", "bug", "feature", "epic", "chore")
+# Beads types that are bookkeeping, never work for an agent: ready() leaves them out.
+NON_WORK_TYPES = ("epic", "merge-request", "gate", "molecule", "message", "agent", "role", "rig")
+
+PRIORITY_MIN, PRIORITY_MAX = 0, 4
+DEFAULT_PRIORITY = 2
+
+
+def parse_priority(value: Any) -> int:
+    """Accept 0..4 or P0..P4 (as Beads does); anything else is a clear error."""
+    text = str(value).strip()
+    if text[:1] in ("P", "p"):
+        text = text[1:]
+    try:
+        number = int(text)
+    except ValueError:
+        number = -1
+    if isinstance(value, bool) or not PRIORITY_MIN <= number <= PRIORITY_MAX:
+        raise InvalidValueError(f"invalid priority {value!r}: use 0-4 (0 is highest) or P0-P4")
+    return number
+
+
+def parse_issue_type(value: str) -> str:
+    if value not in ISSUE_TYPES:
+        raise InvalidValueError(f"invalid type {value!r}: use one of {', '.join(ISSUE_TYPES)}")
+    return value
+
+
+def now_iso() -> str:
+    """UTC, microseconds, RFC 3339 with a Z: sorts as text and parses in Go and Python."""
+    return iso_from_epoch(datetime.now(timezone.utc).timestamp())
+
+
+def iso_from_epoch(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(text: str) -> datetime:
+    """Parse an RFC 3339 timestamp as Beads writes them (nanoseconds, Z or an offset)."""
+    value = text.strip()
+    if value.endswith(("Z", "z")):
+        value = value[:-1] + "+00:00"
+    # Python before 3.11 takes at most 6 fractional digits: trim Go's nanoseconds.
+    if "." in value:
+        head, _, rest = value.partition(".")
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        value = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+    parsed = datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed
+
+
+@dataclass(slots=True)
+class Dependency:
+    """`issue_id` waits on `depends_on_id` (for parent-child: issue_id is the child)."""
+
+    issue_id: str
+    depends_on_id: str
+    type: str = "blocks"
+    created_at: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)  # created_by, metadata, ... kept for export
+
+
+@dataclass(slots=True)
+class Comment:
+    id: Any
+    issue_id: str
+    author: str
+    text: str
+    created_at: str
+
+
+@dataclass(slots=True)
+class Task:
+    id: str
+    title: str
+    description: str = ""
+    design: str = ""
+    acceptance_criteria: str = ""
+    notes: str = ""
+    status: str = "open"
+    priority: int = DEFAULT_PRIORITY
+    issue_type: str = "task"
+    assignee: str = ""
+    created_at: str = ""
+    updated_at: str = ""
+    closed_at: str = ""
+    close_reason: str = ""
+    labels: list[str] = field(default_factory=list)
+    dependencies: list[Dependency] = field(default_factory=list)
+    comments: list[Comment] = field(default_factory=list)
+    lease_expires_at: float | None = None
+    # Beads fields gasworks does not use, kept so an export gives them back unchanged.
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class Event:
+    id: int
+    task_id: str
+    kind: str
+    actor: str
+    old_value: str
+    new_value: str
+    detail: dict[str, Any]
+    created_at: str
+
+
+@dataclass(slots=True)
+class Attempt:
+    id: int
+    task_id: str
+    slot: str
+    started_at: str
+    ended_at: str = ""
+    exit_code: int | None = None
+    outcome: str = ""
+    log_path: str = ""
+    commits: list[str] = field(default_factory=list)

@@ -1,0 +1,119 @@
+"""How the CLI shows things: one-line task rows, details, trees, JSON and JSONL files."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+import click
+
+from gasworks.beads import dumps, task_to_record
+from gasworks.models import Event, Task
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_STATUS_COLORS = {"open": "green", "in_progress": "yellow", "merging": "cyan", "blocked": "red", "closed": "bright_black"}
+
+
+def safe(text: str) -> str:
+    """Text as it is, except control characters (terminal escapes, NUL), shown as \\xNN."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def oneline(text: str, width: int = 100) -> str:
+    flat = safe(text.replace("\r\n", "\n").replace("\n", " \u23ce "))
+    return flat if len(flat) <= width else flat[: width - 1] + "\u2026"
+
+
+def task_line(task: Task) -> str:
+    status = click.style(f"{task.status:<11}", fg=_STATUS_COLORS.get(task.status))
+    labels = f"  [{', '.join(safe(label) for label in task.labels)}]" if task.labels else ""
+    return f"{task.id:<14} P{task.priority}  {task.issue_type:<7} {status} {oneline(task.title)}{labels}"
+
+
+def emit_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def emit_tasks(tasks: list[Task], as_json: bool, *, empty: str) -> None:
+    if as_json:
+        emit_json([task_to_record(t) for t in tasks])
+        return
+    if not tasks:
+        click.echo(empty, err=True)
+    for task in tasks:
+        click.echo(task_line(task))
+
+
+def event_dict(event: Event) -> dict[str, Any]:
+    return {"id": event.id, "task_id": event.task_id, "kind": event.kind, "actor": event.actor,
+            "old": event.old_value, "new": event.new_value, "detail": event.detail, "at": event.created_at}
+
+
+def print_task_details(details: dict[str, Any]) -> None:
+    click.echo(f"{details['id']}: {oneline(details['title'], 200)}")
+    click.echo(f"  status {details['status']}  priority P{details['priority']}  type {details['issue_type']}"
+               + (f"  assignee {safe(details['assignee'])}" if details.get("assignee") else ""))
+    click.echo(f"  created {details['created_at']}  updated {details['updated_at']}"
+               + (f"  closed {details['closed_at']} ({safe(details.get('close_reason', ''))})"
+                  if details.get("closed_at") else ""))
+    if details.get("labels"):
+        click.echo(f"  labels: {', '.join(safe(label) for label in details['labels'])}")
+    if details["blocked_by"]:
+        click.echo(f"  blocked by: {', '.join(details['blocked_by'])}")
+    for dep in details.get("dependencies", []):
+        click.echo(f"  depends on {dep['depends_on_id']} ({dep['type']})")
+    for dep in details["dependents"]:
+        click.echo(f"  needed by {dep['id']} ({dep['type']})")
+    for name, heading in (("description", "Description"), ("design", "Design"),
+                          ("acceptance_criteria", "Acceptance criteria"), ("notes", "Notes")):
+        if details.get(name):
+            click.echo(f"\n{heading}:\n{safe(details[name])}")
+    if details["events"]:
+        click.echo("\nEvents:")
+        for event in details["events"]:
+            change = f" {event['old']} -> {event['new']}" if event["old"] or event["new"] else ""
+            click.echo(f"  {event['at']}  {event['kind']}{change}  by {safe(event['actor'])}")
+
+
+def print_tree(node: dict[str, Any], prefix: str = "", last: bool = True, root: bool = True) -> None:
+    label = f"{node['id']} ({node['status'] or '?'}) {oneline(node['title'], 80)}"
+    if root:
+        click.echo(label)
+    else:
+        repeated = "  (shown above)" if node.get("repeated") else ""
+        click.echo(f"{prefix}{'└── ' if last else '├── '}{node['type']}: {label}{repeated}")
+    children = node["children"]
+    for index, child in enumerate(children):
+        extension = "" if root else ("    " if last else "│   ")
+        print_tree(child, prefix + extension, index == len(children) - 1, root=False)
+
+
+def write_jsonl(tasks: Iterable[Task], stream: IO[str]) -> int:
+    count = 0
+    for task in tasks:
+        stream.write(dumps(task) + "\n")
+        count += 1
+    stream.flush()
+    return count
+
+
+def write_jsonl_file(tasks: Iterable[Task], target: Path) -> int:
+    """Write to a temporary file beside the target, then rename: readers never see half a file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
+            count = write_jsonl(tasks, stream)
+            os.fsync(stream.fileno())
+        os.replace(temp, target)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return count
+
+

@@ -1,0 +1,60 @@
+"""The store: the one place with SQL. `open_store()` picks the backend from a path or URL."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from gasworks.models import Event, Task
+
+
+@dataclass(slots=True)
+class NewTask:
+    """What `create` needs; everything else is filled in by the store."""
+
+    title: str
+    description: str = ""
+    design: str = ""
+    acceptance_criteria: str = ""
+    notes: str = ""
+    priority: int = 2
+    issue_type: str = "task"
+    assignee: str = ""
+    labels: list[str] = field(default_factory=list)
+    parent: str = ""
+    deps: list[tuple[str, str]] = field(default_factory=list)  # (depends_on_id, type)
+
+
+@dataclass(slots=True)
+class ImportResult:
+    created: int = 0
+    updated: int = 0
+    skipped: int = 0
+    ids: list[str] = field(default_factory=list)
+
+
+class Store(Protocol):
+    """The seam between gasworks and its durable state (SQLite now, PostgreSQL later)."""
+
+    def create_task(self, new: NewTask, *, prefix: str, actor: str) -> Task: ...
+
+    def get_task(self, task_id: str) -> Task: ...
+
+    def ready(self, limit: int | None = None) -> list[Task]: ...
+
+    def claim_next(self, assignee: str, *, lease_seconds: float, now: float) -> Task | None: ...
+
+    def transition(self, task_id: str, to_status: str, *, actor: str, expected: str | None = None,
+                   reason: str = "") -> Task: ...
+
+    def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]: ...
+
+
+def open_store(path: str | Path) -> "Store":
+    from gasworks.store.sqlite import SQLiteStore
+
+    return SQLiteStore(Path(path))
+
+
+__all__ = ["ImportResult", "NewTask", "Store", "open_store"]
