@@ -1,0 +1,319 @@
+"""Benchmark: ready() and claim_next() latency of the gasworks SQLite store vs a classic task_queue.json.
+
+For each size N (default 10,000 and 100,000 tasks, 20% of them blocked) it builds one workload and
+measures, in the same run:
+
+* gasworks  -- `SQLiteStore.ready(limit=14)` and `SQLiteStore.claim_next(...)` on a fresh store
+  in a temporary directory (seeded with `import_tasks`);
+* classic   -- the way classic scripts keep a queue: the whole `task_queue.json` is `json.load`ed,
+  scanned for the first pending task whose `depends_on` are all done (by priority, then file
+  order, the same order gasworks uses), marked in_progress, and `json.dump`ed back whole through
+  a temp file + `os.replace`. "ready" is the same load + scan for the first 14, without the write.
+
+Both sides hold the same tasks and claim them in the same order (checked; a mismatch is reported).
+Latency is wall-clock per call (`time.perf_counter`), median and p90, after one warm-up call.
+Neither side fsyncs (gasworks runs WAL with synchronous=NORMAL; the classic script just replaces).
+This is a printout only: nothing is asserted.
+
+Run from the repository root:
+
+    python bench/store.py                 # sizes 10,000 and 100,000 (about a minute)
+    python bench/store.py --quick         # sizes 1,000 and 10,000, fewer iterations
+    python bench/store.py --sizes 50000   # choose sizes
+    python bench/store.py --json          # results as JSON on stdout
+
+Progress goes to stderr; the table (or JSON) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gasworks.models import Dependency, Task, iso_from_epoch
+from gasworks.store.sqlite import SQLiteStore
+
+READY_LIMIT = 14
+BLOCKED_SHARE = 0.20
+READY_AIM_MS = 5.0
+AIM_SIZE = 100_000
+SEED_CHUNK = 10_000
+START_EPOCH = 1_700_000_000  # created_at of the first task; each next task is one second younger
+WORKER = "bench-worker"
+LEASE_SECONDS = 600
+
+
+# -- the workload --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Spec:
+    """One task of the workload, in file order (which is also age order)."""
+
+    id: str
+    title: str
+    priority: int
+    created: int  # epoch seconds
+    blocker: str | None  # id of the open task this one waits on, or None
+
+
+@dataclass(frozen=True, slots=True)
+class Iterations:
+    ready: int
+    claim: int
+    classic_ready: int
+    classic_claim: int
+
+
+def make_workload(n: int, seed: int = 42) -> list[Spec]:
+    """N tasks with random priorities 0-4; 20% (spread over all priorities) wait on an open task.
+
+    A blocked task waits on the nearest earlier task that is not blocked itself, so blockers stay
+    open (or in progress, which still blocks) and there are no cycles.
+    """
+    rng = random.Random(seed)
+    blocked = set(rng.sample(range(1, n), int(n * BLOCKED_SHARE))) if n > 1 else set()
+    specs: list[Spec] = []
+    last_unblocked = ""
+    for i in range(n):
+        task_id = f"gw-{i:06x}"
+        blocker = last_unblocked if i in blocked else None
+        if blocker is None:
+            last_unblocked = task_id
+        specs.append(Spec(task_id, f"Task {i}", rng.randint(0, 4), START_EPOCH + i, blocker))
+    return specs
+
+
+def to_tasks(specs: list[Spec]) -> list[Task]:
+    tasks = []
+    for spec in specs:
+        stamp = iso_from_epoch(spec.created)
+        deps = [Dependency(spec.id, spec.blocker, "blocks", stamp)] if spec.blocker else []
+        tasks.append(Task(id=spec.id, title=spec.title, description=f"Do {spec.title.lower()}.",
+                          priority=spec.priority, created_at=stamp, updated_at=stamp, dependencies=deps))
+    return tasks
+
+
+def to_queue(specs: list[Spec]) -> list[dict[str, Any]]:
+    return [
+        {"id": s.id, "title": s.title, "description": f"Do {s.title.lower()}.", "status": "pending",
+         "priority": s.priority, "depends_on": [s.blocker] if s.blocker else []}
+        for s in specs
+    ]
+
+
+# -- gasworks ------------------------------------------------------------------------------------
+
+
+def seed_store(store: SQLiteStore, specs: list[Spec]) -> float:
+    """Import the workload in chunks (one transaction each) and return the seconds it took."""
+    start = time.perf_counter()
+    for offset in range(0, len(specs), SEED_CHUNK):
+        chunk = specs[offset:offset + SEED_CHUNK]
+        store.import_tasks(to_tasks(chunk), prefix="gw", actor="bench")
+        progress(f"  sqlite: {offset + len(chunk):,}/{len(specs):,} tasks")
+    return time.perf_counter() - start
+
+
+def gasworks_claim(store: SQLiteStore) -> str | None:
+    task = store.claim_next(WORKER, lease_seconds=LEASE_SECONDS, now=time.time())
+    return task.id if task else None
+
+
+# -- classic task_queue.json ---------------------------------------------------------------------
+
+
+def write_queue(path: Path, queue: list[dict[str, Any]]) -> None:
+    """Rewrite the whole file: temp file next to it, then an atomic rename."""
+    temp = path.with_suffix(".json.tmp")
+    with temp.open("w", encoding="utf-8") as f:
+        json.dump(queue, f, indent=2)
+    os.replace(temp, path)
+
+
+def load_queue(path: Path) -> list[dict[str, Any]]:
+    with path.open(encoding="utf-8") as f:
+        return json.load(f)
+
+
+def ready_items(queue: list[dict[str, Any]], limit: int) -> list[dict[str, Any]]:
+    """Pending tasks whose dependencies are all done, by priority then file order."""
+    status = {t["id"]: t["status"] for t in queue}
+    candidates = (t for t in queue
+                  if t["status"] == "pending" and all(status.get(d) == "done" for d in t["depends_on"]))
+    return heapq.nsmallest(limit, candidates, key=lambda t: t["priority"])  # stable: keeps file order
+
+
+def classic_ready(path: Path) -> list[str]:
+    return [t["id"] for t in ready_items(load_queue(path), READY_LIMIT)]
+
+
+def classic_claim(path: Path) -> str | None:
+    queue = load_queue(path)
+    first = ready_items(queue, 1)
+    if not first:
+        return None
+    first[0]["status"] = "in_progress"
+    write_queue(path, queue)
+    return first[0]["id"]
+
+
+# -- measuring -----------------------------------------------------------------------------------
+
+
+def time_calls(call: Callable[[], Any], times: int) -> tuple[list[float], list[Any]]:
+    """One warm-up call, then `times` timed calls; returns the latencies in ms and the results."""
+    results = [call()]
+    latencies = []
+    for _ in range(times):
+        start = time.perf_counter()
+        results.append(call())
+        latencies.append((time.perf_counter() - start) * 1000)
+    return latencies, results
+
+
+def percentile(values: list[float], pct: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def summary(latencies: list[float]) -> dict[str, float]:
+    return {"median_ms": statistics.median(latencies), "p90_ms": percentile(latencies, 90), "runs": len(latencies)}
+
+
+def bench_size(n: int, iterations: Iterations, seed: int) -> dict[str, Any]:
+    specs = make_workload(n, seed)
+    with tempfile.TemporaryDirectory(prefix="gasworks-bench-") as tmp:
+        progress(f"N={n:,}: seeding SQLite store ({sum(s.blocker is not None for s in specs):,} blocked)")
+        store = SQLiteStore(Path(tmp) / "gasworks.db")
+        try:
+            seed_seconds = seed_store(store, specs)
+            progress(f"  seeded in {seed_seconds:.1f} s; timing ready() and claim_next()")
+            ready_ms, ready_results = time_calls(lambda: [t.id for t in store.ready(limit=READY_LIMIT)],
+                                                 iterations.ready)
+            claim_ms, claimed = time_calls(lambda: gasworks_claim(store), iterations.claim)
+        finally:
+            store.close()
+
+        path = Path(tmp) / "task_queue.json"
+        progress("  writing task_queue.json; timing classic ready and claim")
+        start = time.perf_counter()
+        write_queue(path, to_queue(specs))
+        write_seconds = time.perf_counter() - start
+        file_bytes = path.stat().st_size
+        classic_ready_ms, classic_ready_results = time_calls(lambda: classic_ready(path), iterations.classic_ready)
+        classic_claim_ms, classic_claimed = time_calls(lambda: classic_claim(path), iterations.classic_claim)
+
+    same = (ready_results[0] == classic_ready_results[0]
+            and claimed[:len(classic_claimed)] == classic_claimed[:len(claimed)])
+    if not same:
+        progress(f"  WARNING: gasworks and classic disagree on which tasks are ready (N={n:,})")
+    return {
+        "n": n,
+        "blocked": sum(s.blocker is not None for s in specs),
+        "seed_seconds": round(seed_seconds, 3),
+        "classic_file_bytes": file_bytes,
+        "classic_write_seconds": round(write_seconds, 3),
+        "same_order": same,
+        "ready": {"gasworks": summary(ready_ms), "classic": summary(classic_ready_ms)},
+        "claim": {"gasworks": summary(claim_ms), "classic": summary(classic_claim_ms)},
+    }
+
+
+# -- output --------------------------------------------------------------------------------------
+
+
+def progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ms(value: float) -> str:
+    return f"{value:.3f}" if value < 10 else f"{value:.1f}"
+
+
+def print_table(results: list[dict[str, Any]]) -> None:
+    header = ("N", "operation", "gasworks med ms", "p90 ms", "classic med ms", "p90 ms", "speed-up", "runs gw/cl")
+    rows = [header]
+    for result in results:
+        for op, label in (("ready", f"ready({READY_LIMIT})"), ("claim", "claim")):
+            gw, cl = result[op]["gasworks"], result[op]["classic"]
+            rows.append((f"{result['n']:,}", label, ms(gw["median_ms"]), ms(gw["p90_ms"]), ms(cl["median_ms"]),
+                         ms(cl["p90_ms"]), f"{cl['median_ms'] / gw['median_ms']:,.0f}x",
+                         f"{gw['runs']}/{cl['runs']}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    for index, row in enumerate(rows):
+        print("  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths))))
+        if index == 0:
+            print("  ".join("-" * w for w in widths))
+    print()
+    print("speed-up = classic median / gasworks median. classic = whole task_queue.json read "
+          "(and, for claim, rewritten) per call.")
+    for result in results:
+        print(f"N={result['n']:,}: {result['blocked']:,} blocked; SQLite seeded in {result['seed_seconds']:.1f} s; "
+              f"task_queue.json {result['classic_file_bytes'] / 1e6:.1f} MB"
+              + ("" if result["same_order"] else "; WARNING: the two sides disagreed on ready order"))
+    print(aim_line(results))
+
+
+def aim_line(results: list[dict[str, Any]]) -> str:
+    at_aim = [r for r in results if r["n"] == AIM_SIZE]
+    if not at_aim:
+        return f"Aim (ready({READY_LIMIT}) under {READY_AIM_MS:g} ms at {AIM_SIZE:,} tasks): not measured in this run."
+    median = at_aim[0]["ready"]["gasworks"]["median_ms"]
+    verdict = "MET" if median < READY_AIM_MS else "NOT MET"
+    return (f"Aim (ready({READY_LIMIT}) under {READY_AIM_MS:g} ms at {AIM_SIZE:,} tasks): {verdict} "
+            f"-- median {median:.3f} ms.")
+
+
+# -- command line --------------------------------------------------------------------------------
+
+
+def iterations_for(n: int, quick: bool) -> Iterations:
+    if quick:
+        return Iterations(ready=50, claim=50, classic_ready=10, classic_claim=10)
+    classic = 20 if n >= 100_000 else 50
+    return Iterations(ready=200, claim=200, classic_ready=classic, classic_claim=classic)
+
+
+def parse_sizes(text: str) -> list[int]:
+    try:
+        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated task counts, got {text!r}") from None
+    if not sizes or any(size < 1 for size in sizes):
+        raise argparse.ArgumentTypeError(f"expected positive task counts, got {text!r}")
+    return sizes
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=parse_sizes, help="comma-separated task counts (default 10000,100000)")
+    parser.add_argument("--quick", action="store_true", help="sizes 1000,10000 and fewer iterations")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--seed", type=int, default=42, help="random seed for priorities and blocked tasks")
+    args = parser.parse_args(argv)
+    sizes = args.sizes or ([1_000, 10_000] if args.quick else [10_000, 100_000])
+
+    results = [bench_size(n, iterations_for(n, args.quick), args.seed) for n in sizes]
+    if args.json:
+        print(json.dumps({"ready_limit": READY_LIMIT, "blocked_share": BLOCKED_SHARE, "results": results}, indent=2))
+    else:
+        print_table(results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

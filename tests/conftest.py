@@ -1,0 +1,80 @@
+"""Shared fixtures: real git repositories and real SQLite files in tmp dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from gasworks import git
+from gasworks.cli import cli
+from gasworks.project import init_project
+from gasworks.store import NewTask
+from gasworks.store.sqlite import SQLiteStore
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    path = tmp_path / "repo"
+    git.init_repo(path)
+    (path / "README.md").write_text("hello\n", encoding="utf-8")
+    git.commit_all(path, "initial")
+    return path
+
+
+@pytest.fixture
+def project_dir(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    init_project(repo)
+    monkeypatch.chdir(repo)
+    monkeypatch.setenv("GASWORKS_ACTOR", "tester")
+    return repo
+
+
+@pytest.fixture
+def store(tmp_path: Path):
+    db = SQLiteStore(tmp_path / "store.db")
+    yield db
+    db.close()
+
+
+@pytest.fixture
+def make(store):
+    """make("title", deps=[...], ...) -> task id, with prefix gw."""
+
+    def _make(title: str, **fields) -> str:
+        return store.create_task(NewTask(title, **fields), prefix="gw", actor="tester").id
+
+    return _make
+
+
+class Cli:
+    """Runs `gasworks ARGS` in-process; `.json()` parses stdout."""
+
+    def __init__(self) -> None:
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, code: int = 0, input: str | None = None):
+        result = self.runner.invoke(cli, list(args), input=input, catch_exceptions=False)
+        assert result.exit_code == code, (args, result.exit_code, result.output, result.stderr)
+        return result
+
+    def json(self, *args: str):
+        import json
+
+        return json.loads(self(*args, "--json").stdout)
+
+
+@pytest.fixture
+def gw(project_dir: Path) -> Cli:
+    return Cli()
+
+
+def run_gasworks(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedProcess:
+    """The installed console script, as a user runs it."""
+    env = {**os.environ, "GASWORKS_ACTOR": "tester", **kwargs.pop("env", {})}
+    return subprocess.run([sys.executable, "-m", "gasworks", *args], cwd=cwd, capture_output=True, text=True, env=env,
+                          stdin=subprocess.DEVNULL, timeout=120, **kwargs)
