@@ -42,7 +42,7 @@ def child_id(parent_id: str, number: int) -> str:
 
 
 def check_id(task_id: str) -> str:
-    if not isinstance(task_id, str) or len(task_id) > MAX_ID_LENGTH or not _ID_RE.match(task_id):
+    if not isinstance(task_id, str) or len(task_id) > MAX_ID_LENGTH or not _ID_RE.fullmatch(task_id):
         raise InvalidValueError(
             f"invalid task id {task_id!r}: use letters, digits, '-', '_' and '.'-separated parts, "
             f"at most {MAX_ID_LENGTH} characters"
@@ -51,7 +51,7 @@ def check_id(task_id: str) -> str:
 
 
 def check_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not _PREFIX_RE.match(prefix):
+    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
         raise InvalidValueError(
             f"invalid id prefix {prefix!r}: use 1-20 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"

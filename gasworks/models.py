@@ -105,11 +105,11 @@ def parse_time(text: str) -> datetime:
     value = text.strip()
     if value.endswith(("Z", "z")):
         value = value[:-1] + "+00:00"
-    # Python before 3.11 takes at most 6 fractional digits: trim Go's nanoseconds.
+    # Python before 3.11 takes exactly 3 or 6 fractional digits: Go writes 1 to 9.
     if "." in value:
         head, _, rest = value.partition(".")
         digits = len(rest) - len(rest.lstrip("0123456789"))
-        value = f"{head}.{rest[:min(digits, 6)]}{rest[digits:]}"
+        value = f"{head}.{rest[:digits][:6].ljust(6, '0')}{rest[digits:]}"
     parsed = datetime.fromisoformat(value)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
