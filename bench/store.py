@@ -17,7 +17,7 @@ This is a printout only: nothing is asserted.
 
 Run from the repository root:
 
-    python bench/store.py                 # sizes 10,000 and 100,000 (about a minute)
+    python bench/store.py                 # sizes 10,000 and 100,000 (about 30 s)
     python bench/store.py --quick         # sizes 1,000 and 10,000, fewer iterations
     python bench/store.py --sizes 50000   # choose sizes
     python bench/store.py --json          # results as JSON on stdout
@@ -194,7 +194,8 @@ def percentile(values: list[float], pct: float) -> float:
 
 
 def summary(latencies: list[float]) -> dict[str, float]:
-    return {"median_ms": statistics.median(latencies), "p90_ms": percentile(latencies, 90), "runs": len(latencies)}
+    return {"median_ms": round(statistics.median(latencies), 4), "p90_ms": round(percentile(latencies, 90), 4),
+            "runs": len(latencies)}
 
 
 def bench_size(n: int, iterations: Iterations, seed: int) -> dict[str, Any]:

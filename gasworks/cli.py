@@ -353,7 +353,8 @@ def export_(target: str | None) -> None:
         count = output.write_jsonl(tasks, sys.stdout)
         click.echo(f"exported {count} tasks", err=True)
     else:
-        count = output.write_jsonl_file(tasks, Path(target))
+        with output.progress(f"exporting to {target}"):
+            count = output.write_jsonl_file(tasks, Path(target))
         click.echo(f"exported {count} tasks to {target}", err=True)
 
 
@@ -374,9 +375,10 @@ def import_(ctx: click.Context, file: Path, fmt: str | None, dry_run: bool, as_j
     number and nothing is written. Importing the same file twice adds nothing.
     """
     project = _project()
-    tasks = read_tasks(file, fmt)
-    result = project.open_store().import_tasks(tasks, prefix=project.config.prefix, actor=_actor(ctx),
-                                               dry_run=dry_run)
+    with output.progress(f"importing {file}", quiet=as_json):
+        tasks = read_tasks(file, fmt)
+        result = project.open_store().import_tasks(tasks, prefix=project.config.prefix, actor=_actor(ctx),
+                                                   dry_run=dry_run)
     summary = {"file": str(file), "read": len(tasks), "created": result.created, "updated": result.updated,
                "skipped": result.skipped, "dry_run": dry_run, "ids": result.ids}
     if as_json:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
+import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
@@ -33,6 +35,18 @@ def task_line(task: Task) -> str:
     status = click.style(f"{task.status:<11}", fg=_STATUS_COLORS.get(task.status))
     labels = f"  [{', '.join(safe(label) for label in task.labels)}]" if task.labels else ""
     return f"{task.id:<14} P{task.priority}  {task.issue_type:<7} {status} {oneline(task.title)}{labels}"
+
+
+@contextlib.contextmanager
+def progress(message: str, quiet: bool = False) -> Iterator[None]:
+    """A spinner on stderr while long work runs, only on a terminal and never in --json mode."""
+    if quiet or not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(message):
+        yield
 
 
 def emit_json(data: Any) -> None:
