@@ -5,7 +5,6 @@ User mistakes become one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path

@@ -1,4 +1,5 @@
-"""A claiming process for the concurrency test: waits for the start file, claims until none are left."""
+"""A claiming process for the concurrency test: says it is ready, waits for the start file, claims until none
+are left."""
 
 import sys
 import time
@@ -9,6 +10,7 @@ from gasworks.store.sqlite import SQLiteStore
 
 def main(db: str, name: str, start_file: str) -> None:
     store = SQLiteStore(Path(db))
+    Path(f"{start_file}.{name}.ready").touch()
     while not Path(start_file).exists():
         time.sleep(0.001)
     while (task := store.claim_next(name, lease_seconds=600)) is not None:

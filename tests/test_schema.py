@@ -19,9 +19,7 @@ def _schema(path) -> dict[str, set[str]]:
 
 def test_blank_database_migrates_to_the_full_schema(tmp_path):
     path = tmp_path / "gasworks.db"
-    store = SQLiteStore(path)
-    assert store.schema_version() == SCHEMA_VERSION
-    store.close()
+    SQLiteStore(path).close()
     schema = _schema(path)
     assert set(schema) == {"tasks", "dependencies", "labels", "comments", "attempts", "events"}
     assert {"id", "title", "description", "design", "acceptance_criteria", "notes", "status", "priority",
@@ -30,6 +28,7 @@ def test_blank_database_migrates_to_the_full_schema(tmp_path):
     assert {"issue_id", "depends_on_id", "type"} <= schema["dependencies"]
     assert {"task_id", "slot", "started_at", "ended_at", "exit_code", "outcome", "log_path"} <= schema["attempts"]
     db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
     assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
 

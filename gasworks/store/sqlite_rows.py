@@ -1,0 +1,242 @@
+"""Statements and row helpers the SQLite store composes; every function takes an open connection.
+
+Nothing here opens or commits a transaction: the store's `_tx()` does, around these.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from gasworks import ids
+from gasworks.errors import CycleError, NotFoundError, StoreError
+from gasworks.models import (
+    BLOCKING_DEP_TYPES,
+    DONE_STATUSES,
+    GATING_DEP_TYPES,
+    NON_WORK_TYPES,
+    Comment,
+    Dependency,
+    Task,
+    now_iso,
+    parse_time,
+)
+
+TASK_COLUMNS = (
+    "t.id, t.title, t.description, t.design, t.acceptance_criteria, t.notes, t.status, t.priority, "
+    "t.issue_type, t.assignee, t.created_at, t.updated_at, t.closed_at, t.close_reason, "
+    "t.lease_expires_at, t.extra, "
+    "(SELECT json_group_array(label) FROM labels l WHERE l.task_id = t.id) AS labels"
+)
+
+
+def sql_list(values: tuple[str, ...]) -> str:
+    return ", ".join(f"'{v}'" for v in values)
+
+
+DONE = sql_list(DONE_STATUSES)
+# A task is blocked when it, or any ancestor through parent-child that is not done, has
+# a `blocks` edge to an unfinished task, or a `waits-for` gate whose children are unfinished.
+BLOCKED_PREDICATE = f"""EXISTS (
+    WITH RECURSIVE anc(id) AS (
+        SELECT t.id
+        UNION
+        SELECT d.depends_on_id FROM dependencies d
+        JOIN anc ON d.issue_id = anc.id
+        JOIN tasks p ON p.id = d.depends_on_id
+        WHERE d.type = 'parent-child' AND p.status NOT IN ({DONE})
+    )
+    SELECT 1 FROM anc JOIN dependencies d ON d.issue_id = anc.id
+    WHERE (d.type IN ({sql_list(BLOCKING_DEP_TYPES)}) AND EXISTS (
+              SELECT 1 FROM tasks b WHERE b.id = d.depends_on_id AND b.status NOT IN ({DONE})))
+       OR (d.type = 'waits-for' AND (
+              CASE WHEN json_extract(d.extra, '$.metadata.gate') = 'any-children'
+              THEN EXISTS (SELECT 1 FROM dependencies c WHERE c.depends_on_id = d.depends_on_id
+                           AND c.type = 'parent-child')
+                   AND NOT EXISTS (SELECT 1 FROM dependencies c JOIN tasks ct ON ct.id = c.issue_id
+                           WHERE c.depends_on_id = d.depends_on_id AND c.type = 'parent-child'
+                           AND ct.status = 'closed')
+              ELSE EXISTS (SELECT 1 FROM dependencies c JOIN tasks ct ON ct.id = c.issue_id
+                           WHERE c.depends_on_id = d.depends_on_id AND c.type = 'parent-child'
+                           AND ct.status NOT IN ({DONE}))
+              END))
+)"""
+READY_WHERE = (
+    f"t.status = 'open' AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)}) AND NOT {BLOCKED_PREDICATE}"
+)
+READY_ORDER = "ORDER BY t.priority, t.created_ts, t.id"
+
+
+
+def epoch(timestamp: str) -> float:
+    return parse_time(timestamp).timestamp()
+
+
+def row_to_task(row: sqlite3.Row) -> Task:
+    return Task(
+        id=row["id"], title=row["title"], description=row["description"], design=row["design"],
+        acceptance_criteria=row["acceptance_criteria"], notes=row["notes"], status=row["status"],
+        priority=row["priority"], issue_type=row["issue_type"], assignee=row["assignee"],
+        created_at=row["created_at"], updated_at=row["updated_at"], closed_at=row["closed_at"],
+        close_reason=row["close_reason"], lease_expires_at=row["lease_expires_at"],
+        extra=json.loads(row["extra"]), labels=json.loads(row["labels"] or "[]"),
+    )
+
+
+
+
+def dependency_from_row(row: sqlite3.Row) -> Dependency:
+    return Dependency(row["issue_id"], row["depends_on_id"], row["type"], row["created_at"], json.loads(row["extra"]))
+
+
+def comment_from_row(row: sqlite3.Row) -> Comment:
+    return Comment(json.loads(row["id"]), row["task_id"], row["author"], row["text"], row["created_at"])
+
+
+def insert_event(db: sqlite3.Connection, task_id: str, kind: str, actor: str, old: str = "", new: str = "",
+                 detail: dict[str, Any] | None = None, at: str | None = None) -> None:
+    db.execute(
+        "INSERT INTO events (task_id, kind, actor, old_value, new_value, detail, created_at) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (task_id, kind, actor, old, new, json.dumps(detail or {}, ensure_ascii=False), at or now_iso()),
+    )
+
+
+def load_task(db: sqlite3.Connection, task_id: str, full: bool = True) -> Task:
+    row = db.execute(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?", (task_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no task {task_id!r}")
+    task = row_to_task(row)
+    if full:
+        task.dependencies = [
+            dependency_from_row(r) for r in db.execute(
+                "SELECT * FROM dependencies WHERE issue_id = ? ORDER BY created_at, depends_on_id", (task_id,)
+            )
+        ]
+        task.comments = [
+            comment_from_row(r) for r in db.execute("SELECT * FROM comments WHERE task_id = ? ORDER BY seq", (task_id,))
+        ]
+    return task
+
+
+def new_id(db: sqlite3.Connection, prefix: str, seed: str) -> str:
+    for candidate in ids.candidate_ids(prefix, seed):
+        if not db.execute("SELECT 1 FROM tasks WHERE id = ?", (candidate,)).fetchone():
+            return candidate
+    raise StoreError(f"could not find a free id with prefix {prefix!r}")  # 60 collisions in a row
+
+
+def next_child_id(db: sqlite3.Connection, parent_id: str) -> str:
+    # Children sort between "parent." and "parent/" ('/' follows '.' in ASCII).
+    rows = db.execute("SELECT id FROM tasks WHERE id > ? AND id < ?", (parent_id + ".", parent_id + "/"))
+    numbers = [int(rest) for (child,) in rows if (rest := child[len(parent_id) + 1:]).isdigit()]
+    return ids.child_id(parent_id, max(numbers, default=0) + 1)
+
+
+def gating_path(db: sqlite3.Connection, start: str, goal: str) -> list[str]:
+    """A path start -> ... -> goal along gating edges, or [] (breadth-first, so the shortest)."""
+    gating = sql_list(GATING_DEP_TYPES)
+    previous: dict[str, str | None] = {start: None}
+    frontier = [start]
+    while frontier:
+        following = []
+        for node in frontier:
+            for (nxt,) in db.execute(
+                f"SELECT depends_on_id FROM dependencies WHERE issue_id = ? AND type IN ({gating})", (node,)
+            ):
+                if nxt in previous:
+                    continue
+                previous[nxt] = node
+                if nxt == goal:
+                    path = [nxt]
+                    while previous[path[-1]] is not None:
+                        path.append(previous[path[-1]])
+                    return list(reversed(path))
+                following.append(nxt)
+        frontier = following
+    return [start] if start == goal else []
+
+
+def upsert_task(db: sqlite3.Connection, task: Task) -> None:
+    db.execute(
+        "INSERT INTO tasks (id, title, description, design, acceptance_criteria, notes, status, priority, "
+        "issue_type, assignee, created_at, created_ts, updated_at, closed_at, close_reason, extra) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "title = excluded.title, description = excluded.description, design = excluded.design, "
+        "acceptance_criteria = excluded.acceptance_criteria, notes = excluded.notes, status = excluded.status, "
+        "priority = excluded.priority, issue_type = excluded.issue_type, assignee = excluded.assignee, "
+        "created_at = excluded.created_at, created_ts = excluded.created_ts, updated_at = excluded.updated_at, "
+        "closed_at = excluded.closed_at, close_reason = excluded.close_reason, extra = excluded.extra, "
+        "lease_expires_at = NULL",
+        (task.id, task.title, task.description, task.design, task.acceptance_criteria, task.notes, task.status,
+         task.priority, task.issue_type, task.assignee, task.created_at, epoch(task.created_at),
+         task.updated_at, task.closed_at, task.close_reason, json.dumps(task.extra, ensure_ascii=False)),
+    )
+    for table in ("labels", "dependencies", "comments"):
+        db.execute(f"DELETE FROM {table} WHERE {'issue_id' if table == 'dependencies' else 'task_id'} = ?",
+                   (task.id,))
+    db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(task.id, lb) for lb in task.labels])
+    db.executemany(
+        "INSERT OR REPLACE INTO dependencies (issue_id, depends_on_id, type, created_at, extra) "
+        "VALUES (?, ?, ?, ?, ?)",
+        [(task.id, d.depends_on_id, d.type, d.created_at, json.dumps(d.extra, ensure_ascii=False))
+         for d in task.dependencies],
+    )
+    db.executemany(
+        "INSERT INTO comments (id, task_id, author, text, created_at) VALUES (?, ?, ?, ?, ?)",
+        [(json.dumps(c.id), task.id, c.author, c.text, c.created_at) for c in task.comments],
+    )
+
+
+def refuse_cycles(db: sqlite3.Connection) -> None:
+    """Raise CycleError naming a cycle among gating edges, if the graph has one."""
+    graph: dict[str, list[str]] = {}
+    for source, target in db.execute(
+        f"SELECT issue_id, depends_on_id FROM dependencies WHERE type IN ({sql_list(GATING_DEP_TYPES)})"
+    ):
+        graph.setdefault(source, []).append(target)
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
+    for root in graph:
+        if root in state:
+            continue
+        stack, path = [(root, iter(graph.get(root, ())))], [root]
+        state[root] = 1
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                state[node] = 2
+                stack.pop()
+                path.pop()
+            elif state.get(child) == 1:
+                cycle = path[path.index(child):] + [child]
+                raise CycleError(f"dependency cycle: {' -> '.join(cycle)}")
+            elif child not in state:
+                state[child] = 1
+                stack.append((child, iter(graph.get(child, ()))))
+                path.append(child)
+
+
+def dependency_tree(db: sqlite3.Connection, task_id: str, max_depth: int = 20) -> dict[str, Any]:
+    """What a task waits on, recursively: {id, title, status, type, children, repeated}."""
+    root = load_task(db, task_id, full=False)
+    seen: set[str] = set()
+
+    def node(task_id: str, title: str, status: str, dep_type: str, depth: int) -> dict[str, Any]:
+        out = {"id": task_id, "title": title, "status": status, "type": dep_type, "children": []}
+        if task_id in seen or depth >= max_depth:
+            out["repeated"] = task_id in seen
+            return out
+        seen.add(task_id)
+        for r in db.execute(
+            "SELECT d.depends_on_id, d.type, t.title, t.status FROM dependencies d "
+            "LEFT JOIN tasks t ON t.id = d.depends_on_id WHERE d.issue_id = ? ORDER BY d.depends_on_id",
+            (task_id,),
+        ).fetchall():
+            out["children"].append(
+                node(r[0], r[2] or "(not in this store)", r[3] or "", r[1], depth + 1)
+            )
+        return out
+
+    return node(root.id, root.title, root.status, "", 0)
