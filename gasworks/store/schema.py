@@ -37,9 +37,10 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             closed_at TEXT NOT NULL DEFAULT '',
             close_reason TEXT NOT NULL DEFAULT '',
             lease_expires_at REAL,             -- epoch seconds; NULL = no lease
+            blocked INTEGER NOT NULL DEFAULT 0,  -- kept up to date on every write, so ready() is an index scan
             extra TEXT NOT NULL DEFAULT '{}'   -- Beads fields gasworks does not use, for round-trips
         );
-        CREATE INDEX tasks_ready ON tasks (status, priority, created_ts, id);
+        CREATE INDEX tasks_ready ON tasks (status, blocked, priority, created_ts, id);
         CREATE INDEX tasks_lease ON tasks (lease_expires_at) WHERE status = 'in_progress';
 
         -- issue_id waits on depends_on_id, one edge per pair as in Beads.

@@ -23,6 +23,7 @@ from gasworks.errors import (
 )
 from gasworks.models import (
     BLOCKING_DEP_TYPES,
+    DONE_STATUSES,
     GATING_DEP_TYPES,
     Comment,
     Dependency,
@@ -126,7 +127,7 @@ class SQLiteStore:
 
     def is_blocked(self, task_id: str) -> bool:
         with self._tx() as db:
-            row = db.execute(f"SELECT {sqlrows.BLOCKED_PREDICATE} FROM tasks t WHERE t.id = ?", (task_id,)).fetchone()
+            row = db.execute("SELECT blocked FROM tasks WHERE id = ?", (task_id,)).fetchone()
         if row is None:
             raise NotFoundError(f"no task {task_id!r}")
         return bool(row[0])
@@ -279,22 +280,31 @@ class SQLiteStore:
             if path:
                 cycle = " -> ".join([issue_id, *path])
                 raise CycleError(f"dependency cycle: {cycle} (adding {issue_id} -> {depends_on_id} would close it)")
+        replaced = db.execute("SELECT type FROM dependencies WHERE issue_id = ? AND depends_on_id = ?",
+                              (issue_id, depends_on_id)).fetchone()
         db.execute(
             "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) VALUES (?, ?, ?, ?, ?) "
             "ON CONFLICT (issue_id, depends_on_id) DO UPDATE SET type = excluded.type",
             (issue_id, depends_on_id, dep_type, now, json.dumps({"created_by": actor} if actor else {})),
         )
         db.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, issue_id))
-        sqlrows.insert_event(db, issue_id, "dependency_added", actor, new=depends_on_id, detail={"type": dep_type}, at=now)
+        seeds = sqlrows.affected_by_edge(db, issue_id, depends_on_id, dep_type)
+        if replaced:  # one edge per pair: a new type replaces the old one
+            seeds += sqlrows.affected_by_edge(db, issue_id, depends_on_id, replaced[0])
+        sqlrows.refresh_blocked(db, seeds)
+        sqlrows.insert_event(db, issue_id, "dependency_added", actor, new=depends_on_id,
+                             detail={"type": dep_type}, at=now)
 
     def remove_dependency(self, issue_id: str, depends_on_id: str, *, actor: str) -> None:
         now = now_iso()
         with self._tx(write=True) as db:
-            gone = db.execute("DELETE FROM dependencies WHERE issue_id = ? AND depends_on_id = ?",
-                              (issue_id, depends_on_id)).rowcount
+            gone = db.execute("SELECT type FROM dependencies WHERE issue_id = ? AND depends_on_id = ?",
+                              (issue_id, depends_on_id)).fetchone()
             if not gone:
                 raise NotFoundError(f"{issue_id} does not depend on {depends_on_id}")
+            db.execute("DELETE FROM dependencies WHERE issue_id = ? AND depends_on_id = ?", (issue_id, depends_on_id))
             db.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, issue_id))
+            sqlrows.refresh_blocked(db, sqlrows.affected_by_edge(db, issue_id, depends_on_id, gone[0]))
             sqlrows.insert_event(db, issue_id, "dependency_removed", actor, old=depends_on_id, at=now)
 
     # -- status: transitions, claims, leases ------------------------------------------------
@@ -332,6 +342,8 @@ class SQLiteStore:
         ).rowcount
         if changed != 1:  # cannot happen under BEGIN IMMEDIATE; kept as the compare-and-set guard
             raise TransitionError(f"{task_id} changed status meanwhile")
+        if {current.status, to_status} & set(DONE_STATUSES):  # only done-ness gates others
+            sqlrows.refresh_blocked(db, sqlrows.affected_by_status(db, task_id))
         sqlrows.insert_event(db, task_id, "status", actor, current.status, to_status,
                     {**({"reason": reason} if reason else {}), **(detail or {})}, at=now)
 
@@ -378,7 +390,7 @@ class SQLiteStore:
                 raise ClaimError(f"{task_id} is {task.status}, only open tasks can be claimed")
             if task.assignee not in ("", assignee):
                 raise ClaimError(f"{task_id} is assigned to {task.assignee}")
-            if db.execute(f"SELECT {sqlrows.BLOCKED_PREDICATE} FROM tasks t WHERE t.id = ?", (task_id,)).fetchone()[0]:
+            if db.execute("SELECT blocked FROM tasks WHERE id = ?", (task_id,)).fetchone()[0]:
                 raise ClaimError(f"{task_id} is blocked by unfinished dependencies")
             self._claim(db, task_id, assignee, lease_seconds, now)
             return sqlrows.load_task(db, task_id)
@@ -460,6 +472,8 @@ class SQLiteStore:
                 result.updated += 1
         if any(d.type in GATING_DEP_TYPES for t in tasks for d in t.dependencies):
             sqlrows.refuse_cycles(db)
+        if result.ids:
+            sqlrows.refresh_all_blocked(db)
 
     def export_tasks(self) -> Iterator[Task]:
         """Every task with its labels, dependencies and comments, ordered by id."""

@@ -36,9 +36,28 @@ def sql_list(values: tuple[str, ...]) -> str:
 
 
 DONE = sql_list(DONE_STATUSES)
-# A task is blocked when it, or any ancestor through parent-child that is not done, has
-# a `blocks` edge to an unfinished task, or a `waits-for` gate whose children are unfinished.
-BLOCKED_PREDICATE = f"""EXISTS (
+
+
+def _waits_for_unmet(edge: str) -> str:
+    """SQL: the `waits-for` edge `edge` still holds its task back (the target's children are unfinished)."""
+    children = f"SELECT 1 FROM dependencies c JOIN tasks ct ON ct.id = c.issue_id " \
+               f"WHERE c.depends_on_id = {edge}.depends_on_id AND c.type = 'parent-child'"
+    return f"""(CASE WHEN json_extract({edge}.extra, '$.metadata.gate') = 'any-children'
+        THEN EXISTS ({children}) AND NOT EXISTS ({children} AND ct.status = 'closed')
+        ELSE EXISTS ({children} AND ct.status NOT IN ({DONE})) END)"""
+
+
+def _holds_back(edge: str) -> str:
+    """SQL: the dependency row `edge` holds its task back by itself (a blocker or gate unfinished)."""
+    return f"""((({edge}.type IN ({sql_list(BLOCKING_DEP_TYPES)}) AND EXISTS (
+            SELECT 1 FROM tasks b WHERE b.id = {edge}.depends_on_id AND b.status NOT IN ({DONE})))
+        OR ({edge}.type = 'waits-for' AND {_waits_for_unmet(edge)})))"""
+
+
+# Beads' definition, computed from scratch: t is blocked when it is not done and it, or any
+# not-done ancestor through parent-child, has an edge that holds it back. The reference for
+# the stored `blocked` flag; used to fill it in bulk and to check it in tests.
+BLOCKED_PREDICATE = f"""(t.status NOT IN ({DONE}) AND EXISTS (
     WITH RECURSIVE anc(id) AS (
         SELECT t.id
         UNION
@@ -47,24 +66,16 @@ BLOCKED_PREDICATE = f"""EXISTS (
         JOIN tasks p ON p.id = d.depends_on_id
         WHERE d.type = 'parent-child' AND p.status NOT IN ({DONE})
     )
-    SELECT 1 FROM anc JOIN dependencies d ON d.issue_id = anc.id
-    WHERE (d.type IN ({sql_list(BLOCKING_DEP_TYPES)}) AND EXISTS (
-              SELECT 1 FROM tasks b WHERE b.id = d.depends_on_id AND b.status NOT IN ({DONE})))
-       OR (d.type = 'waits-for' AND (
-              CASE WHEN json_extract(d.extra, '$.metadata.gate') = 'any-children'
-              THEN EXISTS (SELECT 1 FROM dependencies c WHERE c.depends_on_id = d.depends_on_id
-                           AND c.type = 'parent-child')
-                   AND NOT EXISTS (SELECT 1 FROM dependencies c JOIN tasks ct ON ct.id = c.issue_id
-                           WHERE c.depends_on_id = d.depends_on_id AND c.type = 'parent-child'
-                           AND ct.status = 'closed')
-              ELSE EXISTS (SELECT 1 FROM dependencies c JOIN tasks ct ON ct.id = c.issue_id
-                           WHERE c.depends_on_id = d.depends_on_id AND c.type = 'parent-child'
-                           AND ct.status NOT IN ({DONE}))
-              END))
-)"""
-READY_WHERE = (
-    f"t.status = 'open' AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)}) AND NOT {BLOCKED_PREDICATE}"
-)
+    SELECT 1 FROM anc JOIN dependencies d ON d.issue_id = anc.id WHERE {_holds_back("d")}
+))"""
+
+# The same, one step deep: uses the parents' stored flags, so refreshing one task is cheap.
+_BLOCKED_LOCALLY = f"""(t.status NOT IN ({DONE}) AND (
+    EXISTS (SELECT 1 FROM dependencies d WHERE d.issue_id = t.id AND {_holds_back("d")})
+    OR EXISTS (SELECT 1 FROM dependencies d JOIN tasks p ON p.id = d.depends_on_id
+               WHERE d.issue_id = t.id AND d.type = 'parent-child' AND p.blocked = 1)))"""
+
+READY_WHERE = f"t.status = 'open' AND t.blocked = 0 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
 READY_ORDER = "ORDER BY t.priority, t.created_ts, t.id"
 
 
@@ -240,3 +251,45 @@ def dependency_tree(db: sqlite3.Connection, task_id: str, max_depth: int = 20) -
         return out
 
     return node(root.id, root.title, root.status, "", 0)
+
+
+def refresh_blocked(db: sqlite3.Connection, seeds: list[str]) -> None:
+    """Bring the stored `blocked` flag of `seeds` up to date, and of every descendant whose flag follows.
+
+    Callers seed the tasks whose own inputs changed: see `affected_by_status` and `affected_by_edge`.
+    The gating graph has no cycles (they are refused), so this ends.
+    """
+    queue = list(dict.fromkeys(seeds))
+    while queue:
+        task_id = queue.pop()
+        row = db.execute(f"SELECT t.blocked, {_BLOCKED_LOCALLY} FROM tasks t WHERE t.id = ?", (task_id,)).fetchone()
+        if row is None or row[0] == row[1]:
+            continue
+        db.execute("UPDATE tasks SET blocked = ? WHERE id = ?", (row[1], task_id))
+        queue.extend(r[0] for r in db.execute(
+            "SELECT issue_id FROM dependencies WHERE depends_on_id = ? AND type = 'parent-child'", (task_id,)))
+
+
+def affected_by_status(db: sqlite3.Connection, task_id: str) -> list[str]:
+    """Tasks whose flag may change when `task_id` changes status: itself, what it blocks, and what
+    waits for the children of its parents (it is one of those children)."""
+    return [task_id, *(r[0] for r in db.execute(
+        f"""SELECT issue_id FROM dependencies WHERE depends_on_id = ? AND type IN ({sql_list(BLOCKING_DEP_TYPES)})
+            UNION
+            SELECT w.issue_id FROM dependencies pc JOIN dependencies w ON w.depends_on_id = pc.depends_on_id
+            WHERE pc.issue_id = ? AND pc.type = 'parent-child' AND w.type = 'waits-for'""",
+        (task_id, task_id)))]
+
+
+def affected_by_edge(db: sqlite3.Connection, issue_id: str, depends_on_id: str, dep_type: str) -> list[str]:
+    """Tasks whose flag may change when the edge issue_id -> depends_on_id is added or removed."""
+    if dep_type != "parent-child":
+        return [issue_id]
+    # A new or lost child changes whether the parent's waits-for gates are met.
+    return [issue_id, *(r[0] for r in db.execute(
+        "SELECT issue_id FROM dependencies WHERE depends_on_id = ? AND type = 'waits-for'", (depends_on_id,)))]
+
+
+def refresh_all_blocked(db: sqlite3.Connection) -> None:
+    """Recompute every flag from the definition (after a bulk import)."""
+    db.execute(f"UPDATE tasks SET blocked = (SELECT {BLOCKED_PREDICATE} FROM tasks t WHERE t.id = tasks.id)")
