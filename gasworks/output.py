@@ -18,7 +18,8 @@ from gasworks.beads import dumps, task_to_record
 from gasworks.models import Event, Task
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_STATUS_COLORS = {"open": "green", "in_progress": "yellow", "merging": "cyan", "blocked": "red", "closed": "bright_black"}
+_STATUS_COLORS = {"open": "green", "in_progress": "yellow", "merging": "cyan", "blocked": "red",
+                  "closed": "bright_black"}
 
 
 def safe(text: str) -> str:

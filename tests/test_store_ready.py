@@ -107,7 +107,8 @@ def test_conditional_blocks_and_waits_for_gate_readiness(store):
         Task("x-all", "waits for all", created_at=t0, updated_at=t0,
              dependencies=[Dependency("x-all", "x-spawner", "waits-for")]),
         Task("x-any", "waits for any", created_at=t0, updated_at=t0,
-             dependencies=[Dependency("x-any", "x-spawner", "waits-for", extra={"metadata": {"gate": "any-children"}})]),
+             dependencies=[Dependency("x-any", "x-spawner", "waits-for",
+                                      extra={"metadata": {"gate": "any-children"}})]),
     )
     assert set(ready_ids(store)) == {"x-gate", "x-spawner.1", "x-spawner.2"}
     store.close_task("x-spawner.1", actor="t")

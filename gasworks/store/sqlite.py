@@ -164,7 +164,8 @@ class SQLiteStore:
         params.append(-1 if limit is None else limit)
         with self._tx() as db:
             rows = db.execute(
-                f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t WHERE {' AND '.join(where)} {sqlrows.READY_ORDER} LIMIT ?", params
+                f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t WHERE {' AND '.join(where)} {sqlrows.READY_ORDER} "
+                "LIMIT ?", params
             ).fetchall()
         return [sqlrows.row_to_task(r) for r in rows]
 
@@ -248,7 +249,8 @@ class SQLiteStore:
             db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(task_id, lb) for lb in add])
             db.executemany("DELETE FROM labels WHERE task_id = ? AND label = ?", [(task_id, lb) for lb in remove])
             db.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, task_id))
-            sqlrows.insert_event(db, task_id, "labels", actor, detail={"added": list(add), "removed": list(remove)}, at=now)
+            sqlrows.insert_event(db, task_id, "labels", actor, at=now,
+                                 detail={"added": list(add), "removed": list(remove)})
             return sqlrows.load_task(db, task_id)
 
     def add_comment(self, task_id: str, text: str, *, author: str) -> Comment:
@@ -370,7 +372,8 @@ class SQLiteStore:
         with self._tx(write=True) as db:
             self._release_expired(db, now)
             row = db.execute(
-                f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) {sqlrows.READY_ORDER} LIMIT 1",
+                f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) "
+                f"{sqlrows.READY_ORDER} LIMIT 1",
                 (assignee,),
             ).fetchone()
             if row is None:
