@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -86,7 +88,8 @@ def run_demo(directory: Path | None, say: Callable[[str], None]) -> dict[str, An
         say("  " + task_line(item))
     exported = write_jsonl_file(store.export_tasks(), directory / ".beads" / "issues.jsonl")
     say(f"\nExported {exported} tasks to {directory / '.beads' / 'issues.jsonl'} (Beads JSONL)")
-    say(f"Try: cd {directory} && gasworks ready && gasworks dep tree {tag.id}")
+    command = "gasworks" if shutil.which("gasworks") else f"{sys.executable} -m gasworks"
+    say(f"Try: cd {directory} && {command} ready && {command} dep tree {tag.id}")
     counts = store.counts()
     store.close()
     return {"directory": str(directory), "counts": counts, "ready": [t.id for t in ready],
