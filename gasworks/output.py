@@ -80,6 +80,8 @@ def print_task_details(details: dict[str, Any]) -> None:
         click.echo(f"  labels: {', '.join(safe(label) for label in details['labels'])}")
     if details["blocked_by"]:
         click.echo(f"  blocked by: {', '.join(details['blocked_by'])}")
+    elif details["blocked"]:
+        click.echo("  blocked: through a parent that waits on unfinished work (see `gasworks dep tree`)")
     for dep in details.get("dependencies", []):
         click.echo(f"  depends on {dep['depends_on_id']} ({dep['type']})")
     for dep in details["dependents"]:

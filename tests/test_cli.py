@@ -125,6 +125,10 @@ def test_epic_children_and_dep_commands(gw: Cli):
     gw("dep", "rm", two, other)
     assert gw("dep", "rm", two, other, code=3).stderr.startswith("gasworks: error: ")
     assert gw("close", epic, code=1).stderr.count("unfinished children") == 1
+    gate = gw("create", "gate", "-q").stdout.strip()
+    gw("dep", "add", epic, gate)
+    assert "blocked: through a parent" in gw("show", one).stdout
+    assert f"blocked by: {gate}" in gw("show", epic).stdout
 
 
 def test_description_file_and_stdin(gw: Cli, tmp_path: Path):
