@@ -12,12 +12,13 @@ from typing import Any
 
 import click
 
-from gasworks import __version__, git, output
+from gasworks import __version__, git, output, status as fleet_status
 from gasworks.beads import task_to_record
 from gasworks.errors import GasworksError, InvalidValueError
 from gasworks.ingest import FORMATS, read_tasks
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, parse_priority
-from gasworks.project import Project, find_project, init_project
+from gasworks.config import AGENTS
+from gasworks.project import Project, ensure_excludes, find_project, init_project, run_lock
 from gasworks.store import NewTask
 
 
@@ -386,6 +387,50 @@ def import_(ctx: click.Context, file: Path, fmt: str | None, dry_run: bool, as_j
         verb = "would import" if dry_run else "imported"
         click.echo(f"{verb} {file}: {result.created} created, {result.updated} updated, "
                    f"{result.skipped} unchanged or already present")
+
+
+@cli.command()
+@click.option("-w", "--workers", type=click.IntRange(1, 256), default=None,
+              help="Agents at once (default: num_workers from the config, 14).")
+@click.option("--agent", type=click.Choice(AGENTS), default=None, help="Which agent runs tasks (default: config).")
+@click.option("--until-done", is_flag=True,
+              help="Exit once nothing is ready, running or waiting to merge: 0 if all done, 1 if work is left "
+                   "blocked or failed.")
+def run(workers: int | None, agent: str | None, until_done: bool) -> None:
+    """Keep agents busy on ready tasks, each in its own git worktree, merging what they finish.
+
+    Ctrl+C once: claim nothing more and let running agents finish (grace_seconds); twice:
+    stop them at once. Either way every unfinished task goes back to the queue. After a
+    crash, the next run ends leftover agents and requeues their tasks.
+    """
+    from gasworks.agents import get_agent
+    from gasworks.dispatcher import Dispatcher, run_fleet
+
+    project = find_project(Path.cwd(), overrides={"num_workers": workers, "agent": agent})
+    ensure_excludes(project.root)
+    with run_lock(project):
+        store = project.open_store()
+        config = project.config
+        view = fleet_status.FleetView(sys.stdout.isatty())
+        dispatcher = Dispatcher(project, store, get_agent(config.agent, config), config, say=view.say)
+        with view:
+            code = run_fleet(dispatcher, until_done=until_done,
+                             on_tick=lambda now: view.update(dispatcher.snapshot(now)))
+        counts = store.counts()
+        view.say("done: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+    sys.exit(code)
+
+
+@cli.command()
+@json_option
+def status(as_json: bool) -> None:
+    """What the fleet is doing: running agents by slot, tasks waiting to merge, counts by status."""
+    project = _project()
+    report = fleet_status.status_report(project, project.open_store())
+    if as_json:
+        output.emit_json(report)
+    else:
+        fleet_status.print_status(report)
 
 
 @cli.command()

@@ -1,10 +1,20 @@
-"""Validated configuration. `gasworks.toml` in the repository root; errors name the key and what is accepted."""
+"""Validated configuration, layered: CLI flag > GASWORKS_* env var > gasworks.toml > dispatch_config.json > default.
+
+Every key is declared once, with its meaning, on `Config`. An unknown key or a bad value is an
+error that names where it came from, the key, and what is accepted.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import re
+import shlex
+import string
 import sys
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -17,18 +27,12 @@ else:  # pragma: no cover - exercised on Python 3.10 only
     import tomli as tomllib
 
 CONFIG_FILE = "gasworks.toml"
-
-TEMPLATE = """\
-# gasworks configuration. Every key is optional; the value shown is the default.
-# `gasworks --help` and the README explain each command.
-
-# Prefix of new task ids: "gw" gives ids like gw-a1b2 (children gw-a1b2.1, gw-a1b2.2).
-# prefix = "gw"
-
-# How long a claim on a task lasts before it is released back to the queue (seconds),
-# unless the agent holding it renews it. Claims of dead agents expire; none are lost.
-# lease_seconds = 3600
-"""
+CLASSIC_CONFIG_FILE = "dispatch_config.json"
+ENV_PREFIX = "GASWORKS_"
+# What an argv template for the `command` agent may name. Task text is never among them:
+# it reaches the agent only through the task file.
+COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
+AGENTS = ("aider", "command", "fake")
 
 
 class Config(BaseModel):
@@ -36,8 +40,37 @@ class Config(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    prefix: str = Field("gw", description="Prefix of new task ids.")
-    lease_seconds: float = Field(3600.0, gt=0, description="Lifetime of a claim unless renewed.")
+    # -- tasks
+    prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2).")
+    lease_seconds: float = Field(900.0, gt=0, description="Lifetime of a claim unless its holder renews it.")
+    # -- the fleet (keys of the classic dispatch_config.json keep their names)
+    num_workers: int = Field(14, ge=1, le=256, description="Agents running at once, one worktree each.")
+    worktree_placement: Literal["inside", "sibling"] = Field(
+        "inside", description="inside: worktrees/w1..wN in the repository; sibling: ../<worktree_prefix>1..N.")
+    worktree_prefix: str = Field("", description="Name stem of sibling worktrees (default: <repo name>-w).")
+    branch: str = Field("", description="Target branch agents start from and merge into (default: the "
+                                        "branch checked out in the repository).")
+    auto_merge_worktrees: bool = Field(True, description="Merge finished branches into the target branch.")
+    create_bead_on_merge_conflict: bool = Field(True, description="A merge conflict becomes a new task.")
+    merge_slot: str = Field(".gasworks/merge.lock", description="Lock file that makes merges one at a time.")
+    auto_retry_merge_on_conflict_close: bool = Field(
+        True, description="Retry a conflicted merge when its conflict task closes.")
+    repo_root: str = Field("", description="The repository (classic key); must be the one gasworks runs in.")
+    # -- agents
+    agent: Literal["aider", "command", "fake"] = Field("aider", description="Which agent runs each task.")
+    model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (litellm name).")
+    aider_cmd: list[str] = Field(["aider"], description="How to start Aider (argv, or a string split like a "
+                                                      "shell would, but never run by one).")
+    ollama_api_base: str = Field("http://127.0.0.1:11434", description="Ollama server for Aider.")
+    num_ctx: int = Field(8192, ge=512, description="Fixed context size for Ollama, so it never reloads the "
+                                                  "model between requests.")
+    command: list[str] = Field([], description="argv template for agent = \"command\"; placeholders "
+                                               + ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS) + ".")
+    # -- time limits
+    attempt_timeout: float = Field(1800.0, ge=0, description="Seconds an attempt may run (0: no limit).")
+    grace_seconds: float = Field(30.0, ge=0, description="After the first Ctrl+C, how long running agents "
+                                                        "may finish before they are stopped.")
+    max_attempts: int = Field(3, ge=1, description="Failed attempts before a task is blocked as needs-human.")
 
     @field_validator("prefix")
     @classmethod
@@ -47,28 +80,146 @@ class Config(BaseModel):
         except InvalidValueError as exc:
             raise ValueError(str(exc)) from None
 
+    @field_validator("aider_cmd", mode="before")
+    @classmethod
+    def _argv(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            value = shlex.split(value, posix=os.name != "nt")
+        if not value:
+            raise ValueError("must name a program")
+        return value
 
-def describe_validation_error(source: str, error: ValidationError) -> str:
-    problems = []
+    @field_validator("worktree_prefix")
+    @classmethod
+    def _stem(cls, value: str) -> str:
+        if value and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", value):
+            raise ValueError("use letters, digits, '.', '_' and '-' only (it becomes a directory name)")
+        return value
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, value: str) -> str:
+        # Aider's `ollama/` provider sends a varying context size; `ollama_chat/` is the one to use.
+        return "ollama_chat/" + value[len("ollama/"):] if value.startswith("ollama/") else value
+
+    @field_validator("command")
+    @classmethod
+    def _template(cls, value: list[str]) -> list[str]:
+        for part in value:
+            for _, name, _, _ in string.Formatter().parse(part):
+                if name is not None and name not in COMMAND_PLACEHOLDERS:
+                    raise ValueError(f"unknown placeholder {{{name}}} (accepted: "
+                                     + ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS) + ")")
+        return value
+
+    def worktree_stem(self, root: Path) -> str:
+        return self.worktree_prefix or f"{root.name}-w"
+
+
+def _describe(errors: list[dict[str, Any]], origins: Mapping[str, str]) -> str:
     accepted = ", ".join(Config.model_fields)
-    for item in error.errors():
-        key = ".".join(str(part) for part in item["loc"]) or "(file)"
+    problems = []
+    for item in errors:
+        key = str(item["loc"][0]) if item["loc"] else "(file)"
+        where = origins.get(key, "default")
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown key {key!r} (accepted keys: {accepted})")
+            problems.append(f"{where}: unknown key {key!r} (accepted keys: {accepted})")
         else:
-            problems.append(f"key {key!r}: {item['msg']} (got {item.get('input')!r})")
-    return f"{source}: " + "; ".join(problems)
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: key {key!r}: {message} (got {item.get('input')!r})")
+    return "; ".join(problems)
 
 
-def load_config(root: Path) -> Config:
-    path = Path(root) / CONFIG_FILE
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return Config(**data)
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        line = getattr(exc, "lineno", "?")
+        raise ConfigError(f"{path}:{line}: not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a JSON object of settings")
+    return data
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in env.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX):].lower()
+        if key not in Config.model_fields:
+            continue  # GASWORKS_ACTOR and friends are not settings
+        values[key] = json.loads(raw) if raw.strip().startswith("[") else raw
+    return values
+
+
+def load_config(root: Path, env: Mapping[str, str] | None = None,
+                overrides: Mapping[str, Any] | None = None) -> Config:
+    """Build the config for the repository at `root` from every layer, lowest first."""
+    root = Path(root)
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if (root / CLASSIC_CONFIG_FILE).exists():
+        layers.append((str(root / CLASSIC_CONFIG_FILE), _read_json(root / CLASSIC_CONFIG_FILE)))
+    if (root / CONFIG_FILE).exists():
+        layers.append((str(root / CONFIG_FILE), _read_toml(root / CONFIG_FILE)))
+    layers.append(("environment (GASWORKS_*)", _from_env(os.environ if env is None else env)))
+    layers.append(("command line", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    merged: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for source, values in layers:
+        merged.update(values)
+        origins.update(dict.fromkeys(values, source))
+    try:
+        return Config(**merged)
     except ValidationError as exc:
-        raise ConfigError(describe_validation_error(str(path), exc)) from None
+        raise ConfigError(_describe(exc.errors(), origins)) from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"environment (GASWORKS_*): not valid JSON: {exc}") from None
+
+
+TEMPLATE = """\
+# gasworks configuration. Every key is optional; the value shown is the default.
+# Precedence: command-line flag > GASWORKS_<KEY> environment variable > this file >
+# dispatch_config.json (the classic scripts' file, honoured as it is) > default.
+
+# Prefix of new task ids: "gw" gives ids like gw-a1b2 (children gw-a1b2.1, gw-a1b2.2).
+# prefix = "gw"
+
+# How long a claim on a task lasts unless its holder renews it (seconds). A running
+# agent's claim is renewed; claims of dead agents expire and the task goes back to open.
+# lease_seconds = 900
+
+# Agents running at once, each in its own git worktree.
+# num_workers = 14
+
+# "inside": worktrees/w1..wN in this repository; "sibling": ../<worktree_prefix>1..N.
+# worktree_placement = "inside"
+# worktree_prefix = ""        # default: <repository name>-w
+
+# The branch agents start from and finished work is merged into (default: the branch
+# checked out here).
+# branch = "main"
+# auto_merge_worktrees = true
+
+# Which agent runs a task: "aider", "command" (the argv in `command`) or "fake"
+# (deterministic, for demos and tests).
+# agent = "aider"
+# model = "ollama_chat/qwen2.5-coder:7b"
+# aider_cmd = ["aider"]
+# ollama_api_base = "http://127.0.0.1:11434"
+# num_ctx = 8192             # fixed, so Ollama never reloads the model between requests
+# command = ["my-agent", "--task-file", "{task_file}", "--workdir", "{worktree}"]
+
+# Seconds an attempt may run (0: no limit); how long agents may finish after the first
+# Ctrl+C; failed attempts before a task is blocked with the label needs-human.
+# attempt_timeout = 1800
+# grace_seconds = 30
+# max_attempts = 3
+"""

@@ -57,3 +57,7 @@ class StoreError(GasworksError):
 
 class GitError(GasworksError):
     """A git command failed; the message carries git's own words."""
+
+
+class RunningError(GasworksError):
+    """Another `gasworks run` already works on this repository."""

@@ -172,6 +172,22 @@ class Event:
     created_at: str
 
 
+class Outcome(str, enum.Enum):
+    """How an attempt ended, decided by gasworks from the exit and the branch, not by the agent."""
+
+    SUCCESS = "success"          # exited 0 with commits on its branch
+    NO_CHANGE = "no_change"      # exited 0, nothing committed
+    FAILED = "failed"            # non-zero exit
+    TIMEOUT = "timeout"          # ran past attempt_timeout and was stopped
+    INTERRUPTED = "interrupted"  # stopped by Ctrl+C / SIGTERM of gasworks run
+    ORPHANED = "orphaned"        # its dispatcher died; found and ended on the next start
+    ERROR = "error"              # gasworks could not run it (worktree or agent setup failed)
+
+
+# Outcomes that are not the task's fault, so they do not count towards max_attempts.
+NOT_THE_TASKS_FAULT = frozenset({Outcome.INTERRUPTED.value, Outcome.ORPHANED.value})
+
+
 @dataclass(slots=True)
 class Attempt:
     id: int
@@ -182,4 +198,9 @@ class Attempt:
     exit_code: int | None = None
     outcome: str = ""
     log_path: str = ""
+    branch: str = ""
+    base_commit: str = ""
     commits: list[str] = field(default_factory=list)
+    note: str = ""
+    pid: int | None = None
+    pid_started: float | None = None

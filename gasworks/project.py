@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+from filelock import FileLock, Timeout
 
 from gasworks import git
 from gasworks.config import CONFIG_FILE, TEMPLATE, Config, load_config
-from gasworks.errors import NotInitializedError
+from gasworks.errors import ConfigError, NotInitializedError, RunningError
 from gasworks.store.sqlite import SQLiteStore
 
 STATE_DIR = ".gasworks"
-EXCLUDES = (".gasworks/", "worktrees/")
+# gasworks's own files, kept out of `git status` and out of every agent's commits.
+EXCLUDES = (".gasworks/", "worktrees/", ".current_task.txt", ".aider*")
 
 
 @dataclass(frozen=True)
@@ -35,12 +42,27 @@ class Project:
         return SQLiteStore(self.db_path)
 
 
-def find_project(start: Path) -> Project:
+def find_project(start: Path, overrides: Mapping[str, Any] | None = None) -> Project:
     """The project of the repository around `start` (also from inside one of its worktrees)."""
     root = git.main_root(Path(start))
     if not (root / STATE_DIR / "gasworks.db").exists():
         raise NotInitializedError(f"{root} has no gasworks project yet: run `gasworks init` there first")
-    return Project(root, load_config(root))
+    config = load_config(root, overrides=overrides)
+    if config.repo_root and Path(root / config.repo_root).resolve() != root.resolve():
+        raise ConfigError(f"repo_root {config.repo_root!r} is not this repository ({root}): run gasworks there")
+    return Project(root, config)
+
+
+def ensure_excludes(root: Path) -> list[str]:
+    """Add gasworks's own paths to .git/info/exclude (shared by all worktrees); returns those added."""
+    exclude = git.git_common_dir(root) / "info" / "exclude"
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    present = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
+    missing = [line for line in EXCLUDES if line not in present]
+    if missing:
+        header = [] if "# gasworks" in present else ["# gasworks"]
+        exclude.write_text("\n".join(present + header + missing) + "\n", encoding="utf-8")
+    return missing
 
 
 def init_project(start: Path) -> tuple[Project, list[str]]:
@@ -52,13 +74,8 @@ def init_project(start: Path) -> tuple[Project, list[str]]:
         done.append(f"created {STATE_DIR}/")
     (state / "logs").mkdir(parents=True, exist_ok=True)
 
-    exclude = git.git_common_dir(root) / "info" / "exclude"
-    exclude.parent.mkdir(parents=True, exist_ok=True)
-    present = exclude.read_text(encoding="utf-8").splitlines() if exclude.exists() else []
-    missing = [line for line in EXCLUDES if line not in present]
+    missing = ensure_excludes(root)
     if missing:
-        text = "\n".join(present + ["# gasworks", *missing]) + "\n"
-        exclude.write_text(text, encoding="utf-8")
         done.append(f"added {', '.join(missing)} to .git/info/exclude")
 
     config_path = root / CONFIG_FILE
@@ -71,3 +88,35 @@ def init_project(start: Path) -> tuple[Project, list[str]]:
     if is_new:
         done.append(f"created the store {STATE_DIR}/gasworks.db")
     return project, done
+
+
+@contextlib.contextmanager
+def run_lock(project: Project) -> Iterator[None]:
+    """One `gasworks run` per repository: a second one is refused, naming the first."""
+    lock = FileLock(str(project.state_dir / "run.lock"))
+    pid_file = project.state_dir / "run.pid"
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        holder = pid_file.read_text().strip() if pid_file.exists() else "?"
+        raise RunningError(f"another `gasworks run` (pid {holder}) is active in {project.root}; "
+                           "stop it first, or watch it with `gasworks status`") from None
+    try:
+        pid_file.write_text(str(os.getpid()))
+        yield
+    finally:
+        pid_file.unlink(missing_ok=True)
+        lock.release()
+
+
+def active_run(project: Project) -> int | None:
+    """The pid of the `gasworks run` active here, or None."""
+    lock = FileLock(str(project.state_dir / "run.lock"))
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        pid_file = project.state_dir / "run.pid"
+        text = pid_file.read_text().strip() if pid_file.exists() else ""
+        return int(text) if text.isdigit() else -1
+    lock.release()
+    return None

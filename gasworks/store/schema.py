@@ -80,13 +80,17 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             exit_code INTEGER,
             outcome TEXT NOT NULL DEFAULT '',
             log_path TEXT NOT NULL DEFAULT '',
+            branch TEXT NOT NULL DEFAULT '',
+            base_commit TEXT NOT NULL DEFAULT '',  -- the target tip the attempt started from
             commits TEXT NOT NULL DEFAULT '[]',
+            note TEXT NOT NULL DEFAULT '',
             pid INTEGER,
             pid_started REAL,
             tokens_in INTEGER NOT NULL DEFAULT 0,
             tokens_out INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX attempts_task ON attempts (task_id);
+        CREATE INDEX attempts_running ON attempts (ended_at) WHERE ended_at = '';
 
         CREATE TABLE events (
             id INTEGER PRIMARY KEY,

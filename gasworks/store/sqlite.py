@@ -25,6 +25,8 @@ from gasworks.models import (
     BLOCKING_DEP_TYPES,
     DONE_STATUSES,
     GATING_DEP_TYPES,
+    NOT_THE_TASKS_FAULT,
+    Attempt,
     Comment,
     Dependency,
     Event,
@@ -405,13 +407,14 @@ class SQLiteStore:
                          lease_expires_at=now + lease_seconds, detail={"claim": True, "lease_seconds": lease_seconds})
 
     def renew_lease(self, task_id: str, assignee: str, *, lease_seconds: float, now: float | None = None) -> bool:
-        """Extend a live claim. False when the claim is gone (expired and released, or taken)."""
+        """Extend a claim its holder still has (even one that ran out but nobody released yet).
+        False when the claim is gone: released, or taken by someone else."""
         now = time.time() if now is None else now
         with self._tx(write=True) as db:
             return db.execute(
                 "UPDATE tasks SET lease_expires_at = ? WHERE id = ? AND status = 'in_progress' AND assignee = ? "
-                "AND lease_expires_at IS NOT NULL AND lease_expires_at >= ?",
-                (now + lease_seconds, task_id, assignee, now),
+                "AND lease_expires_at IS NOT NULL",
+                (now + lease_seconds, task_id, assignee),
             ).rowcount == 1
 
     def release_expired(self, now: float | None = None) -> list[str]:
@@ -427,6 +430,65 @@ class SQLiteStore:
             self._transition(db, task_id, "open", actor="gasworks", expected="in_progress",
                              reason="lease expired", detail={"lease_expired": True})
         return expired
+
+    # -- attempts ---------------------------------------------------------------------------
+
+    def start_attempt(self, task_id: str, *, slot: str, log_path: str, branch: str, base_commit: str,
+                      pid: int | None = None, pid_started: float | None = None) -> Attempt:
+        now = now_iso()
+        with self._tx(write=True) as db:
+            sqlrows.load_task(db, task_id, full=False)
+            attempt_id = db.execute(
+                "INSERT INTO attempts (task_id, slot, started_at, log_path, branch, base_commit, pid, pid_started) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (task_id, slot, now, log_path, branch, base_commit, pid, pid_started),
+            ).lastrowid
+            sqlrows.insert_event(db, task_id, "attempt_started", slot, new=str(attempt_id),
+                                 detail={"slot": slot, "branch": branch}, at=now)
+            return sqlrows.load_attempt(db, attempt_id)
+
+    def set_attempt_process(self, attempt_id: int, pid: int, pid_started: float | None, log_path: str) -> None:
+        with self._tx(write=True) as db:
+            db.execute("UPDATE attempts SET pid = ?, pid_started = ?, log_path = ? WHERE id = ?",
+                       (pid, pid_started, log_path, attempt_id))
+
+    def finish_attempt(self, attempt_id: int, *, outcome: str, exit_code: int | None = None,
+                       commits: list[str] = (), note: str = "", task_status: str | None = None,
+                       actor: str = "gasworks", add_labels: list[str] = ()) -> Attempt:
+        """Record how an attempt ended and, in the same transaction, move its task on."""
+        now = now_iso()
+        with self._tx(write=True) as db:
+            attempt = sqlrows.load_attempt(db, attempt_id)
+            if attempt.ended_at:
+                return attempt  # already recorded (a second reaper got here first)
+            db.execute("UPDATE attempts SET ended_at = ?, outcome = ?, exit_code = ?, commits = ?, note = ? "
+                       "WHERE id = ?", (now, outcome, exit_code, json.dumps(list(commits)), note, attempt_id))
+            sqlrows.insert_event(db, attempt.task_id, "attempt_finished", actor, new=outcome,
+                                 detail={"attempt": attempt_id, "exit_code": exit_code, "commits": len(commits),
+                                         **({"note": note} if note else {})}, at=now)
+            if add_labels:
+                db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)",
+                               [(attempt.task_id, label) for label in add_labels])
+            if task_status is not None:
+                current = sqlrows.load_task(db, attempt.task_id, full=False).status
+                if current != task_status:
+                    self._transition(db, attempt.task_id, task_status, actor=actor, reason=note)
+            return sqlrows.load_attempt(db, attempt_id)
+
+    def attempts(self, task_id: str | None = None, *, running: bool = False, limit: int = 1000) -> list[Attempt]:
+        where = ["1"] + (["task_id = ?"] if task_id else []) + (["ended_at = ''"] if running else [])
+        with self._tx() as db:
+            found = db.execute(f"SELECT * FROM attempts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+                               (*([task_id] if task_id else []), limit)).fetchall()
+        return [sqlrows.attempt_from_row(r) for r in reversed(found)]
+
+    def failed_attempts(self, task_id: str) -> int:
+        """Finished attempts that count against the task (not interrupted, not orphaned, not success)."""
+        excluded = (*NOT_THE_TASKS_FAULT, "success")
+        with self._tx() as db:
+            return db.execute(
+                f"SELECT count(*) FROM attempts WHERE task_id = ? AND ended_at != '' "
+                f"AND outcome NOT IN ({', '.join('?' * len(excluded))})", (task_id, *excluded)).fetchone()[0]
 
     # -- import and export ------------------------------------------------------------------
 

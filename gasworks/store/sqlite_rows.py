@@ -16,6 +16,7 @@ from gasworks.models import (
     DONE_STATUSES,
     GATING_DEP_TYPES,
     NON_WORK_TYPES,
+    Attempt,
     Comment,
     Dependency,
     Task,
@@ -103,6 +104,22 @@ def dependency_from_row(row: sqlite3.Row) -> Dependency:
 
 def comment_from_row(row: sqlite3.Row) -> Comment:
     return Comment(json.loads(row["id"]), row["task_id"], row["author"], row["text"], row["created_at"])
+
+
+def attempt_from_row(row: sqlite3.Row) -> Attempt:
+    return Attempt(
+        id=row["id"], task_id=row["task_id"], slot=row["slot"], started_at=row["started_at"],
+        ended_at=row["ended_at"], exit_code=row["exit_code"], outcome=row["outcome"], log_path=row["log_path"],
+        branch=row["branch"], base_commit=row["base_commit"], commits=json.loads(row["commits"]),
+        note=row["note"], pid=row["pid"], pid_started=row["pid_started"],
+    )
+
+
+def load_attempt(db: sqlite3.Connection, attempt_id: int) -> Attempt:
+    row = db.execute("SELECT * FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no attempt {attempt_id}")
+    return attempt_from_row(row)
 
 
 def insert_event(db: sqlite3.Connection, task_id: str, kind: str, actor: str, old: str = "", new: str = "",

@@ -1,0 +1,51 @@
+"""Aider, run one-shot on the task file with a fixed context size for Ollama.
+
+Facts this relies on: `--message-file` processes the message and exits; `--yes-always` still
+refuses shell commands; Aider exits 0 even when the model failed (so gasworks judges the
+attempt from git); and without a fixed `num_ctx` Aider sends a different one per request,
+which makes Ollama reload the model each time, so a model settings file pins it for every worker.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from gasworks.agents import TASK_FILE, AgentContext, LaunchSpec
+from gasworks.config import Config
+from gasworks.errors import ConfigError
+
+NON_INTERACTIVE = [
+    "--yes-always", "--no-check-update", "--no-show-release-notes", "--no-pretty", "--no-stream",
+    "--no-fancy-input", "--no-show-model-warnings", "--analytics-disable", "--no-gitignore",
+    "--no-detect-urls", "--no-suggest-shell-commands",
+]
+
+
+def model_settings(model: str, num_ctx: int) -> str:
+    # JSON strings are valid YAML scalars, so no YAML library is needed.
+    return f"- name: {json.dumps(model)}\n  extra_params:\n    num_ctx: {num_ctx}\n"
+
+
+class AiderAgent:
+    name = "aider"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.settings_file: Path | None = None
+
+    def prepare(self, state_dir: Path) -> None:
+        if shutil.which(self.config.aider_cmd[0]) is None:
+            raise ConfigError(f"cannot find {self.config.aider_cmd[0]!r} to run Aider: install it "
+                              "(pip install 'gasworks[aider]'), set `aider_cmd`, or pick another `agent`")
+        self.settings_file = state_dir / "aider" / "model-settings.yml"
+        self.settings_file.parent.mkdir(parents=True, exist_ok=True)
+        self.settings_file.write_text(model_settings(self.config.model, self.config.num_ctx), encoding="utf-8")
+
+    def launch(self, ctx: AgentContext) -> LaunchSpec:
+        if self.settings_file is None:
+            self.prepare(ctx.state_dir)
+        argv = [*self.config.aider_cmd, "--model", self.config.model, "--message-file", TASK_FILE,
+                "--model-settings-file", str(self.settings_file), *NON_INTERACTIVE]
+        return LaunchSpec(argv, {"OLLAMA_API_BASE": self.config.ollama_api_base})

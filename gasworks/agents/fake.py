@@ -1,0 +1,108 @@
+"""The fake agent: deterministic, shipped for tests, demos and benchmarks. It fakes only the intelligence.
+
+With no instructions it writes `fake/<task-id>.txt` and commits. A fenced block tagged
+`gasworks-fake` in the task description holding a JSON object scripts it:
+
+    write        {path: content}  files to write (relative paths inside the worktree)
+    append       {path: text}     text to append
+    suggest      [lines]          follow-up ideas appended to suggested_tasks.txt
+    sleep        seconds          wait before finishing
+    hang         true             never exit (until stopped)
+    spawn_child  true             start a long-lived child process, then go on
+    no_commit    true             leave the changes uncommitted
+    exit         code             exit with this code (after committing)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from gasworks.agents import AgentContext, LaunchSpec
+from gasworks.config import Config
+
+_BLOCK = re.compile(r"```gasworks-fake[ \t]*\r?\n(.*?)\r?\n[ \t]*```", re.DOTALL)
+KNOWN = {"write", "append", "suggest", "sleep", "hang", "spawn_child", "no_commit", "exit"}
+
+
+class FakeAgent:
+    name = "fake"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+
+    def prepare(self, state_dir: Path) -> None:
+        pass
+
+    def launch(self, ctx: AgentContext) -> LaunchSpec:
+        return LaunchSpec([sys.executable, "-m", "gasworks.agents.fake", str(ctx.task_file)])
+
+
+def script_of(task_text: str) -> dict[str, Any]:
+    match = _BLOCK.search(task_text)
+    if not match:
+        return {}
+    script = json.loads(match.group(1))
+    if not isinstance(script, dict) or set(script) - KNOWN:
+        raise ValueError(f"gasworks-fake block: expected an object with keys from {sorted(KNOWN)}")
+    return script
+
+
+def _inside(worktree: Path, name: str) -> Path:
+    path = (worktree / name).resolve()
+    if not path.is_relative_to(worktree.resolve()):
+        raise ValueError(f"refusing to write outside the worktree: {name}")
+    return path
+
+
+def run(task_file: Path, worktree: Path, task_id: str) -> int:
+    from gasworks import git  # the agent's own commit, like a real agent's
+
+    script = script_of(task_file.read_text(encoding="utf-8"))
+    print(f"fake agent on {task_id}: {sorted(script) or 'default'}", flush=True)
+    writes = dict(script.get("write", {}))
+    if "write" not in script and "append" not in script:
+        writes[f"fake/{task_id}.txt"] = f"done by the fake agent: {task_id}\n"
+    for name, content in writes.items():
+        target = _inside(worktree, name)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(content, encoding="utf-8")
+    for name, text in script.get("append", {}).items():
+        with open(_inside(worktree, name), "a", encoding="utf-8") as handle:
+            handle.write(text)
+    if script.get("suggest"):
+        with open(worktree / "suggested_tasks.txt", "a", encoding="utf-8") as handle:
+            handle.writelines(f"{line}\n" for line in script["suggest"])
+    if script.get("spawn_child"):
+        subprocess.Popen([sys.executable, "-c", "import time; time.sleep(3600)"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        print("started a child process", flush=True)
+    time.sleep(float(script.get("sleep", 0)))
+    while script.get("hang"):
+        time.sleep(1)
+    if not script.get("no_commit") and git.is_dirty(worktree):
+        git.commit_all(worktree, f"fake: {task_id}")
+        print("committed", flush=True)
+    return int(script.get("exit", 0))
+
+
+def main() -> None:
+    task_file = Path(sys.argv[1])
+    worktree = Path(os.environ.get("GASWORKS_WORKTREE") or task_file.parent)
+    task_id = os.environ.get("GASWORKS_TASK_ID", "unknown")
+    try:
+        code = run(task_file, worktree, task_id)
+    except (ValueError, OSError) as exc:
+        print(f"fake agent: {exc}", file=sys.stderr, flush=True)
+        code = 2
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

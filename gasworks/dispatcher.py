@@ -1,0 +1,313 @@
+"""The dispatcher: keeps N agents busy on ready tasks, each in its own worktree.
+
+`tick(now)` is one pass, readable top to bottom: collect finished agents, renew leases,
+merge finished branches, start agents in free slots. Durable truth is in the store; the only
+state held here is the table of live child processes, and each of those is also an attempt
+row (pid and start time), so a restart after a crash finds and ends them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from gasworks import git, process
+from gasworks.agents import TASK_FILE, Agent, AgentContext, render_task_file
+from gasworks.config import Config
+from gasworks.errors import GasworksError
+from gasworks.models import Outcome, Task
+from gasworks.project import Project
+from gasworks.refinery import MergeOutcome, Refinery
+from gasworks.store.sqlite import SQLiteStore
+from gasworks.worktrees import Slot, WorktreePool, branch_for, target_branch
+
+ASSIGNEE_PREFIX = "gasworks:"
+NEEDS_HUMAN = "needs-human"
+HELD_RETRY_SECONDS = 5.0
+
+
+@dataclass
+class Running:
+    slot: Slot
+    task_id: str
+    attempt_id: int
+    proc: subprocess.Popen
+    started: float
+    base: str
+    renewed: float
+    stop_reason: str = ""  # set when gasworks ends it: "timeout" or "interrupted"
+
+
+class Dispatcher:
+    def __init__(self, project: Project, store: SQLiteStore, agent: Agent, config: Config,
+                 say: Callable[[str], None] = print) -> None:
+        self.project, self.store, self.agent, self.config, self.say = project, store, agent, config, say
+        self.root = project.root
+        self.pool = WorktreePool(self.root, config)
+        self.target = target_branch(self.root, config)
+        self.refinery = Refinery(self.root, self.target, project.state_dir / "integration",
+                                 self.root / config.merge_slot)
+        self.running: dict[str, Running] = {}  # slot name -> live agent
+        self.stopping = False
+        self.held: dict[str, tuple[str, float]] = {}  # task id -> (why its merge waits, when to try again)
+        self.blocked_this_run: list[str] = []
+
+    # -- start-up -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        for line in self.recover():
+            self.say(line)
+        tip = git.rev_parse(self.root, self.target)
+        for line in self.pool.ensure(tip):
+            self.say(line)
+        self.refinery.ensure()
+        self.agent.prepare(self.project.state_dir)
+
+    def recover(self) -> list[str]:
+        """End what a crashed run left behind: agent processes, unfinished attempts, claims."""
+        done = []
+        for pid in process.find_agents([slot.path for slot in self.pool.slots]):
+            process.kill(pid)
+            done.append(f"ended agent process {pid} left running by a stopped dispatcher")
+        for attempt in self.store.attempts(running=True):
+            if attempt.pid and process.is_same_process(attempt.pid, attempt.pid_started):
+                process.terminate_group(attempt.pid, hard=True)
+            task = self.store.get_task(attempt.task_id)
+            self.store.finish_attempt(attempt.id, outcome=Outcome.ORPHANED.value,
+                                      note="its dispatcher stopped without finishing it",
+                                      task_status="open" if task.status == "in_progress" else None)
+            done.append(f"requeued {attempt.task_id}: attempt {attempt.id} was left running by a stopped dispatcher")
+        for task in self.store.list_tasks(statuses=["in_progress"]):
+            if task.assignee.startswith(ASSIGNEE_PREFIX):
+                self.store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
+                done.append(f"requeued {task.id}: claimed by a stopped dispatcher")
+        return done
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def tick(self, now: float) -> None:
+        self._collect(now)
+        self._renew(now)
+        self._merge_waiting(now)
+        if not self.stopping:
+            self._fill(now)
+
+    def busy(self) -> bool:
+        """Anything still to do: agents running, branches waiting to merge, or (unless stopping) ready work."""
+        if self.running:
+            return True
+        if self.stopping:
+            return False
+        return bool(self.store.list_tasks(statuses=["merging"], limit=1) or self.store.ready(limit=1))
+
+    def stop(self, *, hard: bool = False) -> None:
+        """First call: claim nothing more, let agents finish. With hard: end every agent now."""
+        self.stopping = True
+        if hard:
+            for run in self.running.values():
+                run.stop_reason = Outcome.INTERRUPTED.value
+                process.terminate_group(run.proc.pid, hard=True)
+
+    # -- steps ------------------------------------------------------------------------------
+
+    def _fill(self, now: float) -> None:
+        for slot in self.pool.slots:
+            if slot.name in self.running:
+                continue
+            task = self.store.claim_next(ASSIGNEE_PREFIX + slot.name, lease_seconds=self.config.lease_seconds,
+                                         now=now)
+            if task is None:
+                return
+            self._start(slot, task, now)
+
+    def _start(self, slot: Slot, task: Task, now: float) -> None:
+        base = git.rev_parse(self.root, self.target)
+        attempt = self.store.start_attempt(task.id, slot=slot.name, log_path="", branch=branch_for(task.id),
+                                           base_commit=base)
+        log_path = self.project.logs_dir / task.id / f"{attempt.id}.log"
+        try:
+            self.pool.prepare(slot, task.id, base)
+            task_file = slot.path / TASK_FILE
+            task_file.write_text(render_task_file(task), encoding="utf-8")
+            ctx = AgentContext(task.id, slot.path, task_file, slot.name, attempt.id, self.root,
+                               self.project.state_dir)
+            spec = self.agent.launch(ctx)
+            env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": task.id, "GASWORKS_SLOT": slot.name,
+                   "GASWORKS_ATTEMPT": str(attempt.id), "GASWORKS_WORKTREE": str(slot.path)}
+            proc = process.spawn(spec.argv, cwd=slot.path, log_path=log_path, env=env)
+        except (GasworksError, OSError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            self._finish_failed(attempt.id, task.id, Outcome.ERROR.value, None, f"could not start: {why}")
+            return
+        self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(log_path))
+        self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now)
+        self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.id})")
+
+    def _collect(self, now: float) -> None:
+        for name, run in list(self.running.items()):
+            timeout = self.config.attempt_timeout
+            if run.proc.poll() is None:
+                if timeout and now - run.started > timeout and not run.stop_reason:
+                    run.stop_reason = Outcome.TIMEOUT.value
+                    process.terminate_group(run.proc.pid, hard=True)
+                continue
+            process.terminate_group(run.proc.pid, hard=True)  # whatever the agent left running
+            del self.running[name]
+            self._judge(run, now)
+
+    def _judge(self, run: Running, now: float) -> None:
+        """Decide the outcome from the exit and the branch, not from the agent's word."""
+        code = run.proc.returncode
+        worktree = run.slot.path
+        if not run.stop_reason and git.is_dirty(worktree):
+            git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")
+        commits = git.commits_between(worktree, run.base)
+        git.detach_at(worktree, "HEAD")  # free the branch, so another slot may take it later
+        if run.stop_reason:
+            outcome = run.stop_reason
+        elif code != 0:
+            outcome = Outcome.FAILED.value
+        elif not commits:
+            outcome = Outcome.NO_CHANGE.value
+        else:
+            outcome = Outcome.SUCCESS.value
+        if outcome != Outcome.SUCCESS.value:
+            note = {"no_change": "the agent made no commits", "timeout": "stopped after attempt_timeout",
+                    "interrupted": "stopped by gasworks run shutting down"}.get(outcome, f"exit code {code}")
+            self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits)
+            return
+        if not self.config.auto_merge_worktrees:
+            self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                                      task_status="closed", note=f"branch {branch_for(run.task_id)} is ready; "
+                                                                 "not merged (auto_merge_worktrees = false)")
+            return
+        self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                                  task_status="merging", note=f"{len(commits)} commit(s) to merge")
+        self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s)")
+        self._merge(run.task_id, now)
+
+    def _finish_failed(self, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,
+                       commits: list[str] = ()) -> None:
+        if outcome == Outcome.ORPHANED.value:  # the claim is someone else's now: leave the task alone
+            self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                                      note="the claim was lost while the agent ran")
+            return
+        counts = outcome != Outcome.INTERRUPTED.value
+        failures = self.store.failed_attempts(task_id) + (1 if counts else 0)
+        if counts and failures >= self.config.max_attempts:
+            self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                                      task_status="blocked", add_labels=[NEEDS_HUMAN],
+                                      note=f"{note}; {failures} failed attempts, giving up")
+            self.blocked_this_run.append(task_id)
+            self.say(f"{task_id}: blocked after {failures} failed attempts ({note}); labelled {NEEDS_HUMAN}")
+        else:
+            self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                                      task_status="open", note=note)
+            self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue")
+
+    def _merge(self, task_id: str, now: float) -> None:
+        branch = branch_for(task_id)
+        result = self.refinery.merge(branch, f"Merge {branch}")
+        if result.outcome is MergeOutcome.MERGED:
+            self.held.pop(task_id, None)
+            self.store.transition(task_id, "closed", actor="gasworks", expected="merging",
+                                  reason=f"Merged as {result.commit[:12]}")
+            git.run(["branch", "-D", branch], self.root, check=False)
+            self.say(f"{task_id}: merged into {self.target} as {result.commit[:12]}")
+        elif result.outcome is MergeOutcome.CONFLICT:
+            self.held.pop(task_id, None)
+            self.store.transition(task_id, "open", actor="gasworks", expected="merging",
+                                  reason=f"merge conflict: {result.message}; redo on the new tip")
+            self.say(f"{task_id}: {result.message}; back to the queue")
+        else:
+            if self.held.get(task_id, ("",))[0] != result.message:
+                self.say(f"{task_id}: merge waits: {result.message}")
+            self.held[task_id] = (result.message, now + HELD_RETRY_SECONDS)
+
+    def _merge_waiting(self, now: float) -> None:
+        """Branches whose merge was held (or left by an earlier run) get another try, now and then."""
+        for task in self.store.list_tasks(statuses=["merging"]):
+            if self.held.get(task.id, ("", 0.0))[1] <= now:
+                self._merge(task.id, now)
+
+    def _renew(self, now: float) -> None:
+        for run in self.running.values():
+            if now - run.renewed >= self.config.lease_seconds / 3:
+                if not self.store.renew_lease(run.task_id, ASSIGNEE_PREFIX + run.slot.name,
+                                              lease_seconds=self.config.lease_seconds, now=now):
+                    self.say(f"{run.slot.name}: lost the claim on {run.task_id}; stopping its agent")
+                    run.stop_reason = Outcome.ORPHANED.value
+                    process.terminate_group(run.proc.pid, hard=True)
+                run.renewed = now
+
+    def snapshot(self, now: float) -> dict:
+        """What the fleet is doing, for the progress display."""
+        return {
+            "slots": [self._slot_view(slot, now) for slot in self.pool.slots],
+            "held": {task_id: why for task_id, (why, _) in self.held.items()},
+            "counts": self.store.counts(),
+        }
+
+    def _slot_view(self, slot: Slot, now: float) -> dict:
+        run = self.running.get(slot.name)
+        if run is None:
+            return {"slot": slot.name, "task": None, "elapsed": None, "last_line": ""}
+        attempt_log = self.project.logs_dir / run.task_id / f"{run.attempt_id}.log"
+        return {"slot": slot.name, "task": run.task_id, "attempt": run.attempt_id,
+                "elapsed": round(now - run.started, 1), "last_line": last_line(attempt_log)}
+
+
+def last_line(path: Path, window: int = 4096) -> str:
+    """The last non-empty line of a log file, read from its end."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(max(0, handle.seek(0, os.SEEK_END) - window))
+            lines = handle.read().decode("utf-8", "replace").splitlines()
+    except OSError:
+        return ""
+    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+
+
+def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float = 0.2,
+              on_tick: Callable[[float], None] = lambda now: None) -> int:
+    """Repeat tick() until stopped (or, with until_done, until nothing is left to do).
+
+    Signal handlers only count signals; the loop acts on them. The first SIGINT or SIGTERM stops
+    claiming and gives running agents grace_seconds to finish; the second, or the end of the grace,
+    ends every agent's process group. Returns the exit code: 0 done, 1 work left blocked or
+    failed, 130 stopped by a signal.
+    """
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    deadline = None
+    try:
+        dispatcher.start()
+        while True:
+            now = time.time()
+            if received and deadline is None:
+                deadline = now + dispatcher.config.grace_seconds
+                dispatcher.say(f"stopping: no new tasks; running agents get {dispatcher.config.grace_seconds:g} s "
+                               "to finish (Ctrl+C again to stop them now)")
+                dispatcher.stop()
+            if deadline is not None and (len(received) > 1 or now >= deadline) and dispatcher.running:
+                dispatcher.say("stopping every running agent now")
+                dispatcher.stop(hard=True)
+            dispatcher.tick(now)
+            on_tick(now)
+            if (deadline is not None and not dispatcher.running) or (until_done and not dispatcher.busy()):
+                break
+            time.sleep(poll_seconds)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        return 130
+    counts = dispatcher.store.counts()
+    left = counts.get("blocked", 0) + counts.get("open", 0) - counts.get("ready", 0)
+    return 1 if until_done and left else 0

@@ -1,0 +1,71 @@
+"""The worktree pool: one git worktree per slot, made once and reused; never the user's own checkout."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from gasworks import git
+from gasworks.config import Config
+from gasworks.errors import ConfigError, GitError
+
+BRANCH_PREFIX = "gasworks/"
+
+
+@dataclass(frozen=True)
+class Slot:
+    name: str   # w1 .. wN
+    path: Path
+
+
+def branch_for(task_id: str) -> str:
+    return f"{BRANCH_PREFIX}{task_id}"
+
+
+def target_branch(root: Path, config: Config) -> str:
+    """The configured branch, or the one checked out in the repository; it must exist."""
+    name = config.branch or git.current_branch(root) or "main"
+    if not git.branch_exists(root, name):
+        known = ", ".join(git.branches(root)) or "none (make a first commit)"
+        raise ConfigError(f"target branch {name!r} does not exist (branches: {known}); set `branch`")
+    return name
+
+
+class WorktreePool:
+    def __init__(self, root: Path, config: Config) -> None:
+        self.root = Path(root)
+        self.config = config
+        self.slots = [Slot(f"w{n}", self._path(n)) for n in range(1, config.num_workers + 1)]
+
+    def _path(self, number: int) -> Path:
+        if self.config.worktree_placement == "inside":
+            return self.root / "worktrees" / f"w{number}"
+        return self.root.parent / f"{self.config.worktree_stem(self.root)}{number}"
+
+    def ensure(self, base: str) -> list[str]:
+        """Create missing worktrees at `base`, after pruning stale registrations. Returns what was done."""
+        git.worktree_prune(self.root)
+        registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
+        done = []
+        for slot in self.slots:
+            if slot.path.resolve() in registered:
+                continue
+            if slot.path.exists():
+                # A half-made or unregistered directory in a slot's place: only ours may be removed.
+                if any(slot.path.iterdir()) and not (slot.path / ".git").exists():
+                    raise GitError(f"{slot.path} exists and is not a gasworks worktree; move it away")
+                shutil.rmtree(slot.path)
+                done.append(f"removed a stale worktree directory {slot.path}")
+            slot.path.parent.mkdir(parents=True, exist_ok=True)
+            git.worktree_add(self.root, slot.path, base)
+            done.append(f"created worktree {slot.name} at {slot.path}")
+        return done
+
+    def prepare(self, slot: Slot, task_id: str, base: str) -> str:
+        """Reset the slot to `base` on a fresh branch gasworks/<task-id>, untracked files removed."""
+        branch = branch_for(task_id)
+        if not git.valid_branch_name(self.root, branch):
+            raise GitError(f"task id {task_id!r} does not make a valid branch name")
+        git.reset_to(slot.path, branch, base)
+        return branch
