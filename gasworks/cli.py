@@ -12,12 +12,13 @@ from typing import Any
 
 import click
 
-from gasworks import __version__, git, output, status as fleet_status
+from gasworks import __version__, git, output
+from gasworks import status as fleet_status
 from gasworks.beads import task_to_record
+from gasworks.config import AGENTS
 from gasworks.errors import GasworksError, InvalidValueError
 from gasworks.ingest import FORMATS, read_tasks
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, parse_priority
-from gasworks.config import AGENTS
 from gasworks.project import Project, ensure_excludes, find_project, init_project, run_lock
 from gasworks.store import NewTask
 

@@ -156,7 +156,10 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         key = name[len(ENV_PREFIX):].lower()
         if key not in Config.model_fields:
             continue  # GASWORKS_ACTOR and friends are not settings
-        values[key] = json.loads(raw) if raw.strip().startswith("[") else raw
+        try:
+            values[key] = json.loads(raw) if raw.strip().startswith("[") else raw
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"environment (GASWORKS_*): {name} is not a valid JSON list: {exc}") from None
     return values
 
 
@@ -180,8 +183,6 @@ def load_config(root: Path, env: Mapping[str, str] | None = None,
         return Config(**merged)
     except ValidationError as exc:
         raise ConfigError(_describe(exc.errors(), origins)) from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"environment (GASWORKS_*): not valid JSON: {exc}") from None
 
 
 TEMPLATE = """\

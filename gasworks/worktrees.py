@@ -51,16 +51,32 @@ class WorktreePool:
         for slot in self.slots:
             if slot.path.resolve() in registered:
                 continue
-            if slot.path.exists():
-                # A half-made or unregistered directory in a slot's place: only ours may be removed.
-                if any(slot.path.iterdir()) and not (slot.path / ".git").exists():
-                    raise GitError(f"{slot.path} exists and is not a gasworks worktree; move it away")
+            if slot.path.exists() or slot.path.is_symlink():
+                if not self._is_leftover(slot.path):
+                    raise GitError(f"{slot.path} exists and is not a worktree of this repository; move it away")
                 shutil.rmtree(slot.path)
                 done.append(f"removed a stale worktree directory {slot.path}")
             slot.path.parent.mkdir(parents=True, exist_ok=True)
             git.worktree_add(self.root, slot.path, base)
             done.append(f"created worktree {slot.name} at {slot.path}")
         return done
+
+    def _is_leftover(self, path: Path) -> bool:
+        """Only an empty directory, or a half-made worktree of this repository, may be removed: its
+        `.git` is a file pointing into this repository's .git/worktrees/. Anything else is someone's."""
+        if path.is_symlink() or not path.is_dir():
+            return False
+        if not any(path.iterdir()):
+            return True
+        marker = path / ".git"
+        if not marker.is_file() or marker.is_symlink():
+            return False
+        text = marker.read_text(encoding="utf-8", errors="replace").strip()
+        if not text.startswith("gitdir:"):
+            return False
+        gitdir = Path(text[len("gitdir:"):].strip())
+        gitdir = (path / gitdir if not gitdir.is_absolute() else gitdir).resolve()
+        return gitdir.parent == (git.git_common_dir(self.root) / "worktrees").resolve()
 
     def prepare(self, slot: Slot, task_id: str, base: str) -> str:
         """Reset the slot to `base` on a fresh branch gasworks/<task-id>, untracked files removed."""
