@@ -90,7 +90,7 @@ def clean_env() -> dict[str, str]:
 
 
 def git(args: list[str], cwd: Path) -> str:
-    result = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, env=clean_env(),
+    result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, env=clean_env(),
                             stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
@@ -98,8 +98,8 @@ def git(args: list[str], cwd: Path) -> str:
 
 
 def gasworks(args: list[str], cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "gasworks", *args], cwd=cwd, capture_output=True, text=True,
-                            env=clean_env(), stdin=subprocess.DEVNULL)
+    result = subprocess.run([sys.executable, "-m", "gasworks", *args], check=False, cwd=cwd, capture_output=True,
+                            text=True, env=clean_env(), stdin=subprocess.DEVNULL)
     if result.returncode != 0:
         raise RuntimeError(f"gasworks {' '.join(args)} failed ({result.returncode}): "
                            f"{(result.stderr or result.stdout).strip()}")

@@ -44,11 +44,13 @@ def add(dispatcher: Dispatcher, title: str, **fields) -> str:
     return dispatcher.store.create_task(NewTask(title, **fields), prefix="gw", actor="test").id
 
 
-def agent_processes() -> list[int]:
+def agent_processes(root: Path) -> list[int]:
+    """Live agents (and their children) that gasworks started for the repository at root."""
     found = []
     for proc in psutil.process_iter(["pid"]):
         try:
-            if "GASWORKS_WORKTREE" in proc.environ():
+            where = proc.environ().get("GASWORKS_WORKTREE", "")
+            if where.startswith(str(root)) and proc.status() != psutil.STATUS_ZOMBIE:
                 found.append(proc.pid)
         except (psutil.Error, OSError):
             continue
@@ -126,7 +128,7 @@ def test_timeout_ends_the_agent_and_its_children(project_dir):
     assert attempt.outcome == "timeout"
     assert dispatcher.store.get_task(task_id).status == "blocked"
     assert not psutil.pid_exists(attempt.pid) or psutil.Process(attempt.pid).status() == psutil.STATUS_ZOMBIE
-    assert agent_processes() == []
+    assert agent_processes(project_dir) == []
 
 
 def test_children_an_agent_leaves_behind_are_ended(project_dir):
@@ -134,7 +136,7 @@ def test_children_an_agent_leaves_behind_are_ended(project_dir):
     task_id = add(dispatcher, "spawns a child and exits", description=fake_script(spawn_child=True))
     drain(dispatcher)
     assert dispatcher.store.get_task(task_id).status == "closed"
-    assert agent_processes() == []
+    assert agent_processes(project_dir) == []
 
 
 def test_dirty_user_checkout_keeps_its_edits_and_gets_the_merge(project_dir):

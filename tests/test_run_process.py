@@ -69,7 +69,7 @@ def test_first_ctrl_c_lets_running_agents_finish_and_merge(project_dir):
     assert "stopping: no new tasks" in out
     final = statuses(project_dir)
     assert [final[i] for i in ids] == ["closed", "closed"] and final[waiting] == "open"
-    assert agent_processes() == []
+    assert agent_processes(project_dir) == []
 
 
 def test_second_ctrl_c_stops_agents_at_once_and_requeues(project_dir):
@@ -87,7 +87,7 @@ def test_second_ctrl_c_stops_agents_at_once_and_requeues(project_dir):
     store = SQLiteStore(project_dir / ".gasworks" / "gasworks.db")
     assert [a.outcome for i in ids for a in store.attempts(i)] == ["interrupted", "interrupted"]
     assert store.failed_attempts(ids[0]) == 0  # not the task's fault
-    assert agent_processes() == []
+    assert agent_processes(project_dir) == []
 
 
 def test_sigterm_acts_like_the_first_ctrl_c_then_the_grace_ends(project_dir):
@@ -98,7 +98,7 @@ def test_sigterm_acts_like_the_first_ctrl_c_then_the_grace_ends(project_dir):
     out = finish(proc)
     assert proc.returncode == 130 and "stopping every running agent now" in out, out
     assert statuses(project_dir)[task_id] == "open"
-    assert agent_processes() == []
+    assert agent_processes(project_dir) == []
 
 
 def test_kill_9_then_restart_completes_the_queue_with_nothing_lost(project_dir):
@@ -107,7 +107,7 @@ def test_kill_9_then_restart_completes_the_queue_with_nothing_lost(project_dir):
     wait_for(lambda: running_attempts(project_dir) == 3, what="three agents running")
     proc.kill()
     proc.wait()
-    assert len(agent_processes()) >= 3  # agents live in their own sessions and outlive the dispatcher
+    assert len(agent_processes(project_dir)) >= 3  # agents live in their own sessions and outlive the dispatcher
     assert "in_progress" in statuses(project_dir).values()
 
     second = start_run(project_dir, "--workers", "3", "--until-done")
@@ -120,7 +120,7 @@ def test_kill_9_then_restart_completes_the_queue_with_nothing_lost(project_dir):
     store = SQLiteStore(project_dir / ".gasworks" / "gasworks.db")
     outcomes = [a.outcome for i in ids for a in store.attempts(i)]
     assert outcomes.count("orphaned") == 3 and outcomes.count("success") == 6
-    assert agent_processes() == []
+    assert agent_processes(project_dir) == []
 
 
 def test_a_second_run_in_the_same_repo_is_refused(project_dir):
@@ -136,7 +136,7 @@ def test_a_second_run_in_the_same_repo_is_refused(project_dir):
     assert status["run_pid"] == first.pid and len(status["slots"]) == 1
     first.send_signal(signal.SIGINT)
     finish(first)
-    assert agent_processes() == []
+    assert agent_processes(project_dir) == []
 
 
 @pytest.mark.parametrize("args, needle", [
