@@ -41,8 +41,8 @@ This is a printout only: nothing is asserted. No network is used. Temporary dire
 
 Run from the repository root:
 
-    python bench/dispatch.py                  # 42 tasks at 1, 4 and 14 workers (about 2 min)
-    python bench/dispatch.py --quick          # 14 tasks
+    python bench/dispatch.py                  # 42 tasks at 1, 4 and 14 workers (about 30 s)
+    python bench/dispatch.py --quick          # 14 tasks (about 10 s)
     python bench/dispatch.py --tasks 100      # choose the number of tasks
     python bench/dispatch.py --workers 1,2,8  # choose worker counts
     python bench/dispatch.py --json           # results as JSON on stdout

@@ -29,6 +29,7 @@ from gasworks.worktrees import Slot, WorktreePool, branch_for, target_branch
 ASSIGNEE_PREFIX = "gasworks:"
 NEEDS_HUMAN = "needs-human"
 HELD_RETRY_SECONDS = 5.0
+WAKE_CHECK_SECONDS = 0.02
 
 
 @dataclass
@@ -245,6 +246,14 @@ class Dispatcher:
                     process.terminate_group(run.proc.pid, hard=True)
                 run.renewed = now
 
+    def wait(self, seconds: float, interrupted: Callable[[], bool]) -> None:
+        """Sleep until the next tick, waking early when an agent exits or a signal arrives."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not interrupted():
+            if any(run.proc.poll() is not None for run in self.running.values()):
+                return
+            time.sleep(min(WAKE_CHECK_SECONDS, max(0.0, deadline - time.monotonic())))
+
     def snapshot(self, now: float) -> dict:
         """What the fleet is doing, for the progress display."""
         return {
@@ -286,6 +295,7 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
     previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None
+    handled = 0
     try:
         dispatcher.start()
         while True:
@@ -302,7 +312,8 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
             on_tick(now)
             if (deadline is not None and not dispatcher.running) or (until_done and not dispatcher.busy()):
                 break
-            time.sleep(poll_seconds)
+            dispatcher.wait(poll_seconds, interrupted=lambda: len(received) > handled)
+            handled = len(received)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -33,8 +33,9 @@ def started_at(pid: int) -> float | None:
 
 
 def is_same_process(pid: int, start_time: float | None) -> bool:
+    # psutil derives start times from the boot time, which moves with clock steps: allow a second.
     current = started_at(pid)
-    return current is not None and start_time is not None and abs(current - start_time) < 0.01
+    return current is not None and start_time is not None and abs(current - start_time) < 1.0
 
 
 def terminate_group(pid: int, *, hard: bool = False) -> None:
