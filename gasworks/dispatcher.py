@@ -21,6 +21,7 @@ from gasworks.agents import TASK_FILE, Agent, AgentContext, render_task_file
 from gasworks.config import Config
 from gasworks.errors import GasworksError
 from gasworks.models import Outcome, Task
+from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.refinery import MergeOutcome, Refinery
 from gasworks.store.sqlite import SQLiteStore
@@ -213,7 +214,8 @@ class Dispatcher:
 
     def _merge(self, task_id: str, now: float) -> None:
         branch = branch_for(task_id)
-        result = self.refinery.merge(branch, f"Merge {branch}")
+        title = self.store.get_task(task_id).title
+        result = self.refinery.merge(branch, f"Merge {branch}: {oneline(title, 200)}\n\nTask {task_id}.\n")
         if result.outcome is MergeOutcome.MERGED:
             self.held.pop(task_id, None)
             self.store.transition(task_id, "closed", actor="gasworks", expected="merging",
@@ -320,5 +322,5 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
     if received:
         return 130
     counts = dispatcher.store.counts()
-    left = counts.get("blocked", 0) + counts.get("open", 0) - counts.get("ready", 0)
+    left = counts.get("blocked", 0) + counts["waiting"]
     return 1 if until_done and left else 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 
 from gasworks.errors import GitError, NotARepoError
@@ -142,7 +143,14 @@ def detach_at(path: Path, commit: str) -> None:
 
 def merge(path: Path, branch: str, message: str) -> tuple[bool, list[str]]:
     """Merge branch into what is checked out at path. Returns (merged, conflicting files); aborts on conflict."""
-    result = run(["merge", "--no-ff", "--no-edit", "-m", message, branch], path, check=False, makes_commits=True)
+    # The message may hold task text, so it goes through a file, never the command line.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg", delete=False) as handle:
+        handle.write(message)
+    try:
+        result = run(["merge", "--no-ff", "--no-edit", "-F", handle.name, branch], path, check=False,
+                     makes_commits=True)
+    finally:
+        os.unlink(handle.name)
     if result.returncode == 0:
         return True, []
     conflicts = run(["diff", "--name-only", "--diff-filter=U"], path, check=False).stdout.split()

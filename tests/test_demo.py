@@ -8,18 +8,20 @@ from gasworks import git
 from tests.conftest import run_gasworks
 
 
-def test_demo_creates_a_repo_and_walks_a_task_through(tmp_path):
+def test_demo_creates_a_repo_and_a_fleet_works_the_backlog(tmp_path):
     target = tmp_path / "demo"
     result = run_gasworks(["demo", "--dir", str(target), "--json"], tmp_path, env={"HOME": str(tmp_path)})
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["counts"]["closed"] == 1 and report["counts"]["open"] == 5
-    assert len(report["ready"]) == 3
-    assert git.run(["log", "--format=%s"], target).stdout.splitlines()[0].startswith("Write the changelog")
-    lines = (target / ".beads" / "issues.jsonl").read_text().splitlines()
-    assert len(lines) == 6
-    listed = json.loads(run_gasworks(["ready", "--json"], target).stdout)
-    assert [t["id"] for t in listed] == report["ready"]
+    assert report["exit_code"] == 0
+    assert report["counts"] == {"closed": 5, "open": 1, "ready": 0, "waiting": 0}  # the open one is the epic
+    merged = git.run(["log", "--first-parent", "--format=%s", "main"], target).stdout.splitlines()
+    assert len(merged) == 6 and merged[0].endswith(": Write the release notes")
+    for path in ("subtract.py", "multiply.py", "docs/functions.md", "CHANGELOG.md", "RELEASE.md"):
+        assert (target / path).is_file(), path  # merged, and the demo checkout moved with main
+    assert len((target / ".beads" / "issues.jsonl").read_text().splitlines()) == 6
+    listed = json.loads(run_gasworks(["list", "--all", "--json"], target).stdout)
+    assert {t["status"] for t in listed if t["issue_type"] != "epic"} == {"closed"}
 
 
 def test_demo_refuses_a_non_empty_directory(tmp_path):

@@ -147,3 +147,21 @@ def test_run_refuses_bad_setups_with_one_line(project_dir, args, needle):
     result = subprocess.run([sys.executable, "-m", "gasworks", "run", *args], cwd=project_dir,
                             capture_output=True, text=True, timeout=60, env={**os.environ, "PATH": "/usr/bin:/bin"})
     assert result.returncode != 0 and needle in result.stderr and "Traceback" not in result.stderr
+
+
+def test_until_done_exit_code_says_whether_work_was_left(project_dir):
+    good = create(project_dir, "fine")
+    done = subprocess.run([sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--until-done"],
+                          cwd=project_dir, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert statuses(project_dir)[good] == "closed"
+    bad = create(project_dir, "always fails", exit=4)
+    after = create(project_dir, "waits for the failing one")
+    subprocess.run([sys.executable, "-m", "gasworks", "dep", "add", after, bad], cwd=project_dir, check=True,
+                   capture_output=True)
+    left = subprocess.run([sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--until-done"],
+                          cwd=project_dir, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "GASWORKS_MAX_ATTEMPTS": "1"})
+    assert left.returncode == 1, left.stdout + left.stderr
+    assert statuses(project_dir)[bad] == "blocked" and statuses(project_dir)[after] == "open"
+    assert "1 blocked" in left.stdout and "labelled needs-human" in left.stdout

@@ -193,10 +193,12 @@ class SQLiteStore:
         ]
 
     def counts(self) -> dict[str, int]:
+        """Tasks by status, plus `ready` (open, free to start) and `waiting` (open work held back)."""
         with self._tx() as db:
             rows = db.execute("SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status").fetchall()
             ready = db.execute(f"SELECT count(*) FROM tasks t WHERE {sqlrows.READY_WHERE}").fetchone()[0]
-        return {**{r[0]: r[1] for r in rows}, "ready": ready}
+            waiting = db.execute(f"SELECT count(*) FROM tasks t WHERE {sqlrows.WAITING_WHERE}").fetchone()[0]
+        return {**{r[0]: r[1] for r in rows}, "ready": ready, "waiting": waiting}
 
     # -- creating and editing ---------------------------------------------------------------
 

@@ -77,6 +77,7 @@ _BLOCKED_LOCALLY = f"""(t.status NOT IN ({DONE}) AND (
                WHERE d.issue_id = t.id AND d.type = 'parent-child' AND p.blocked = 1)))"""
 
 READY_WHERE = f"t.status = 'open' AND t.blocked = 0 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
+WAITING_WHERE = f"t.status = 'open' AND t.blocked = 1 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
 READY_ORDER = "ORDER BY t.priority, t.created_ts, t.id"
 
 
