@@ -57,7 +57,6 @@ class Dispatcher:
         self.running: dict[str, Running] = {}  # slot name -> live agent
         self.stopping = False
         self.held: dict[str, tuple[str, float]] = {}  # task id -> (why its merge waits, when to try again)
-        self.blocked_this_run: list[str] = []
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -205,7 +204,6 @@ class Dispatcher:
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       task_status="blocked", add_labels=[NEEDS_HUMAN],
                                       note=f"{note}; {failures} failed attempts, giving up")
-            self.blocked_this_run.append(task_id)
             self.say(f"{task_id}: blocked after {failures} failed attempts ({note}); labelled {NEEDS_HUMAN}")
         else:
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
