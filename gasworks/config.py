@@ -56,6 +56,14 @@ class Config(BaseModel):
     auto_retry_merge_on_conflict_close: bool = Field(
         True, description="Retry a conflicted merge when its conflict task closes.")
     repo_root: str = Field("", description="The repository (classic key); must be the one gasworks runs in.")
+    # -- the merge queue
+    gate: list[list[str]] = Field([], description="Commands that must pass before a branch lands, each an "
+                                                  "argv list, run in the integration worktree (none: no gate).")
+    gate_timeout: float = Field(1800.0, gt=0, description="Seconds one gate command may run.")
+    merge_strategy: Literal["merge", "rebase"] = Field(
+        "merge", description="merge: a merge commit on the tip; rebase: the branch's commits replayed on it.")
+    merge_batch_size: int | Literal["auto"] = Field(
+        1, description="Branches gated together (1: one at a time; \"auto\": sized from the failure rate).")
     # -- agents
     agent: Literal["aider", "command", "fake"] = Field("aider", description="Which agent runs each task.")
     model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (litellm name).")
@@ -110,6 +118,22 @@ class Config(BaseModel):
                 if name is not None and name not in COMMAND_PLACEHOLDERS:
                     raise ValueError(f"unknown placeholder {{{name}}} (accepted: "
                                      + ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS) + ")")
+        return value
+
+    @field_validator("gate", mode="before")
+    @classmethod
+    def _gate(cls, value: Any) -> Any:
+        if isinstance(value, list) and value and all(isinstance(part, str) for part in value):
+            value = [value]  # one command given as a flat argv list
+        if isinstance(value, list) and any(not command for command in value):
+            raise ValueError("each gate command must be a non-empty argv list, e.g. [[\"pytest\", \"-q\"]]")
+        return value
+
+    @field_validator("merge_batch_size")
+    @classmethod
+    def _batch(cls, value: int | str) -> int | str:
+        if value != "auto" and not 1 <= int(value) <= 32:
+            raise ValueError("use a number from 1 to 32, or \"auto\"")
         return value
 
     def worktree_stem(self, root: Path) -> str:
@@ -217,6 +241,14 @@ TEMPLATE = """\
 # ollama_api_base = "http://127.0.0.1:11434"
 # num_ctx = 8192             # fixed, so Ollama never reloads the model between requests
 # command = ["my-agent", "--task-file", "{task_file}", "--workdir", "{worktree}"]
+
+# The merge queue. Each branch is tried against the tip without touching a worktree,
+# then merged (or rebased) onto it in .gasworks/integration, the gate run there, and
+# exactly the tested commit lands. Several branches can share one gate run.
+# gate = [["pytest", "-q"]]
+# gate_timeout = 1800
+# merge_strategy = "merge"   # or "rebase"
+# merge_batch_size = 1       # or up to 32, or "auto"
 
 # Seconds an attempt may run (0: no limit); how long agents may finish after the first
 # Ctrl+C; failed attempts before a task is blocked with the label needs-human.

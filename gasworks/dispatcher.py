@@ -20,16 +20,14 @@ from gasworks import git, process
 from gasworks.agents import TASK_FILE, Agent, AgentContext, render_task_file
 from gasworks.config import Config
 from gasworks.errors import GasworksError
-from gasworks.models import Outcome, Task
-from gasworks.output import oneline
+from gasworks.models import MergeStatus, Outcome, Task
 from gasworks.project import Project
-from gasworks.refinery import MergeOutcome, Refinery
+from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.worktrees import Slot, WorktreePool, branch_for, target_branch
 
 ASSIGNEE_PREFIX = "gasworks:"
 NEEDS_HUMAN = "needs-human"
-HELD_RETRY_SECONDS = 5.0
 WAKE_CHECK_SECONDS = 0.02
 
 
@@ -43,6 +41,7 @@ class Running:
     base: str
     renewed: float
     stop_reason: str = ""  # set when gasworks ends it: "timeout" or "interrupted"
+    resolves: str = ""     # for a merge-conflict task: the task whose branch it works on
 
 
 class Dispatcher:
@@ -52,11 +51,10 @@ class Dispatcher:
         self.root = project.root
         self.pool = WorktreePool(self.root, config)
         self.target = target_branch(self.root, config)
-        self.refinery = Refinery(self.root, self.target, project.state_dir / "integration",
-                                 self.root / config.merge_slot)
+        self.refinery = Refinery(project, store, config, self.target, say=say)
+        self.worker: RefineryWorker | None = None  # None: tick() runs the merge queue itself
         self.running: dict[str, Running] = {}  # slot name -> live agent
         self.stopping = False
-        self.held: dict[str, tuple[str, float]] = {}  # task id -> (why its merge waits, when to try again)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -83,6 +81,9 @@ class Dispatcher:
                                       note="its dispatcher stopped without finishing it",
                                       task_status="open" if task.status == "in_progress" else None)
             done.append(f"requeued {attempt.task_id}: attempt {attempt.id} was left running by a stopped dispatcher")
+        for merge in self.store.merges(statuses=[MergeStatus.MERGING.value]):
+            self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note="requeued after a restart")
+            done.append(f"requeued the merge of {merge.task_id}: left half-done by a stopped dispatcher")
         for task in self.store.list_tasks(statuses=["in_progress"]):
             if task.assignee.startswith(ASSIGNEE_PREFIX):
                 self.store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
@@ -94,22 +95,28 @@ class Dispatcher:
     def tick(self, now: float) -> None:
         self._collect(now)
         self._renew(now)
-        self._merge_waiting(now)
+        if self.worker is None:
+            self.refinery.process(now)
+        elif self.worker.error is not None:
+            raise self.worker.error
         if not self.stopping:
             self._fill(now)
 
     def busy(self) -> bool:
-        """Anything still to do: agents running, branches waiting to merge, or (unless stopping) ready work."""
-        if self.running:
+        """Anything still to do: agents running, branches to merge, or (unless stopping) ready work."""
+        if self.running or (self.worker is not None and self.worker.in_round):
             return True
-        if self.stopping:
+        if self.refinery.aborting:
             return False
-        return bool(self.store.list_tasks(statuses=["merging"], limit=1) or self.store.ready(limit=1))
+        if self.refinery.pending():  # finished work is merged even while stopping, within the grace
+            return True
+        return not self.stopping and bool(self.store.ready(limit=1))
 
     def stop(self, *, hard: bool = False) -> None:
         """First call: claim nothing more, let agents finish. With hard: end every agent now."""
         self.stopping = True
         if hard:
+            self.refinery.abort()
             for run in self.running.values():
                 run.stop_reason = Outcome.INTERRUPTED.value
                 process.terminate_group(run.proc.pid, hard=True)
@@ -127,26 +134,31 @@ class Dispatcher:
             self._start(slot, task, now)
 
     def _start(self, slot: Slot, task: Task, now: float) -> None:
-        base = git.rev_parse(self.root, self.target)
-        attempt = self.store.start_attempt(task.id, slot=slot.name, log_path="", branch=branch_for(task.id),
-                                           base_commit=base)
+        resolves = self._conflict_of(task)
+        branch = branch_for(resolves or task.id)
+        base = git.rev_parse(self.root, branch if resolves else self.target)
+        attempt = self.store.start_attempt(task.id, slot=slot.name, log_path="", branch=branch, base_commit=base)
         log_path = self.project.logs_dir / task.id / f"{attempt.id}.log"
         try:
-            self.pool.prepare(slot, task.id, base)
+            if resolves:  # a conflict task works on the conflicting branch itself
+                self.pool.checkout(slot, branch)
+            else:
+                self.pool.prepare(slot, task.id, base)
             task_file = slot.path / TASK_FILE
             task_file.write_text(render_task_file(task), encoding="utf-8")
             ctx = AgentContext(task.id, slot.path, task_file, slot.name, attempt.id, self.root,
                                self.project.state_dir)
             spec = self.agent.launch(ctx)
             env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": task.id, "GASWORKS_SLOT": slot.name,
-                   "GASWORKS_ATTEMPT": str(attempt.id), "GASWORKS_WORKTREE": str(slot.path)}
+                   "GASWORKS_ATTEMPT": str(attempt.id), "GASWORKS_WORKTREE": str(slot.path),
+                   **({"GASWORKS_RESOLVE_ONTO": self.target} if resolves else {})}
             proc = process.spawn(spec.argv, cwd=slot.path, log_path=log_path, env=env)
         except (GasworksError, OSError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
             self._finish_failed(attempt.id, task.id, Outcome.ERROR.value, None, f"could not start: {why}")
             return
         self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(log_path))
-        self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now)
+        self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now, resolves=resolves)
         self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.id})")
 
     def _collect(self, now: float) -> None:
@@ -187,10 +199,15 @@ class Dispatcher:
                                       task_status="closed", note=f"branch {branch_for(run.task_id)} is ready; "
                                                                  "not merged (auto_merge_worktrees = false)")
             return
+        if run.resolves:
+            self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                                      task_status="closed", note=f"resolved on {branch_for(run.resolves)}")
+            self.say(f"{run.slot.name}: {run.task_id} resolved the conflict of {run.resolves}")
+            return
         self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                   task_status="merging", note=f"{len(commits)} commit(s) to merge")
-        self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s)")
-        self._merge(run.task_id, now)
+        self.store.enqueue_merge(run.task_id, branch_for(run.task_id), commits[-1])
+        self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
 
     def _finish_failed(self, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,
                        commits: list[str] = ()) -> None:
@@ -210,31 +227,12 @@ class Dispatcher:
                                       task_status="open", note=note)
             self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue")
 
-    def _merge(self, task_id: str, now: float) -> None:
-        branch = branch_for(task_id)
-        title = self.store.get_task(task_id).title
-        result = self.refinery.merge(branch, f"Merge {branch}: {oneline(title, 200)}\n\nTask {task_id}.\n")
-        if result.outcome is MergeOutcome.MERGED:
-            self.held.pop(task_id, None)
-            self.store.transition(task_id, "closed", actor="gasworks", expected="merging",
-                                  reason=f"Merged as {result.commit[:12]}")
-            git.run(["branch", "-D", branch], self.root, check=False)
-            self.say(f"{task_id}: merged into {self.target} as {result.commit[:12]}")
-        elif result.outcome is MergeOutcome.CONFLICT:
-            self.held.pop(task_id, None)
-            self.store.transition(task_id, "open", actor="gasworks", expected="merging",
-                                  reason=f"merge conflict: {result.message}; redo on the new tip")
-            self.say(f"{task_id}: {result.message}; back to the queue")
-        else:
-            if self.held.get(task_id, ("",))[0] != result.message:
-                self.say(f"{task_id}: merge waits: {result.message}")
-            self.held[task_id] = (result.message, now + HELD_RETRY_SECONDS)
-
-    def _merge_waiting(self, now: float) -> None:
-        """Branches whose merge was held (or left by an earlier run) get another try, now and then."""
-        for task in self.store.list_tasks(statuses=["merging"]):
-            if self.held.get(task.id, ("", 0.0))[1] <= now:
-                self._merge(task.id, now)
+    def _conflict_of(self, task: Task) -> str:
+        """For a merge-conflict task the refinery made: the task whose branch it must fix."""
+        if CONFLICT_LABEL not in task.labels:
+            return ""
+        found = [d.depends_on_id for d in task.dependencies if d.type == "discovered-from"]
+        return found[0] if found and git.branch_exists(self.root, branch_for(found[0])) else ""
 
     def _renew(self, now: float) -> None:
         for run in self.running.values():
@@ -258,7 +256,10 @@ class Dispatcher:
         """What the fleet is doing, for the progress display."""
         return {
             "slots": [self._slot_view(slot, now) for slot in self.pool.slots],
-            "held": {task_id: why for task_id, (why, _) in self.held.items()},
+            "held": {m.task_id: self.refinery.held.message for m in self.refinery.held.merges}
+            if self.refinery.held else {},
+            "queue": [m.task_id for m in self.store.merges(statuses=[MergeStatus.QUEUED.value,
+                                                                     MergeStatus.MERGING.value], oldest_first=True)],
             "counts": self.store.counts(),
         }
 
@@ -296,8 +297,10 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
                 for sig in (signal.SIGINT, signal.SIGTERM)}
     deadline = None
     handled = 0
+    dispatcher.worker = RefineryWorker(dispatcher.refinery)
     try:
         dispatcher.start()
+        dispatcher.worker.start()
         while True:
             now = time.time()
             if received and deadline is None:
@@ -305,16 +308,19 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
                 dispatcher.say(f"stopping: no new tasks; running agents get {dispatcher.config.grace_seconds:g} s "
                                "to finish (Ctrl+C again to stop them now)")
                 dispatcher.stop()
-            if deadline is not None and (len(received) > 1 or now >= deadline) and dispatcher.running:
-                dispatcher.say("stopping every running agent now")
+            if deadline is not None and (len(received) > 1 or now >= deadline) and not dispatcher.refinery.aborting:
+                dispatcher.say("stopping every running agent (and any merge gate) now")
                 dispatcher.stop(hard=True)
             dispatcher.tick(now)
             on_tick(now)
-            if (deadline is not None and not dispatcher.running) or (until_done and not dispatcher.busy()):
+            if (deadline is not None or until_done) and not dispatcher.busy():
                 break
             dispatcher.wait(poll_seconds, interrupted=lambda: len(received) > handled)
             handled = len(received)
     finally:
+        dispatcher.worker.stop(hard=bool(received))
+        if dispatcher.worker.is_alive():
+            dispatcher.worker.join()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:

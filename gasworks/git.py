@@ -169,3 +169,55 @@ def fast_forward(path: Path, commit: str) -> tuple[bool, str]:
 def update_ref(root: Path, branch: str, new: str, old: str) -> bool:
     """Compare-and-set a branch that is not checked out anywhere: moves only if it still points at old."""
     return run(["update-ref", f"refs/heads/{branch}", new, old], root, check=False).returncode == 0
+
+
+def trial_merge(path: Path, tip: str, head: str) -> list[str]:
+    """Files that conflict when head is merged into tip, found without touching any worktree."""
+    result = run(["merge-tree", "--write-tree", "--name-only", "--no-messages", tip, head], path, check=False)
+    if result.returncode == 0:
+        return []
+    if result.returncode == 1:
+        return [line for line in result.stdout.splitlines()[1:] if line.strip()]
+    raise GitError(f"git merge-tree failed (git 2.38 or newer is needed): {result.stderr.strip()}")
+
+
+def rebase_onto(path: Path, onto: str, head: str) -> bool:
+    """Replay head's own commits onto `onto`, detached, at path. False (and aborted) on conflict."""
+    base = run(["merge-base", onto, head], path).stdout.strip()
+    result = run(["rebase", "-q", "--onto", onto, base, head], path, check=False, makes_commits=True)
+    if result.returncode != 0:
+        run(["rebase", "--abort"], path, check=False)
+        return False
+    return True
+
+
+def has_merge_commits(path: Path, base: str, head: str) -> bool:
+    return bool(run(["rev-list", "--merges", f"{base}..{head}"], path).stdout.strip())
+
+
+def conflict_markers(path: Path, old: str, new: str) -> list[str]:
+    """`git diff --check` lines that report leftover conflict markers between two commits."""
+    result = run(["diff", "--check", old, new], path, check=False)
+    return [line for line in result.stdout.splitlines() if "conflict marker" in line]
+
+
+def is_ancestor(path: Path, older: str, newer: str) -> bool:
+    return run(["merge-base", "--is-ancestor", older, newer], path, check=False).returncode == 0
+
+
+def merge_keeping_conflicts(path: Path, branch: str, message: str) -> tuple[bool, list[str]]:
+    """Merge branch in at path; on conflict leave the merge in progress and return the conflicted files."""
+    result = run(["merge", "--no-ff", "--no-edit", "-m", message, branch], path, check=False, makes_commits=True)
+    if result.returncode == 0:
+        return True, []
+    conflicts = run(["diff", "--name-only", "--diff-filter=U"], path).stdout.split()
+    if not conflicts:
+        raise GitError(f"git merge failed: {(result.stderr or result.stdout).strip()}")
+    return False, conflicts
+
+
+def clean_checkout(path: Path, branch: str) -> None:
+    """Check out an existing branch at path, with local changes and untracked files removed."""
+    run(["reset", "-q", "--hard"], path)
+    run(["clean", "-q", "-ffdx"], path)
+    run(["checkout", "-q", "-f", branch], path)

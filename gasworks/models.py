@@ -29,10 +29,10 @@ class Status(str, enum.Enum):
 # Every status change goes through the store's transition(), which checks this table.
 # A status missing here (a Beads custom status) may only go back to open or to closed.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"in_progress", "blocked", "deferred", "pinned", "hooked", "closed"}),
+    "open": frozenset({"in_progress", "merging", "blocked", "deferred", "pinned", "hooked", "closed"}),
     "in_progress": frozenset({"open", "merging", "blocked", "deferred", "closed"}),
     "merging": frozenset({"open", "blocked", "closed"}),
-    "blocked": frozenset({"open", "in_progress", "deferred", "closed"}),
+    "blocked": frozenset({"open", "in_progress", "merging", "deferred", "closed"}),
     "deferred": frozenset({"open", "blocked", "closed"}),
     "pinned": frozenset({"open", "closed"}),
     "hooked": frozenset({"open", "in_progress", "closed"}),
@@ -204,3 +204,33 @@ class Attempt:
     note: str = ""
     pid: int | None = None
     pid_started: float | None = None
+
+
+class MergeStatus(str, enum.Enum):
+    QUEUED = "queued"
+    MERGING = "merging"
+    LANDED = "landed"
+    CONFLICT = "conflict"        # does not merge cleanly; a conflict task was made
+    RESOLVED = "resolved"        # its conflict task closed; the branch was queued again
+    GATE_FAILED = "gate_failed"  # the gate failed with this branch; its task went back to open
+    HELD = "held"                # the target's checkout has local edits in the way
+    DROPPED = "dropped"          # its task was closed or reopened meanwhile; nothing to land
+
+
+@dataclass(slots=True)
+class Merge:
+    id: int
+    task_id: str
+    branch: str
+    head: str
+    status: str
+    queued_at: str
+    started_at: str = ""
+    ended_at: str = ""
+    trial: str = ""
+    gate_runs: int = 0
+    gate_seconds: float = 0.0
+    batch_size: int = 0
+    landed_commit: str = ""
+    conflict_task: str = ""
+    note: str = ""

@@ -1,84 +1,437 @@
-"""Merging finished branches into the target branch, one at a time, never through the user's checkout.
+"""The refinery: the merge queue. One merge at a time, test-gated, never through the user's checkout.
 
-This is the simple merge step: merge the branch onto the current tip in a dedicated integration
-worktree, then move the target to that commit. Where the target is checked out (usually the
-user's own checkout) it is advanced there with `git merge --ff-only`, which updates its files and
-keeps unrelated local edits; git refuses when local edits touch incoming files, and then the merge
-is held, nothing lost, until the user commits or stashes. Where the target is checked out nowhere,
-a compare-and-set `update-ref` moves it, so a target that moved meanwhile is never overwritten.
+A round takes the oldest queued branches (one, or a batch), tries each against the target's tip
+without touching a worktree (`git merge-tree`), stacks the clean ones in the integration
+worktree, runs the gate there, and lands exactly the commit that passed. Where the target is
+checked out (usually the user's checkout) it is advanced there with `git merge --ff-only`, which
+keeps unrelated local edits; when local edits touch incoming files git refuses, and the queue
+holds, nothing lost, until the user commits or stashes. Where it is checked out nowhere, a
+compare-and-set `update-ref` moves it, so a target that moved meanwhile is re-tested, never
+overwritten. A conflict becomes a task; a gate failure sends the task back with the gate's output.
 """
 
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
+import os
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
-from gasworks import git
+from gasworks import git, process
+from gasworks.config import Config
+from gasworks.errors import GasworksError, NotFoundError, TransitionError
+from gasworks.models import Merge, MergeStatus, now_iso
+from gasworks.output import oneline
+from gasworks.project import Project
+from gasworks.store import NewTask
+from gasworks.store.sqlite import SQLiteStore
+from gasworks.witness import send_back
+from gasworks.worktrees import BRANCH_PREFIX
 
-
-class MergeOutcome(str, enum.Enum):
-    MERGED = "merged"
-    CONFLICT = "conflict"  # the branch does not merge cleanly onto the tip
-    HELD = "held"          # the target's checkout has local edits in the way; try again later
-    MOVED = "moved"        # the target moved while merging; try again at once
+CONFLICT_LABEL = "merge-conflict"
+GATE_BROKEN_LABEL = "gate-broken"
+LOCK_NAME = "refinery"
+HELD_RETRY_SECONDS = 5.0
+GATE_TAIL_LINES = 40
+AUTO_WINDOW = 20  # recent gate results that size "auto" batches
 
 
 @dataclass
-class MergeResult:
-    outcome: MergeOutcome
-    commit: str = ""
-    files: list[str] = field(default_factory=list)
-    message: str = ""
+class Held:
+    """A tested commit that could not land because the target's checkout has edits in the way."""
+
+    tip: str
+    candidate: str
+    merges: list[Merge]
+    message: str
+    next_try: float
 
 
 class Refinery:
-    def __init__(self, root: Path, target: str, integration: Path, lock_file: Path) -> None:
-        self.root = Path(root)
-        self.target = target
-        self.integration = Path(integration)
-        self.lock = FileLock(str(lock_file))
+    def __init__(self, project: Project, store: SQLiteStore, config: Config, target: str,
+                 say: Callable[[str], None] = print) -> None:
+        self.root = project.root
+        self.store, self.config, self.target, self.say = store, config, target, say
+        self.integration = project.state_dir / "integration"
+        self.logs = project.logs_dir / "merges"
+        self.file_lock = FileLock(str(self.root / config.merge_slot))
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self.held: Held | None = None
+        self.broken_tip = ""        # a tip on which the gate fails by itself: wait until it moves
+        self.known_good = ""        # the last commit the gate passed on, so its own check can be skipped
+        self.aborting = False
+        self._gate_proc: subprocess.Popen | None = None
+        self._last_tail = ""
+
+    # -- the round --------------------------------------------------------------------------
 
     def ensure(self) -> None:
         registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
         if self.integration.resolve() not in registered:
             git.worktree_add(self.root, self.integration, git.rev_parse(self.root, self.target))
 
-    def merge(self, branch: str, message: str, attempts: int = 3) -> MergeResult:
-        """Merge branch into the target. Retries a few times when someone else moved the target meanwhile."""
-        with self.lock:
-            result = MergeResult(MergeOutcome.MOVED)
-            for _ in range(attempts):
-                result = self._merge_once(branch, message)
-                if result.outcome is not MergeOutcome.MOVED:
-                    break
-            return result
+    def pending(self) -> bool:
+        """Anything queued, being merged, or held."""
+        return bool(self.held or self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value],
+                                                   limit=1))
 
-    def _merge_once(self, branch: str, message: str) -> MergeResult:
+    def process(self, now: float | None = None) -> bool:
+        """One round. Returns False when there was nothing to do, or another refinery holds the lock."""
+        now = time.time() if now is None else now
+        self._retry_resolved()
+        if self.held and now < self.held.next_try:
+            return False
+        queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
+                                   limit=self.batch_size())
+        if not (queued or self.held) or not self._lock():
+            return False
+        try:
+            if self.held:
+                self._retry_held(now)
+            elif git.rev_parse(self.root, self.target) != self.broken_tip:
+                self._round(queued)
+            else:
+                return False
+        finally:
+            self._unlock()
+        return True
+
+    def abort(self) -> None:
+        """Stop the gate now (second Ctrl+C); the round puts its branches back in the queue."""
+        self.aborting = True
+        if self._gate_proc is not None:
+            process.terminate_group(self._gate_proc.pid, hard=True)
+
+    def _round(self, queued: list[Merge]) -> None:
         tip = git.rev_parse(self.root, self.target)
-        git.detach_at(self.integration, tip)
-        merged, conflicts = git.merge(self.integration, branch, message)
-        if not merged:
-            return MergeResult(MergeOutcome.CONFLICT, files=conflicts,
-                               message=f"conflicts with {self.target} in {', '.join(conflicts)}")
-        new = git.rev_parse(self.integration, "HEAD")
-        checkout = self._checkout_of_target()
-        if checkout is None:
-            if git.update_ref(self.root, self.target, new, tip):
-                return MergeResult(MergeOutcome.MERGED, new)
-            return MergeResult(MergeOutcome.MOVED, message=f"{self.target} moved during the merge")
-        if git.rev_parse(checkout, "HEAD") != tip:
-            return MergeResult(MergeOutcome.MOVED, message=f"{self.target} moved during the merge")
-        done, why = git.fast_forward(checkout, new)
-        if done:
-            return MergeResult(MergeOutcome.MERGED, new)
-        return MergeResult(MergeOutcome.HELD, message=f"{checkout} has local changes in the way of the merge "
-                                                       f"(commit or stash them): {why}")
+        batch = []
+        for merge in queued:
+            task = self.store.get_task(merge.task_id)
+            if task.status != "merging":
+                self._end(merge, MergeStatus.DROPPED, note=f"its task is {task.status}")
+                continue
+            merge = self.store.update_merge(merge.id, status=MergeStatus.MERGING.value, started_at=now_iso())
+            conflicts = git.trial_merge(self.root, tip, merge.head)
+            self.store.update_merge(merge.id, trial="conflict" if conflicts else "clean")
+            if conflicts:
+                self._conflict(merge, conflicts, tip)
+            else:
+                batch.append(merge)
+        if not batch:
+            return
+        result = self._try(batch)
+        if result == "failed" and len(batch) > 1:
+            self.say(f"batch of {len(batch)} failed the gate; trying it once more (flaky gates happen)")
+            result = self._try(batch)
+            if result == "failed":
+                self._bisect(batch)
+        elif result == "failed":
+            self._gate_failed(batch[0])
 
-    def _checkout_of_target(self) -> Path | None:
-        for entry in git.worktrees(self.root):
-            if entry["branch"] == self.target:
-                return Path(entry["path"])
-        return None
+    def _try(self, merges: list[Merge]) -> str:
+        """Stack merges on the current tip, gate, land. Returns landed, failed, moved, held or requeued."""
+        tip = git.rev_parse(self.root, self.target)
+        candidate, applied = self._stack(merges, tip)
+        if not applied:
+            return "requeued"
+        passed, tail = self._gate(applied)
+        if self.aborting:
+            self._requeue(applied, "the gate was stopped")
+            return "requeued"
+        markers = git.conflict_markers(self.root, tip, candidate) if passed else []
+        if markers:
+            passed, tail = False, "leftover conflict markers:\n" + "\n".join(markers[:20])
+        if not passed:
+            self._last_tail = tail
+            return "failed"
+        return self._advance(tip, candidate, applied)
+
+    def _bisect(self, merges: list[Merge]) -> None:
+        """merges fail together on the tip: land the good ones, send back exactly the culprits.
+        Test the left half; if it passes (and lands) the culprit is on the right, else on the left."""
+        if len(merges) == 1:
+            self._gate_failed(merges[0], tail=self._last_tail)
+            return
+        left, right = merges[: len(merges) // 2], merges[len(merges) // 2:]
+        outcome = self._try(left)
+        if outcome == "landed":
+            if len(right) == 1:
+                self._gate_failed(right[0], tail=self._last_tail)
+            else:
+                self._bisect(right)
+        elif outcome == "failed":
+            self._bisect(left)
+            if self._try(right) == "failed":
+                self._bisect(right)
+        else:  # moved, held or requeued: the right half goes round again
+            self._requeue(right, "waits for the next round")
+
+    # -- the steps --------------------------------------------------------------------------
+
+    def _stack(self, merges: list[Merge], tip: str) -> tuple[str, list[Merge]]:
+        """Apply each branch on the tip in the integration worktree; ones that clash with a batch-mate
+        go back to the queue (the next round tries them against the new tip)."""
+        git.detach_at(self.integration, tip)
+        applied = []
+        for merge in merges:
+            title = oneline(self.store.get_task(merge.task_id).title, 200)
+            before = git.rev_parse(self.integration, "HEAD")
+            if self.config.merge_strategy == "rebase" and not git.has_merge_commits(self.integration, tip,
+                                                                                     merge.head):
+                ok = git.rebase_onto(self.integration, before, merge.head)
+            else:
+                ok, _ = git.merge(self.integration, merge.head,
+                                  f"Merge {merge.branch}: {title}\n\nTask {merge.task_id}.\n")
+            if ok:
+                applied.append(merge)
+            else:
+                git.detach_at(self.integration, before)
+                self._requeue([merge], "clashed with a branch gated in the same batch")
+        return git.rev_parse(self.integration, "HEAD"), applied
+
+    def _gate(self, merges: list[Merge]) -> tuple[bool, str]:
+        """Run every gate command in the integration worktree; (passed, tail of the failing output)."""
+        if not self.config.gate:
+            return True, ""
+        started = time.monotonic()
+        passed, tail = self._run_gate(f"{merges[0].id}")
+        seconds = time.monotonic() - started
+        for merge in merges:
+            self._count_gate_run(merge, seconds, batch_size=len(merges))
+        return passed, tail
+
+    def _count_gate_run(self, merge: Merge, seconds: float, batch_size: int = 1) -> None:
+        current = self.store.merge(merge.id)
+        self.store.update_merge(merge.id, gate_runs=current.gate_runs + 1, batch_size=batch_size,
+                                gate_seconds=round(current.gate_seconds + seconds, 3))
+
+    def _run_gate(self, name: str) -> tuple[bool, str]:
+        for number, argv in enumerate(self.config.gate, start=1):
+            log = self.logs / f"{name}-{int(time.time() * 1000)}-{number}.log"
+            try:
+                self._gate_proc = process.spawn(argv, cwd=self.integration, log_path=log, env=os.environ)
+            except OSError as exc:
+                return False, f"could not start gate command {argv[0]!r}: {exc.strerror or exc}"
+            try:
+                code = self._gate_proc.wait(timeout=self.config.gate_timeout)
+            except subprocess.TimeoutExpired:
+                process.terminate_group(self._gate_proc.pid, hard=True)
+                self._gate_proc.wait()
+                code = None
+            process.terminate_group(self._gate_proc.pid, hard=True)
+            self._gate_proc = None
+            if code != 0:
+                lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-GATE_TAIL_LINES:]
+                why = "timed out" if code is None else f"exited {code}"
+                return False, f"$ {' '.join(argv)}  ({why})\n" + "\n".join(lines)
+        return True, ""
+
+    def _advance(self, tip: str, candidate: str, merges: list[Merge]) -> str:
+        outcome, message = self._move_target(tip, candidate)
+        if outcome == "landed":
+            self.known_good = candidate
+            for merge in merges:
+                self._landed(merge, candidate)
+        elif outcome == "moved":
+            self._requeue(merges, f"{self.target} moved during the merge; it will be tested again")
+        else:
+            self.held = Held(tip, candidate, merges, message, time.time() + HELD_RETRY_SECONDS)
+            self.say(f"merge queue held: {message}")
+        return outcome
+
+    def _move_target(self, tip: str, candidate: str) -> tuple[str, str]:
+        checkout = next((Path(w["path"]) for w in git.worktrees(self.root) if w["branch"] == self.target), None)
+        if checkout is None:
+            return ("landed", "") if git.update_ref(self.root, self.target, candidate, tip) else ("moved", "")
+        if git.rev_parse(checkout, "HEAD") != tip:
+            return "moved", ""
+        done, why = git.fast_forward(checkout, candidate)
+        if done:
+            return "landed", ""
+        return "held", f"{checkout} has local changes in the way ({why.splitlines()[-1] if why else ''}); " \
+                       f"commit or stash them: {', '.join(_files_in(why)) or 'see git status'}"
+
+    def _retry_held(self, now: float) -> None:
+        held, self.held = self.held, None
+        if git.rev_parse(self.root, self.target) != held.tip:
+            self._requeue(held.merges, f"{self.target} moved while the merge was held")
+            return
+        outcome = self._advance(held.tip, held.candidate, held.merges)
+        if outcome == "held" and self.held:
+            self.held.next_try = now + HELD_RETRY_SECONDS
+
+    # -- outcomes ---------------------------------------------------------------------------
+
+    def _landed(self, merge: Merge, commit: str) -> None:
+        self._end(merge, MergeStatus.LANDED, landed_commit=commit)
+        self.store.transition(merge.task_id, "closed", actor="refinery", expected="merging",
+                              reason=f"Merged as {commit[:12]}")
+        git.run(["branch", "-D", merge.branch], self.root, check=False)
+        self.say(f"{merge.task_id}: merged into {self.target} as {commit[:12]}")
+
+    def _conflict(self, merge: Merge, files: list[str], tip: str) -> None:
+        if not self.config.create_bead_on_merge_conflict:
+            self._end(merge, MergeStatus.CONFLICT, note=f"conflicts in {', '.join(files)}")
+            send_back(self.store, merge.task_id, note=f"merge conflict in {', '.join(files)}; redo on the new tip",
+                      max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
+            return
+        task = self.store.create_task(NewTask(
+            f"Resolve merge conflict: {merge.branch}", priority=1, labels=[CONFLICT_LABEL],
+            description=conflict_description(merge, files, tip, self.target),
+            deps=[(merge.task_id, "discovered-from")]), prefix=self.config.prefix, actor="refinery")
+        self.store.add_dependency(merge.task_id, task.id, "blocks", actor="refinery")
+        self.store.transition(merge.task_id, "blocked", actor="refinery", expected="merging",
+                              reason=f"merge conflict; resolved by {task.id}")
+        self._end(merge, MergeStatus.CONFLICT, conflict_task=task.id, note=f"conflicts in {', '.join(files)}")
+        self.say(f"{merge.task_id}: conflicts with {self.target} in {', '.join(files)}; made {task.id} to resolve it")
+
+    def _gate_failed(self, merge: Merge, tail: str | None = None) -> None:
+        """The gate fails with this branch alone. Unless it fails on the untouched tip too (then the
+        target is broken, not the branch), the task goes back with the gate's output in its notes."""
+        tail = self._last_tail if tail is None else tail
+        tip = git.rev_parse(self.root, self.target)
+        if tip != self.known_good:
+            git.detach_at(self.integration, tip)
+            started = time.monotonic()
+            tip_passes, tip_tail = self._run_gate(f"tip-{tip[:12]}")
+            self._count_gate_run(merge, time.monotonic() - started)
+            if not tip_passes:
+                self.broken_tip = tip
+                self._requeue([merge], "not blamed: the gate fails on the target itself")
+                self._file_gate_bug(tip, tip_tail)
+                return
+            self.known_good = tip
+        self._end(merge, MergeStatus.GATE_FAILED, note=oneline(tail.splitlines()[0] if tail else "", 200))
+        attempts = self.store.attempts(merge.task_id)
+        if attempts:
+            self.store.set_attempt_outcome(attempts[-1].id, "gate_failed", "its branch failed the merge gate")
+        send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
+                  max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
+
+    def _file_gate_bug(self, tip: str, tail: str) -> None:
+        if self.store.list_tasks(labels=[GATE_BROKEN_LABEL], include_closed=False):
+            return
+        task = self.store.create_task(NewTask(
+            f"The merge gate fails on {self.target} itself", issue_type="bug", priority=0,
+            labels=[GATE_BROKEN_LABEL],
+            description=f"The gate fails on the untouched tip of {self.target} ({tip}), so no branch can land "
+                        f"until it passes again. The merge queue waits until {self.target} moves.\n\n{tail}"),
+            prefix=self.config.prefix, actor="refinery")
+        self.say(f"the gate fails on {self.target} itself ({tip[:12]}): filed {task.id}; the queue waits")
+
+    def _retry_resolved(self) -> None:
+        """Branches whose conflict task closed go back in the queue (auto_retry_merge_on_conflict_close)."""
+        if not self.config.auto_retry_merge_on_conflict_close:
+            return
+        for merge in self.store.merges(statuses=[MergeStatus.CONFLICT.value]):
+            if not merge.conflict_task or self.store.get_task(merge.conflict_task).status != "closed":
+                continue
+            retried = self.retry(merge.task_id, note=f"{merge.conflict_task} resolved the conflict")
+            self.store.update_merge(merge.id, status=MergeStatus.RESOLVED.value,
+                                    note=f"{merge.note}; queued again as merge {retried.id}")
+
+    def retry(self, task_id: str, note: str = "retried by hand") -> Merge:
+        """Queue the task's branch again (after its conflict was resolved, or by `gasworks merge-retry`)."""
+        branch = f"{BRANCH_PREFIX}{task_id}"
+        if not git.branch_exists(self.root, branch):
+            raise NotFoundError(f"{task_id} has no branch {branch} to merge")
+        if self.store.merges(task_id=task_id, statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value]):
+            raise TransitionError(f"{task_id} is already in the merge queue")
+        if self.store.get_task(task_id).status != "merging":
+            self.store.transition(task_id, "merging", actor="refinery", reason=note)
+        return self.store.enqueue_merge(task_id, branch, git.rev_parse(self.root, branch))
+
+    def _requeue(self, merges: list[Merge], note: str) -> None:
+        for merge in merges:
+            self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note=note)
+
+    def _end(self, merge: Merge, status: MergeStatus, **fields: str) -> None:
+        self.store.update_merge(merge.id, status=status.value, ended_at=now_iso(), **fields)
+
+    # -- batch sizing and locks -------------------------------------------------------------
+
+    def batch_size(self) -> int:
+        if self.config.merge_batch_size != "auto":
+            return int(self.config.merge_batch_size)
+        recent = self.store.merges(statuses=[MergeStatus.LANDED.value, MergeStatus.GATE_FAILED.value],
+                                   limit=AUTO_WINDOW)
+        return auto_batch_size([m.status == MergeStatus.LANDED.value for m in recent])
+
+    def _lock(self) -> bool:
+        try:
+            self.file_lock.acquire(timeout=0)
+        except Timeout:
+            return False
+        ttl = self.config.gate_timeout * max(1, len(self.config.gate)) * 4 + 300
+        if not self.store.acquire_lock(LOCK_NAME, self.owner, ttl=ttl):
+            self.file_lock.release()
+            return False
+        return True
+
+    def _unlock(self) -> None:
+        self.store.release_lock(LOCK_NAME, self.owner)
+        self.file_lock.release()
+
+
+def auto_batch_size(history: list[bool]) -> int:
+    """About 0.5/p branches per gate run for a failure rate p, at most 8; 1 when p is above 0.2,
+    where bisecting costs more runs than batching saves."""
+    if not history:
+        return 4
+    failure_rate = history.count(False) / len(history)
+    if failure_rate > 0.2:
+        return 1
+    return max(1, min(8, round(0.5 / failure_rate))) if failure_rate else 8
+
+
+def conflict_description(merge: Merge, files: list[str], tip: str, target: str) -> str:
+    listed = "\n".join(f"- {name}" for name in files)
+    return (f"The branch {merge.branch} (task {merge.task_id}, commit {merge.head}) no longer merges cleanly "
+            f"into {target} (commit {tip}).\n\nConflicting files:\n{listed}\n\n"
+            f"You are working on {merge.branch} itself. Merge {target} into it (or rebase it onto {target}), "
+            f"resolve the conflicts so that both sides' intent is kept, and commit. When this task closes, "
+            f"the branch goes back into the merge queue.")
+
+
+def _files_in(message: str) -> list[str]:
+    """The file names git lists (indented by a tab) in a refusal message."""
+    return [line.strip() for line in message.splitlines() if line.startswith("\t")]
+
+
+class RefineryWorker(threading.Thread):
+    """Runs the merge queue beside the dispatcher, so a long gate never stalls the agents."""
+
+    def __init__(self, refinery: Refinery, idle_seconds: float = 0.2) -> None:
+        super().__init__(name="gasworks-refinery", daemon=True)
+        self.refinery = refinery
+        self.idle_seconds = idle_seconds
+        self.in_round = False
+        self.error: BaseException | None = None
+        self._stopped = threading.Event()
+
+    def run(self) -> None:
+        try:
+            while not self._stopped.is_set():
+                self.in_round = True
+                try:
+                    did = self.refinery.process()
+                except GasworksError as exc:  # e.g. git refused: say so, and try again later
+                    self.refinery.say(f"merge queue: {exc}")
+                    did = False
+                finally:
+                    self.in_round = False
+                if not did:
+                    self._stopped.wait(self.idle_seconds)
+        except BaseException as exc:  # handed to the main thread, which raises it
+            self.error = exc
+
+    def stop(self, *, hard: bool = False) -> None:
+        self._stopped.set()
+        if hard:
+            self.refinery.abort()

@@ -78,6 +78,10 @@ class WorktreePool:
         gitdir = (path / gitdir if not gitdir.is_absolute() else gitdir).resolve()
         return gitdir.parent == (git.git_common_dir(self.root) / "worktrees").resolve()
 
+    def checkout(self, slot: Slot, branch: str) -> None:
+        """Put the slot on an existing branch (a conflict task works on the branch it must fix)."""
+        git.clean_checkout(slot.path, branch)
+
     def prepare(self, slot: Slot, task_id: str, base: str) -> str:
         """Reset the slot to `base` on a fresh branch gasworks/<task-id>, untracked files removed."""
         branch = branch_for(task_id)

@@ -158,13 +158,13 @@ def test_merge_waits_while_local_edits_are_in_the_way_and_loses_nothing(project_
     (project_dir / "README.md").write_text("my unsaved edit\n")
     dispatcher, lines = make_dispatcher(project_dir)
     task_id = add(dispatcher, "rewrite the readme", description=fake_script(write={"README.md": "agent's\n"}))
-    drain_until(dispatcher, lambda: task_id in dispatcher.held)
+    drain_until(dispatcher, lambda: dispatcher.refinery.held is not None)
     assert dispatcher.store.get_task(task_id).status == "merging"
     assert (project_dir / "README.md").read_text() == "my unsaved edit\n"
-    assert any("merge waits" in line and "README.md" in line for line in lines)
-    # The user stashes the edit away; the next try merges.
+    assert any("merge queue held" in line and "README.md" in line for line in lines)
+    # The user puts the file back; the next try (a few seconds later) merges.
     (project_dir / "README.md").write_text("hello\n")
-    dispatcher.held[task_id] = (dispatcher.held[task_id][0], 0.0)
+    dispatcher.refinery.held.next_try = 0.0
     drain(dispatcher)
     assert dispatcher.store.get_task(task_id).status == "closed"
     assert (project_dir / "README.md").read_text() == "agent's\n"
@@ -180,16 +180,23 @@ def test_target_checked_out_nowhere_moves_by_compare_and_set(project_dir):
     assert git.current_branch(project_dir) == "work" and not (project_dir / "fake").exists()
 
 
-def test_two_tasks_editing_the_same_lines_end_on_main_one_after_the_other(project_dir):
-    dispatcher, _ = make_dispatcher(project_dir)
+def test_two_agents_editing_the_same_lines_make_one_conflict_task_then_both_land(project_dir):
+    dispatcher, lines = make_dispatcher(project_dir)
     first = add(dispatcher, "one", description=fake_script(write={"same.txt": "one\n"}))
     second = add(dispatcher, "two", description=fake_script(write={"same.txt": "two\n"}))
     drain(dispatcher)
     store = dispatcher.store
+    conflict_tasks = store.list_tasks(labels=["merge-conflict"])
+    assert len(conflict_tasks) == 1
+    fixer = store.get_task(conflict_tasks[0].id)
+    loser = next(d.depends_on_id for d in fixer.dependencies if d.type == "discovered-from")
+    assert loser in (first, second) and fixer.priority == 1 and fixer.status == "closed"
+    assert fixer.title == f"Resolve merge conflict: gasworks/{loser}" and "same.txt" in fixer.description
     assert {store.get_task(first).status, store.get_task(second).status} == {"closed"}
-    outcomes = [e.detail.get("reason", "") for t in (first, second) for e in store.events(t) if e.kind == "status"]
-    assert any(reason.startswith("merge conflict") for reason in outcomes)
-    assert git.run(["show", "main:same.txt"], project_dir).stdout in ("one\n", "two\n")
+    assert sorted(git.run(["show", "main:same.txt"], project_dir).stdout.splitlines()) == ["one", "two"]
+    merges = store.merges(task_id=loser, oldest_first=True)
+    assert [(m.status, m.trial) for m in merges] == [("resolved", "conflict"), ("landed", "clean")]
+    assert merges[0].conflict_task == fixer.id and merges[0].gate_runs == 0
 
 
 def test_missing_target_branch_is_a_clear_error(project_dir):

@@ -96,7 +96,7 @@ def test_sigterm_acts_like_the_first_ctrl_c_then_the_grace_ends(project_dir):
     wait_for(lambda: running_attempts(project_dir) == 1, what="the agent running")
     proc.send_signal(signal.SIGTERM)
     out = finish(proc)
-    assert proc.returncode == 130 and "stopping every running agent now" in out, out
+    assert proc.returncode == 130 and "stopping every running agent" in out, out
     assert statuses(project_dir)[task_id] == "open"
     assert agent_processes(project_dir) == []
 

@@ -11,6 +11,9 @@ With no instructions it writes `fake/<task-id>.txt` and commits. A fenced block 
     spawn_child  true             start a long-lived child process, then go on
     no_commit    true             leave the changes uncommitted
     exit         code             exit with this code (after committing)
+
+Given GASWORKS_RESOLVE_ONTO (a merge-conflict task), it merges that branch in instead and
+resolves each conflict by keeping both sides.
 """
 
 from __future__ import annotations
@@ -66,6 +69,10 @@ def run(task_file: Path, worktree: Path, task_id: str) -> int:
 
     script = script_of(task_file.read_text(encoding="utf-8"))
     print(f"fake agent on {task_id}: {sorted(script) or 'default'}", flush=True)
+    onto = os.environ.get("GASWORKS_RESOLVE_ONTO")
+    if onto:  # a merge-conflict task: bring the target in and keep both sides
+        resolve_by_union(worktree, onto)
+        return int(script.get("exit", 0))
     writes = dict(script.get("write", {}))
     if "write" not in script and "append" not in script:
         writes[f"fake/{task_id}.txt"] = f"done by the fake agent: {task_id}\n"
@@ -90,6 +97,22 @@ def run(task_file: Path, worktree: Path, task_id: str) -> int:
         git.commit_all(worktree, f"fake: {task_id}")
         print("committed", flush=True)
     return int(script.get("exit", 0))
+
+
+def resolve_by_union(worktree: Path, onto: str) -> None:
+    """Merge `onto` into the branch; where both sides changed the same lines, keep both (ours first)."""
+    from gasworks import git
+
+    merged, conflicts = git.merge_keeping_conflicts(worktree, onto, f"Merge {onto}, keeping both sides")
+    for name in conflicts:
+        path = worktree / name
+        kept = [line for line in path.read_text(encoding="utf-8").splitlines(keepends=True)
+                if not line.startswith(("<<<<<<< ", "=======", ">>>>>>> "))]
+        path.write_text("".join(kept), encoding="utf-8")
+        print(f"resolved {name} by keeping both sides", flush=True)
+    if not merged:
+        git.commit_all(worktree, f"Merge {onto}, keeping both sides")
+    print(f"merged {onto}", flush=True)
 
 
 def main() -> None:

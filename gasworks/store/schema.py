@@ -92,6 +92,34 @@ def _m001_initial(db: sqlite3.Connection) -> None:
         CREATE INDEX attempts_task ON attempts (task_id);
         CREATE INDEX attempts_running ON attempts (ended_at) WHERE ended_at = '';
 
+        -- The merge queue: one row per finished branch waiting to land, served oldest first.
+        CREATE TABLE merges (
+            id INTEGER PRIMARY KEY,
+            task_id TEXT NOT NULL,
+            branch TEXT NOT NULL,
+            head TEXT NOT NULL,                -- the branch commit queued
+            status TEXT NOT NULL DEFAULT 'queued',  -- queued, merging, landed, conflict, gate_failed, held, dropped
+            queued_at TEXT NOT NULL,
+            started_at TEXT NOT NULL DEFAULT '',
+            ended_at TEXT NOT NULL DEFAULT '',
+            trial TEXT NOT NULL DEFAULT '',    -- clean or conflict (read-only trial merge against the tip)
+            gate_runs INTEGER NOT NULL DEFAULT 0,
+            gate_seconds REAL NOT NULL DEFAULT 0,
+            batch_size INTEGER NOT NULL DEFAULT 0,
+            landed_commit TEXT NOT NULL DEFAULT '',
+            conflict_task TEXT NOT NULL DEFAULT '',
+            note TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX merges_queue ON merges (status, id);
+        CREATE INDEX merges_task ON merges (task_id);
+
+        -- Named locks with an owner and an expiry (the refinery's, across processes and hosts).
+        CREATE TABLE locks (
+            name TEXT PRIMARY KEY,
+            owner TEXT NOT NULL,
+            expires_at REAL NOT NULL
+        );
+
         CREATE TABLE events (
             id INTEGER PRIMARY KEY,
             task_id TEXT NOT NULL,

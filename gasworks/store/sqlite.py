@@ -30,6 +30,7 @@ from gasworks.models import (
     Comment,
     Dependency,
     Event,
+    Merge,
     Task,
     allowed_targets,
     iso_from_epoch,
@@ -491,6 +492,79 @@ class SQLiteStore:
             return db.execute(
                 f"SELECT count(*) FROM attempts WHERE task_id = ? AND ended_at != '' "
                 f"AND outcome NOT IN ({', '.join('?' * len(excluded))})", (task_id, *excluded)).fetchone()[0]
+
+    # -- the merge queue and locks -----------------------------------------------------------
+
+    def enqueue_merge(self, task_id: str, branch: str, head: str) -> Merge:
+        now = now_iso()
+        with self._tx(write=True) as db:
+            merge_id = db.execute("INSERT INTO merges (task_id, branch, head, queued_at) VALUES (?, ?, ?, ?)",
+                                  (task_id, branch, head, now)).lastrowid
+            sqlrows.insert_event(db, task_id, "merge_queued", "gasworks", new=str(merge_id),
+                                 detail={"branch": branch, "head": head}, at=now)
+            return sqlrows.load_merge(db, merge_id)
+
+    def merges(self, *, statuses: list[str] | None = None, task_id: str | None = None,
+               limit: int = 1000, oldest_first: bool = False) -> list[Merge]:
+        where, params = ["1"], []
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        if task_id:
+            where.append("task_id = ?")
+            params.append(task_id)
+        order = "id" if oldest_first else "id DESC"
+        with self._tx() as db:
+            found = db.execute(f"SELECT * FROM merges WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+                               (*params, limit)).fetchall()
+        return [sqlrows.merge_from_row(r) for r in found]
+
+    def merge(self, merge_id: int) -> Merge:
+        with self._tx() as db:
+            return sqlrows.load_merge(db, merge_id)
+
+    def update_merge(self, merge_id: int, **fields: Any) -> Merge:
+        allowed = {"status", "started_at", "ended_at", "trial", "gate_runs", "gate_seconds", "batch_size",
+                   "landed_commit", "conflict_task", "note"}
+        if set(fields) - allowed:
+            raise InvalidValueError(f"cannot update merge fields {sorted(set(fields) - allowed)}")
+        with self._tx(write=True) as db:
+            if fields:
+                db.execute(f"UPDATE merges SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                           (*fields.values(), merge_id))
+            return sqlrows.load_merge(db, merge_id)
+
+    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> bool:
+        """Take (or renew) a named lock unless someone else holds it unexpired."""
+        now = time.time() if now is None else now
+        with self._tx(write=True) as db:
+            return db.execute(
+                "INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
+                "owner = excluded.owner, expires_at = excluded.expires_at "
+                "WHERE locks.owner = excluded.owner OR locks.expires_at < ?",
+                (name, owner, now + ttl, now),
+            ).rowcount == 1
+
+    def release_lock(self, name: str, owner: str) -> None:
+        with self._tx(write=True) as db:
+            db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+
+    def send_back(self, task_id: str, *, to_status: str, note: str, actor: str,
+                  add_labels: list[str] = ()) -> Task:
+        """Move a task back (to open, or blocked) with a note appended to its notes, in one transaction."""
+        now = now_iso()
+        with self._tx(write=True) as db:
+            task = sqlrows.load_task(db, task_id, full=False)
+            notes = f"{task.notes.rstrip()}\n\n{note}".strip() if note else task.notes
+            db.execute("UPDATE tasks SET notes = ?, updated_at = ? WHERE id = ?", (notes, now, task_id))
+            db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(task_id, label) for label in add_labels])
+            self._transition(db, task_id, to_status, actor=actor, reason=note.splitlines()[0] if note else "")
+            return sqlrows.load_task(db, task_id)
+
+    def set_attempt_outcome(self, attempt_id: int, outcome: str, note: str) -> None:
+        """Correct an attempt's outcome after the fact (its branch failed the merge gate)."""
+        with self._tx(write=True) as db:
+            db.execute("UPDATE attempts SET outcome = ?, note = ? WHERE id = ?", (outcome, note, attempt_id))
 
     # -- import and export ------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from gasworks.models import (
     Attempt,
     Comment,
     Dependency,
+    Merge,
     Task,
     now_iso,
     parse_time,
@@ -121,6 +122,17 @@ def load_attempt(db: sqlite3.Connection, attempt_id: int) -> Attempt:
     if row is None:
         raise NotFoundError(f"no attempt {attempt_id}")
     return attempt_from_row(row)
+
+
+def merge_from_row(row: sqlite3.Row) -> Merge:
+    return Merge(**{key: row[key] for key in row.keys()})
+
+
+def load_merge(db: sqlite3.Connection, merge_id: int) -> Merge:
+    row = db.execute("SELECT * FROM merges WHERE id = ?", (merge_id,)).fetchone()
+    if row is None:
+        raise NotFoundError(f"no merge {merge_id}")
+    return merge_from_row(row)
 
 
 def insert_event(db: sqlite3.Connection, task_id: str, kind: str, actor: str, old: str = "", new: str = "",
