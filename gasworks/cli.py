@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -420,6 +421,62 @@ def run(workers: int | None, agent: str | None, until_done: bool) -> None:
         counts = store.counts()
         view.say("done: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
     sys.exit(code)
+
+
+@cli.command()
+@click.option("--all", "show_all", is_flag=True, help="Also show finished merges (default: the queue and the "
+                                                          "last 20 results).")
+@json_option
+def merges(show_all: bool, as_json: bool) -> None:
+    """The merge queue (oldest first) and recent results: trial merge, gate runs and seconds, outcome."""
+    store = _project().open_store()
+    queue = store.merges(statuses=["queued", "merging"], oldest_first=True)
+    done = [m for m in store.merges(limit=100_000 if show_all else 20) if m.status not in ("queued", "merging")]
+    if as_json:
+        output.emit_json({"queue": [output.merge_dict(m) for m in queue],
+                          "recent": [output.merge_dict(m) for m in done],
+                          "stats": output.merge_stats(store.merges(limit=100_000))})
+        return
+    output.print_merges(queue, done)
+
+
+@cli.command(name="merge-retry")
+@click.argument("task_id")
+@json_option
+def merge_retry(task_id: str, as_json: bool) -> None:
+    """Put a task's branch (gasworks/TASK_ID) back in the merge queue."""
+    from gasworks.refinery import Refinery
+    from gasworks.worktrees import target_branch
+
+    project = _project()
+    store = project.open_store()
+    task_id = store.resolve_id(task_id)
+    refinery = Refinery(project, store, project.config, target_branch(project.root, project.config))
+    merge = refinery.retry(task_id)
+    if as_json:
+        output.emit_json(output.merge_dict(merge))
+    else:
+        click.echo(f"queued {merge.branch} ({merge.head[:12]}) to merge again")
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Exit when the queue is empty (default: keep watching it).")
+def refinery(once: bool) -> None:
+    """Run the merge queue alone, without agents (one refinery at a time lands changes)."""
+    from gasworks.refinery import Refinery
+    from gasworks.worktrees import target_branch
+
+    project = _project()
+    store = project.open_store()
+    view = fleet_status.FleetView(False)
+    merger = Refinery(project, store, project.config, target_branch(project.root, project.config), say=view.say)
+    merger.ensure()
+    while True:
+        worked = merger.process()
+        if once and not worked and not merger.pending():
+            break
+        if not worked:
+            time.sleep(0.2)
 
 
 @cli.command()

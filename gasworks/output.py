@@ -15,7 +15,7 @@ from typing import IO, Any
 import click
 
 from gasworks.beads import dumps, task_to_record
-from gasworks.models import Event, Task
+from gasworks.models import Event, Merge, Task, parse_time
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STATUS_COLORS = {"open": "green", "in_progress": "yellow", "merging": "cyan", "blocked": "red",
@@ -134,3 +134,44 @@ def write_jsonl_file(tasks: Iterable[Task], target: Path) -> int:
     return count
 
 
+
+
+def merge_dict(merge: Merge) -> dict[str, Any]:
+    return {"id": merge.id, "task_id": merge.task_id, "branch": merge.branch, "head": merge.head,
+            "status": merge.status, "queued_at": merge.queued_at, "started_at": merge.started_at,
+            "ended_at": merge.ended_at, "wait_seconds": _seconds_between(merge.queued_at, merge.started_at),
+            "trial": merge.trial, "gate_runs": merge.gate_runs, "gate_seconds": merge.gate_seconds,
+            "batch_size": merge.batch_size, "landed_commit": merge.landed_commit,
+            "conflict_task": merge.conflict_task, "note": merge.note}
+
+
+def _seconds_between(start: str, end: str) -> float | None:
+    if not start or not end:
+        return None
+    return round((parse_time(end) - parse_time(start)).total_seconds(), 3)
+
+
+def merge_stats(merges: list[Merge]) -> dict[str, Any]:
+    """Gate runs per landed change, conflict and gate-failure rates over the given merges."""
+    landed = sum(1 for m in merges if m.status == "landed")
+    tried = [m for m in merges if m.trial]
+    gate_failed = sum(1 for m in merges if m.status == "gate_failed")
+    runs = sum(m.gate_runs for m in merges)
+    return {"landed": landed, "conflicts": sum(1 for m in tried if m.trial == "conflict"),
+            "gate_failed": gate_failed, "gate_runs": runs,
+            "gate_runs_per_landed": round(runs / landed, 3) if landed else None,
+            "conflict_rate": round(sum(1 for m in tried if m.trial == "conflict") / len(tried), 3) if tried else None,
+            "gate_failure_rate": round(gate_failed / (landed + gate_failed), 3) if landed + gate_failed else None}
+
+
+def print_merges(queue: list[Merge], done: list[Merge]) -> None:
+    click.echo(f"queue ({len(queue)}):" if queue else "queue: empty")
+    for m in queue:
+        click.echo(f"  #{m.id:<5} {m.task_id:<14} {m.branch}  {m.status}  queued {m.queued_at}"
+                   + (f"  ({safe(m.note)})" if m.note else ""))
+    if done:
+        click.echo("recent:")
+    for m in done:
+        result = m.landed_commit[:12] if m.landed_commit else m.conflict_task or safe(m.note)
+        click.echo(f"  #{m.id:<5} {m.task_id:<14} {m.status:<11} trial {m.trial or '-':<8} "
+                   f"gate runs {m.gate_runs} ({m.gate_seconds:.1f} s)  {result}")

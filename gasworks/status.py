@@ -70,6 +70,8 @@ def status_report(project: Project, store: SQLiteStore) -> dict[str, Any]:
         "slots": [{"slot": a.slot, "task": a.task_id, "attempt": a.id, "started_at": a.started_at, "pid": a.pid,
                    "log": a.log_path} for a in running],
         "merging": [t.id for t in store.list_tasks(statuses=["merging"])],
+        "merge_queue": [{"task": m.task_id, "status": m.status, "queued_at": m.queued_at, "note": m.note}
+                        for m in store.merges(statuses=["queued", "merging"], oldest_first=True)],
         "counts": store.counts(),
     }
 
@@ -79,6 +81,7 @@ def print_status(report: dict[str, Any]) -> None:
     click.echo(f"gasworks run: {'active (pid ' + str(pid) + ')' if pid else 'not running'} in {report['root']}")
     for slot in report["slots"]:
         click.echo(f"  {slot['slot']:<4} {slot['task']:<14} attempt {slot['attempt']}  since {slot['started_at']}")
-    if report["merging"]:
-        click.echo(f"  waiting to merge: {', '.join(report['merging'])}")
+    for merge in report["merge_queue"]:
+        click.echo(f"  merge queue: {merge['task']} {merge['status']}" + (f" ({merge['note']})" if merge["note"]
+                                                                          else ""))
     click.echo("  " + ", ".join(f"{n} {s}" for s, n in report["counts"].items()))
