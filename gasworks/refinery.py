@@ -84,23 +84,27 @@ class Refinery:
     def process(self, now: float | None = None) -> bool:
         """One round. Returns False when there was nothing to do, or another refinery holds the lock."""
         now = time.time() if now is None else now
-        self._retry_resolved()
         if self.held and now < self.held.next_try:
             return False
-        queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
-                                   limit=self.batch_size())
-        if not (queued or self.held) or not self._lock():
+        resolved = self._resolved_conflicts()
+        if not (self.held or resolved or self.store.merges(statuses=[MergeStatus.QUEUED.value], limit=1)):
+            return False  # idle: no lock taken, nothing written
+        if not self._lock():
             return False
         try:
+            for merge in resolved:
+                self._requeue_resolved(merge)
             if self.held:
                 self._retry_held(now)
-            elif git.rev_parse(self.root, self.target) != self.broken_tip:
-                self._round(queued)
-            else:
-                return False
+                return True
+            queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
+                                       limit=self.batch_size())
+            if not queued or git.rev_parse(self.root, self.target) == self.broken_tip:
+                return bool(resolved)
+            self._round(queued)
+            return True
         finally:
             self._unlock()
-        return True
 
     def abort(self) -> None:
         """Stop the gate now (second Ctrl+C); the round puts its branches back in the queue."""
@@ -325,16 +329,17 @@ class Refinery:
             prefix=self.config.prefix, actor="refinery")
         self.say(f"the gate fails on {self.target} itself ({tip[:12]}): filed {task.id}; the queue waits")
 
-    def _retry_resolved(self) -> None:
-        """Branches whose conflict task closed go back in the queue (auto_retry_merge_on_conflict_close)."""
+    def _resolved_conflicts(self) -> list[Merge]:
+        """Conflicted merges whose conflict task has closed (auto_retry_merge_on_conflict_close)."""
         if not self.config.auto_retry_merge_on_conflict_close:
-            return
-        for merge in self.store.merges(statuses=[MergeStatus.CONFLICT.value]):
-            if not merge.conflict_task or self.store.get_task(merge.conflict_task).status != "closed":
-                continue
-            retried = self.retry(merge.task_id, note=f"{merge.conflict_task} resolved the conflict")
-            self.store.update_merge(merge.id, status=MergeStatus.RESOLVED.value,
-                                    note=f"{merge.note}; queued again as merge {retried.id}")
+            return []
+        return [m for m in self.store.merges(statuses=[MergeStatus.CONFLICT.value])
+                if m.conflict_task and self.store.get_task(m.conflict_task).status == "closed"]
+
+    def _requeue_resolved(self, merge: Merge) -> None:
+        retried = self.retry(merge.task_id, note=f"{merge.conflict_task} resolved the conflict")
+        self.store.update_merge(merge.id, status=MergeStatus.RESOLVED.value,
+                                note=f"{merge.note}; queued again as merge {retried.id}")
 
     def retry(self, task_id: str, note: str = "retried by hand") -> Merge:
         """Queue the task's branch again (after its conflict was resolved, or by `gasworks merge-retry`)."""
