@@ -435,7 +435,7 @@ def merges(show_all: bool, as_json: bool) -> None:
     if as_json:
         output.emit_json({"queue": [output.merge_dict(m) for m in queue],
                           "recent": [output.merge_dict(m) for m in done],
-                          "stats": output.merge_stats(store.merges(limit=100_000))})
+                          "stats": output.merge_stats(store.merges(limit=100_000), store.gate_run_totals())})
         return
     output.print_merges(queue, done)
 

@@ -151,14 +151,15 @@ def _seconds_between(start: str, end: str) -> float | None:
     return round((parse_time(end) - parse_time(start)).total_seconds(), 3)
 
 
-def merge_stats(merges: list[Merge]) -> dict[str, Any]:
-    """Gate runs per landed change, conflict and gate-failure rates over the given merges."""
+def merge_stats(merges: list[Merge], gate: dict[str, float]) -> dict[str, Any]:
+    """Gate runs per landed change, conflict and gate-failure rates. `gate` holds the real gate runs
+    (a batched run counts once), as the store's gate_run_totals() gives them."""
     landed = sum(1 for m in merges if m.status == "landed")
     tried = [m for m in merges if m.trial]
     gate_failed = sum(1 for m in merges if m.status == "gate_failed")
-    runs = sum(m.gate_runs for m in merges)
+    runs = int(gate["runs"])
     return {"landed": landed, "conflicts": sum(1 for m in tried if m.trial == "conflict"),
-            "gate_failed": gate_failed, "gate_runs": runs,
+            "gate_failed": gate_failed, "gate_runs": runs, "gate_seconds": gate["seconds"],
             "gate_runs_per_landed": round(runs / landed, 3) if landed else None,
             "conflict_rate": round(sum(1 for m in tried if m.trial == "conflict") / len(tried), 3) if tried else None,
             "gate_failure_rate": round(gate_failed / (landed + gate_failed), 3) if landed + gate_failed else None}

@@ -67,7 +67,7 @@ class Refinery:
         self.known_good = ""        # the last commit the gate passed on, so its own check can be skipped
         self.aborting = False
         self._gate_proc: subprocess.Popen | None = None
-        self._last_tail = ""
+        self._last_tail = ""  # output of the last failing gate run, for the task's notes
 
     # -- the round --------------------------------------------------------------------------
 
@@ -129,14 +129,17 @@ class Refinery:
                 batch.append(merge)
         if not batch:
             return
-        result = self._try(batch)
-        if result == "failed" and len(batch) > 1:
-            self.say(f"batch of {len(batch)} failed the gate; trying it once more (flaky gates happen)")
-            result = self._try(batch)
-            if result == "failed":
-                self._bisect(batch)
-        elif result == "failed":
-            self._gate_failed(batch[0])
+        for merge in batch:
+            self.store.update_merge(merge.id, batch_size=len(batch))
+        pending = batch
+        while self._try(pending) == "failed":
+            if len(pending) == 1:
+                self._gate_failed(pending[0])
+                return
+            self.say(f"{len(pending)} branches failed the gate together; bisecting to find the culprit")
+            pending = self._bisect(pending)
+            if not pending:
+                return
 
     def _try(self, merges: list[Merge]) -> str:
         """Stack merges on the current tip, gate, land. Returns landed, failed, moved, held or requeued."""
@@ -156,25 +159,26 @@ class Refinery:
             return "failed"
         return self._advance(tip, candidate, applied)
 
-    def _bisect(self, merges: list[Merge]) -> None:
-        """merges fail together on the tip: land the good ones, send back exactly the culprits.
-        Test the left half; if it passes (and lands) the culprit is on the right, else on the left."""
-        if len(merges) == 1:
-            self._gate_failed(merges[0], tail=self._last_tail)
-            return
-        left, right = merges[: len(merges) // 2], merges[len(merges) // 2:]
+    def _bisect(self, failing: list[Merge]) -> list[Merge]:
+        """`failing` failed the gate together on the tip. Test the left half: if it passes it lands and
+        the culprit is on the right; if not, it is on the left. A branch is sent back only once it has
+        failed alone, so one flaky run never blames anyone (bisection is the retry). Returns the
+        branches after the culprit, still untested, to be gated together with what follows."""
+        if len(failing) == 1:
+            if self._try(failing) == "failed":
+                self._gate_failed(failing[0])
+            return []
+        left, right = failing[: len(failing) // 2], failing[len(failing) // 2:]
         outcome = self._try(left)
         if outcome == "landed":
-            if len(right) == 1:
-                self._gate_failed(right[0], tail=self._last_tail)
-            else:
-                self._bisect(right)
-        elif outcome == "failed":
-            self._bisect(left)
-            if self._try(right) == "failed":
-                self._bisect(right)
-        else:  # moved, held or requeued: the right half goes round again
-            self._requeue(right, "waits for the next round")
+            return self._bisect(right)
+        if outcome == "failed":
+            if len(left) == 1:
+                self._gate_failed(left[0])
+                return right
+            return self._bisect(left) + right
+        self._requeue(right, "waits for the next round")  # moved, held or requeued
+        return []
 
     # -- the steps --------------------------------------------------------------------------
 
@@ -205,15 +209,8 @@ class Refinery:
             return True, ""
         started = time.monotonic()
         passed, tail = self._run_gate(f"{merges[0].id}")
-        seconds = time.monotonic() - started
-        for merge in merges:
-            self._count_gate_run(merge, seconds, batch_size=len(merges))
+        self.store.record_gate_run([m.id for m in merges], seconds=time.monotonic() - started, passed=passed)
         return passed, tail
-
-    def _count_gate_run(self, merge: Merge, seconds: float, batch_size: int = 1) -> None:
-        current = self.store.merge(merge.id)
-        self.store.update_merge(merge.id, gate_runs=current.gate_runs + 1, batch_size=batch_size,
-                                gate_seconds=round(current.gate_seconds + seconds, 3))
 
     def _run_gate(self, name: str) -> tuple[bool, str]:
         for number, argv in enumerate(self.config.gate, start=1):
@@ -304,7 +301,8 @@ class Refinery:
             git.detach_at(self.integration, tip)
             started = time.monotonic()
             tip_passes, tip_tail = self._run_gate(f"tip-{tip[:12]}")
-            self._count_gate_run(merge, time.monotonic() - started)
+            self.store.record_gate_run([merge.id], seconds=time.monotonic() - started, passed=tip_passes,
+                                       on_tip=True)
             if not tip_passes:
                 self.broken_tip = tip
                 self._requeue([merge], "not blamed: the gate fails on the target itself")

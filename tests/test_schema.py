@@ -21,7 +21,8 @@ def test_blank_database_migrates_to_the_full_schema(tmp_path):
     path = tmp_path / "gasworks.db"
     SQLiteStore(path).close()
     schema = _schema(path)
-    assert set(schema) == {"tasks", "dependencies", "labels", "comments", "attempts", "events", "merges", "locks"}
+    assert set(schema) == {"tasks", "dependencies", "labels", "comments", "attempts", "events", "merges", "locks",
+                           "gate_runs"}
     assert {"id", "title", "description", "design", "acceptance_criteria", "notes", "status", "priority",
             "issue_type", "assignee", "created_at", "updated_at", "closed_at", "close_reason",
             "lease_expires_at", "extra"} <= schema["tasks"]

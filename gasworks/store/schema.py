@@ -113,6 +113,16 @@ def _m001_initial(db: sqlite3.Connection) -> None:
         CREATE INDEX merges_queue ON merges (status, id);
         CREATE INDEX merges_task ON merges (task_id);
 
+        -- Every run of the merge gate, with the merges it tested (a batch shares one run).
+        CREATE TABLE gate_runs (
+            id INTEGER PRIMARY KEY,
+            started_at TEXT NOT NULL,
+            seconds REAL NOT NULL,
+            passed INTEGER NOT NULL,
+            on_tip INTEGER NOT NULL DEFAULT 0,  -- run on the untouched tip, to tell a broken target
+            merge_ids TEXT NOT NULL DEFAULT '[]'
+        );
+
         -- Named locks with an owner and an expiry (the refinery's, across processes and hosts).
         CREATE TABLE locks (
             name TEXT PRIMARY KEY,

@@ -534,6 +534,21 @@ class SQLiteStore:
                            (*fields.values(), merge_id))
             return sqlrows.load_merge(db, merge_id)
 
+    def record_gate_run(self, merge_ids: list[int], *, seconds: float, passed: bool, on_tip: bool = False) -> None:
+        """One gate run; each merge it tested counts it, and its time, once."""
+        with self._tx(write=True) as db:
+            db.execute("INSERT INTO gate_runs (started_at, seconds, passed, on_tip, merge_ids) VALUES (?, ?, ?, ?, ?)",
+                       (now_iso(), seconds, int(passed), int(on_tip), json.dumps(merge_ids)))
+            db.executemany("UPDATE merges SET gate_runs = gate_runs + 1, gate_seconds = gate_seconds + ? "
+                           "WHERE id = ?", [(round(seconds, 3), merge_id) for merge_id in merge_ids])
+
+    def gate_run_totals(self) -> dict[str, float]:
+        """Gate runs as they happened (a batched run counts once): runs, failures, seconds."""
+        with self._tx() as db:
+            runs, failed, seconds = db.execute(
+                "SELECT count(*), coalesce(sum(1 - passed), 0), coalesce(sum(seconds), 0) FROM gate_runs").fetchone()
+        return {"runs": runs, "failed": failed, "seconds": round(seconds, 3)}
+
     def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> bool:
         """Take (or renew) a named lock unless someone else holds it unexpired."""
         now = time.time() if now is None else now
