@@ -5,6 +5,7 @@ User mistakes become one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -479,6 +480,42 @@ def refinery(once: bool) -> None:
             time.sleep(0.2)
 
 
+@cli.command(name="serve-model")
+@click.option("--model", default="smollm2", show_default=True, help="smollm2 (shipped) or a path to a .gguf file.")
+@click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
+              help="Requests served at once (slots).")
+@click.option("--ctx", type=click.IntRange(256, 131072), default=2048, show_default=True,
+              help="Context size of each slot, in tokens.")
+@click.option("--threads", type=click.IntRange(0, 256), default=0, help="CPU threads (default: all cores).")
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
+@click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write {\"url\": ...} here once serving (for scripts).")
+def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, ready_file: Path | None) -> None:
+    """Serve the embedded model as an OpenAI-compatible endpoint on 127.0.0.1 until Ctrl+C.
+
+    Aider or any tool can use it: point it at the printed URL (e.g. aider --model
+    openai/smollm2 --openai-api-base URL --openai-api-key none).
+    """
+    import signal
+    import threading
+
+    from gasworks.llm.embedded import EmbeddedServer, ServeOptions
+
+    server = EmbeddedServer(ServeOptions(model, parallel, ctx, threads, port))
+    url = server.start()
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    if ready_file is not None:
+        temp = ready_file.with_suffix(".tmp")
+        temp.write_text(json.dumps({"url": url, "model": str(server.model_path), "parallel": parallel}))
+        temp.replace(ready_file)
+    click.echo(f"serving {server.model_path.name} at {url}/v1 with {parallel} slots of {ctx} tokens; "
+               "Ctrl+C to stop", err=ready_file is not None)
+    stop.wait()
+    server.stop()
+
+
 @cli.command()
 @json_option
 def status(as_json: bool) -> None:
@@ -494,12 +531,20 @@ def status(as_json: bool) -> None:
 @cli.command()
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Where to create the demo repository (default: a new temporary directory).")
+@click.option("--agent", type=click.Choice(["builtin", "fake"]), default="builtin", show_default=True,
+              help="builtin: the built-in agent on the embedded model (a few minutes); fake: scripted, seconds.")
+@click.option("-w", "--workers", type=click.IntRange(1, 14), default=4, show_default=True)
 @json_option
-def demo(directory: Path | None, as_json: bool) -> None:
-    """Create a demo repository with a task queue and walk one task through it."""
+def demo(directory: Path | None, agent: str, workers: int, as_json: bool) -> None:
+    """Make a sample repository with tests and a dozen tasks, and run the whole loop on it.
+
+    Agents work in their own worktrees, every branch is gated by the repository's tests,
+    and what passes is merged into main. The default runs the built-in agent on the
+    embedded model, which needs no server (it is tiny: it shows the loop, not good code).
+    """
     from gasworks.demo import run_demo
 
-    report = run_demo(directory, say=(lambda _line: None) if as_json else click.echo)
+    report = run_demo(directory, say=(lambda _line: None) if as_json else click.echo, agent=agent, workers=workers)
     if as_json:
         output.emit_json(report)
 

@@ -32,7 +32,25 @@ ENV_PREFIX = "GASWORKS_"
 # What an argv template for the `command` agent may name. Task text is never among them:
 # it reaches the agent only through the task file.
 COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
-AGENTS = ("aider", "command", "fake")
+AGENTS = ("builtin", "aider", "command", "fake")
+
+
+class EndpointConfig(BaseModel):
+    """One model server: `kind` is the protocol (openai for vLLM, llama.cpp, LM Studio; ollama)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: str
+    kind: Literal["openai", "ollama"] = "openai"
+    model: str
+    max_concurrency: int = Field(4, ge=1, le=256)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value
 
 
 class Config(BaseModel):
@@ -65,7 +83,14 @@ class Config(BaseModel):
     merge_batch_size: int | Literal["auto"] = Field(
         1, description="Branches gated together (1: one at a time; \"auto\": sized from the failure rate).")
     # -- agents
-    agent: Literal["aider", "command", "fake"] = Field("aider", description="Which agent runs each task.")
+    agent: Literal["builtin", "aider", "command", "fake"] = Field("builtin", description="Which agent runs each task.")
+    endpoints: list[EndpointConfig] = Field([], description="Model servers for the builtin agent (none: the "
+                                                            "embedded model).")
+    embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (shipped) or a .gguf path.")
+    embedded_parallel: int = Field(4, ge=1, le=64, description="Requests the embedded model serves at once.")
+    embedded_ctx: int = Field(2048, ge=256, description="Context per slot of the embedded model, in tokens.")
+    agent_max_steps: int = Field(12, ge=1, description="Actions the builtin agent may take per attempt.")
+    agent_max_tokens: int = Field(6000, ge=100, description="Tokens the builtin agent may spend per attempt.")
     model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (litellm name).")
     aider_cmd: list[str] = Field(["aider"], description="How to start Aider (argv, or a string split like a "
                                                       "shell would, but never run by one).")
@@ -233,9 +258,17 @@ TEMPLATE = """\
 # branch = "main"
 # auto_merge_worktrees = true
 
-# Which agent runs a task: "aider", "command" (the argv in `command`) or "fake"
-# (deterministic, for demos and tests).
-# agent = "aider"
+# Which agent runs a task: "builtin" (a small tool-using loop over a model), "aider",
+# "command" (the argv in `command`) or "fake" (deterministic, for demos and tests).
+# agent = "builtin"
+# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, shipped
+# with gasworks: it proves the loop, it cannot really code). For real work, e.g.:
+# endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "qwen2.5-coder:7b", max_concurrency = 4}]
+# embedded_model = "smollm2"  # or a path to a .gguf file
+# embedded_parallel = 4
+# embedded_ctx = 2048
+# agent_max_steps = 12
+# agent_max_tokens = 6000
 # model = "ollama_chat/qwen2.5-coder:7b"
 # aider_cmd = ["aider"]
 # ollama_api_base = "http://127.0.0.1:11434"

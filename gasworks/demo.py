@@ -1,7 +1,9 @@
-"""`gasworks demo`: a throwaway repository with a backlog, worked by a small fleet of fake agents.
+"""`gasworks demo`: a sample repository with tests and a backlog of a dozen tasks, worked end to end.
 
-The fake agent fakes only the intelligence: each task's description scripts what it writes.
-Everything else is the real thing: the store, worktrees, agent processes, merges into main.
+By default the builtin agent runs on the embedded model (SmolLM2-135M, shipped with gasworks):
+the whole loop is real (worktrees, agent processes, model requests, the test gate, merges), and
+the tiny model's edits are mostly useless, which the gate keeps out of main. `--agent fake` runs
+the same loop with the scripted fake agent in seconds.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import json
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,86 +21,126 @@ from gasworks import git
 from gasworks.agents import get_agent
 from gasworks.dispatcher import Dispatcher, run_fleet
 from gasworks.errors import InvalidValueError
-from gasworks.ingest import read_tasks
 from gasworks.output import task_line, write_jsonl_file
 from gasworks.project import find_project, init_project
 from gasworks.store import NewTask
 
-
-def _scripted(text: str, **script: Any) -> str:
-    return f"{text}\n\n```gasworks-fake\n{json.dumps(script)}\n```"
-
-
-def _backlog() -> str:
-    sections = [
-        ("Add a subtract function", "calc.py only adds. Add `subtract(a, b)`.",
-         {"subtract.py": "def subtract(a, b):\n    return a - b\n"}),
-        ("Add a multiply function", "Add `multiply(a, b)`.",
-         {"multiply.py": "def multiply(a, b):\n    return a * b\n"}),
-        ("Document the calculator", "Write a docs page listing every function.",
-         {"docs/functions.md": "# Functions\n\n- add\n- subtract\n- multiply\n"}),
-    ]
-    parts = ["# Beads for analysis\n"]
-    parts += [f"## {title}\n{_scripted(text, write=files)}\n" for title, text, files in sections]
-    return "\n".join(parts)
-
-
 CALC = "def add(a, b):\n    return a + b\n"
+TESTS = """import unittest
+
+import calc
+
+
+class AddTest(unittest.TestCase):
+    def test_add(self):
+        self.assertEqual(calc.add(2, 3), 5)
+
+
+if __name__ == "__main__":
+    unittest.main()
+"""
+README = "# calc\n\nA tiny calculator, used by the gasworks demo.\n"
+
+
+def _scripted(text: str, files: dict[str, str]) -> str:
+    """The task text, with the fake agent's script (a real agent reads it as a hint)."""
+    return f"{text}\n\n```gasworks-fake\n{json.dumps({'write': files})}\n```"
+
+
+# (key, title, description, files the fake agent writes, keys it waits on)
+BACKLOG = [
+    ("sub", "Add a subtract function to calc.py", "Add `subtract(a, b)` next to `add`.",
+     {"calc_sub.py": "def subtract(a, b):\n    return a - b\n"}, []),
+    ("mul", "Add a multiply function", "Add `multiply(a, b)` in a new module.",
+     {"calc_mul.py": "def multiply(a, b):\n    return a * b\n"}, []),
+    ("div", "Add a divide function", "Add `divide(a, b)`; dividing by zero raises ZeroDivisionError.",
+     {"calc_div.py": "def divide(a, b):\n    return a / b\n"}, ["mul"]),
+    ("tsub", "Test subtract", "Add a unittest for subtract.",
+     {"test_sub.py": "import unittest\n\nfrom calc_sub import subtract\n\n\nclass SubTest(unittest.TestCase):\n"
+                     "    def test_sub(self):\n        self.assertEqual(subtract(5, 3), 2)\n"}, ["sub"]),
+    ("tmul", "Test multiply", "Add a unittest for multiply.",
+     {"test_mul.py": "import unittest\n\nfrom calc_mul import multiply\n\n\nclass MulTest(unittest.TestCase):\n"
+                     "    def test_mul(self):\n        self.assertEqual(multiply(2, 3), 6)\n"}, ["mul"]),
+    ("usage", "Write docs/usage.md", "Show how to call each function.",
+     {"docs/usage.md": "# Usage\n\n    from calc import add\n    add(2, 3)  # 5\n"}, []),
+    ("api", "Write docs/api.md", "List every function with one line each.",
+     {"docs/api.md": "# API\n\n- add(a, b)\n- subtract(a, b)\n- multiply(a, b)\n- divide(a, b)\n"},
+     ["sub", "mul", "div"]),
+    ("contrib", "Write CONTRIBUTING.md", "How to run the tests: python -m unittest.",
+     {"CONTRIBUTING.md": "# Contributing\n\nRun the tests with `python -m unittest`.\n"}, []),
+    ("ignore", "Add a .gitignore", "Ignore __pycache__ and .venv.",
+     {".gitignore": "__pycache__/\n.venv/\n"}, []),
+    ("changelog", "Write CHANGELOG.md", "List what 1.0 brings.",
+     {"CHANGELOG.md": "# Changelog\n\n## 1.0\n- subtract, multiply, divide, docs\n"}, ["api"]),
+    ("notes", "Write the release notes", "RELEASE.md: one paragraph for 1.0.",
+     {"RELEASE.md": "calc 1.0 adds subtract, multiply and divide.\n"}, ["changelog", "tsub", "tmul"]),
+]
 
 
 def _make_repo(directory: Path) -> None:
     if directory.exists() and any(directory.iterdir()):
         raise InvalidValueError(f"{directory} is not empty: choose another --dir")
     git.init_repo(directory)
-    (directory / "calc.py").write_text(CALC, encoding="utf-8")
-    (directory / "BEADS_FOR_ANALYSIS.md").write_text(_backlog(), encoding="utf-8")
-    git.commit_all(directory, "A tiny calculator")
+    for name, text in (("calc.py", CALC), ("test_calc.py", TESTS), ("README.md", README)):
+        (directory / name).write_text(text, encoding="utf-8")
+    git.commit_all(directory, "A tiny calculator with a test")
 
 
-def _plan(directory: Path, say: Callable[[str], None]) -> str:
+def _seed(directory: Path, say: Callable[[str], None]) -> None:
     project, _ = init_project(directory)
     store = project.open_store()
     prefix, actor = project.config.prefix, "demo"
-    imported = store.import_tasks(read_tasks(directory / "BEADS_FOR_ANALYSIS.md"), prefix=prefix, actor=actor)
-    say(f"Imported {imported.created} tasks from BEADS_FOR_ANALYSIS.md")
-    docs_id = imported.ids[-1]
-    epic = store.create_task(NewTask("Release 1.0", issue_type="epic", priority=1), prefix=prefix, actor=actor)
-    changelog = store.create_task(NewTask("Write the changelog", parent=epic.id, priority=1, description=_scripted(
-        "List what 1.0 brings.", write={"CHANGELOG.md": "# Changelog\n\n## 1.0\n- subtract, multiply, docs\n"})),
-        prefix=prefix, actor=actor)
-    tag = store.create_task(NewTask("Write the release notes", parent=epic.id, priority=1,
-                                    deps=[(changelog.id, "blocks"), (docs_id, "blocks")],
-                                    description=_scripted("After the changelog and the docs.",
-                                                          write={"RELEASE.md": "Version 1.0 is out.\n"})),
-                            prefix=prefix, actor=actor)
-    say(f"Planned epic {epic.id}: {changelog.id}, then {tag.id} (which also waits for {docs_id})")
-    say("\nReady now (priority, then oldest first):")
+    epic = store.create_task(NewTask("Release calc 1.0", issue_type="epic", priority=1), prefix=prefix, actor=actor)
+    ids: dict[str, str] = {}
+    for key, title, text, files, waits in BACKLOG:
+        task = store.create_task(NewTask(title, description=_scripted(text, files), parent=epic.id,
+                                         deps=[(ids[k], "blocks") for k in waits]), prefix=prefix, actor=actor)
+        ids[key] = task.id
+    say(f"Seeded epic {epic.id} with {len(ids)} tasks; {len(store.ready())} ready now:")
     for task in store.ready():
         say("  " + task_line(task))
     store.close()
-    return tag.id
 
 
-def run_demo(directory: Path | None, say: Callable[[str], None]) -> dict[str, Any]:
+def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str = "builtin",
+             workers: int = 4) -> dict[str, Any]:
     directory = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="gasworks-demo-"))
-    say(f"Creating a demo repository in {directory}")
+    say(f"Creating a sample repository in {directory}")
     _make_repo(directory)
-    last = _plan(directory, say)
-
-    say("\nRunning 3 fake agents until the queue is empty:")
-    project = find_project(directory, overrides={"agent": "fake", "num_workers": 3, "grace_seconds": 5})
+    _seed(directory, say)
+    overrides = {"agent": agent, "num_workers": workers, "grace_seconds": 5, "max_attempts": 1,
+                 # Naming the test module: an agent that deletes the tests does not pass by running none.
+                 "gate": [[sys.executable, "-m", "unittest", "-q", "test_calc"]], "agent_max_steps": 8,
+                 "embedded_parallel": workers}
+    project = find_project(directory, overrides=overrides)
     store = project.open_store()
-    dispatcher = Dispatcher(project, store, get_agent("fake", project.config), project.config,
+    model = "the embedded model (SmolLM2-135M: it proves the loop, it cannot really code)" \
+        if agent == "builtin" and not project.config.endpoints else f"the {agent} agent"
+    say(f"\nRunning {workers} agents on {model}, every branch gated by the tests:")
+    started = time.monotonic()
+    dispatcher = Dispatcher(project, store, get_agent(agent, project.config), project.config,
                             say=lambda line: say("  " + line))
     code = run_fleet(dispatcher, until_done=True)
-    log = git.run(["log", "--oneline", "--first-parent", "main"], directory).stdout.splitlines()
-    say(f"\nmain now ({len(log)} commits, newest first):")
-    for line in log:
-        say("  " + line)
+    summary = _summary(store, time.monotonic() - started)
     exported = write_jsonl_file(store.export_tasks(), directory / ".beads" / "issues.jsonl")
-    say(f"\nExported {exported} tasks to .beads/issues.jsonl (Beads JSONL)")
+    say(f"\nDone in {summary['seconds']:.0f} s: {summary['merged']} merged, {summary['failed']} failed, "
+        f"{summary['conflicts']} merge conflicts, {summary['waiting']} never started (waiting on failed work), "
+        f"{summary['tokens_in'] + summary['tokens_out']} tokens ({summary['tokens_in']} in, "
+        f"{summary['tokens_out']} out) over {summary['attempts']} attempts.")
     command = "gasworks" if shutil.which("gasworks") else f"{sys.executable} -m gasworks"
-    say(f"Look around: cd {directory} && {command} list --all && {command} show {last}")
-    counts = store.counts()
+    say(f"Exported {exported} tasks to .beads/issues.jsonl. Look around:\n"
+        f"  cd {directory}\n  git log --oneline --first-parent main\n"
+        f"  {command} list --all\n  {command} merges\n  ls .gasworks/logs/*/   # each attempt's log and transcript")
     store.close()
-    return {"directory": str(directory), "exit_code": code, "counts": counts, "log": log}
+    return {"directory": str(directory), "exit_code": code, "agent": agent, **summary}
+
+
+def _summary(store: Any, seconds: float) -> dict[str, Any]:
+    attempts = store.attempts(limit=100_000)
+    counts = store.counts()
+    merges = store.merges(limit=100_000)
+    return {"seconds": round(seconds, 1), "merged": sum(1 for m in merges if m.status == "landed"),
+            "failed": counts.get("blocked", 0), "waiting": counts.get("waiting", 0),
+            "conflicts": sum(1 for m in merges if m.trial == "conflict"), "attempts": len(attempts),
+            "tokens_in": sum(a.tokens_in for a in attempts), "tokens_out": sum(a.tokens_out for a in attempts),
+            "counts": counts}

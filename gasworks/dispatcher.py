@@ -8,6 +8,7 @@ row (pid and start time), so a restart after a crash finds and ends them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -17,16 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gasworks import git, process
-from gasworks.agents import TASK_FILE, Agent, AgentContext, render_task_file
+from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, render_task_file
 from gasworks.config import Config
 from gasworks.errors import GasworksError
-from gasworks.models import MergeStatus, Outcome, Task
+from gasworks.models import NOT_THE_TASKS_FAULT, MergeStatus, Outcome, Task
 from gasworks.project import Project
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.worktrees import Slot, WorktreePool, branch_for, target_branch
 
 ASSIGNEE_PREFIX = "gasworks:"
+BREAKER_SECONDS = 30.0
 NEEDS_HUMAN = "needs-human"
 WAKE_CHECK_SECONDS = 0.02
 
@@ -54,6 +56,7 @@ class Dispatcher:
         self.refinery = Refinery(project, store, config, self.target, say=say)
         self.worker: RefineryWorker | None = None  # None: tick() runs the merge queue itself
         self.running: dict[str, Running] = {}  # slot name -> live agent
+        self.paused_until = 0.0  # the circuit breaker: no claims while the model endpoints are down
         self.stopping = False
 
     # -- start-up -------------------------------------------------------------------------
@@ -99,7 +102,7 @@ class Dispatcher:
             self.refinery.process(now)
         elif self.worker.error is not None:
             raise self.worker.error
-        if not self.stopping:
+        if not self.stopping and now >= self.paused_until:
             self._fill(now)
 
     def busy(self) -> bool:
@@ -151,6 +154,8 @@ class Dispatcher:
             spec = self.agent.launch(ctx)
             env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": task.id, "GASWORKS_SLOT": slot.name,
                    "GASWORKS_ATTEMPT": str(attempt.id), "GASWORKS_WORKTREE": str(slot.path),
+                   "GASWORKS_USAGE_FILE": str(log_path.with_suffix(".usage.json")),
+                   "GASWORKS_TRANSCRIPT_FILE": str(log_path.with_suffix(".transcript.jsonl")),
                    **({"GASWORKS_RESOLVE_ONTO": self.target} if resolves else {})}
             proc = process.spawn(spec.argv, cwd=slot.path, log_path=log_path, env=env)
         except (GasworksError, OSError) as exc:
@@ -177,12 +182,17 @@ class Dispatcher:
         """Decide the outcome from the exit and the branch, not from the agent's word."""
         code = run.proc.returncode
         worktree = run.slot.path
+        self._record_tokens(run)
         if not run.stop_reason and git.is_dirty(worktree):
             git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")
         commits = git.commits_between(worktree, run.base)
         git.detach_at(worktree, "HEAD")  # free the branch, so another slot may take it later
         if run.stop_reason:
             outcome = run.stop_reason
+        elif code == ENDPOINT_DOWN_EXIT:
+            outcome = Outcome.ENDPOINT_DOWN.value
+            self.paused_until = now + BREAKER_SECONDS
+            self.say(f"the model endpoints are not answering: no new tasks for {BREAKER_SECONDS:g} s")
         elif code != 0:
             outcome = Outcome.FAILED.value
         elif not commits:
@@ -191,7 +201,8 @@ class Dispatcher:
             outcome = Outcome.SUCCESS.value
         if outcome != Outcome.SUCCESS.value:
             note = {"no_change": "the agent made no commits", "timeout": "stopped after attempt_timeout",
-                    "interrupted": "stopped by gasworks run shutting down"}.get(outcome, f"exit code {code}")
+                    "interrupted": "stopped by gasworks run shutting down",
+                    "endpoint_down": "the model could not be reached"}.get(outcome, f"exit code {code}")
             self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits)
             return
         if not self.config.auto_merge_worktrees:
@@ -215,7 +226,7 @@ class Dispatcher:
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       note="the claim was lost while the agent ran")
             return
-        counts = outcome != Outcome.INTERRUPTED.value
+        counts = outcome not in NOT_THE_TASKS_FAULT
         failures = self.store.failed_attempts(task_id) + (1 if counts else 0)
         if counts and failures >= self.config.max_attempts:
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
@@ -226,6 +237,16 @@ class Dispatcher:
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       task_status="open", note=note)
             self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue")
+
+    def _record_tokens(self, run: Running) -> None:
+        """Agents that talk to a model report their token counts in a file; keep them with the attempt."""
+        usage_file = self.project.logs_dir / run.task_id / f"{run.attempt_id}.usage.json"
+        try:
+            usage = json.loads(usage_file.read_text(encoding="utf-8"))
+            self.store.set_attempt_tokens(run.attempt_id, int(usage["prompt_tokens"]),
+                                          int(usage["completion_tokens"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # agents that do not report tokens
 
     def _conflict_of(self, task: Task) -> str:
         """For a merge-conflict task the refinery made: the task whose branch it must fix."""
@@ -321,6 +342,9 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
         dispatcher.worker.stop(hard=bool(received))
         if dispatcher.worker.is_alive():
             dispatcher.worker.join()
+        close = getattr(dispatcher.agent, "close", None)
+        if close is not None:
+            close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     if received:

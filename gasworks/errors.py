@@ -61,3 +61,11 @@ class GitError(GasworksError):
 
 class RunningError(GasworksError):
     """Another `gasworks run` already works on this repository."""
+
+
+class ModelError(GasworksError):
+    """A model endpoint answered with an error or something unreadable."""
+
+
+class EndpointDownError(ModelError):
+    """A model endpoint cannot be reached or keeps answering busy: not the task's fault."""

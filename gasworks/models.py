@@ -182,10 +182,11 @@ class Outcome(str, enum.Enum):
     INTERRUPTED = "interrupted"  # stopped by Ctrl+C / SIGTERM of gasworks run
     ORPHANED = "orphaned"        # its dispatcher died; found and ended on the next start
     ERROR = "error"              # gasworks could not run it (worktree or agent setup failed)
+    ENDPOINT_DOWN = "endpoint_down"  # the model could not be reached: not the task's fault
 
 
 # Outcomes that are not the task's fault, so they do not count towards max_attempts.
-NOT_THE_TASKS_FAULT = frozenset({Outcome.INTERRUPTED.value, Outcome.ORPHANED.value})
+NOT_THE_TASKS_FAULT = frozenset({Outcome.INTERRUPTED.value, Outcome.ORPHANED.value, Outcome.ENDPOINT_DOWN.value})
 
 
 @dataclass(slots=True)
@@ -204,6 +205,8 @@ class Attempt:
     note: str = ""
     pid: int | None = None
     pid_started: float | None = None
+    tokens_in: int = 0
+    tokens_out: int = 0
 
 
 class MergeStatus(str, enum.Enum):

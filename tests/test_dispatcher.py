@@ -24,7 +24,8 @@ def make_dispatcher(root: Path, **overrides) -> tuple[Dispatcher, list[str]]:
     settings = {"agent": "fake", "num_workers": 2, **overrides}
     project = find_project(root, overrides=settings)
     lines: list[str] = []
-    dispatcher = Dispatcher(project, project.open_store(), get_agent("fake", project.config), project.config,
+    dispatcher = Dispatcher(project, project.open_store(), get_agent(project.config.agent, project.config),
+                            project.config,
                             say=lines.append)
     dispatcher.start()
     return dispatcher, lines

@@ -16,6 +16,9 @@ from gasworks.errors import ConfigError
 from gasworks.models import Task
 
 TASK_FILE = ".current_task.txt"
+# An agent exits with this (EX_TEMPFAIL) when the model could not be reached: the attempt is not
+# counted against the task, and the dispatcher pauses claiming for a while.
+ENDPOINT_DOWN_EXIT = 75
 
 STANDING_INSTRUCTIONS = """\
 How to work:
@@ -55,6 +58,7 @@ class Agent(Protocol):
 
 
 _REGISTRY = {
+    "builtin": "gasworks.agents.builtin:BuiltinAgent",
     "aider": "gasworks.agents.aider:AiderAgent",
     "command": "gasworks.agents.command:CommandAgent",
     "fake": "gasworks.agents.fake:FakeAgent",

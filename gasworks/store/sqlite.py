@@ -576,6 +576,11 @@ class SQLiteStore:
             self._transition(db, task_id, to_status, actor=actor, reason=note.splitlines()[0] if note else "")
             return sqlrows.load_task(db, task_id)
 
+    def set_attempt_tokens(self, attempt_id: int, tokens_in: int, tokens_out: int) -> None:
+        with self._tx(write=True) as db:
+            db.execute("UPDATE attempts SET tokens_in = ?, tokens_out = ? WHERE id = ?",
+                       (tokens_in, tokens_out, attempt_id))
+
     def set_attempt_outcome(self, attempt_id: int, outcome: str, note: str) -> None:
         """Correct an attempt's outcome after the fact (its branch failed the merge gate)."""
         with self._tx(write=True) as db:

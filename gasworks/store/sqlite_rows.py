@@ -113,7 +113,8 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
         id=row["id"], task_id=row["task_id"], slot=row["slot"], started_at=row["started_at"],
         ended_at=row["ended_at"], exit_code=row["exit_code"], outcome=row["outcome"], log_path=row["log_path"],
         branch=row["branch"], base_commit=row["base_commit"], commits=json.loads(row["commits"]),
-        note=row["note"], pid=row["pid"], pid_started=row["pid_started"],
+        note=row["note"], pid=row["pid"], pid_started=row["pid_started"], tokens_in=row["tokens_in"],
+        tokens_out=row["tokens_out"],
     )
 
 

@@ -1,0 +1,268 @@
+"""The built-in agent: a small tool-using loop over a chat model, run as its own process.
+
+Each step the model answers with one JSON action, constrained by a JSON schema so that even a
+tiny model produces a valid one: list_files, read_file, write_file, replace, run (an argv list,
+no shell, with a timeout) or finish. Every way out is an exception carrying why; the transcript
+is saved after every step and the token counts at the end, for gasworks to record.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gasworks.agents import ENDPOINT_DOWN_EXIT, AgentContext, LaunchSpec
+from gasworks.config import Config
+from gasworks.errors import EndpointDownError, ModelError
+from gasworks.llm import ChatClient, Usage, make_client
+from gasworks.llm.embedded import ModelProcess, ServeOptions
+from gasworks.llm.pool import Endpoint, EndpointPool
+
+ACTIONS = ("list_files", "read_file", "write_file", "replace", "run", "finish")
+ACTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": list(ACTIONS)},
+        "path": {"type": "string"},
+        "content": {"type": "string"},
+        "old": {"type": "string"},
+        "new": {"type": "string"},
+        "command": {"type": "array", "items": {"type": "string"}},
+        "summary": {"type": "string"},
+    },
+    "required": ["action"],
+}
+SYSTEM = """You are a coding agent working alone in a git worktree. Do the task, then finish.
+Usually: read the file to change, write its new text, then finish. Do not repeat an action.
+Answer every turn with exactly one JSON object, one action:
+{"action": "list_files"}
+{"action": "read_file", "path": "<a file named in the task>"}
+{"action": "write_file", "path": "<the file to write>", "content": "<its whole new text>"}
+{"action": "replace", "path": "<the file to change>", "old": "<exact text in it>", "new": "<replacement>"}
+{"action": "run", "command": ["python", "-m", "unittest"]}
+{"action": "finish", "summary": "<what you did>"}
+Paths are relative to the worktree. Commands run without a shell."""
+OUTPUT_LIMIT = 2000
+HIDDEN = (".current_task.txt",)  # gasworks's own file: the task is already in the first message
+
+
+class AgentExit(Exception):
+    """Every way out of the loop; `code` is the process exit code."""
+
+    code = 0
+
+
+class Finished(AgentExit):
+    pass
+
+
+class LimitReached(AgentExit):
+    code = 3
+
+
+@dataclass
+class Budget:
+    max_steps: int = 12
+    max_tokens: int = 6000
+    command_timeout: float = 30.0
+
+
+@dataclass
+class Agent:
+    client: ChatClient
+    worktree: Path
+    budget: Budget
+    transcript_path: Path | None = None
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+
+    async def run(self, task: str) -> str:
+        self.messages = [{"role": "system", "content": SYSTEM},
+                         {"role": "user", "content": f"{task}\n\nFiles:\n{self.list_files()}"}]
+        try:
+            for _ in range(self.budget.max_steps):
+                await self.step()
+            raise LimitReached(f"stopped after {self.budget.max_steps} steps")
+        except AgentExit as exit_:
+            self.messages.append({"role": "exit", "content": str(exit_), "code": exit_.code})
+            raise
+        finally:
+            self.save()
+
+    async def step(self) -> None:
+        before = [m["content"] for m in self.messages if m["role"] == "assistant"]
+        reply = await self.client.chat(self.messages, schema=self.schema(before), max_tokens=700)
+        self.usage.add(reply.usage)
+        self.messages.append({"role": "assistant", "content": reply.text})
+        observation = self.execute(reply.text)
+        if before and reply.text == before[-1]:
+            observation += "\nYou did exactly this already. Do the next step of the task."
+        self.messages.append({"role": "user", "content": observation})
+        self.save()
+        if self.usage.prompt_tokens + self.usage.completion_tokens > self.budget.max_tokens:
+            raise LimitReached(f"stopped after {self.budget.max_tokens} tokens")
+
+    @staticmethod
+    def schema(before: list[str]) -> dict[str, Any]:
+        """The action schema, less every action the model has already repeated word for word: small
+        models go round in circles, and taking the circle out of the grammar moves them on."""
+        repeated = set()
+        for text in {t for t in before if before.count(t) > 1}:
+            try:
+                repeated.add(json.loads(text)["action"])
+            except (json.JSONDecodeError, KeyError, TypeError):
+                continue
+        allowed = [a for a in ACTIONS if a not in repeated or a == "finish"]
+        if len(allowed) == len(ACTIONS):
+            return ACTION_SCHEMA
+        return {**ACTION_SCHEMA, "properties": {**ACTION_SCHEMA["properties"],
+                                                "action": {"type": "string", "enum": allowed}}}
+
+    def execute(self, text: str) -> str:
+        try:
+            action = json.loads(text)
+            name = action["action"]
+        except (json.JSONDecodeError, KeyError, TypeError):
+            return "That was not one JSON action. Answer with one JSON object as shown."
+        if name == "finish":
+            raise Finished(action.get("summary") or "finished")
+        try:
+            return getattr(self, f"do_{name}")(action) if name in ACTIONS else f"Unknown action {name!r}."
+        except (OSError, ValueError, KeyError) as exc:
+            return f"Error: {exc}"
+
+    def path(self, action: dict[str, Any]) -> Path:
+        target = (self.worktree / str(action["path"])).resolve()
+        if not target.is_relative_to(self.worktree.resolve()) or ".git" in target.parts:
+            raise ValueError(f"{action['path']} is outside the worktree")
+        return target
+
+    def list_files(self) -> str:
+        names = sorted(str(p.relative_to(self.worktree)) for p in self.worktree.rglob("*")
+                       if p.is_file() and ".git" not in p.parts and p.name not in HIDDEN)
+        return "\n".join(names[:200])
+
+    def do_list_files(self, action: dict[str, Any]) -> str:
+        return self.list_files() or "(no files)"
+
+    def do_read_file(self, action: dict[str, Any]) -> str:
+        return self.path(action).read_text(encoding="utf-8", errors="replace")[:OUTPUT_LIMIT * 4]
+
+    def do_write_file(self, action: dict[str, Any]) -> str:
+        target = self.path(action)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(str(action.get("content", "")), encoding="utf-8")
+        return f"Wrote {action['path']}."
+
+    def do_replace(self, action: dict[str, Any]) -> str:
+        target = self.path(action)
+        text = target.read_text(encoding="utf-8")
+        if not action.get("old") or action["old"] not in text:
+            return f"The text to replace is not in {action['path']}."
+        target.write_text(text.replace(action["old"], str(action.get("new", "")), 1), encoding="utf-8")
+        return f"Replaced it in {action['path']}."
+
+    def do_run(self, action: dict[str, Any]) -> str:
+        argv = [str(part) for part in action.get("command") or []]
+        if not argv:
+            return "Give the command as a list of strings."
+        try:
+            done = subprocess.run(argv, cwd=self.worktree, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                  timeout=self.budget.command_timeout)
+        except subprocess.TimeoutExpired:
+            return f"Timed out after {self.budget.command_timeout:g} s."
+        except FileNotFoundError:
+            return f"No such program: {argv[0]}"
+        return f"exit code {done.returncode}\n{(done.stdout + done.stderr)[-OUTPUT_LIMIT:]}"
+
+    def save(self) -> None:
+        if self.transcript_path is not None:
+            lines = (json.dumps(m, ensure_ascii=False) for m in self.messages)
+            self.transcript_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+class BuiltinAgent:
+    """The runner: gasworks starts `python -m gasworks.agents.builtin` with the model in its environment."""
+
+    name = "builtin"
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.engine: ModelProcess | None = None
+        self.endpoints: list[dict[str, Any]] = []
+
+    def prepare(self, state_dir: Path) -> None:
+        """Use the configured endpoints, or start the embedded model (stopped again by close())."""
+        self.endpoints = [e.model_dump() for e in self.config.endpoints]
+        if not self.endpoints:
+            options = ServeOptions(self.config.embedded_model, self.config.embedded_parallel,
+                                   self.config.embedded_ctx)
+            self.engine = ModelProcess(options, state_dir / "logs" / "embedded-model.log")
+            url = self.engine.start()
+            self.endpoints = [{"kind": "openai", "url": url, "model": self.config.embedded_model,
+                               "max_concurrency": self.config.embedded_parallel}]
+
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+
+    def launch(self, ctx: AgentContext) -> LaunchSpec:
+        env = {"GASWORKS_AGENT_MAX_STEPS": str(self.config.agent_max_steps),
+               "GASWORKS_AGENT_MAX_TOKENS": str(self.config.agent_max_tokens),
+               "GASWORKS_LLM_ENDPOINTS": json.dumps(self.endpoints)}
+        return LaunchSpec([sys.executable, "-m", "gasworks.agents.builtin", str(ctx.task_file)], env)
+
+
+def pool_from_env(text: str) -> EndpointPool:
+    """The endpoints gasworks passes in GASWORKS_LLM_ENDPOINTS: [{kind, url, model, max_concurrency}]."""
+    return EndpointPool([Endpoint(make_client(e["kind"], e["url"], e["model"]), int(e.get("max_concurrency", 1)))
+                         for e in json.loads(text)])
+
+
+async def _work(agent: Agent, task: str) -> None:
+    try:
+        await agent.run(task)
+    finally:
+        await agent.client.aclose()
+
+
+def main() -> None:
+    from gasworks import git
+
+    task_file = Path(sys.argv[1])
+    env = os.environ
+    worktree = Path(env.get("GASWORKS_WORKTREE") or task_file.parent)
+    transcript = Path(env["GASWORKS_TRANSCRIPT_FILE"]) if env.get("GASWORKS_TRANSCRIPT_FILE") else None
+    budget = Budget(int(env.get("GASWORKS_AGENT_MAX_STEPS", 12)), int(env.get("GASWORKS_AGENT_MAX_TOKENS", 6000)))
+    agent = Agent(pool_from_env(env["GASWORKS_LLM_ENDPOINTS"]), worktree, budget, transcript)
+    code = 0
+    try:
+        asyncio.run(_work(agent, task_file.read_text(encoding="utf-8")))
+    except AgentExit as exit_:
+        code = exit_.code
+        print(f"builtin agent: {exit_}", flush=True)
+        if isinstance(exit_, Finished) and git.is_dirty(worktree):
+            git.commit_all(worktree, str(exit_)[:200] or "builtin agent")
+    except EndpointDownError as exc:  # not the task's fault: gasworks does not count the attempt
+        print(f"builtin agent: {exc}", flush=True)
+        code = ENDPOINT_DOWN_EXIT
+    except ModelError as exc:
+        print(f"builtin agent: {exc}", flush=True)
+        code = 4
+    finally:
+        usage = {"prompt_tokens": agent.usage.prompt_tokens, "completion_tokens": agent.usage.completion_tokens}
+        print(f"tokens: {usage['prompt_tokens']} in, {usage['completion_tokens']} out", flush=True)
+        if env.get("GASWORKS_USAGE_FILE"):
+            Path(env["GASWORKS_USAGE_FILE"]).write_text(json.dumps(usage), encoding="utf-8")
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,98 @@
+"""Several endpoints behind one client: each with its own concurrency limit, requests spread over the
+healthy ones (least busy first), a down endpoint set aside and retried later."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from gasworks.errors import EndpointDownError
+from gasworks.llm import ChatClient, ChatResult
+
+RECHECK_SECONDS = 10.0
+
+
+@dataclass
+class Endpoint:
+    client: ChatClient
+    max_concurrency: int
+    in_flight: int = 0
+    waiting: int = 0   # calls queued on this endpoint's limit: load too
+    peak: int = 0
+    down_until: float = 0.0
+    served: int = 0
+    semaphore: asyncio.Semaphore = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.semaphore = asyncio.Semaphore(self.max_concurrency)
+
+    def healthy(self, now: float) -> bool:
+        return now >= self.down_until
+
+
+class AllEndpointsDown(EndpointDownError):
+    """No endpoint answers: the dispatcher stops claiming (circuit breaker) instead of burning tasks."""
+
+
+class EndpointPool:
+    name = "pool"
+
+    def __init__(self, endpoints: list[Endpoint], recheck_seconds: float = RECHECK_SECONDS) -> None:
+        if not endpoints:
+            raise ValueError("an endpoint pool needs at least one endpoint")
+        self.endpoints = endpoints
+        self.recheck_seconds = recheck_seconds
+
+    def _pick(self, tried: set[int]) -> Endpoint | None:
+        now = time.monotonic()
+        candidates = [e for e in self.endpoints if id(e) not in tried and e.healthy(now)]
+        if not candidates:
+            return None
+        return min(candidates, key=lambda e: ((e.in_flight + e.waiting) / e.max_concurrency, e.served))
+
+    async def chat(self, messages: list[dict[str, Any]], **options: Any) -> ChatResult:
+        tried: set[int] = set()
+        while (endpoint := self._pick(tried)) is not None:
+            tried.add(id(endpoint))
+            endpoint.waiting += 1
+            try:
+                await endpoint.semaphore.acquire()
+            finally:
+                endpoint.waiting -= 1
+            try:
+                if not endpoint.healthy(time.monotonic()):
+                    continue  # it went down while this call waited for its turn
+                endpoint.in_flight += 1
+                endpoint.peak = max(endpoint.peak, endpoint.in_flight)
+                try:
+                    result = await endpoint.client.chat(messages, **options)
+                except EndpointDownError:
+                    endpoint.down_until = time.monotonic() + self.recheck_seconds
+                    continue
+                finally:
+                    endpoint.in_flight -= 1
+            finally:
+                endpoint.semaphore.release()
+            endpoint.served += 1
+            return result
+        raise AllEndpointsDown("every model endpoint is down: " + ", ".join(e.client.name for e in self.endpoints))
+
+    async def check(self) -> dict[str, bool]:
+        """Health-check every endpoint now; a healthy one is back in rotation at once."""
+        results = await asyncio.gather(*(e.client.healthy() for e in self.endpoints))
+        now = time.monotonic()
+        for endpoint, ok in zip(self.endpoints, results):
+            endpoint.down_until = 0.0 if ok else now + self.recheck_seconds
+        return {e.client.name: ok for e, ok in zip(self.endpoints, results)}
+
+    def all_down(self) -> bool:
+        now = time.monotonic()
+        return not any(e.healthy(now) for e in self.endpoints)
+
+    async def healthy(self) -> bool:
+        return any((await self.check()).values())
+
+    async def aclose(self) -> None:
+        await asyncio.gather(*(e.client.aclose() for e in self.endpoints))

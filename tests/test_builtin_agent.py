@@ -1,0 +1,81 @@
+"""The built-in agent through the real dispatcher: on the real embedded model, and with its model down."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+
+import psutil
+
+from gasworks.agents.builtin import Agent, Budget
+from tests.test_dispatcher import add, drain, make_dispatcher
+
+
+def test_builtin_agent_on_the_embedded_model_records_attempt_transcript_and_tokens(project_dir):
+    dispatcher, lines = make_dispatcher(project_dir, agent="builtin", num_workers=1, max_attempts=1,
+                                        agent_max_steps=3, embedded_parallel=1, embedded_ctx=2048)
+    engine = dispatcher.agent.engine
+    engine_pid = engine.proc.pid
+    try:
+        assert engine.url.startswith("http://127.0.0.1:")
+        task_id = add(dispatcher, "Write hello.txt containing the word hello")
+        drain(dispatcher, limit=600)
+    finally:
+        dispatcher.agent.close()
+    attempt = dispatcher.store.attempts(task_id)[0]
+    assert attempt.ended_at and attempt.outcome in ("success", "no_change", "failed")
+    assert attempt.tokens_in > 100 and attempt.tokens_out > 0  # real prompts, real completions
+    transcript = [json.loads(line) for line in
+                  Path(attempt.log_path).with_suffix(".transcript.jsonl").read_text().splitlines()]
+    assert [m["role"] for m in transcript[:3]] == ["system", "user", "assistant"]
+    assert "hello.txt" in transcript[1]["content"]
+    assert all(json.loads(m["content"])["action"] for m in transcript if m["role"] == "assistant")
+    assert f"tokens: {attempt.tokens_in} in, {attempt.tokens_out} out" in Path(attempt.log_path).read_text()
+    assert not psutil.pid_exists(engine_pid)  # the engine stops with the run
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_a_model_that_is_down_does_not_count_against_the_task_and_pauses_claiming(project_dir):
+    down = [{"url": f"http://127.0.0.1:{free_port()}", "kind": "openai", "model": "m", "max_concurrency": 1}]
+    dispatcher, lines = make_dispatcher(project_dir, agent="builtin", num_workers=1, max_attempts=1, endpoints=down)
+    task_id = add(dispatcher, "anything")
+    deadline = time.monotonic() + 60
+    while not dispatcher.store.attempts(task_id) or not dispatcher.store.attempts(task_id)[0].ended_at:
+        dispatcher.tick(time.time())
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    attempt = dispatcher.store.attempts(task_id)[0]
+    assert attempt.outcome == "endpoint_down" and dispatcher.store.failed_attempts(task_id) == 0
+    assert dispatcher.store.get_task(task_id).status == "open"
+    assert dispatcher.paused_until > time.time() + 20
+    assert any("model endpoints are not answering" in line for line in lines)
+    dispatcher.tick(time.time())
+    assert len(dispatcher.store.attempts(task_id)) == 1  # the breaker holds: no new claim
+
+
+def test_the_schema_drops_actions_the_model_keeps_repeating():
+    again = '{"action": "list_files"}'
+    assert Agent.schema([again])["properties"]["action"]["enum"] == list(
+        Agent.schema([])["properties"]["action"]["enum"])
+    narrowed = Agent.schema([again, '{"action": "read_file", "path": "a"}', again])
+    assert "list_files" not in narrowed["properties"]["action"]["enum"]
+    assert "finish" in narrowed["properties"]["action"]["enum"]
+
+
+def test_actions_stay_inside_the_worktree(tmp_path):
+    agent = Agent(client=None, worktree=tmp_path, budget=Budget())
+    assert agent.execute('{"action": "write_file", "path": "../escape.txt", "content": "x"}').startswith("Error")
+    assert agent.execute('{"action": "read_file", "path": ".git/config"}').startswith("Error")
+    assert not (tmp_path.parent / "escape.txt").exists()
+    assert agent.execute('{"action": "write_file", "path": "a/b.txt", "content": "hi"}') == "Wrote a/b.txt."
+    assert (tmp_path / "a" / "b.txt").read_text() == "hi"
+    assert agent.execute('{"action": "replace", "path": "a/b.txt", "old": "hi", "new": "ho"}').startswith("Replaced")
+    assert agent.execute('{"action": "run", "command": ["cat", "a/b.txt"]}') == "exit code 0\nho"
+    assert agent.execute("not json").startswith("That was not one JSON action")
