@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, ClassVar
 
-import httpx
 import pytest
 
 from gasworks.errors import ConfigError, EndpointDownError, GasworksError, ModelError
