@@ -40,7 +40,7 @@ def test_defaults_without_any_file(tmp_path):
     assert config == Config()
     assert config.num_workers == 14
     assert config.worktree_placement == "inside"
-    assert config.agent == "aider"
+    assert config.agent == "builtin" and config.endpoints == [] and config.embedded_model == "smollm2"
 
 
 def test_each_layer_beats_the_ones_below(tmp_path):
@@ -237,7 +237,7 @@ def test_bad_env_value_names_environment(tmp_path):
     assert "'abc'" in message
 
 
-def test_bad_env_json_list_is_a_config_error(tmp_path):
+def test_bad_env_json_list_is_a_error_of(tmp_path):
     message = error_of(tmp_path, env={"GASWORKS_AIDER_CMD": '["aider", '})
     assert "environment" in message
     assert "GASWORKS_AIDER_CMD" in message or "aider_cmd" in message
@@ -310,3 +310,13 @@ def test_repo_root_naming_this_repository_is_accepted(repo, clean_env):
     assert find_project(repo).root.resolve() == repo.resolve()
     write_json(repo, {"repo_root": "."})
     assert find_project(repo).config.repo_root == "."
+
+
+def test_endpoints_are_validated_with_the_key_named(tmp_path):
+    write_toml(tmp_path, 'endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "q"}]\n')
+    config = load_config(tmp_path, env={})
+    assert (config.endpoints[0].kind, config.endpoints[0].max_concurrency) == ("ollama", 4)
+    write_toml(tmp_path, 'endpoints = [{url = "127.0.0.1:11434", model = "q"}]\n')
+    assert "key 'endpoints'" in error_of(tmp_path) and "http://" in error_of(tmp_path)
+    write_toml(tmp_path, 'endpoints = [{url = "http://h", model = "q", kind = "grpc"}]\n')
+    assert "'openai' or 'ollama'" in error_of(tmp_path)
