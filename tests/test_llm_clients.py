@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 from collections import deque
@@ -694,3 +696,22 @@ def test_pool_check_brings_a_recovered_endpoint_back(servers):
     health, texts = asyncio.run(scenario())
     assert list(health.values()) == [True, True]
     assert "from a" in texts and pool.all_down() is False
+
+
+def test_shared_slots_hold_the_limit_across_agent_processes(server, tmp_path):
+    """Each builtin agent is its own process: six of them, an endpoint that serves two at a time."""
+    server.script(OpenAIProtocol.chat_path, OpenAIProtocol.reply("ok", delay=0.2))
+    endpoints = json.dumps([{"kind": "openai", "url": server.url, "model": MODEL, "max_concurrency": 2}])
+    code = ("import asyncio, sys\n"
+            "from gasworks.agents.builtin import pool_from_env\n"
+            "async def main():\n"
+            "    pool = pool_from_env(sys.argv[1], sys.argv[2])\n"
+            "    for _ in range(3):\n"
+            "        await pool.chat([{'role': 'user', 'content': 'hi'}])\n"
+            "    await pool.aclose()\n"
+            "asyncio.run(main())\n")
+    agents = [subprocess.Popen([sys.executable, "-c", code, endpoints, str(tmp_path / "slots")])
+              for _ in range(6)]
+    assert [agent.wait(timeout=60) for agent in agents] == [0] * 6
+    assert len(server.bodies(OpenAIProtocol.chat_path)) == 18
+    assert server.peak == 2

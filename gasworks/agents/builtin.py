@@ -9,6 +9,7 @@ is saved after every step and the token counts at the end, for gasworks to recor
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import os
 import subprocess
@@ -22,7 +23,7 @@ from gasworks.config import Config
 from gasworks.errors import EndpointDownError, ModelError
 from gasworks.llm import ChatClient, Usage, make_client
 from gasworks.llm.embedded import ModelProcess, ServeOptions
-from gasworks.llm.pool import Endpoint, EndpointPool
+from gasworks.llm.pool import Endpoint, EndpointPool, SharedSlots
 
 ACTIONS = ("list_files", "read_file", "write_file", "replace", "run", "finish")
 ACTION_SCHEMA: dict[str, Any] = {
@@ -216,14 +217,21 @@ class BuiltinAgent:
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         env = {"GASWORKS_AGENT_MAX_STEPS": str(self.config.agent_max_steps),
                "GASWORKS_AGENT_MAX_TOKENS": str(self.config.agent_max_tokens),
-               "GASWORKS_LLM_ENDPOINTS": json.dumps(self.endpoints)}
+               "GASWORKS_LLM_ENDPOINTS": json.dumps(self.endpoints),
+               "GASWORKS_LLM_SLOTS": str(ctx.state_dir / "llm-slots")}
         return LaunchSpec([sys.executable, "-m", "gasworks.agents.builtin", str(ctx.task_file)], env)
 
 
-def pool_from_env(text: str) -> EndpointPool:
-    """The endpoints gasworks passes in GASWORKS_LLM_ENDPOINTS: [{kind, url, model, max_concurrency}]."""
-    return EndpointPool([Endpoint(make_client(e["kind"], e["url"], e["model"]), int(e.get("max_concurrency", 1)))
-                         for e in json.loads(text)])
+def pool_from_env(text: str, slots_dir: str = "") -> EndpointPool:
+    """The endpoints gasworks passes in GASWORKS_LLM_ENDPOINTS: [{kind, url, model, max_concurrency}];
+    with a slots directory, each endpoint's limit holds across every agent of the fleet."""
+    endpoints = []
+    for spec in json.loads(text):
+        limit = int(spec.get("max_concurrency", 1))
+        key = hashlib.sha1(f"{spec['url']}|{spec['model']}".encode()).hexdigest()[:12]
+        shared = SharedSlots(Path(slots_dir), key, limit) if slots_dir else None
+        endpoints.append(Endpoint(make_client(spec["kind"], spec["url"], spec["model"]), limit, shared))
+    return EndpointPool(endpoints)
 
 
 async def _work(agent: Agent, task: str) -> None:
@@ -241,7 +249,8 @@ def main() -> None:
     worktree = Path(env.get("GASWORKS_WORKTREE") or task_file.parent)
     transcript = Path(env["GASWORKS_TRANSCRIPT_FILE"]) if env.get("GASWORKS_TRANSCRIPT_FILE") else None
     budget = Budget(int(env.get("GASWORKS_AGENT_MAX_STEPS", 12)), int(env.get("GASWORKS_AGENT_MAX_TOKENS", 6000)))
-    agent = Agent(pool_from_env(env["GASWORKS_LLM_ENDPOINTS"]), worktree, budget, transcript)
+    pool = pool_from_env(env["GASWORKS_LLM_ENDPOINTS"], env.get("GASWORKS_LLM_SLOTS", ""))
+    agent = Agent(pool, worktree, budget, transcript)
     code = 0
     try:
         asyncio.run(_work(agent, task_file.read_text(encoding="utf-8")))

@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
+
+from filelock import FileLock, Timeout
 
 from gasworks.errors import EndpointDownError
 from gasworks.llm import ChatClient, ChatResult
@@ -14,10 +17,33 @@ from gasworks.llm import ChatClient, ChatResult
 RECHECK_SECONDS = 10.0
 
 
+class SharedSlots:
+    """A limit shared by every process of a fleet: `size` lock files, one per request in flight.
+    Each builtin agent is its own process, so an in-process semaphore alone would let 14 agents
+    send 14 requests to an endpoint that serves 4 (Ollama's OLLAMA_NUM_PARALLEL)."""
+
+    POLL_SECONDS = 0.05
+
+    def __init__(self, directory: Path, key: str, size: int) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.locks = [FileLock(str(directory / f"{key}-{n}.lock")) for n in range(size)]
+
+    async def acquire(self) -> FileLock:
+        while True:
+            for lock in self.locks:
+                try:
+                    lock.acquire(timeout=0)
+                    return lock
+                except Timeout:
+                    continue
+            await asyncio.sleep(self.POLL_SECONDS)
+
+
 @dataclass
 class Endpoint:
     client: ChatClient
     max_concurrency: int
+    shared: SharedSlots | None = None  # the fleet-wide limit, when agents run as separate processes
     in_flight: int = 0
     waiting: int = 0   # calls queued on this endpoint's limit: load too
     peak: int = 0
@@ -57,8 +83,13 @@ class EndpointPool:
         while (endpoint := self._pick(tried)) is not None:
             tried.add(id(endpoint))
             endpoint.waiting += 1
+            slot = None
             try:
                 await endpoint.semaphore.acquire()
+                slot = await endpoint.shared.acquire() if endpoint.shared else None
+            except BaseException:
+                endpoint.semaphore.release()
+                raise
             finally:
                 endpoint.waiting -= 1
             try:
@@ -74,6 +105,8 @@ class EndpointPool:
                 finally:
                     endpoint.in_flight -= 1
             finally:
+                if slot is not None:
+                    slot.release()
                 endpoint.semaphore.release()
             endpoint.served += 1
             return result
