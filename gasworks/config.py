@@ -88,7 +88,8 @@ class Config(BaseModel):
                                                             "embedded model).")
     embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (shipped) or a .gguf path.")
     embedded_parallel: int = Field(4, ge=1, le=64, description="Requests the embedded model serves at once.")
-    embedded_ctx: int = Field(2048, ge=256, description="Context per slot of the embedded model, in tokens.")
+    embedded_ctx: int = Field(2048, ge=256, le=131072, description="Context per slot of the embedded model, in "
+                                                                   "tokens.")
     agent_max_steps: int = Field(12, ge=1, description="Actions the builtin agent may take per attempt.")
     agent_max_tokens: int = Field(6000, ge=100, description="Tokens the builtin agent may spend per attempt.")
     model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (litellm name).")

