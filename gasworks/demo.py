@@ -40,6 +40,10 @@ if __name__ == "__main__":
     unittest.main()
 """
 README = "# calc\n\nA tiny calculator, used by the gasworks demo.\n"
+# The demo's gate: the tests pass, and there still are tests (an agent that empties the test file
+# would otherwise pass by running none).
+GATE = ("import sys, unittest; r = unittest.main(module=None, argv=['gate', 'discover', '-q'], exit=False).result;"
+        " print(r.testsRun, 'tests ran'); sys.exit(0 if r.wasSuccessful() and r.testsRun >= 1 else 1)")
 
 
 def _scripted(text: str, files: dict[str, str]) -> str:
@@ -109,8 +113,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str =
     _make_repo(directory)
     _seed(directory, say)
     overrides = {"agent": agent, "num_workers": workers, "grace_seconds": 5, "max_attempts": 1,
-                 # Naming the test module: an agent that deletes the tests does not pass by running none.
-                 "gate": [[sys.executable, "-m", "unittest", "-q", "test_calc"]], "agent_max_steps": 8,
+                 "gate": [[sys.executable, "-c", GATE]], "agent_max_steps": 8,
                  "embedded_parallel": workers}
     project = find_project(directory, overrides=overrides)
     store = project.open_store()

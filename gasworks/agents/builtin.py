@@ -30,12 +30,13 @@ ACTION_SCHEMA: dict[str, Any] = {
     "type": "object",
     "properties": {
         "action": {"type": "string", "enum": list(ACTIONS)},
-        "path": {"type": "string"},
-        "content": {"type": "string"},
-        "old": {"type": "string"},
-        "new": {"type": "string"},
-        "command": {"type": "array", "items": {"type": "string"}},
-        "summary": {"type": "string"},
+        # Bounded strings: small models otherwise repeat themselves until the token limit.
+        "path": {"type": "string", "maxLength": 120},
+        "content": {"type": "string", "maxLength": 3000},
+        "old": {"type": "string", "maxLength": 1000},
+        "new": {"type": "string", "maxLength": 1000},
+        "command": {"type": "array", "items": {"type": "string", "maxLength": 200}, "maxItems": 12},
+        "summary": {"type": "string", "maxLength": 300},
     },
     "required": ["action"],
 }
@@ -50,6 +51,9 @@ Answer every turn with exactly one JSON object, one action:
 {"action": "finish", "summary": "<what you did>"}
 Paths are relative to the worktree. Commands run without a shell."""
 OUTPUT_LIMIT = 2000
+REPLY_TOKENS = 500
+# About 3.5 characters a token: what fits in a 2048-token slot with room for the reply.
+CONTEXT_CHARS = 4200
 HIDDEN = (".current_task.txt",)  # gasworks's own file: the task is already in the first message
 
 
@@ -98,7 +102,7 @@ class Agent:
 
     async def step(self) -> None:
         before = [m["content"] for m in self.messages if m["role"] == "assistant"]
-        reply = await self.client.chat(self.messages, schema=self.schema(before), max_tokens=700)
+        reply = await self.client.chat(self.window(), schema=self.schema(before), max_tokens=REPLY_TOKENS)
         self.usage.add(reply.usage)
         self.messages.append({"role": "assistant", "content": reply.text})
         observation = self.execute(reply.text)
@@ -108,6 +112,21 @@ class Agent:
         self.save()
         if self.usage.prompt_tokens + self.usage.completion_tokens > self.budget.max_tokens:
             raise LimitReached(f"stopped after {self.budget.max_tokens} tokens")
+
+    def window(self) -> list[dict[str, Any]]:
+        """What the model sees: the system prompt, the task, and the latest exchanges that fit (the
+        transcript keeps everything). Small context windows fill up after a few file reads."""
+        head, tail = self.messages[:2], self.messages[2:]
+        budget = CONTEXT_CHARS - sum(len(m["content"]) for m in head)
+        kept: list[dict[str, Any]] = []
+        for message in reversed(tail):
+            budget -= len(message["content"])
+            if budget < 0:
+                break
+            kept.insert(0, message)
+        if kept and kept[0]["role"] != "assistant":
+            kept = kept[1:]  # start at an action, not at its observation
+        return head + kept
 
     @staticmethod
     def schema(before: list[str]) -> dict[str, Any]:
