@@ -102,7 +102,7 @@ class Dispatcher:
             self.refinery.process(now)
         elif self.worker.error is not None:
             raise self.worker.error
-        if not self.stopping and now >= self.paused_until:
+        if not self.stopping and now >= self.paused_until and self._model_answers(now):
             self._fill(now)
 
     def busy(self) -> bool:
@@ -237,6 +237,19 @@ class Dispatcher:
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       task_status="open", note=note)
             self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue")
+
+    def _model_answers(self, now: float) -> bool:
+        """After the breaker tripped, claim again only once a model endpoint answers a health check."""
+        if not self.paused_until:
+            return True
+        check = getattr(self.agent, "healthy", None)
+        if check is not None and not check():
+            self.paused_until = now + BREAKER_SECONDS
+            self.say(f"the model endpoints still do not answer; checking again in {BREAKER_SECONDS:g} s")
+            return False
+        self.paused_until = 0.0
+        self.say("a model endpoint answers again: claiming tasks")
+        return True
 
     def _record_tokens(self, run: Running) -> None:
         """Agents that talk to a model report their token counts in a file; keep them with the attempt."""

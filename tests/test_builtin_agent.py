@@ -58,6 +58,11 @@ def test_a_model_that_is_down_does_not_count_against_the_task_and_pauses_claimin
     assert any("model endpoints are not answering" in line for line in lines)
     dispatcher.tick(time.time())
     assert len(dispatcher.store.attempts(task_id)) == 1  # the breaker holds: no new claim
+    # When the pause ends, a health check decides: still down, so the pause starts again.
+    dispatcher.paused_until = time.time() - 1
+    dispatcher.tick(time.time())
+    assert len(dispatcher.store.attempts(task_id)) == 1 and dispatcher.paused_until > time.time() + 20
+    assert any("still do not answer" in line for line in lines)
 
 
 def test_the_schema_drops_actions_the_model_keeps_repeating():

@@ -228,6 +228,17 @@ class BuiltinAgent:
             self.endpoints = [{"kind": "openai", "url": url, "model": self.config.embedded_model,
                                "max_concurrency": self.config.embedded_parallel}]
 
+    def healthy(self) -> bool:
+        """Whether any model endpoint answers (the dispatcher asks before it claims again)."""
+        async def check() -> bool:
+            pool = pool_from_env(json.dumps(self.endpoints))
+            try:
+                return await pool.healthy()
+            finally:
+                await pool.aclose()
+
+        return asyncio.run(check())
+
     def close(self) -> None:
         if self.engine is not None:
             self.engine.stop()
