@@ -218,6 +218,8 @@ class Dispatcher:
         self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                   task_status="merging", note=f"{len(commits)} commit(s) to merge")
         self.store.enqueue_merge(run.task_id, branch_for(run.task_id), commits[-1])
+        if self.worker is not None:
+            self.worker.wake()
         self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
 
     def _finish_failed(self, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,

@@ -417,6 +417,7 @@ class RefineryWorker(threading.Thread):
         self.in_round = False
         self.error: BaseException | None = None
         self._stopped = threading.Event()
+        self._wake = threading.Event()
 
     def run(self) -> None:
         try:
@@ -430,11 +431,17 @@ class RefineryWorker(threading.Thread):
                 finally:
                     self.in_round = False
                 if not did:
-                    self._stopped.wait(self.idle_seconds)
+                    self._wake.wait(self.idle_seconds)
+                    self._wake.clear()
         except BaseException as exc:  # handed to the main thread, which raises it
             self.error = exc
 
+    def wake(self) -> None:
+        """A branch was queued: look now rather than at the next idle check."""
+        self._wake.set()
+
     def stop(self, *, hard: bool = False) -> None:
         self._stopped.set()
+        self._wake.set()
         if hard:
             self.refinery.abort()
