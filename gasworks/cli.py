@@ -480,6 +480,43 @@ def refinery(once: bool) -> None:
             time.sleep(0.2)
 
 
+@cli.command()
+@click.argument("goal")
+@click.option("--max-tasks", type=click.IntRange(1, 50), default=12, show_default=True)
+@click.option("--dry-run", is_flag=True, help="Show the plan, write nothing.")
+@json_option
+def plan(goal: str, max_tasks: int, dry_run: bool, as_json: bool) -> None:
+    """Split a big GOAL into small tasks with dependencies (an epic and its children).
+
+    The model (the configured endpoints, or the embedded one) sees the goal and a view of the
+    repository, and answers in a JSON schema. A plan with a cycle or bad references gets one
+    repair round, then a clear error, and nothing is written. Tasks that repeat an open task
+    are dropped. Each task's expected files become `files:` labels for the scheduler.
+    """
+    from gasworks.planner import plan_dict, run_plan
+
+    project = _project()
+    store = project.open_store()
+    with output.progress("asking the model for a plan", quiet=as_json):
+        made_plan, created = run_plan(project, store, goal, max_tasks=max_tasks, dry_run=dry_run)
+    report = {**plan_dict(made_plan), "dry_run": dry_run, "created": [t.id for t in created]}
+    if as_json:
+        output.emit_json(report)
+        return
+    for number, task in enumerate(made_plan.tasks, start=1):
+        after = f"  (after {', '.join(map(str, task.depends_on))})" if task.depends_on else ""
+        dropped = f"  [repeats {task.duplicate_of}: not created]" if task.duplicate_of else ""
+        click.echo(f"{number:>2}. P{task.priority} {output.oneline(task.title)}{after}{dropped}")
+    if created:
+        click.echo(f"created epic {created[0].id} with {len(created) - 1} tasks: "
+                   + ", ".join(t.id for t in created[1:]))
+    elif dry_run:
+        click.echo("(dry run: nothing written)")
+
+
+cli.add_command(plan, name="split")
+
+
 @cli.command(name="serve-model")
 @click.option("--model", default="smollm2", show_default=True, help="smollm2 (shipped) or a path to a .gguf file.")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,

@@ -9,7 +9,6 @@ is saved after every step and the token counts at the end, for gasworks to recor
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import os
 import subprocess
@@ -21,9 +20,9 @@ from typing import Any
 from gasworks.agents import ENDPOINT_DOWN_EXIT, AgentContext, LaunchSpec
 from gasworks.config import Config
 from gasworks.errors import EndpointDownError, ModelError
-from gasworks.llm import ChatClient, Usage, make_client
-from gasworks.llm.embedded import ModelProcess, ServeOptions
-from gasworks.llm.pool import Endpoint, EndpointPool, SharedSlots
+from gasworks.llm import ChatClient, Usage
+from gasworks.llm.embedded import ModelProcess, model_endpoints
+from gasworks.llm.pool import EndpointPool, pool_from_specs
 
 ACTIONS = ("list_files", "read_file", "write_file", "replace", "run", "finish")
 ACTION_SCHEMA: dict[str, Any] = {
@@ -219,14 +218,7 @@ class BuiltinAgent:
 
     def prepare(self, state_dir: Path) -> None:
         """Use the configured endpoints, or start the embedded model (stopped again by close())."""
-        self.endpoints = [e.model_dump() for e in self.config.endpoints]
-        if not self.endpoints:
-            options = ServeOptions(self.config.embedded_model, self.config.embedded_parallel,
-                                   self.config.embedded_ctx)
-            self.engine = ModelProcess(options, state_dir / "logs" / "embedded-model.log")
-            url = self.engine.start()
-            self.endpoints = [{"kind": "openai", "url": url, "model": self.config.embedded_model,
-                               "max_concurrency": self.config.embedded_parallel}]
+        self.endpoints, self.engine = model_endpoints(self.config, state_dir)
 
     def healthy(self) -> bool:
         """Whether any model endpoint answers (the dispatcher asks before it claims again)."""
@@ -253,15 +245,8 @@ class BuiltinAgent:
 
 
 def pool_from_env(text: str, slots_dir: str = "") -> EndpointPool:
-    """The endpoints gasworks passes in GASWORKS_LLM_ENDPOINTS: [{kind, url, model, max_concurrency}];
-    with a slots directory, each endpoint's limit holds across every agent of the fleet."""
-    endpoints = []
-    for spec in json.loads(text):
-        limit = int(spec.get("max_concurrency", 1))
-        key = hashlib.sha1(f"{spec['url']}|{spec['model']}".encode()).hexdigest()[:12]
-        shared = SharedSlots(Path(slots_dir), key, limit) if slots_dir else None
-        endpoints.append(Endpoint(make_client(spec["kind"], spec["url"], spec["model"]), limit, shared))
-    return EndpointPool(endpoints)
+    """The endpoints gasworks passes in GASWORKS_LLM_ENDPOINTS, limits shared through GASWORKS_LLM_SLOTS."""
+    return pool_from_specs(json.loads(text), Path(slots_dir) if slots_dir else None)
 
 
 async def _work(agent: Agent, task: str) -> None:

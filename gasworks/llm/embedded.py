@@ -129,3 +129,15 @@ class ModelProcess:
                 process.terminate_group(self.proc.pid, hard=True)
                 self.proc.wait()
         self.proc = None
+
+
+def model_endpoints(config: Any, state_dir: Path) -> tuple[list[dict[str, Any]], ModelProcess | None]:
+    """The configured endpoints as specs, or (with none configured) the embedded model, started now
+    in a child process that the caller stops."""
+    if config.endpoints:
+        return [e.model_dump() for e in config.endpoints], None
+    engine = ModelProcess(ServeOptions(config.embedded_model, config.embedded_parallel, config.embedded_ctx),
+                          state_dir / "logs" / "embedded-model.log")
+    url = engine.start()
+    return [{"kind": "openai", "url": url, "model": config.embedded_model,
+             "max_concurrency": config.embedded_parallel}], engine

@@ -4,6 +4,7 @@ healthy ones (least busy first), a down endpoint set aside and retried later."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,3 +130,17 @@ class EndpointPool:
 
     async def aclose(self) -> None:
         await asyncio.gather(*(e.client.aclose() for e in self.endpoints))
+
+
+def pool_from_specs(specs: list[dict[str, Any]], slots_dir: Path | None = None) -> EndpointPool:
+    """A pool from endpoint specs [{kind, url, model, max_concurrency}]; with a slots directory each
+    endpoint's limit holds across every process that shares it."""
+    from gasworks.llm import make_client
+
+    endpoints = []
+    for spec in specs:
+        limit = int(spec.get("max_concurrency", 1))
+        key = hashlib.sha1(f"{spec['url']}|{spec['model']}".encode()).hexdigest()[:12]
+        shared = SharedSlots(slots_dir, key, limit) if slots_dir else None
+        endpoints.append(Endpoint(make_client(spec["kind"], spec["url"], spec["model"]), limit, shared))
+    return EndpointPool(endpoints)

@@ -204,32 +204,48 @@ class SQLiteStore:
     # -- creating and editing ---------------------------------------------------------------
 
     def create_task(self, new: NewTask, *, prefix: str, actor: str) -> Task:
+        return self.create_tasks([new], prefix=prefix, actor=actor)[0]
+
+    def create_tasks(self, news: list[NewTask], *, prefix: str, actor: str) -> list[Task]:
+        """Create several tasks in one transaction (all or none). In `parent` and `deps`, "#N" names the
+        N-th task of this batch, so a plan's epic, children and their dependencies go in together."""
         ids.check_prefix(prefix)
-        if not new.title.strip():
+        if any(not new.title.strip() for new in news):
             raise InvalidValueError("a task needs a non-empty title")
-        now = now_iso()
         with self._tx(write=True) as db:
-            labels = list(new.labels)
-            if new.parent:
-                parent = sqlrows.load_task(db, new.parent, full=False)
-                task_id = sqlrows.next_child_id(db, parent.id)
-                labels = parent.labels + [label for label in labels if label not in parent.labels]
-            else:
-                task_id = sqlrows.new_id(db, prefix, f"{new.title}|{new.description}|{actor}|{time.time_ns()}")
-            db.execute(
-                "INSERT INTO tasks (id, title, description, design, acceptance_criteria, notes, status, priority, "
-                "issue_type, assignee, created_at, created_ts, updated_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
-                (task_id, new.title, new.description, new.design, new.acceptance_criteria, new.notes,
-                 new.priority, new.issue_type, new.assignee, now, sqlrows.epoch(now), now),
-            )
-            db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(task_id, lb) for lb in labels])
-            sqlrows.insert_event(db, task_id, "created", actor, new="open", at=now)
-            if new.parent:
-                self._add_dependency(db, task_id, new.parent, "parent-child", actor, now)
-            for target, dep_type in new.deps:
-                self._add_dependency(db, task_id, target, dep_type, actor, now)
-            return sqlrows.load_task(db, task_id)
+            made: list[str] = []
+
+            def resolve(ref: str) -> str:
+                return made[int(ref[1:])] if ref.startswith("#") else ref
+
+            for new in news:
+                made.append(self._create(db, new, resolve, prefix, actor))
+            return [sqlrows.load_task(db, task_id) for task_id in made]
+
+    def _create(self, db: sqlite3.Connection, new: NewTask, resolve: Any, prefix: str, actor: str) -> str:
+        now = now_iso()
+        labels = list(new.labels)
+        parent_id = resolve(new.parent) if new.parent else ""
+        if parent_id:
+            parent = sqlrows.load_task(db, parent_id, full=False)
+            task_id = sqlrows.next_child_id(db, parent.id)
+            labels = parent.labels + [label for label in labels if label not in parent.labels]
+        else:
+            task_id = sqlrows.new_id(db, prefix, f"{new.title}|{new.description}|{actor}|{time.time_ns()}")
+        db.execute(
+            "INSERT INTO tasks (id, title, description, design, acceptance_criteria, notes, status, priority, "
+            "issue_type, assignee, created_at, created_ts, updated_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+            (task_id, new.title, new.description, new.design, new.acceptance_criteria, new.notes,
+             new.priority, new.issue_type, new.assignee, now, sqlrows.epoch(now), now),
+        )
+        db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(task_id, lb) for lb in labels])
+        sqlrows.insert_event(db, task_id, "created", actor, new="open", at=now)
+        if parent_id:
+            self._add_dependency(db, task_id, parent_id, "parent-child", actor, now)
+        for target, dep_type in new.deps:
+            self._add_dependency(db, task_id, resolve(target), dep_type, actor, now)
+        return task_id
 
     def update_fields(self, task_id: str, *, actor: str, **changes: Any) -> Task:
         unknown = set(changes) - set(_EDITABLE)

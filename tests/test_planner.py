@@ -1,0 +1,117 @@
+"""`gasworks plan`: a goal becomes an epic of tasks, against a scripted model server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from gasworks.store.sqlite import SQLiteStore
+from tests.test_llm_clients import OpenAIProtocol, servers  # noqa: F401  (the fixture)
+
+
+def plan_reply(*tasks: dict) -> object:
+    return OpenAIProtocol.reply(json.dumps({"tasks": list(tasks)}), prompt=300, completion=120)
+
+
+def gasworks(root: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "gasworks", *args], cwd=root, capture_output=True, text=True,
+                          timeout=120)
+
+
+def use_server(root: Path, url: str) -> None:
+    (root / "gasworks.toml").write_text(f'endpoints = [{{url = "{url}", kind = "openai", model = "planner"}}]\n')
+
+
+def test_a_goal_becomes_an_epic_with_ordered_dependent_tasks(project_dir, servers):
+    server = servers()
+    use_server(project_dir, server.url)
+    server.script(OpenAIProtocol.chat_path, plan_reply(
+        {"title": "Write the docs", "description": "Document the API", "depends_on": [2], "files": ["docs/api.md"]},
+        {"title": "Add the API", "description": "An endpoint", "depends_on": [], "priority": 1,
+         "files": ["api.py"], "acceptance_criteria": "tests pass"},
+        {"title": "Release", "description": "Tag it", "depends_on": [1, 2]}))
+    result = gasworks(project_dir, "plan", "Ship the API", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    epic, *children = report["created"]
+    store = SQLiteStore(project_dir / ".gasworks" / "gasworks.db")
+    assert store.get_task(epic).issue_type == "epic" and store.get_task(epic).title == "Ship the API"
+    by_title = {store.get_task(c).title: store.get_task(c) for c in children}
+    assert set(by_title) == {"Write the docs", "Add the API", "Release"}
+    api, docs, release = by_title["Add the API"], by_title["Write the docs"], by_title["Release"]
+    assert all(t.id.startswith(f"{epic}.") for t in by_title.values())
+    assert store.blockers(docs.id) == [api.id] and sorted(store.blockers(release.id)) == sorted([api.id, docs.id])
+    assert "files:api.py" in api.labels and api.priority == 1 and api.acceptance_criteria == "tests pass"
+    assert [t.id for t in store.ready()] == [api.id]
+    sent = server.bodies(OpenAIProtocol.chat_path)[0]
+    assert sent["response_format"]["type"] == "json_schema" and "Ship the API" in sent["messages"][-1]["content"]
+    assert "README.md" in sent["messages"][-1]["content"]  # the repository view
+    assert report["tokens"] == {"prompt": 300, "completion": 120}
+
+
+def test_a_cyclic_plan_gets_one_repair_round(project_dir, servers):
+    server = servers()
+    use_server(project_dir, server.url)
+    server.script(OpenAIProtocol.chat_path,
+                  plan_reply({"title": "A task", "description": "", "depends_on": [2]},
+                             {"title": "B task", "description": "", "depends_on": [1]}),
+                  plan_reply({"title": "A task", "description": "", "depends_on": []},
+                             {"title": "B task", "description": "", "depends_on": [1]}))
+    report = json.loads(gasworks(project_dir, "plan", "Do A and B", "--json").stdout)
+    assert report["repaired"] is True and len(report["created"]) == 3
+    repair = server.bodies(OpenAIProtocol.chat_path)[1]["messages"][-1]["content"]
+    assert "go round in a circle: 1 -> 2 -> 1" in repair
+
+
+def test_garbage_twice_is_a_clear_error_and_nothing_is_written(project_dir, servers):
+    server = servers()
+    use_server(project_dir, server.url)
+    server.script(OpenAIProtocol.chat_path, OpenAIProtocol.reply("I think you should refactor."))
+    result = gasworks(project_dir, "plan", "Refactor everything")
+    assert result.returncode == 1 and "unusable twice" in result.stderr and "nothing was written" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert json.loads(gasworks(project_dir, "list", "--all", "--json").stdout) == []
+    assert len(server.bodies(OpenAIProtocol.chat_path)) == 2
+
+
+def test_dry_run_and_duplicates_of_open_tasks(project_dir, servers):
+    server = servers()
+    use_server(project_dir, server.url)
+    existing = gasworks(project_dir, "create", "Add the API!", "-q").stdout.strip()
+    server.script(OpenAIProtocol.chat_path, plan_reply(
+        {"title": "add the   API", "description": "", "depends_on": []},
+        {"title": "Write docs", "description": "", "depends_on": [1]},
+        {"title": "Write docs", "description": "again", "depends_on": []}))
+    dry = json.loads(gasworks(project_dir, "plan", "API", "--dry-run", "--json").stdout)
+    assert dry["created"] == [] and [t["duplicate_of"] for t in dry["tasks"]] == [existing, "", "#2"]
+    assert len(json.loads(gasworks(project_dir, "list", "--json").stdout)) == 1
+    report = json.loads(gasworks(project_dir, "plan", "API", "--json").stdout)
+    assert len(report["created"]) == 2  # the epic and "Write docs", once
+    store = SQLiteStore(project_dir / ".gasworks" / "gasworks.db")
+    assert store.blockers(report["created"][1]) == [existing]
+
+
+def test_too_many_tasks_or_bad_references_are_refused():
+    import pytest
+
+    from gasworks.planner import PlanError, parse_plan
+
+    many = json.dumps({"tasks": [{"title": f"t{n}", "description": "", "depends_on": []} for n in range(5)]})
+    with pytest.raises(PlanError, match="at most 3"):
+        parse_plan(many, 3)
+    with pytest.raises(PlanError, match="depends on itself"):
+        parse_plan(json.dumps({"tasks": [{"title": "one", "depends_on": [1]}]}), 3)
+    with pytest.raises(PlanError, match="does not exist"):
+        parse_plan(json.dumps({"tasks": [{"title": "one", "depends_on": [7]}]}), 3)
+
+
+def test_plan_on_the_embedded_model_parses_and_creates_tasks(project_dir):
+    (project_dir / "gasworks.toml").write_text("embedded_parallel = 1\n")
+    result = gasworks(project_dir, "plan", "Add a command-line interface with tests and docs", "--max-tasks",
+                      "3", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert 1 <= len(report["tasks"]) <= 3 and len(report["created"]) >= 2
+    assert report["tokens"]["completion"] > 0
