@@ -24,7 +24,7 @@ def use_server(root: Path, url: str) -> None:
     (root / "gasworks.toml").write_text(f'endpoints = [{{url = "{url}", kind = "openai", model = "planner"}}]\n')
 
 
-def test_a_goal_becomes_an_epic_with_ordered_dependent_tasks(project_dir, servers):
+def test_a_goal_becomes_an_epic_with_ordered_dependent_tasks(project_dir, servers):  # noqa: F811 (the imported fixture)
     server = servers()
     use_server(project_dir, server.url)
     server.script(OpenAIProtocol.chat_path, plan_reply(
@@ -51,7 +51,7 @@ def test_a_goal_becomes_an_epic_with_ordered_dependent_tasks(project_dir, server
     assert report["tokens"] == {"prompt": 300, "completion": 120}
 
 
-def test_a_cyclic_plan_gets_one_repair_round(project_dir, servers):
+def test_a_cyclic_plan_gets_one_repair_round(project_dir, servers):  # noqa: F811 (the imported fixture)
     server = servers()
     use_server(project_dir, server.url)
     server.script(OpenAIProtocol.chat_path,
@@ -65,7 +65,7 @@ def test_a_cyclic_plan_gets_one_repair_round(project_dir, servers):
     assert "go round in a circle: 1 -> 2 -> 1" in repair
 
 
-def test_garbage_twice_is_a_clear_error_and_nothing_is_written(project_dir, servers):
+def test_garbage_twice_is_a_clear_error_and_nothing_is_written(project_dir, servers):  # noqa: F811 (the imported fixture)
     server = servers()
     use_server(project_dir, server.url)
     server.script(OpenAIProtocol.chat_path, OpenAIProtocol.reply("I think you should refactor."))
@@ -76,7 +76,7 @@ def test_garbage_twice_is_a_clear_error_and_nothing_is_written(project_dir, serv
     assert len(server.bodies(OpenAIProtocol.chat_path)) == 2
 
 
-def test_dry_run_and_duplicates_of_open_tasks(project_dir, servers):
+def test_dry_run_and_duplicates_of_open_tasks(project_dir, servers):  # noqa: F811 (the imported fixture)
     server = servers()
     use_server(project_dir, server.url)
     existing = gasworks(project_dir, "create", "Add the API!", "-q").stdout.strip()
