@@ -481,6 +481,43 @@ def refinery(once: bool) -> None:
 
 
 @cli.command()
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path), required=False)
+@click.option("--from", "source", default=None, metavar="ID", help="The task these ideas came from.")
+@json_option
+@click.pass_context
+def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: bool) -> None:
+    """Turn the lines of suggested_tasks.txt (in the repository root) into tasks, then clear it.
+
+    One idea per line. Blank lines, duplicates (also of open tasks), overlong lines and lines
+    with control characters are dropped and counted; max_suggestions_per_task and
+    max_suggested_backlog cap the rest. New tasks get priority 3 and the label `suggested`.
+    """
+    from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
+
+    project = _project()
+    store = project.open_store()
+    path = file or project.root / SUGGESTIONS_FILE
+    if not path.is_file():
+        raise InvalidValueError(f"{path} does not exist: nothing to ingest")
+    try:
+        titles, dropped = parse_suggestions(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InvalidValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    made, refused = store.add_suggestions(
+        titles, source=store.resolve_id(source) if source else None, prefix=project.config.prefix,
+        actor=_actor(ctx), max_per_task=len(titles) if not source else project.config.max_suggestions_per_task,
+        backlog_cap=project.config.max_suggested_backlog)
+    path.write_text("", encoding="utf-8")  # the tasks are stored: only now is the file cleared
+    report = {"file": str(path), "created": made, "dropped": {**dropped, **refused}}
+    if as_json:
+        output.emit_json(report)
+        return
+    lost = ", ".join(f"{n} {why.replace('_', ' ')}" for why, n in report["dropped"].items() if n)
+    click.echo(f"{len(made)} suggestion(s) became tasks" + (f"; dropped: {lost}" if lost else "")
+               + f"; {path.name} cleared")
+
+
+@cli.command()
 @click.argument("goal")
 @click.option("--max-tasks", type=click.IntRange(1, 50), default=12, show_default=True)
 @click.option("--dry-run", is_flag=True, help="Show the plan, write nothing.")

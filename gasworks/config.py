@@ -82,6 +82,11 @@ class Config(BaseModel):
         "merge", description="merge: a merge commit on the tip; rebase: the branch's commits replayed on it.")
     merge_batch_size: int | Literal["auto"] = Field(
         1, description="Branches gated together (1: one at a time; \"auto\": sized from the failure rate).")
+    # -- the self-improving loop
+    max_suggestions_per_task: int = Field(5, ge=0, description="Follow-up ideas taken from one attempt.")
+    max_suggested_backlog: int = Field(200, ge=0, description="Open suggested tasks at most; more are dropped.")
+    conflict_aware: bool = Field(True, description="Do not run two tasks that expect to touch the same files "
+                                                   "at once while other ready work exists.")
     # -- agents
     agent: Literal["builtin", "aider", "command", "fake"] = Field("builtin", description="Which agent runs each task.")
     endpoints: list[EndpointConfig] = Field([], description="Model servers for the builtin agent (none: the "

@@ -21,7 +21,9 @@ from gasworks import git, process
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, render_task_file
 from gasworks.config import Config
 from gasworks.errors import GasworksError
+from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.models import NOT_THE_TASKS_FAULT, MergeStatus, Outcome, Task
+from gasworks.planner import FILES_LABEL
 from gasworks.project import Project
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
@@ -44,6 +46,7 @@ class Running:
     renewed: float
     stop_reason: str = ""  # set when gasworks ends it: "timeout" or "interrupted"
     resolves: str = ""     # for a merge-conflict task: the task whose branch it works on
+    files: frozenset[str] = frozenset()  # its `files:` labels, kept apart from other running tasks
 
 
 class Dispatcher:
@@ -130,8 +133,10 @@ class Dispatcher:
         for slot in self.pool.slots:
             if slot.name in self.running:
                 continue
+            busy_files = frozenset(label for run in self.running.values() for label in run.files)
             task = self.store.claim_next(ASSIGNEE_PREFIX + slot.name, lease_seconds=self.config.lease_seconds,
-                                         now=now)
+                                         now=now, avoid_labels=busy_files if self.config.conflict_aware
+                                         else frozenset())
             if task is None:
                 return
             self._start(slot, task, now)
@@ -163,7 +168,9 @@ class Dispatcher:
             self._finish_failed(attempt.id, task.id, Outcome.ERROR.value, None, f"could not start: {why}")
             return
         self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(log_path))
-        self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now, resolves=resolves)
+        files = frozenset(label for label in task.labels if label.startswith(FILES_LABEL))
+        self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now, resolves=resolves,
+                                          files=files)
         self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.id})")
 
     def _collect(self, now: float) -> None:
@@ -183,9 +190,11 @@ class Dispatcher:
         code = run.proc.returncode
         worktree = run.slot.path
         self._record_tokens(run)
+        self._take_suggestions(run)
         if not run.stop_reason and git.is_dirty(worktree):
             git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")
-        commits = git.commits_between(worktree, run.base)
+        # Commits whose sum changes nothing (say, a file added and removed) are no change either.
+        commits = git.commits_between(worktree, run.base) if not git.same_tree(worktree, run.base, "HEAD") else []
         git.detach_at(worktree, "HEAD")  # free the branch, so another slot may take it later
         if run.stop_reason:
             outcome = run.stop_reason
@@ -252,6 +261,21 @@ class Dispatcher:
         self.paused_until = 0.0
         self.say("a model endpoint answers again: claiming tasks")
         return True
+
+    def _take_suggestions(self, run: Running) -> None:
+        """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is
+        put back as it was at the base, so it never travels in the branch that gets merged."""
+        text = git.take_file(run.slot.path, SUGGESTIONS_FILE, run.base)
+        if not text:
+            return
+        titles, dropped = parse_suggestions(text)
+        made, refused = self.store.add_suggestions(
+            titles, source=run.resolves or run.task_id, prefix=self.config.prefix,
+            actor=ASSIGNEE_PREFIX + run.slot.name, max_per_task=self.config.max_suggestions_per_task,
+            backlog_cap=self.config.max_suggested_backlog)
+        lost = {k: v for k, v in {**dropped, **refused}.items() if v}
+        self.say(f"{run.slot.name}: {len(made)} suggestion(s) from {run.task_id} became tasks"
+                 + (f" (dropped: {', '.join(f'{v} {k}' for k, v in lost.items())})" if lost else ""))
 
     def _record_tokens(self, run: Running) -> None:
         """Agents that talk to a model report their token counts in a file; keep them with the attempt."""

@@ -221,3 +221,24 @@ def clean_checkout(path: Path, branch: str) -> None:
     run(["reset", "-q", "--hard"], path)
     run(["clean", "-q", "-ffdx"], path)
     run(["checkout", "-q", "-f", branch], path)
+
+
+def same_tree(path: Path, a: str, b: str) -> bool:
+    return run(["rev-parse", f"{a}^{{tree}}"], path).stdout == run(["rev-parse", f"{b}^{{tree}}"], path).stdout
+
+
+def take_file(path: Path, name: str, base: str) -> str:
+    """The lines a worktree added to `name` since `base`, with the file put back as it was at base
+    (or removed, if base had none), in the working tree and the index."""
+    current = path / name
+    if not current.is_file():
+        return ""
+    text = current.read_text(encoding="utf-8", errors="replace")
+    old = run(["show", f"{base}:{name}"], path, check=False)
+    if old.returncode == 0:
+        run(["checkout", base, "--", name], path)
+        old_lines = set(old.stdout.splitlines())
+        return "\n".join(line for line in text.splitlines() if line not in old_lines)
+    run(["rm", "-q", "--cached", "--ignore-unmatch", "--", name], path)
+    current.unlink()
+    return text

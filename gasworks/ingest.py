@@ -193,3 +193,35 @@ def _list_items(body: list[str]) -> list[Task] | None:
         else:
             return None
     return tasks or None
+
+
+SUGGESTIONS_FILE = "suggested_tasks.txt"
+MAX_SUGGESTION_LENGTH = 200
+_BULLET = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(?:\[[ xX]\]\s+)?")
+
+
+def normalise_title(title: str) -> str:
+    """Titles compared for duplicates: case, punctuation and spacing do not count."""
+    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", title.lower())).strip()
+
+
+def parse_suggestions(text: str) -> tuple[list[str], dict[str, int]]:
+    """One idea per line. Blank lines, duplicates, overlong lines and lines with control characters
+    are dropped and counted; list bullets are taken off."""
+    kept: list[str] = []
+    seen: set[str] = set()
+    dropped = {"blank": 0, "duplicate": 0, "too_long": 0, "control_characters": 0}
+    for raw in text.splitlines():
+        line = _BULLET.sub("", raw).strip()
+        if not line:
+            dropped["blank"] += 1
+        elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in line):
+            dropped["control_characters"] += 1
+        elif len(line) > MAX_SUGGESTION_LENGTH:
+            dropped["too_long"] += 1
+        elif normalise_title(line) in seen or not normalise_title(line):
+            dropped["duplicate"] += 1
+        else:
+            seen.add(normalise_title(line))
+            kept.append(line)
+    return kept, dropped

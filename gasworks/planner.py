@@ -9,13 +9,13 @@ Near-duplicates of open tasks are dropped (a dependency on one goes to the open 
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gasworks import git
 from gasworks.errors import GasworksError
+from gasworks.ingest import normalise_title
 from gasworks.llm import ChatClient, Usage
 from gasworks.store import NewTask
 
@@ -137,15 +137,11 @@ def find_cycle(tasks: list[PlannedTask]) -> list[int]:
     return []
 
 
-def normalise(title: str) -> str:
-    return re.sub(r"\s+", " ", re.sub(r"[^\w\s]", " ", title.lower())).strip()
-
-
 def mark_duplicates(tasks: list[PlannedTask], open_titles: dict[str, str]) -> None:
     """Mark planned tasks that repeat an open task (or an earlier planned one) by normalised title."""
     seen: dict[str, str] = dict(open_titles)
     for number, task in enumerate(tasks, start=1):
-        key = normalise(task.title)
+        key = normalise_title(task.title)
         if key in seen:
             task.duplicate_of = seen[key]
         else:
@@ -236,7 +232,7 @@ def run_plan(project: Any, store: Any, goal: str, *, max_tasks: int, dry_run: bo
     finally:
         if engine is not None:
             engine.stop()
-    open_titles = {normalise(t.title): t.id for t in store.list_tasks(include_closed=False)}
+    open_titles = {normalise_title(t.title): t.id for t in store.list_tasks(include_closed=False)}
     mark_duplicates(plan.tasks, open_titles)
     if dry_run:
         return plan, []

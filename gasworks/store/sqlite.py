@@ -247,6 +247,35 @@ class SQLiteStore:
             self._add_dependency(db, task_id, resolve(target), dep_type, actor, now)
         return task_id
 
+    def add_suggestions(self, titles: list[str], *, source: str | None, prefix: str, actor: str,
+                        max_per_task: int, backlog_cap: int, priority: int = 3) -> tuple[list[str], dict[str, int]]:
+        """Follow-up ideas become tasks labelled `suggested`, linked discovered-from their source, in one
+        transaction. Ideas that repeat an open task, or pass the caps, are dropped and counted."""
+        from gasworks.ingest import normalise_title
+
+        dropped = {"already_open": 0, "over_task_cap": 0, "over_backlog_cap": 0}
+        with self._tx(write=True) as db:
+            if source:
+                sqlrows.load_task(db, source, full=False)
+            open_titles = {normalise_title(r[0])
+                           for r in db.execute("SELECT title FROM tasks WHERE status != 'closed'")}
+            backlog = db.execute("SELECT count(*) FROM tasks t JOIN labels l ON l.task_id = t.id "
+                                 "WHERE l.label = 'suggested' AND t.status != 'closed'").fetchone()[0]
+            made: list[str] = []
+            for title in titles:
+                if normalise_title(title) in open_titles:
+                    dropped["already_open"] += 1
+                elif len(made) >= max_per_task:
+                    dropped["over_task_cap"] += 1
+                elif backlog + len(made) >= backlog_cap:
+                    dropped["over_backlog_cap"] += 1
+                else:
+                    deps = [(source, "discovered-from")] if source else []
+                    made.append(self._create(db, NewTask(title, priority=priority, labels=["suggested"], deps=deps),
+                                             lambda ref: ref, prefix, actor))
+                    open_titles.add(normalise_title(title))
+            return made, dropped
+
     def update_fields(self, task_id: str, *, actor: str, **changes: Any) -> Task:
         unknown = set(changes) - set(_EDITABLE)
         if unknown:
@@ -387,20 +416,29 @@ class SQLiteStore:
             self._transition(db, task_id, "closed", actor=actor, reason=reason)
             return sqlrows.load_task(db, task_id)
 
-    def claim_next(self, assignee: str, *, lease_seconds: float, now: float | None = None) -> Task | None:
-        """Atomically take the first ready task nobody else is assigned to, with a lease."""
+    def claim_next(self, assignee: str, *, lease_seconds: float, now: float | None = None,
+                   avoid_labels: frozenset[str] = frozenset()) -> Task | None:
+        """Atomically take the first ready task nobody else is assigned to, with a lease. Tasks with
+        one of `avoid_labels` (the files running tasks touch) are passed over while other ready work
+        exists; each such pass-over is recorded as an `overlap_avoided` event on the task."""
         now = time.time() if now is None else now
+        query = (f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) {{avoid}} "
+                 f"{sqlrows.READY_ORDER} LIMIT 1")
+        avoid = (f"AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task_id = t.id AND l.label IN "
+                 f"({', '.join('?' * len(avoid_labels))}))") if avoid_labels else ""
         with self._tx(write=True) as db:
             self._release_expired(db, now)
-            row = db.execute(
-                f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) "
-                f"{sqlrows.READY_ORDER} LIMIT 1",
-                (assignee,),
-            ).fetchone()
-            if row is None:
+            first = db.execute(query.format(avoid=""), (assignee,)).fetchone()
+            if first is None:
                 return None
-            self._claim(db, row[0], assignee, lease_seconds, now)
-            return sqlrows.load_task(db, row[0])
+            chosen = db.execute(query.format(avoid=avoid), (assignee, *sorted(avoid_labels))).fetchone() \
+                if avoid_labels else first
+            if chosen is None:
+                chosen = first  # nothing else is ready: overlapping work beats an idle slot
+            elif chosen[0] != first[0]:
+                sqlrows.insert_event(db, first[0], "overlap_avoided", assignee, new=chosen[0])
+            self._claim(db, chosen[0], assignee, lease_seconds, now)
+            return sqlrows.load_task(db, chosen[0])
 
     def claim(self, task_id: str, assignee: str, *, lease_seconds: float, now: float | None = None) -> Task:
         """Claim one task. Fails if it is claimed (by anyone, even the same name), blocked or not open."""
