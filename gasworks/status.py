@@ -73,6 +73,7 @@ def status_report(project: Project, store: SQLiteStore) -> dict[str, Any]:
         "merge_queue": [{"task": m.task_id, "status": m.status, "queued_at": m.queued_at, "note": m.note}
                         for m in store.merges(statuses=["queued", "merging"], oldest_first=True)],
         "counts": store.counts(),
+        "overlaps_avoided": store.event_count("overlap_avoided"),
     }
 
 

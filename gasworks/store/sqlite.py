@@ -193,6 +193,10 @@ class SQLiteStore:
             for r in reversed(rows)
         ]
 
+    def event_count(self, kind: str) -> int:
+        with self._tx() as db:
+            return db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
+
     def counts(self) -> dict[str, int]:
         """Tasks by status, plus `ready` (open, free to start) and `waiting` (open work held back)."""
         with self._tx() as db:
