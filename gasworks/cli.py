@@ -544,6 +544,8 @@ def plan(goal: str, max_tasks: int, dry_run: bool, as_json: bool) -> None:
         after = f"  (after {', '.join(map(str, task.depends_on))})" if task.depends_on else ""
         dropped = f"  [repeats {task.duplicate_of}: not created]" if task.duplicate_of else ""
         click.echo(f"{number:>2}. P{task.priority} {output.oneline(task.title)}{after}{dropped}")
+    for fix in made_plan.fixes:
+        click.echo(f"    fixed: {fix}")
     if created:
         click.echo(f"created epic {created[0].id} with {len(created) - 1} tasks: "
                    + ", ".join(t.id for t in created[1:]))

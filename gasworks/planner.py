@@ -69,6 +69,7 @@ class Plan:
     tasks: list[PlannedTask]
     usage: Usage
     repaired: bool = False
+    fixes: list[str] = field(default_factory=list)
 
 
 def repo_view(root: Path, max_files: int = 150) -> str:
@@ -83,8 +84,11 @@ def repo_view(root: Path, max_files: int = 150) -> str:
     return f"Files:\n{shown}\n\nREADME (start):\n{head}\n\nRecent commits:\n{log}"
 
 
-def parse_plan(text: str, max_tasks: int) -> list[PlannedTask]:
-    """Check the model's answer; raise PlanError saying what is wrong, for the repair round."""
+def parse_plan(text: str, max_tasks: int, fixes: list[str] | None = None) -> list[PlannedTask]:
+    """Check the model's answer; raise PlanError saying what is wrong, for the repair round. What
+    has one obvious fix (a task depending on itself, or on a number that does not exist) is fixed
+    here, and said in `fixes`, rather than costing a round with the model."""
+    fixes = [] if fixes is None else fixes
     try:
         data = json.loads(text)
         raw = data["tasks"]
@@ -102,9 +106,10 @@ def parse_plan(text: str, max_tasks: int) -> list[PlannedTask]:
         if not isinstance(deps, list) or not all(isinstance(d, int) for d in deps):
             raise PlanError(f"task {number}: depends_on must be a list of task numbers")
         if number in deps:
-            raise PlanError(f"task {number} depends on itself")
+            fixes.append(f"task {number} depended on itself: dropped that")
         if any(not 1 <= d <= len(raw) for d in deps):
-            raise PlanError(f"task {number} depends on a task number that does not exist")
+            fixes.append(f"task {number} depended on a task that does not exist: dropped that")
+        deps = [d for d in deps if d != number and 1 <= d <= len(raw)]
         priority = item.get("priority", 2)
         tasks.append(PlannedTask(
             title=str(item["title"]).strip()[:200], description=str(item.get("description", "")),
@@ -155,8 +160,9 @@ async def make_plan(client: ChatClient, goal: str, view: str, *, max_tasks: int)
     for attempt in range(2):
         reply = await client.chat(messages, schema=schema, max_tokens=400 + 250 * max_tasks)
         usage.add(reply.usage)
+        fixes: list[str] = []
         try:
-            return Plan(goal, parse_plan(reply.text, max_tasks), usage, repaired=attempt > 0)
+            return Plan(goal, parse_plan(reply.text, max_tasks, fixes), usage, repaired=attempt > 0, fixes=fixes)
         except PlanError as exc:
             if attempt:
                 raise PlanError(f"the model's plan was unusable twice ({exc}); nothing was written") from None
@@ -203,7 +209,7 @@ def _visit(tasks: list[PlannedTask], number: int, order: list[int]) -> None:
 
 
 def plan_dict(plan: Plan) -> dict[str, Any]:
-    return {"goal": plan.goal, "repaired": plan.repaired,
+    return {"goal": plan.goal, "repaired": plan.repaired, "fixes": plan.fixes,
             "tokens": {"prompt": plan.usage.prompt_tokens, "completion": plan.usage.completion_tokens},
             "tasks": [{"number": n, "title": t.title, "description": t.description,
                        "acceptance_criteria": t.acceptance_criteria, "priority": t.priority, "files": t.files,

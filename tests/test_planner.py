@@ -101,10 +101,14 @@ def test_too_many_tasks_or_bad_references_are_refused():
     many = json.dumps({"tasks": [{"title": f"t{n}", "description": "", "depends_on": []} for n in range(5)]})
     with pytest.raises(PlanError, match="at most 3"):
         parse_plan(many, 3)
-    with pytest.raises(PlanError, match="depends on itself"):
-        parse_plan(json.dumps({"tasks": [{"title": "one", "depends_on": [1]}]}), 3)
-    with pytest.raises(PlanError, match="does not exist"):
-        parse_plan(json.dumps({"tasks": [{"title": "one", "depends_on": [7]}]}), 3)
+    fixes: list[str] = []
+    tasks = parse_plan(json.dumps({"tasks": [{"title": "one", "depends_on": [1, 7]},
+                                             {"title": "two", "depends_on": [1]}]}), 3, fixes)
+    assert [t.depends_on for t in tasks] == [[], [1]]
+    assert fixes == ["task 1 depended on itself: dropped that",
+                     "task 1 depended on a task that does not exist: dropped that"]
+    with pytest.raises(PlanError, match="not a JSON object"):
+        parse_plan("[1, 2]", 3)
 
 
 def test_plan_on_the_embedded_model_parses_and_creates_tasks(project_dir):
