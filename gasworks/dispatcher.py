@@ -22,8 +22,7 @@ from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, 
 from gasworks.config import Config
 from gasworks.errors import GasworksError
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
-from gasworks.models import NOT_THE_TASKS_FAULT, MergeStatus, Outcome, Task
-from gasworks.planner import FILES_LABEL
+from gasworks.models import FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outcome, Task
 from gasworks.project import Project
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
@@ -133,10 +132,10 @@ class Dispatcher:
         for slot in self.pool.slots:
             if slot.name in self.running:
                 continue
-            busy_files = frozenset(label for run in self.running.values() for label in run.files)
+            busy_files = frozenset(label for run in self.running.values() for label in run.files) \
+                | self.refinery.files_in_flight() if self.config.conflict_aware else frozenset()
             task = self.store.claim_next(ASSIGNEE_PREFIX + slot.name, lease_seconds=self.config.lease_seconds,
-                                         now=now, avoid_labels=busy_files if self.config.conflict_aware
-                                         else frozenset())
+                                         now=now, avoid_labels=busy_files)
             if task is None:
                 return
             self._start(slot, task, now)
@@ -223,6 +222,8 @@ class Dispatcher:
             self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       task_status="closed", note=f"resolved on {branch_for(run.resolves)}")
             self.say(f"{run.slot.name}: {run.task_id} resolved the conflict of {run.resolves}")
+            if self.worker is not None:
+                self.worker.wake()  # the resolved branch goes back into the queue
             return
         self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                   task_status="merging", note=f"{len(commits)} commit(s) to merge")

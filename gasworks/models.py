@@ -67,6 +67,9 @@ ISSUE_TYPES = ("task", "bug", "feature", "epic", "chore")
 # Beads types that are bookkeeping, never work for an agent: ready() leaves them out.
 NON_WORK_TYPES = ("epic", "merge-request", "gate", "molecule", "message", "agent", "role", "rig")
 
+# A task's expected files, as labels `files:<path>`: the scheduler keeps overlapping tasks apart.
+FILES_LABEL = "files:"
+
 PRIORITY_MIN, PRIORITY_MAX = 0, 4
 DEFAULT_PRIORITY = 2
 

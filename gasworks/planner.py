@@ -17,10 +17,10 @@ from gasworks import git
 from gasworks.errors import GasworksError
 from gasworks.ingest import normalise_title
 from gasworks.llm import ChatClient, Usage
+from gasworks.models import FILES_LABEL
 from gasworks.store import NewTask
 
 DEFAULT_MAX_TASKS = 12
-FILES_LABEL = "files:"
 
 
 class PlanError(GasworksError):

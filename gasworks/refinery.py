@@ -26,7 +26,7 @@ from filelock import FileLock, Timeout
 from gasworks import git, process
 from gasworks.config import Config
 from gasworks.errors import GasworksError, NotFoundError, TransitionError
-from gasworks.models import Merge, MergeStatus, now_iso
+from gasworks.models import FILES_LABEL, Merge, MergeStatus, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.store import NewTask
@@ -77,9 +77,17 @@ class Refinery:
             git.worktree_add(self.root, self.integration, git.rev_parse(self.root, self.target))
 
     def pending(self) -> bool:
-        """Anything queued, being merged, or held."""
+        """Anything queued, being merged, held, or about to be queued again (its conflict resolved)."""
         return bool(self.held or self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value],
-                                                   limit=1))
+                                                   limit=1) or self._resolved_conflicts())
+
+    def files_in_flight(self) -> frozenset[str]:
+        """`files:` labels of tasks whose branch has not landed yet (queued, merging, or waiting for its
+        conflict to be resolved): a new task on those files would start from a tip without them."""
+        waiting = self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
+                                              MergeStatus.CONFLICT.value])
+        return frozenset(label for merge in waiting for label in self.store.get_task(merge.task_id).labels
+                         if label.startswith(FILES_LABEL))
 
     def process(self, now: float | None = None) -> bool:
         """One round. Returns False when there was nothing to do, or another refinery holds the lock."""
@@ -282,8 +290,11 @@ class Refinery:
             send_back(self.store, merge.task_id, note=f"merge conflict in {', '.join(files)}; redo on the new tip",
                       max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
             return
+        original = self.store.get_task(merge.task_id)
+        files = dict.fromkeys([*(lb for lb in original.labels if lb.startswith(FILES_LABEL)),
+                               *(f"{FILES_LABEL}{name}" for name in files)])
         task = self.store.create_task(NewTask(
-            f"Resolve merge conflict: {merge.branch}", priority=1, labels=[CONFLICT_LABEL],
+            f"Resolve merge conflict: {merge.branch}", priority=1, labels=[CONFLICT_LABEL, *files],
             description=conflict_description(merge, files, tip, self.target),
             deps=[(merge.task_id, "discovered-from")]), prefix=self.config.prefix, actor="refinery")
         self.store.add_dependency(merge.task_id, task.id, "blocks", actor="refinery")

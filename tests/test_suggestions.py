@@ -128,3 +128,35 @@ def test_without_conflict_awareness_overlapping_tasks_run_together(project_dir):
     assert _running_titles(dispatcher) == ["edit x again", "edit x first"]
     dispatcher.stop(hard=True)
     drain(dispatcher)
+
+
+def test_files_stay_busy_until_the_branch_lands(project_dir):
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1)
+    first = add(dispatcher, "edit x", labels=["files:x.py"], priority=1)
+    second = add(dispatcher, "edit x too", labels=["files:x.py"], priority=2)
+    add(dispatcher, "edit y", labels=["files:y.py"], priority=3)
+    assert dispatcher.store.acquire_lock("refinery", "someone else", ttl=600)  # the merge queue stands still
+    deadline = time.monotonic() + 30
+    while dispatcher.store.get_task(first).status != "merging":
+        dispatcher.tick(time.time())
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    dispatcher.tick(time.time())
+    # "edit x" has not landed: "edit x too" would start from a tip without it, so "edit y" goes first.
+    assert _running_titles(dispatcher) == ["edit y"]
+    assert [e.kind for e in dispatcher.store.events(second)].count("overlap_avoided") >= 1
+    dispatcher.store.release_lock("refinery", "someone else")
+    drain(dispatcher)
+    assert {t.status for t in dispatcher.store.list_tasks()} == {"closed"}
+
+
+def test_until_done_waits_for_resolved_conflicts_to_land(project_dir):
+    for name in ("one", "two", "three"):
+        run_gasworks(["create", f"write {name}", "-d", fake_script(write={"same.txt": f"{name}\n"})], project_dir)
+    result = run_gasworks(["run", "--agent", "fake", "--workers", "3", "--until-done"], project_dir)
+    assert result.returncode == 0, result.stdout + result.stderr
+    listed = json.loads(run_gasworks(["list", "--all", "--json"], project_dir).stdout)
+    assert {t["status"] for t in listed} == {"closed"} and any("merge-conflict" in t.get("labels", []) for t in listed)
+    fixers = [t for t in listed if "merge-conflict" in t.get("labels", [])]
+    assert all("files:same.txt" in t["labels"] for t in fixers)
+    assert sorted(git.run(["show", "main:same.txt"], project_dir).stdout.split()) == ["one", "three", "two"]

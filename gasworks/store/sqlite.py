@@ -423,8 +423,9 @@ class SQLiteStore:
     def claim_next(self, assignee: str, *, lease_seconds: float, now: float | None = None,
                    avoid_labels: frozenset[str] = frozenset()) -> Task | None:
         """Atomically take the first ready task nobody else is assigned to, with a lease. Tasks with
-        one of `avoid_labels` (the files running tasks touch) are passed over while other ready work
-        exists; each such pass-over is recorded as an `overlap_avoided` event on the task."""
+        one of `avoid_labels` (the files of work in flight) are passed over while other ready work
+        exists; a claim that passed over something records one `overlap_avoided` event, on the
+        first task it passed over."""
         now = time.time() if now is None else now
         query = (f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) {{avoid}} "
                  f"{sqlrows.READY_ORDER} LIMIT 1")
