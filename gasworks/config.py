@@ -110,6 +110,11 @@ class Config(BaseModel):
     grace_seconds: float = Field(30.0, ge=0, description="After the first Ctrl+C, how long running agents "
                                                         "may finish before they are stopped.")
     max_attempts: int = Field(3, ge=1, description="Failed attempts before a task is blocked as needs-human.")
+    retry_backoff: float = Field(10.0, ge=0, description="Seconds a failed task waits before its next attempt, "
+                                                          "doubled after each failure.")
+    retry_backoff_max: float = Field(600.0, ge=0, description="The longest such wait.")
+    stall_timeout: float = Field(600.0, ge=0, description="Stop an agent after this many seconds with no log "
+                                                          "output and no file change (0: never).")
 
     @field_validator("prefix")
     @classmethod

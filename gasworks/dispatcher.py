@@ -30,6 +30,7 @@ from gasworks.worktrees import Slot, WorktreePool, branch_for, target_branch
 
 ASSIGNEE_PREFIX = "gasworks:"
 BREAKER_SECONDS = 30.0
+STALL_CHECK_SECONDS = 5.0
 NEEDS_HUMAN = "needs-human"
 WAKE_CHECK_SECONDS = 0.02
 
@@ -46,6 +47,9 @@ class Running:
     stop_reason: str = ""  # set when gasworks ends it: "timeout" or "interrupted"
     resolves: str = ""     # for a merge-conflict task: the task whose branch it works on
     files: frozenset[str] = frozenset()  # its `files:` labels, kept apart from other running tasks
+    activity: tuple = ()    # (log size, worktree status) when last looked at, for stall detection
+    active_at: float = 0.0  # when that last changed
+    checked: float = 0.0    # when it was last looked at
 
 
 class Dispatcher:
@@ -169,7 +173,7 @@ class Dispatcher:
         self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(log_path))
         files = frozenset(label for label in task.labels if label.startswith(FILES_LABEL))
         self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now, resolves=resolves,
-                                          files=files)
+                                          files=files, active_at=now, checked=now)
         self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.id})")
 
     def _collect(self, now: float) -> None:
@@ -178,6 +182,9 @@ class Dispatcher:
             if run.proc.poll() is None:
                 if timeout and now - run.started > timeout and not run.stop_reason:
                     run.stop_reason = Outcome.TIMEOUT.value
+                    process.terminate_group(run.proc.pid, hard=True)
+                elif self._stalled(run, now) and not run.stop_reason:
+                    run.stop_reason = Outcome.STALLED.value
                     process.terminate_group(run.proc.pid, hard=True)
                 continue
             process.terminate_group(run.proc.pid, hard=True)  # whatever the agent left running
@@ -210,6 +217,7 @@ class Dispatcher:
         if outcome != Outcome.SUCCESS.value:
             note = {"no_change": "the agent made no commits", "timeout": "stopped after attempt_timeout",
                     "interrupted": "stopped by gasworks run shutting down",
+                    "stalled": "no output and no file change for stall_timeout",
                     "endpoint_down": "the model could not be reached"}.get(outcome, f"exit code {code}")
             self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits)
             return
@@ -248,7 +256,12 @@ class Dispatcher:
         else:
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       task_status="open", note=note)
-            self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue")
+            wait = min(self.config.retry_backoff * 2 ** max(0, failures - 1), self.config.retry_backoff_max) \
+                if counts else 0.0
+            if wait:
+                self.store.set_retry_at(task_id, time.time() + wait)
+            self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue"
+                     + (f", next try in {wait:g} s" if wait else ""))
 
     def _model_answers(self, now: float) -> bool:
         """After the breaker tripped, claim again only once a model endpoint answers a health check."""
@@ -262,6 +275,17 @@ class Dispatcher:
         self.paused_until = 0.0
         self.say("a model endpoint answers again: claiming tasks")
         return True
+
+    def _stalled(self, run: Running, now: float) -> bool:
+        """No log output and no change in the worktree for stall_timeout seconds (looked at every few)."""
+        if not self.config.stall_timeout or now - run.checked < min(STALL_CHECK_SECONDS, self.config.stall_timeout):
+            return False
+        run.checked = now
+        log = self.project.logs_dir / run.task_id / f"{run.attempt_id}.log"
+        sign = (log.stat().st_size if log.exists() else 0, git.status_signature(run.slot.path))
+        if sign != run.activity:
+            run.activity, run.active_at = sign, now
+        return now - run.active_at > self.config.stall_timeout
 
     def _take_suggestions(self, run: Running) -> None:
         """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is

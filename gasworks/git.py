@@ -242,3 +242,17 @@ def take_file(path: Path, name: str, base: str) -> str:
     run(["rm", "-q", "--cached", "--ignore-unmatch", "--", name], path)
     current.unlink()
     return text
+
+
+def status_signature(path: Path) -> str:
+    """What `git status` says of a worktree, with the size and time of each changed file, to tell
+    whether anything in it changed since the last look."""
+    lines = run(["status", "--porcelain", "-z", "--untracked-files=all"], path, check=False).stdout.split("\0")
+    parts = []
+    for line in filter(None, lines):
+        try:
+            info = (path / line[3:]).stat()
+            parts.append(f"{line}:{info.st_size}:{info.st_mtime_ns}")
+        except OSError:
+            parts.append(line)
+    return "\n".join(parts)

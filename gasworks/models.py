@@ -182,6 +182,7 @@ class Outcome(str, enum.Enum):
     NO_CHANGE = "no_change"      # exited 0, nothing committed
     FAILED = "failed"            # non-zero exit
     TIMEOUT = "timeout"          # ran past attempt_timeout and was stopped
+    STALLED = "stalled"          # no output and no file change for stall_timeout: stopped
     INTERRUPTED = "interrupted"  # stopped by Ctrl+C / SIGTERM of gasworks run
     ORPHANED = "orphaned"        # its dispatcher died; found and ended on the next start
     ERROR = "error"              # gasworks could not run it (worktree or agent setup failed)

@@ -21,7 +21,7 @@ def fake_script(**script) -> str:
 
 
 def make_dispatcher(root: Path, **overrides) -> tuple[Dispatcher, list[str]]:
-    settings = {"agent": "fake", "num_workers": 2, **overrides}
+    settings = {"agent": "fake", "num_workers": 2, "retry_backoff": 0, **overrides}
     project = find_project(root, overrides=settings)
     lines: list[str] = []
     dispatcher = Dispatcher(project, project.open_store(), get_agent(project.config.agent, project.config),
@@ -205,3 +205,27 @@ def test_missing_target_branch_is_a_clear_error(project_dir):
 
     with pytest.raises(ConfigError, match=r"target branch 'trunk' does not exist \(branches: main\)"):
         make_dispatcher(project_dir, branch="trunk")
+
+
+def test_failed_tasks_wait_longer_after_each_failure(project_dir):
+    dispatcher, lines = make_dispatcher(project_dir, retry_backoff=20, max_attempts=3)
+    task_id = add(dispatcher, "fails", description=fake_script(exit=1))
+    drain_until(dispatcher, lambda: dispatcher.store.attempts(task_id)
+                and dispatcher.store.attempts(task_id)[0].ended_at)
+    assert any("next try in 20 s" in line for line in lines)
+    for _ in range(5):
+        dispatcher.tick(time.time())
+    assert len(dispatcher.store.attempts(task_id)) == 1  # held back by the backoff
+    dispatcher.tick(time.time() + 21)
+    drain_until(dispatcher, lambda: len(dispatcher.store.attempts(task_id)) == 2
+                and dispatcher.store.attempts(task_id)[1].ended_at, limit=60)
+    assert any("next try in 40 s" in line for line in lines)
+
+
+def test_a_silent_agent_is_stopped_as_stalled(project_dir):
+    dispatcher, _ = make_dispatcher(project_dir, stall_timeout=1.0, max_attempts=1)
+    task_id = add(dispatcher, "hangs quietly", description=fake_script(hang=True))
+    drain(dispatcher, limit=60)
+    attempt = dispatcher.store.attempts(task_id)[0]
+    assert attempt.outcome == "stalled" and dispatcher.store.get_task(task_id).status == "blocked"
+    assert agent_processes(project_dir) == []

@@ -38,6 +38,7 @@ def _m001_initial(db: sqlite3.Connection) -> None:
             close_reason TEXT NOT NULL DEFAULT '',
             lease_expires_at REAL,             -- epoch seconds; NULL = no lease
             blocked INTEGER NOT NULL DEFAULT 0,  -- kept up to date on every write, so ready() is an index scan
+            retry_at REAL,                     -- epoch seconds: a failed task waits (backoff) until then
             extra TEXT NOT NULL DEFAULT '{}'   -- Beads fields gasworks does not use, for round-trips
         );
         CREATE INDEX tasks_ready ON tasks (status, blocked, priority, created_ts, id);

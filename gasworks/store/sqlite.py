@@ -427,8 +427,8 @@ class SQLiteStore:
         exists; a claim that passed over something records one `overlap_avoided` event, on the
         first task it passed over."""
         now = time.time() if now is None else now
-        query = (f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) {{avoid}} "
-                 f"{sqlrows.READY_ORDER} LIMIT 1")
+        query = (f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) "
+                 f"AND coalesce(t.retry_at, 0) <= {float(now)!r} {{avoid}} {sqlrows.READY_ORDER} LIMIT 1")
         avoid = (f"AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task_id = t.id AND l.label IN "
                  f"({', '.join('?' * len(avoid_labels))}))") if avoid_labels else ""
         with self._tx(write=True) as db:
@@ -634,6 +634,11 @@ class SQLiteStore:
             db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(task_id, label) for label in add_labels])
             self._transition(db, task_id, to_status, actor=actor, reason=note.splitlines()[0] if note else "")
             return sqlrows.load_task(db, task_id)
+
+    def set_retry_at(self, task_id: str, when: float | None) -> None:
+        """Hold a failed task back from claims until `when` (the retry backoff); None lifts it."""
+        with self._tx(write=True) as db:
+            db.execute("UPDATE tasks SET retry_at = ? WHERE id = ?", (when, task_id))
 
     def set_attempt_tokens(self, attempt_id: int, tokens_in: int, tokens_out: int) -> None:
         with self._tx(write=True) as db:
