@@ -11,8 +11,7 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from gasworks.errors import GasworksError
 from gasworks.models import DONE_STATUSES
-from gasworks.store import NewTask
-from gasworks.store import sqlite_rows
+from gasworks.store import NewTask, sqlite_rows
 from gasworks.store.sqlite import SQLiteStore
 
 STATUSES = ["open", "in_progress", "blocked", "deferred", "closed", "pinned", "merging"]
