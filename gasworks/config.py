@@ -294,6 +294,18 @@ TEMPLATE = """\
 # merge_strategy = "merge"   # or "rebase"
 # merge_batch_size = 1       # or up to 32, or "auto"
 
+# Follow-up ideas agents write to suggested_tasks.txt become tasks, within these caps;
+# tasks with overlapping `files:` labels are not run together while other work is ready.
+# max_suggestions_per_task = 5
+# max_suggested_backlog = 200
+# conflict_aware = true
+
+# A failed task waits retry_backoff seconds before its next try, doubling each time up to
+# retry_backoff_max; an agent silent (no output, no file change) for stall_timeout is stopped.
+# retry_backoff = 10
+# retry_backoff_max = 600
+# stall_timeout = 600
+
 # Seconds an attempt may run (0: no limit); how long agents may finish after the first
 # Ctrl+C; failed attempts before a task is blocked with the label needs-human.
 # attempt_timeout = 1800

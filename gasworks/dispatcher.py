@@ -90,6 +90,8 @@ class Dispatcher:
                                       note="its dispatcher stopped without finishing it",
                                       task_status="open" if task.status == "in_progress" else None)
             done.append(f"requeued {attempt.task_id}: attempt {attempt.id} was left running by a stopped dispatcher")
+        for path in [slot.path for slot in self.pool.slots] + [self.refinery.integration]:
+            done += git.repair(path)
         for merge in self.store.merges(statuses=[MergeStatus.MERGING.value]):
             self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note="requeued after a restart")
             done.append(f"requeued the merge of {merge.task_id}: left half-done by a stopped dispatcher")

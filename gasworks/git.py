@@ -256,3 +256,23 @@ def status_signature(path: Path) -> str:
         except OSError:
             parts.append(line)
     return "\n".join(parts)
+
+
+def repair(path: Path) -> list[str]:
+    """Undo what a killed git left in a worktree: a stale index.lock, a merge or rebase half done.
+    Call only when no git runs there (gasworks has just ended every agent). Returns what it did."""
+    if not (path / ".git").exists():
+        return []
+    gitdir = Path(run(["rev-parse", "--absolute-git-dir"], path).stdout.strip())
+    done = []
+    lock = gitdir / "index.lock"
+    if lock.exists():
+        lock.unlink()
+        done.append(f"removed a stale index.lock in {path}")
+    if (gitdir / "rebase-merge").exists() or (gitdir / "rebase-apply").exists():
+        run(["rebase", "--abort"], path, check=False)
+        done.append(f"aborted a rebase left half done in {path}")
+    if (gitdir / "MERGE_HEAD").exists():
+        run(["merge", "--abort"], path, check=False)
+        done.append(f"aborted a merge left half done in {path}")
+    return done

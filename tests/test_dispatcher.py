@@ -229,3 +229,23 @@ def test_a_silent_agent_is_stopped_as_stalled(project_dir):
     attempt = dispatcher.store.attempts(task_id)[0]
     assert attempt.outcome == "stalled" and dispatcher.store.get_task(task_id).status == "blocked"
     assert agent_processes(project_dir) == []
+
+
+def test_start_up_repairs_what_killed_git_processes_left(project_dir):
+    dispatcher, _ = make_dispatcher(project_dir)
+    slot = dispatcher.pool.slots[0].path
+    lock = Path(git.run(["rev-parse", "--absolute-git-dir"], slot).stdout.strip()) / "index.lock"
+    lock.write_text("")
+    integration = dispatcher.refinery.integration
+    (project_dir / "clash.txt").write_text("main\n")
+    git.commit_all(project_dir, "main side")
+    git.run(["checkout", "-q", "-b", "side", "main~1"], integration)
+    (integration / "clash.txt").write_text("side\n")
+    git.commit_all(integration, "side side")
+    git.run(["merge", "main"], integration, check=False)  # stops half done, with a conflict
+    again, lines = make_dispatcher(project_dir)
+    assert f"removed a stale index.lock in {slot}" in lines
+    assert f"aborted a merge left half done in {integration}" in lines
+    task_id = add(again, "works after the repair")
+    drain(again)
+    assert again.store.get_task(task_id).status == "closed"
