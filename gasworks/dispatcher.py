@@ -95,6 +95,15 @@ class Dispatcher:
         for merge in self.store.merges(statuses=[MergeStatus.MERGING.value]):
             self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note="requeued after a restart")
             done.append(f"requeued the merge of {merge.task_id}: left half-done by a stopped dispatcher")
+        live = {m.task_id for m in self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
+                                                              MergeStatus.CONFLICT.value])}
+        for task in self.store.list_tasks(statuses=["merging"]):
+            if task.id not in live and git.branch_exists(self.root, branch_for(task.id)):
+                self.store.enqueue_merge(task.id, branch_for(task.id), git.rev_parse(self.root, branch_for(task.id)))
+                done.append(f"queued the branch of {task.id} to merge: a stopped dispatcher had not")
+            elif task.id not in live:
+                self.store.transition(task.id, "open", actor="gasworks", reason="its branch is gone; redo it")
+                done.append(f"requeued {task.id}: it waited to merge a branch that is gone")
         for task in self.store.list_tasks(statuses=["in_progress"]):
             if task.assignee.startswith(ASSIGNEE_PREFIX):
                 self.store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
@@ -236,8 +245,8 @@ class Dispatcher:
                 self.worker.wake()  # the resolved branch goes back into the queue
             return
         self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
-                                  task_status="merging", note=f"{len(commits)} commit(s) to merge")
-        self.store.enqueue_merge(run.task_id, branch_for(run.task_id), commits[-1])
+                                  task_status="merging", note=f"{len(commits)} commit(s) to merge",
+                                  merge_branch=branch_for(run.task_id))
         if self.worker is not None:
             self.worker.wake()
         self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")

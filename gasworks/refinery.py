@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import psutil
 from filelock import FileLock, Timeout
 
 from gasworks import git, process
@@ -383,10 +384,17 @@ class Refinery:
         except Timeout:
             return False
         ttl = self.config.gate_timeout * max(1, len(self.config.gate)) * 4 + 300
-        if not self.store.acquire_lock(LOCK_NAME, self.owner, ttl=ttl):
-            self.file_lock.release()
-            return False
-        return True
+        if self.store.acquire_lock(LOCK_NAME, self.owner, ttl=ttl):
+            return True
+        # We hold the file lock, so no live refinery on this host holds the store lock: a holder
+        # named with this host's name died (kill -9) and its lock can be taken over at once.
+        holder = self.store.lock_owner(LOCK_NAME)
+        if holder.split(":")[0] == socket.gethostname() and not _alive(holder) and \
+                self.store.take_lock_from(LOCK_NAME, holder, self.owner, ttl=ttl):
+            self.say(f"took over the merge lock of a stopped refinery ({holder})")
+            return True
+        self.file_lock.release()
+        return False
 
     def _unlock(self) -> None:
         self.store.release_lock(LOCK_NAME, self.owner)
@@ -456,3 +464,9 @@ class RefineryWorker(threading.Thread):
         self._wake.set()
         if hard:
             self.refinery.abort()
+
+
+def _alive(owner: str) -> bool:
+    """Whether the process named in a lock owner (host:pid:...) still runs on this host."""
+    parts = owner.split(":")
+    return len(parts) > 1 and parts[1].isdigit() and psutil.pid_exists(int(parts[1]))

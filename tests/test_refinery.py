@@ -212,3 +212,31 @@ def test_two_refinery_processes_never_merge_at_the_same_time(project_dir):
             spans.append((start, float(stamp)))
             start = None
     assert len(spans) == 4
+
+
+def test_a_merge_lock_left_by_a_killed_refinery_on_this_host_is_taken_over(project_dir):
+    import socket
+
+    dispatcher, lines = make_dispatcher(project_dir)
+    dead = f"{socket.gethostname()}:999999999:1"  # no such pid: its refinery was killed
+    assert dispatcher.store.acquire_lock("refinery", dead, ttl=3600)
+    task_id = add(dispatcher, "lands anyway")
+    drain(dispatcher)
+    assert dispatcher.store.get_task(task_id).status == "closed"
+    assert any(f"took over the merge lock of a stopped refinery ({dead})" in line for line in lines)
+
+
+def test_a_merge_lock_held_by_a_live_process_is_respected(project_dir):
+    import os
+    import socket
+
+    dispatcher, _ = make_dispatcher(project_dir)
+    alive = f"{socket.gethostname()}:{os.getppid()}:1"
+    assert dispatcher.store.acquire_lock("refinery", alive, ttl=3600)
+    add(dispatcher, "waits")
+    for _ in range(20):
+        dispatcher.tick(time.time())
+        time.sleep(0.05)
+    assert [m.status for m in dispatcher.store.merges()] == ["queued"]
+    dispatcher.store.release_lock("refinery", alive)
+    drain(dispatcher)

@@ -516,8 +516,10 @@ class SQLiteStore:
 
     def finish_attempt(self, attempt_id: int, *, outcome: str, exit_code: int | None = None,
                        commits: list[str] = (), note: str = "", task_status: str | None = None,
-                       actor: str = "gasworks", add_labels: list[str] = ()) -> Attempt:
-        """Record how an attempt ended and, in the same transaction, move its task on."""
+                       actor: str = "gasworks", add_labels: list[str] = (),
+                       merge_branch: str = "") -> Attempt:
+        """Record how an attempt ended and, in the same transaction, move its task on (and, with
+        merge_branch, queue its last commit to merge: a crash never leaves one without the other)."""
         now = now_iso()
         with self._tx(write=True) as db:
             attempt = sqlrows.load_attempt(db, attempt_id)
@@ -535,6 +537,8 @@ class SQLiteStore:
                 current = sqlrows.load_task(db, attempt.task_id, full=False).status
                 if current != task_status:
                     self._transition(db, attempt.task_id, task_status, actor=actor, reason=note)
+            if merge_branch and commits:
+                self._enqueue(db, attempt.task_id, merge_branch, list(commits)[-1], now)
             return sqlrows.load_attempt(db, attempt_id)
 
     def attempts(self, task_id: str | None = None, *, running: bool = False, limit: int = 1000) -> list[Attempt]:
@@ -555,13 +559,27 @@ class SQLiteStore:
     # -- the merge queue and locks -----------------------------------------------------------
 
     def enqueue_merge(self, task_id: str, branch: str, head: str) -> Merge:
-        now = now_iso()
         with self._tx(write=True) as db:
-            merge_id = db.execute("INSERT INTO merges (task_id, branch, head, queued_at) VALUES (?, ?, ?, ?)",
-                                  (task_id, branch, head, now)).lastrowid
-            sqlrows.insert_event(db, task_id, "merge_queued", "gasworks", new=str(merge_id),
-                                 detail={"branch": branch, "head": head}, at=now)
-            return sqlrows.load_merge(db, merge_id)
+            return sqlrows.load_merge(db, self._enqueue(db, task_id, branch, head, now_iso()))
+
+    @staticmethod
+    def _enqueue(db: sqlite3.Connection, task_id: str, branch: str, head: str, now: str) -> int:
+        merge_id = db.execute("INSERT INTO merges (task_id, branch, head, queued_at) VALUES (?, ?, ?, ?)",
+                              (task_id, branch, head, now)).lastrowid
+        sqlrows.insert_event(db, task_id, "merge_queued", "gasworks", new=str(merge_id),
+                             detail={"branch": branch, "head": head}, at=now)
+        return merge_id
+
+    def lock_owner(self, name: str) -> str:
+        with self._tx() as db:
+            row = db.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else ""
+
+    def take_lock_from(self, name: str, dead_owner: str, owner: str, *, ttl: float) -> bool:
+        """Take a lock whose holder is known to be dead (compare-and-set on that holder)."""
+        with self._tx(write=True) as db:
+            return db.execute("UPDATE locks SET owner = ?, expires_at = ? WHERE name = ? AND owner = ?",
+                              (owner, time.time() + ttl, name, dead_owner)).rowcount == 1
 
     def merges(self, *, statuses: list[str] | None = None, task_id: str | None = None,
                limit: int = 1000, oldest_first: bool = False) -> list[Merge]:
