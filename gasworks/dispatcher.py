@@ -144,13 +144,16 @@ class Dispatcher:
     # -- steps ------------------------------------------------------------------------------
 
     def _fill(self, now: float) -> None:
-        for slot in self.pool.slots:
-            if slot.name in self.running:
-                continue
-            busy_files = frozenset(label for run in self.running.values() for label in run.files) \
-                | self.refinery.files_in_flight() if self.config.conflict_aware else frozenset()
+        free = [slot for slot in self.pool.slots if slot.name not in self.running]
+        if not free:
+            return
+        # Files of work in flight, looked up once a tick; each task claimed below adds its own.
+        busy = set(self.refinery.files_in_flight()) if self.config.conflict_aware else set()
+        for slot in free:
+            if self.config.conflict_aware:
+                busy.update(label for run in self.running.values() for label in run.files)
             task = self.store.claim_next(ASSIGNEE_PREFIX + slot.name, lease_seconds=self.config.lease_seconds,
-                                         now=now, avoid_labels=busy_files)
+                                         now=now, avoid_labels=frozenset(busy))
             if task is None:
                 return
             self._start(slot, task, now)

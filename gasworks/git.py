@@ -118,9 +118,14 @@ def worktree_prune(root: Path) -> None:
 
 def reset_to(path: Path, branch: str, commit: str) -> None:
     """Make the worktree at path a clean checkout of a fresh `branch` at `commit`."""
+    discard_changes(path)
+    run(["checkout", "-q", "-f", "-B", branch, commit], path)
+
+
+def discard_changes(path: Path) -> None:
+    """Drop local changes and untracked (also ignored) files in the worktree at path."""
     run(["reset", "-q", "--hard"], path)
     run(["clean", "-q", "-ffdx"], path)
-    run(["checkout", "-q", "-f", "-B", branch, commit], path)
 
 
 def is_dirty(path: Path) -> bool:
@@ -143,21 +148,10 @@ def detach_at(path: Path, commit: str) -> None:
 
 def merge(path: Path, branch: str, message: str) -> tuple[bool, list[str]]:
     """Merge branch into what is checked out at path. Returns (merged, conflicting files); aborts on conflict."""
-    # The message may hold task text, so it goes through a file, never the command line.
-    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg", delete=False) as handle:
-        handle.write(message)
-    try:
-        result = run(["merge", "--no-ff", "--no-edit", "-F", handle.name, branch], path, check=False,
-                     makes_commits=True)
-    finally:
-        os.unlink(handle.name)
-    if result.returncode == 0:
-        return True, []
-    conflicts = run(["diff", "--name-only", "--diff-filter=U"], path, check=False).stdout.split()
-    run(["merge", "--abort"], path, check=False)
-    if not conflicts:
-        raise GitError(f"git merge failed: {(result.stderr or result.stdout).strip()}")
-    return False, conflicts
+    merged, conflicts = merge_keeping_conflicts(path, branch, message)
+    if not merged:
+        run(["merge", "--abort"], path, check=False)
+    return merged, conflicts
 
 
 def fast_forward(path: Path, commit: str) -> tuple[bool, str]:
@@ -207,19 +201,26 @@ def is_ancestor(path: Path, older: str, newer: str) -> bool:
 
 def merge_keeping_conflicts(path: Path, branch: str, message: str) -> tuple[bool, list[str]]:
     """Merge branch in at path; on conflict leave the merge in progress and return the conflicted files."""
-    result = run(["merge", "--no-ff", "--no-edit", "-m", message, branch], path, check=False, makes_commits=True)
+    # The message may hold task text, so it goes through a file, never the command line.
+    with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg", delete=False) as handle:
+        handle.write(message)
+    try:
+        result = run(["merge", "--no-ff", "--no-edit", "-F", handle.name, branch], path, check=False,
+                     makes_commits=True)
+    finally:
+        os.unlink(handle.name)
     if result.returncode == 0:
         return True, []
-    conflicts = run(["diff", "--name-only", "--diff-filter=U"], path).stdout.split()
+    conflicts = run(["diff", "--name-only", "--diff-filter=U"], path, check=False).stdout.split()
     if not conflicts:
+        run(["merge", "--abort"], path, check=False)  # nothing to resolve: leave no merge behind
         raise GitError(f"git merge failed: {(result.stderr or result.stdout).strip()}")
     return False, conflicts
 
 
 def clean_checkout(path: Path, branch: str) -> None:
     """Check out an existing branch at path, with local changes and untracked files removed."""
-    run(["reset", "-q", "--hard"], path)
-    run(["clean", "-q", "-ffdx"], path)
+    discard_changes(path)
     run(["checkout", "-q", "-f", branch], path)
 
 
