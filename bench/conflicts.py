@@ -90,6 +90,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from common import print_rows, progress  # bench/ is on sys.path when a script here runs
+
 from gasworks.config import load_config
 from gasworks.models import Attempt, Merge, iso_from_epoch, parse_time
 from gasworks.store.sqlite import SQLiteStore
@@ -487,18 +489,6 @@ def ratio(a: float | None, b: float | None) -> float | None:
 
 # -- output ----------------------------------------------------------------------------------
 
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
-def print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    rows = [header, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def fmt_ratio(value: float | None) -> str:

@@ -55,7 +55,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import json
-import math
 import os
 import signal
 import statistics
@@ -66,6 +65,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from common import percentile, print_rows, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.dispatcher import run_fleet
 from gasworks.models import parse_time
@@ -243,11 +244,6 @@ def check_target(root: Path, task_ids: list[str]) -> list[str]:
 # -- measuring -------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
 
 def summary(values: list[float | None]) -> dict[str, Any] | None:
     known = [v for v in values if v is not None]
@@ -340,23 +336,12 @@ def fs_clock_lag_ms(directory: Path, seconds: float = 0.2) -> float | None:
 # -- output ----------------------------------------------------------------------------------
 
 
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
 
 def med_p90(span: dict[str, Any] | None) -> tuple[str, str]:
     if span is None:
         return "-", "-"
     return f"{span['median_ms']:.0f}", f"{span['p90_ms']:.0f}"
 
-
-def print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    rows = [header, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def speed_up(result: dict[str, Any], results: list[dict[str, Any]]) -> str:

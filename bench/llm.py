@@ -50,7 +50,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import math
 import os
 import statistics
 import sys
@@ -63,6 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+from common import percentile, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.errors import GasworksError
 from gasworks.llm.embedded import DEFAULT_MODEL, ModelProcess, ServeOptions
@@ -233,11 +233,6 @@ async def drive(url: str, level: int, rounds: int, max_tokens: int, first: int,
 # -- summary -------------------------------------------------------------------------------------
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
 
 def summarize(level: int, walls: list[float], replies: list[Reply], cpu: dict[str, float]) -> dict[str, Any]:
     wall = sum(walls)
@@ -323,9 +318,6 @@ def run(plan: Plan, log_dir: Path) -> tuple[list[dict[str, Any]], dict[str, floa
 
 # -- output --------------------------------------------------------------------------------------
 
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def print_table(report: dict[str, Any]) -> None:

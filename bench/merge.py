@@ -61,6 +61,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import print_rows, progress  # bench/ is on sys.path when a script here runs
+
 from gasworks.config import load_config
 from gasworks.models import MergeStatus
 from gasworks.project import init_project
@@ -101,9 +103,6 @@ sys.exit(1 if bad else 0)
 
 # -- the repository and the queue ------------------------------------------------------------
 
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def git(args: list[str], cwd: Path, stdin: bytes | None = None) -> str:
@@ -314,14 +313,6 @@ def bench_batch_size(size: str, branches: int, positions: list[int], gate_second
 
 # -- output ----------------------------------------------------------------------------------
 
-
-def print_rows(header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    rows = [header, *rows]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
-    for index, row in enumerate(rows):
-        print("  ".join(cell.rjust(w) for cell, w in zip(row, widths)))
-        if index == 0:
-            print("  ".join("-" * w for w in widths))
 
 
 def fmt(value: float | None, suffix: str = "") -> str:

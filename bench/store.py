@@ -39,7 +39,6 @@ from __future__ import annotations
 import argparse
 import heapq
 import json
-import math
 import os
 import random
 import statistics
@@ -50,6 +49,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from common import percentile, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.models import Dependency, Task, iso_from_epoch
 from gasworks.store.sqlite import SQLiteStore
@@ -226,11 +227,6 @@ def time_calls(call: Callable[[], Any], times: int) -> tuple[list[float], list[A
     return latencies, results
 
 
-def percentile(values: list[float], pct: float) -> float:
-    """Nearest-rank percentile."""
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
-
 
 def summary(latencies: list[float]) -> dict[str, float]:
     return {"median_ms": round(statistics.median(latencies), 4), "p90_ms": round(percentile(latencies, 90), 4),
@@ -306,9 +302,6 @@ def bench_size(n: int, layout: str, iterations: Iterations, seed: int) -> dict[s
 
 # -- output --------------------------------------------------------------------------------------
 
-
-def progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def ms(value: float) -> str:
