@@ -105,6 +105,10 @@ class Config(BaseModel):
                                                   "model between requests.")
     command: list[str] = Field([], description="argv template for agent = \"command\"; placeholders "
                                                + ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS) + ".")
+    sandbox: Literal["none", "bwrap"] = Field("none", description="\"bwrap\": run each agent under bubblewrap, "
+                                              "able to write only its worktree and a private /tmp (Linux).")
+    sandbox_writable: list[Path] = Field([], description="More folders sandboxed agents may write to (e.g. "
+                                                         "~/.aider).")
     # -- time limits
     attempt_timeout: float = Field(1800.0, ge=0, description="Seconds an attempt may run (0: no limit).")
     grace_seconds: float = Field(30.0, ge=0, description="After the first Ctrl+C, how long running agents "
@@ -113,6 +117,8 @@ class Config(BaseModel):
     retry_backoff: float = Field(10.0, ge=0, description="Seconds a failed task waits before its next attempt, "
                                                           "doubled after each failure.")
     retry_backoff_max: float = Field(600.0, ge=0, description="The longest such wait.")
+    breaker_seconds: float = Field(30.0, ge=0, description="When the model endpoints stop answering, claim no "
+                                                           "tasks for this long, then check them again.")
     stall_timeout: float = Field(600.0, ge=0, description="Stop an agent after this many seconds with no log "
                                                           "output and no file change (0: never).")
 
@@ -123,6 +129,11 @@ class Config(BaseModel):
             return check_prefix(value)
         except InvalidValueError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("sandbox_writable")
+    @classmethod
+    def _home(cls, value: list[Path]) -> list[Path]:
+        return [path.expanduser() for path in value]
 
     @field_validator("aider_cmd", mode="before")
     @classmethod
@@ -193,16 +204,21 @@ def _describe(errors: list[dict[str, Any]], origins: Mapping[str, str]) -> str:
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         return tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+    except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        line = getattr(exc, "lineno", "?")
-        raise ConfigError(f"{path}:{line}: not valid JSON: {exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}: not valid JSON: {exc}") from None
+    except UnicodeDecodeError as exc:
+        line = exc.object.count(b"\n", 0, exc.start) + 1
+        raise ConfigError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a JSON object of settings")
     return data
@@ -305,6 +321,13 @@ TEMPLATE = """\
 # retry_backoff = 10
 # retry_backoff_max = 600
 # stall_timeout = 600
+# When agents find the model endpoints down, claiming pauses this long between health checks.
+# breaker_seconds = 30
+
+# sandbox = "bwrap": each agent's process tree sees the file system read-only (a private
+# /tmp aside) and may write only its own worktree; needs bubblewrap (apt-get install bubblewrap).
+# sandbox = "none"
+# sandbox_writable = []    # more folders agents may write to under the sandbox
 
 # Seconds an attempt may run (0: no limit); how long agents may finish after the first
 # Ctrl+C; failed attempts before a task is blocked with the label needs-human.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -17,8 +18,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gasworks import git, process
-from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, render_task_file
+from gasworks import git, process, sandbox
+from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, LaunchSpec, render_task_file
 from gasworks.config import Config
 from gasworks.errors import GasworksError
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
@@ -29,10 +30,10 @@ from gasworks.store.sqlite import SQLiteStore
 from gasworks.worktrees import Slot, WorktreePool, branch_for, target_branch
 
 ASSIGNEE_PREFIX = "gasworks:"
-BREAKER_SECONDS = 30.0
 STALL_CHECK_SECONDS = 5.0
 NEEDS_HUMAN = "needs-human"
 WAKE_CHECK_SECONDS = 0.02
+LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
 
 
 @dataclass
@@ -64,10 +65,13 @@ class Dispatcher:
         self.running: dict[str, Running] = {}  # slot name -> live agent
         self.paused_until = 0.0  # the circuit breaker: no claims while the model endpoints are down
         self.stopping = False
+        self.logs_full = False  # the log folder had no room when last looked at: no claims
+        self.bwrap = sandbox.find_bwrap() if config.sandbox == "bwrap" else ""
 
     # -- start-up -------------------------------------------------------------------------
 
     def start(self) -> None:
+        self.project.logs_dir.mkdir(parents=True, exist_ok=True)
         for line in self.recover():
             self.say(line)
         tip = git.rev_parse(self.root, self.target)
@@ -119,7 +123,7 @@ class Dispatcher:
             self.refinery.process(now)
         elif self.worker.error is not None:
             raise self.worker.error
-        if not self.stopping and now >= self.paused_until and self._model_answers(now):
+        if not self.stopping and now >= self.paused_until and self._model_answers(now) and self._room_for_logs():
             self._fill(now)
 
     def busy(self) -> bool:
@@ -173,7 +177,7 @@ class Dispatcher:
             task_file.write_text(render_task_file(task), encoding="utf-8")
             ctx = AgentContext(task.id, slot.path, task_file, slot.name, attempt.id, self.root,
                                self.project.state_dir)
-            spec = self.agent.launch(ctx)
+            spec = self._sandboxed(self.agent.launch(ctx), slot, branch, log_path)
             env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": task.id, "GASWORKS_SLOT": slot.name,
                    "GASWORKS_ATTEMPT": str(attempt.id), "GASWORKS_WORKTREE": str(slot.path),
                    "GASWORKS_USAGE_FILE": str(log_path.with_suffix(".usage.json")),
@@ -189,6 +193,17 @@ class Dispatcher:
         self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now, resolves=resolves,
                                           files=files, active_at=now, checked=now)
         self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.id})")
+
+    def _sandboxed(self, spec: LaunchSpec, slot: Slot, branch: str, log_path: Path) -> LaunchSpec:
+        """Under `sandbox = "bwrap"`, the same launch inside bubblewrap; otherwise as it is."""
+        if not self.bwrap:
+            return spec
+        log_path.parent.mkdir(parents=True, exist_ok=True)  # its usage and transcript files go there
+        writable = [slot.path, log_path.parent, *git.commit_paths(slot.path, branch.rpartition("/")[0]),
+                    *spec.writable, *self.config.sandbox_writable]
+        argv = sandbox.wrap(spec.argv, bwrap=self.bwrap, writable=writable,
+                            readable=sandbox.readable_paths(spec.argv, self.root))
+        return LaunchSpec(argv, {**spec.env, **sandbox.GIT_ENV, "TMPDIR": str(sandbox.PRIVATE_TMP)})
 
     def _collect(self, now: float) -> None:
         for name, run in list(self.running.items()):
@@ -220,8 +235,10 @@ class Dispatcher:
             outcome = run.stop_reason
         elif code == ENDPOINT_DOWN_EXIT:
             outcome = Outcome.ENDPOINT_DOWN.value
-            self.paused_until = now + BREAKER_SECONDS
-            self.say(f"the model endpoints are not answering: no new tasks for {BREAKER_SECONDS:g} s")
+            self.paused_until = now + self.config.breaker_seconds
+            self.say(f"the model endpoints are not answering: no new tasks for {self.config.breaker_seconds:g} s")
+        elif code != 0 and not self._room_for_logs():  # it could not write its output
+            outcome = Outcome.DISK_FULL.value
         elif code != 0:
             outcome = Outcome.FAILED.value
         elif not commits:
@@ -232,7 +249,8 @@ class Dispatcher:
             note = {"no_change": "the agent made no commits", "timeout": "stopped after attempt_timeout",
                     "interrupted": "stopped by gasworks run shutting down",
                     "stalled": "no output and no file change for stall_timeout",
-                    "endpoint_down": "the model could not be reached"}.get(outcome, f"exit code {code}")
+                    "endpoint_down": "the model could not be reached",
+                    "disk_full": "the log folder is full"}.get(outcome, f"exit code {code}")
             self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits)
             return
         if not self.config.auto_merge_worktrees:
@@ -283,12 +301,27 @@ class Dispatcher:
             return True
         check = getattr(self.agent, "healthy", None)
         if check is not None and not check():
-            self.paused_until = now + BREAKER_SECONDS
-            self.say(f"the model endpoints still do not answer; checking again in {BREAKER_SECONDS:g} s")
+            self.paused_until = now + self.config.breaker_seconds
+            self.say(f"the model endpoints still do not answer; checking again in {self.config.breaker_seconds:g} s")
             return False
         self.paused_until = 0.0
         self.say("a model endpoint answers again: claiming tasks")
         return True
+
+    def _room_for_logs(self) -> bool:
+        """Whether the log folder has room. Agents write their output there; on a full disk they fail
+        through no fault of their task, so gasworks waits for space instead of using up attempts."""
+        try:
+            free = shutil.disk_usage(self.project.logs_dir).free
+        except OSError:
+            free = 0
+        full = free < LOG_ROOM_NEEDED
+        if full != self.logs_full:
+            self.say(f"the log folder {self.project.logs_dir} is full ({free} bytes free): no new tasks until "
+                     f"{LOG_ROOM_NEEDED >> 20} MiB is free" if full else
+                     "the log folder has room again: claiming tasks")
+        self.logs_full = full
+        return not full
 
     def _stalled(self, run: Running, now: float) -> bool:
         """No log output and no change in the worktree for stall_timeout seconds (looked at every few)."""

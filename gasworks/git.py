@@ -14,12 +14,13 @@ _FALLBACK_IDENTITY = ("-c", "user.name=gasworks", "-c", "user.email=gasworks@loc
 
 
 def run(args: list[str], cwd: Path, *, check: bool = True, makes_commits: bool = False,
-        stdin: str | None = None) -> subprocess.CompletedProcess:
-    """git with argv; `makes_commits` adds a stand-in identity where git has none configured."""
+        stdin: str | None = None, errors: str = "strict") -> subprocess.CompletedProcess:
+    """git with argv; `makes_commits` adds a stand-in identity where git has none configured;
+    `errors` is how bytes of git's output that are not UTF-8 are decoded."""
     argv = ["git", *(_FALLBACK_IDENTITY if makes_commits and not has_identity(cwd) else ()), *args]
     try:
         result = subprocess.run(
-            argv, cwd=cwd, capture_output=True, text=True,
+            argv, cwd=cwd, capture_output=True, text=True, encoding="utf-8", errors=errors,
             **({"input": stdin} if stdin is not None else {"stdin": subprocess.DEVNULL}),
             env={**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"},
         )
@@ -53,6 +54,19 @@ def main_root(path: Path) -> Path:
 
 def git_common_dir(root: Path) -> Path:
     return Path(run(["rev-parse", "--path-format=absolute", "--git-common-dir"], root).stdout.strip())
+
+
+def commit_paths(worktree: Path, branch_folder: str) -> list[Path]:
+    """What `git commit` in a linked worktree writes outside it: the worktree's own admin folder,
+    the object store, and the ref and reflog folders of branches under branch_folder."""
+    lines = run(["rev-parse", "--path-format=absolute", "--absolute-git-dir", "--git-common-dir"],
+                worktree).stdout.splitlines()
+    admin, common = Path(lines[0]), Path(lines[1])
+    paths = [admin, common / "objects", common / "refs" / "heads" / branch_folder,
+             common / "logs" / "refs" / "heads" / branch_folder]
+    for folder in paths:
+        folder.mkdir(parents=True, exist_ok=True)
+    return paths
 
 
 def init_repo(path: Path, branch: str = "main") -> None:
@@ -234,8 +248,9 @@ def take_file(path: Path, name: str, base: str) -> str:
     current = path / name
     if not current.is_file():
         return ""
-    text = current.read_text(encoding="utf-8", errors="replace")
-    old = run(["show", f"{base}:{name}"], path, check=False)
+    # Bytes that are not UTF-8 come back as lone surrogates, for the caller to drop; never an exception.
+    text = current.read_bytes().decode("utf-8", "surrogateescape")
+    old = run(["show", f"{base}:{name}"], path, check=False, errors="surrogateescape")
     if old.returncode == 0:
         run(["checkout", base, "--", name], path)
         old_lines = set(old.stdout.splitlines())

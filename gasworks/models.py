@@ -187,10 +187,12 @@ class Outcome(str, enum.Enum):
     ORPHANED = "orphaned"        # its dispatcher died; found and ended on the next start
     ERROR = "error"              # gasworks could not run it (worktree or agent setup failed)
     ENDPOINT_DOWN = "endpoint_down"  # the model could not be reached: not the task's fault
+    DISK_FULL = "disk_full"      # failed while the log folder had no room: not the task's fault
 
 
 # Outcomes that are not the task's fault, so they do not count towards max_attempts.
-NOT_THE_TASKS_FAULT = frozenset({Outcome.INTERRUPTED.value, Outcome.ORPHANED.value, Outcome.ENDPOINT_DOWN.value})
+NOT_THE_TASKS_FAULT = frozenset({Outcome.INTERRUPTED.value, Outcome.ORPHANED.value, Outcome.ENDPOINT_DOWN.value,
+                                 Outcome.DISK_FULL.value})
 
 
 @dataclass(slots=True)

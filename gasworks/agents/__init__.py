@@ -45,6 +45,7 @@ class AgentContext:
 class LaunchSpec:
     argv: list[str]
     env: dict[str, str] = field(default_factory=dict)  # added to gasworks's own environment
+    writable: tuple[Path, ...] = ()  # folders outside the worktree it must write to, under the sandbox
 
 
 class Agent(Protocol):

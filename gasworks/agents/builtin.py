@@ -241,7 +241,9 @@ class BuiltinAgent:
                "GASWORKS_AGENT_MAX_TOKENS": str(self.config.agent_max_tokens),
                "GASWORKS_LLM_ENDPOINTS": json.dumps(self.endpoints),
                "GASWORKS_LLM_SLOTS": str(ctx.state_dir / "llm-slots")}
-        return LaunchSpec([sys.executable, "-m", "gasworks.agents.builtin", str(ctx.task_file)], env)
+        (ctx.state_dir / "llm-slots").mkdir(parents=True, exist_ok=True)
+        return LaunchSpec([sys.executable, "-m", "gasworks.agents.builtin", str(ctx.task_file)], env,
+                          writable=(ctx.state_dir / "llm-slots",))
 
 
 def pool_from_env(text: str, slots_dir: str = "") -> EndpointPool:

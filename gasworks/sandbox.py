@@ -1,0 +1,51 @@
+"""The optional agent sandbox (`sandbox = "bwrap"`): bubblewrap shows an agent's whole process tree
+the file system read-only, with a private /tmp, except its own worktree and what a commit there
+writes. So a confused or hostile agent cannot change the user's checkout, other worktrees, the
+store or the target branch. The network is left alone: agents talk to model servers."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from gasworks.errors import ConfigError
+
+PRIVATE_TMP = Path("/tmp")
+# No automatic `git gc` inside the sandbox: it would want to write all over the shared git folder.
+GIT_ENV = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
+
+
+def find_bwrap() -> str:
+    found = shutil.which("bwrap")
+    if not sys.platform.startswith("linux") or not found:
+        raise ConfigError("sandbox = \"bwrap\" needs bubblewrap on Linux (Debian/Ubuntu: apt-get install "
+                          "bubblewrap); or set sandbox = \"none\"")
+    return found
+
+
+def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Iterable[Path] = ()) -> list[str]:
+    """argv run under bubblewrap: everything read-only, /tmp a fresh empty tmpfs, `writable` bound
+    read-write. Paths under /tmp that the agent must see (its interpreter, the repository) are
+    bound back read-only first, so the tmpfs does not hide them."""
+    command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", str(PRIVATE_TMP),
+               "--die-with-parent"]
+    seen: set[tuple[str, Path]] = set()
+    for mode, paths in (("--ro-bind", readable), ("--bind", writable)):
+        for path in sorted({Path(p).resolve() for p in paths}, key=lambda p: len(p.parts)):
+            if mode == "--ro-bind" and not path.is_relative_to(PRIVATE_TMP):
+                continue  # already visible, read-only, through the root bind
+            if (mode, path) not in seen and path.exists():
+                seen.add((mode, path))
+                command += [mode, str(path), str(path)]
+    return [*command, "--", *argv]
+
+
+def readable_paths(argv: list[str], repo_root: Path) -> list[Path]:
+    """What an agent must see, wherever it lives: the repository, this Python and its packages (the
+    agents gasworks ships run on it), its program's folder and the files its command line names."""
+    paths = [repo_root, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent]
+    if argv and Path(argv[0]).is_absolute():
+        paths.append(Path(argv[0]).parent)
+    return paths + [Path(arg) for arg in argv[1:] if Path(arg).is_absolute() and Path(arg).exists()]

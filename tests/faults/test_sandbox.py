@@ -1,0 +1,111 @@
+"""sandbox = "bwrap": an agent that tries to write outside its worktree cannot, and its own work still lands."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gasworks import git, sandbox
+from gasworks.errors import ConfigError
+from tests.test_dispatcher import add, agent_processes, drain, make_dispatcher
+
+HOSTILE = textwrap.dedent('''
+    import json, os, subprocess, sys
+    from pathlib import Path
+
+    worktree, root, outside, marker = (Path(arg) for arg in sys.argv[1:5])
+    targets = {
+        "checkout": root / "README.md",
+        "other worktree": root / "worktrees" / "w2" / "README.md",
+        "store": root / ".gasworks" / "gasworks.db",
+        "target branch": root / ".git" / "refs" / "heads" / "main",
+        "outside the repository": outside / "note.txt",
+        "new file in the checkout": root / "planted.py",
+    }
+    results = {}
+    for name, path in targets.items():
+        try:
+            with open(path, "ab") as handle:
+                handle.write(b"hostile agent was here\\n")
+            results[name] = "written"
+        except OSError as exc:
+            results[name] = exc.strerror
+    marker.write_text("only in the private /tmp\\n")
+    results["private tmp"] = "written" if marker.read_text() else "lost"
+    (worktree / "inside.txt").write_text("the agent's real work\\n")
+    subprocess.run(["git", "add", "-A"], cwd=worktree, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "hostile: real work"], cwd=worktree, check=True)
+    print("RESULTS " + json.dumps(results), flush=True)
+''')
+
+
+def need_bwrap() -> None:
+    if shutil.which("bwrap") is None:
+        if os.environ.get("CI"):
+            pytest.fail("bubblewrap is missing: .ci/run installs it (apt-get install bubblewrap)")
+        pytest.skip("bubblewrap is not installed (apt-get install bubblewrap)")
+
+
+def test_an_agent_cannot_write_outside_its_worktree_but_its_work_lands(project_dir, tmp_path):
+    need_bwrap()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "note.txt").write_text("untouched\n")
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE)
+    marker = Path("/tmp") / f"gasworks-sandbox-marker-{os.getpid()}"
+    dispatcher, _ = make_dispatcher(
+        project_dir, agent="command", sandbox="bwrap", max_attempts=1,
+        command=[sys.executable, str(script), "{worktree}", "{repo_root}", str(outside), str(marker)])
+    before = {path: path.read_bytes() for path in [project_dir / "README.md", outside / "note.txt",
+                                                   dispatcher.pool.slots[1].path / "README.md"]}
+    store_before = (project_dir / ".gasworks" / "gasworks.db").stat().st_size
+    task_id = add(dispatcher, "try to escape")
+    drain(dispatcher)
+
+    attempt = dispatcher.store.attempts(task_id)[0]
+    log = Path(attempt.log_path).read_text()
+    results = json.loads(log.split("RESULTS ", 1)[1].splitlines()[0])
+    assert results.pop("private tmp") == "written"
+    assert set(results.values()) == {"Read-only file system"}, results
+    for path, content in before.items():
+        assert path.read_bytes() == content, path
+    assert not (project_dir / "planted.py").exists()
+    assert not marker.exists()  # /tmp inside the sandbox was its own
+    assert (project_dir / ".gasworks" / "gasworks.db").stat().st_size >= store_before
+    assert dispatcher.store.get_task(task_id).status == "closed"
+    assert attempt.outcome == "success"
+    log_main = git.run(["log", "--format=%s", "main"], project_dir).stdout
+    assert "hostile: real work" in log_main  # the agent's own commit, made inside the sandbox
+    assert (project_dir / "inside.txt").read_text() == "the agent's real work\n"
+    assert agent_processes(project_dir) == []
+
+
+def test_the_fake_agent_runs_unchanged_in_the_sandbox(project_dir):
+    need_bwrap()
+    dispatcher, _ = make_dispatcher(project_dir, sandbox="bwrap", num_workers=2)
+    ids = [add(dispatcher, f"task {n}") for n in range(3)]
+    drain(dispatcher)
+    assert {dispatcher.store.get_task(task_id).status for task_id in ids} == {"closed"}
+
+
+def test_asking_for_the_sandbox_without_bubblewrap_is_a_clear_error(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(ConfigError, match=r"sandbox = \"bwrap\" needs bubblewrap.*apt-get install bubblewrap"):
+        sandbox.find_bwrap()
+
+
+def test_paths_under_tmp_stay_visible_read_only_and_writable_ones_come_last(tmp_path):
+    repo, worktree = tmp_path / "repo", tmp_path / "repo" / "worktrees" / "w1"
+    worktree.mkdir(parents=True)
+    argv = sandbox.wrap(["agent"], bwrap="bwrap", writable=[worktree], readable=[repo, Path("/usr")])
+    binds = [(argv[i], argv[i + 1]) for i, arg in enumerate(argv) if arg in ("--bind", "--ro-bind", "--tmpfs")]
+    assert binds == [("--ro-bind", "/"), ("--tmpfs", "/tmp"), ("--ro-bind", str(repo.resolve())),
+                     ("--bind", str(worktree.resolve()))]
+    assert argv[-2:] == ["--", "agent"]
