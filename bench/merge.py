@@ -17,7 +17,7 @@ For each batch size (default 1, 4, 8 and "auto") it makes, in a temporary direct
 
 and drains the queue with the real refinery, in this process:
 
-    Refinery(project, store, config, "main").ensure(), then .process() until .pending() is False
+    Refinery(project, store, config, LocalUpstream(root, "main")).ensure(), then .process() until .pending() is False
 
 with `load_config(root, overrides={"gate": [...], "merge_batch_size": K, "max_attempts": 1})`
 (GASWORKS_* environment variables are ignored). The drain time is the wall time of that loop.
@@ -68,6 +68,7 @@ from gasworks.models import MergeStatus
 from gasworks.project import init_project
 from gasworks.refinery import Refinery
 from gasworks.store import NewTask
+from gasworks.upstream import LocalUpstream
 
 DEFAULT_BRANCHES, DEFAULT_BAD, DEFAULT_GATE_SECONDS = 40, 2, 2.0
 QUICK_BRANCHES, QUICK_BAD, QUICK_GATE_SECONDS = 16, 1, 0.5
@@ -255,7 +256,7 @@ def bench_batch_size(size: str, branches: int, positions: list[int], gate_second
             setup_seconds = time.perf_counter() - setup_started
             progress(f"  set up in {setup_seconds:.2f} s; draining the queue")
             said: list[str] = []
-            refinery = Refinery(project, store, config, TARGET, say=said.append)
+            refinery = Refinery(project, store, config, LocalUpstream(root, TARGET), say=said.append)
             refinery.ensure()
             wall, process_rounds, problem = drain(refinery)
             progress(f"  drained in {wall:.1f} s")

@@ -66,8 +66,11 @@ def _dependency(issue_id: str, raw: Any) -> Dependency:
 def _comment(issue_id: str, raw: Any) -> Comment:
     if not isinstance(raw, dict):
         raise InvalidValueError("each entry of 'comments' must be an object")
+    comment_id = raw.get("id")
+    if comment_id is not None and (isinstance(comment_id, bool) or not isinstance(comment_id, (int, str))):
+        raise InvalidValueError(f"a comment's 'id' must be an integer or a string, got {comment_id!r}")
     return Comment(
-        id=raw.get("id"),
+        id=comment_id,
         issue_id=issue_id,
         author=_string(raw, "author"),
         text=_string(raw, "text"),

@@ -18,18 +18,47 @@ from gasworks import __version__, git, output
 from gasworks import status as fleet_status
 from gasworks.beads import task_to_record
 from gasworks.config import AGENTS
-from gasworks.errors import GasworksError, InvalidValueError
-from gasworks.ingest import FORMATS, read_tasks
+from gasworks.errors import GasworksError, ImportFormatError, InvalidValueError
+from gasworks.ingest import FORMATS, decode_text, read_tasks, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, parse_priority
 from gasworks.project import Project, ensure_excludes, find_project, init_project, run_lock
 from gasworks.store import NewTask
 
 
+def _check_utf8(ctx: click.Context) -> None:
+    """Linux hands argv bytes that are not UTF-8 to Python as lone surrogates; no text field can hold
+    them, so they are refused here, naming the parameter (file paths may hold any bytes)."""
+    for param in ctx.command.params:
+        if isinstance(param.type, click.Path):
+            continue
+        value = ctx.params.get(param.name or "")
+        for text in value if isinstance(value, (tuple, list)) else (value,):
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                char = ord(text[exc.start])
+                byte = f"byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"U+{char:04X}"
+                raise InvalidValueError(f"{param.get_error_hint(ctx)} is not UTF-8 text ({byte} at character "
+                                        f"{exc.start + 1})") from None
+
+
+class _Command(click.Command):
+    def invoke(self, ctx: click.Context) -> Any:
+        _check_utf8(ctx)
+        return super().invoke(ctx)
+
+
 class _Group(click.Group):
     """Maps our errors to one clear line and an exit code, in one place."""
 
+    command_class = _Command
+    group_class = type  # subgroups (`dep`) are _Groups too
+
     def invoke(self, ctx: click.Context) -> Any:
         try:
+            _check_utf8(ctx)
             return super().invoke(ctx)
         except GasworksError as exc:
             click.echo(f"gasworks: error: {exc}", err=True)
@@ -123,12 +152,11 @@ def _parse_deps(values: tuple[str, ...]) -> list[tuple[str, str]]:
 
 
 def _read_text_file(name: str) -> str:
-    if name == "-":
-        return sys.stdin.read()
+    """The file's text exactly as written (no newline translation); NUL bytes are kept too."""
     try:
-        return Path(name).read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InvalidValueError(f"cannot read description file {name}: {exc}") from None
+        return decode_text(sys.stdin.buffer.read(), "<stdin>") if name == "-" else read_text_file(Path(name))
+    except ImportFormatError as exc:
+        raise InvalidValueError(f"description file {exc}") from None
 
 
 @cli.command()
@@ -447,12 +475,12 @@ def merges(show_all: bool, as_json: bool) -> None:
 def merge_retry(task_id: str, as_json: bool) -> None:
     """Put a task's branch (gasworks/TASK_ID) back in the merge queue."""
     from gasworks.refinery import Refinery
-    from gasworks.worktrees import target_branch
+    from gasworks.upstream import make_upstream
 
     project = _project()
     store = project.open_store()
     task_id = store.resolve_id(task_id)
-    refinery = Refinery(project, store, project.config, target_branch(project.root, project.config))
+    refinery = Refinery(project, store, project.config, make_upstream(project.root, project.config))
     merge = refinery.retry(task_id)
     if as_json:
         output.emit_json(output.merge_dict(merge))
@@ -465,12 +493,13 @@ def merge_retry(task_id: str, as_json: bool) -> None:
 def refinery(once: bool) -> None:
     """Run the merge queue alone, without agents (one refinery at a time lands changes)."""
     from gasworks.refinery import Refinery
-    from gasworks.worktrees import target_branch
+    from gasworks.upstream import make_upstream
 
     project = _project()
     store = project.open_store()
     view = fleet_status.FleetView(False)
-    merger = Refinery(project, store, project.config, target_branch(project.root, project.config), say=view.say)
+    merger = Refinery(project, store, project.config, make_upstream(project.root, project.config),
+                      say=view.say)
     merger.ensure()
     while True:
         worked = merger.process()
@@ -491,6 +520,7 @@ def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: b
     One idea per line. Blank lines, duplicates (also of open tasks), overlong lines and lines
     with control characters are dropped and counted; max_suggestions_per_task and
     max_suggested_backlog cap the rest. New tasks get priority 3 and the label `suggested`.
+    A file that is not UTF-8 text, or holds a NUL byte, is refused whole and left as it is.
     """
     from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 
@@ -499,10 +529,8 @@ def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: b
     path = file or project.root / SUGGESTIONS_FILE
     if not path.is_file():
         raise InvalidValueError(f"{path} does not exist: nothing to ingest")
-    try:
-        titles, dropped = parse_suggestions(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError as exc:
-        raise InvalidValueError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    # Undecodable bytes or a NUL: refuse the whole file (and keep it) rather than lose its lines.
+    titles, dropped = parse_suggestions(read_text_file(path, nul_ok=False))
     made, refused = store.add_suggestions(
         titles, source=store.resolve_id(source) if source else None, prefix=project.config.prefix,
         actor=_actor(ctx), max_per_task=len(titles) if not source else project.config.max_suggestions_per_task,
@@ -593,15 +621,133 @@ def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, re
 
 
 @cli.command()
+@click.option("--watch", is_flag=True,
+              help="Keep showing it until Ctrl+C: on a terminal a live table (one row per slot with its task, "
+                   "elapsed time, quiet time, tokens and last log line; the merge queue; counts; throughput), "
+                   "otherwise the report again every --interval (one JSON object per line with --json).")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="With --watch: stop after N refreshes.")
 @json_option
-def status(as_json: bool) -> None:
-    """What the fleet is doing: running agents by slot, tasks waiting to merge, counts by status."""
+def status(watch: bool, interval: float, count: int | None, as_json: bool) -> None:
+    """What the fleet is doing: running agents by slot, tasks waiting to merge, counts by status.
+
+    It reads the store and the log files only, so it works from any terminal while `gasworks run`
+    works in another.
+    """
     project = _project()
+    if watch:
+        try:
+            fleet_status.watch(project, project.open_store(), interval=interval, count=count, as_json=as_json,
+                               live=sys.stdout.isatty())
+        except KeyboardInterrupt:
+            pass  # Ctrl+C is how a watch ends
+        return
     report = fleet_status.status_report(project, project.open_store())
     if as_json:
         output.emit_json(report)
     else:
         fleet_status.print_status(report)
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--attempt", "attempt_id", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Which attempt, by the number `gasworks status` shows (default: the latest).")
+@click.option("-f", "--follow", is_flag=True, help="Go on printing what the agent writes until the attempt ends.")
+@click.option("-n", "--lines", "last", type=click.IntRange(min=0), default=None,
+              help="Start with only the last N lines (default: the whole log).")
+@json_option
+def logs(task_id: str, attempt_id: int | None, follow: bool, last: int | None, as_json: bool) -> None:
+    """Print the log of a task's latest attempt (or --attempt N); with -f, follow it live.
+
+    Logs live in .gasworks/logs/TASK/ATTEMPT.log. Control characters an agent printed are shown
+    as \\xNN and colours are dropped, so a log cannot take over your terminal.
+    """
+    from gasworks import logs as attempt_logs
+
+    if follow and as_json:
+        raise click.UsageError("--json prints the log once: drop --follow")
+    project = _project()
+    store = project.open_store()
+    attempt = attempt_logs.pick_attempt(store, store.resolve_id(task_id), attempt_id)
+    lines = attempt_logs.attempt_lines(store, project.logs_dir, attempt, last=last, keep_following=follow)
+    if as_json:
+        output.emit_json({"task": attempt.task_id, "attempt": attempt.id, "slot": attempt.slot,
+                          "outcome": attempt.outcome or "running",
+                          "log": str(attempt_logs.log_path(project.logs_dir, attempt)), "lines": list(lines)})
+        return
+    try:
+        for line in lines:
+            click.echo(line)
+    except KeyboardInterrupt:
+        return
+    if follow:
+        ended = attempt_logs.pick_attempt(store, attempt.task_id, attempt.id)
+        click.echo(f"attempt {ended.id} ended: {ended.outcome}"
+                   + (f" (exit {ended.exit_code})" if ended.exit_code is not None else ""), err=True)
+
+
+@cli.command()
+@json_option
+def stats(as_json: bool) -> None:
+    """How the fleet has done, from the store's records.
+
+    Throughput (tasks agents finished, per hour), time per task from its first attempt to its close
+    (mean and p90), attempt success rate overall and by try, merge conflict and gate failure
+    rates, tokens in and out, and agent-seconds (time agents ran, summed over slots).
+    """
+    from gasworks.stats import fleet_stats, stats_lines
+
+    report = fleet_stats(_project().open_store())
+    if as_json:
+        output.emit_json(report)
+        return
+    for line in stats_lines(report):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but 127.0.0.1/localhost opens the dashboard, which has no "
+                   "login, to your network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8077, show_default=True,
+              help="Port to listen on (0 takes any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in your web browser.")
+@click.pass_context
+def web(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
+    """Serve the dashboard until Ctrl+C: the board of tasks with their dependencies, the slots with
+    live log tails, the merge queue with gate results, task pages with logs and diffs, and charts.
+
+    Every page has a JSON twin under /api/ (/api/, /api/tasks/ID, /api/merges, /api/stats) and
+    /api/live streams the fleet as server-sent events. Actions (create, retry, cancel,
+    priority) need the token the pages carry, so other web sites cannot make them. Needs the
+    `web` extra: pip install 'gasworks[web]'.
+    """
+    from gasworks.errors import MissingExtraError
+
+    try:
+        import uvicorn  # noqa: F401
+
+        from gasworks.web.app import serve
+    except ImportError as exc:
+        raise MissingExtraError(f"the dashboard needs {exc.name or 'starlette and uvicorn'}: "
+                                "pip install 'gasworks[web]'") from None
+    project = _project()
+    if host not in ("127.0.0.1", "localhost"):
+        click.echo(f"gasworks: warning: listening on {host}: anyone who can reach it can see and change your "
+                   "tasks", err=True)
+
+    def ready(url: str) -> None:
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    try:
+        serve(project, host=host, port=port, actor=_actor(ctx), say=click.echo, on_ready=ready)
+    except KeyboardInterrupt:
+        pass  # Ctrl+C is how the server stops
 
 
 @cli.command()

@@ -122,6 +122,14 @@ class Config(BaseModel):
     stall_timeout: float = Field(600.0, ge=0, description="Stop an agent after this many seconds with no log "
                                                           "output and no file change (0: never).")
 
+    # -- several hosts
+    store: str = Field("", description="Where tasks live: a postgresql://user@host/db URL shared by several hosts "
+                                       "(needs gasworks[postgres]); empty: .gasworks/gasworks.db in this repository.")
+    remote: str = Field("", description="A git remote (e.g. origin) shared by several hosts: finished branches "
+                                        "are pushed there and the target moves there; empty: this repository only.")
+    host_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,40}$",
+                         description="This host's name among several on one store (letters, digits, . _ -).")
+
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -129,6 +137,14 @@ class Config(BaseModel):
             return check_prefix(value)
         except InvalidValueError as exc:
             raise ValueError(str(exc)) from None
+
+    @field_validator("store")
+    @classmethod
+    def _store(cls, value: str) -> str:
+        if "://" in value and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(f"{value.split('://')[0]}:// stores are not supported: use a postgresql:// URL or "
+                             "a SQLite file path (empty: .gasworks/gasworks.db)")
+        return value
 
     @field_validator("sandbox_writable")
     @classmethod
@@ -265,6 +281,16 @@ TEMPLATE = """\
 # gasworks configuration. Every key is optional; the value shown is the default.
 # Precedence: command-line flag > GASWORKS_<KEY> environment variable > this file >
 # dispatch_config.json (the classic scripts' file, honoured as it is) > default.
+
+# Where tasks live. Empty: .gasworks/gasworks.db here. A PostgreSQL URL lets several hosts
+# share one queue (pip install 'gasworks[postgres]'), e.g. "postgresql://gasworks@db-host/gasworks".
+# store = ""
+
+# Several hosts on one queue: each runs `gasworks run --host-id NAME` in its own clone, all with
+# the same PostgreSQL `store` and the same git `remote`; branches are pushed there and one
+# refinery at a time (a PostgreSQL advisory lock) moves the target there with a lease check.
+# remote = "origin"
+# host_id = ""
 
 # Prefix of new task ids: "gw" gives ids like gw-a1b2 (children gw-a1b2.1, gw-a1b2.2).
 # prefix = "gw"

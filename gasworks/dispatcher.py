@@ -27,7 +27,8 @@ from gasworks.models import FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outco
 from gasworks.project import Project
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
-from gasworks.worktrees import Slot, WorktreePool, branch_for, target_branch
+from gasworks.upstream import make_upstream
+from gasworks.worktrees import Slot, WorktreePool, branch_for
 
 ASSIGNEE_PREFIX = "gasworks:"
 STALL_CHECK_SECONDS = 5.0
@@ -59,8 +60,12 @@ class Dispatcher:
         self.project, self.store, self.agent, self.config, self.say = project, store, agent, config, say
         self.root = project.root
         self.pool = WorktreePool(self.root, config)
-        self.target = target_branch(self.root, config)
-        self.refinery = Refinery(project, store, config, self.target, say=say)
+        self.upstream = make_upstream(self.root, config)
+        self.target = self.upstream.target
+        self.refinery = Refinery(project, store, config, self.upstream, say=say)
+        # Claims and attempts carry the host's name, so a restart here touches only its own.
+        self.host_prefix = f"{config.host_id}/" if config.host_id else ""
+        self.me = ASSIGNEE_PREFIX + self.host_prefix
         self.worker: RefineryWorker | None = None  # None: tick() runs the merge queue itself
         self.running: dict[str, Running] = {}  # slot name -> live agent
         self.paused_until = 0.0  # the circuit breaker: no claims while the model endpoints are down
@@ -74,7 +79,7 @@ class Dispatcher:
         self.project.logs_dir.mkdir(parents=True, exist_ok=True)
         for line in self.recover():
             self.say(line)
-        tip = git.rev_parse(self.root, self.target)
+        tip = self.upstream.tip()
         for line in self.pool.ensure(tip):
             self.say(line)
         self.refinery.ensure()
@@ -87,29 +92,20 @@ class Dispatcher:
             process.kill(pid)
             done.append(f"ended agent process {pid} left running by a stopped dispatcher")
         for attempt in self.store.attempts(running=True):
+            if not attempt.slot.startswith(self.host_prefix):
+                continue  # another host's
             if attempt.pid and process.is_same_process(attempt.pid, attempt.pid_started):
                 process.terminate_group(attempt.pid, hard=True)
             task = self.store.get_task(attempt.task_id)
+            ours = task.status == "in_progress" and task.assignee.startswith(self.me)
             self.store.finish_attempt(attempt.id, outcome=Outcome.ORPHANED.value,
                                       note="its dispatcher stopped without finishing it",
-                                      task_status="open" if task.status == "in_progress" else None)
+                                      task_status="open" if ours else None)
             done.append(f"requeued {attempt.task_id}: attempt {attempt.id} was left running by a stopped dispatcher")
         for path in [slot.path for slot in self.pool.slots] + [self.refinery.integration]:
             done += git.repair(path)
-        for merge in self.store.merges(statuses=[MergeStatus.MERGING.value]):
-            self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note="requeued after a restart")
-            done.append(f"requeued the merge of {merge.task_id}: left half-done by a stopped dispatcher")
-        live = {m.task_id for m in self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
-                                                              MergeStatus.CONFLICT.value])}
-        for task in self.store.list_tasks(statuses=["merging"]):
-            if task.id not in live and git.branch_exists(self.root, branch_for(task.id)):
-                self.store.enqueue_merge(task.id, branch_for(task.id), git.rev_parse(self.root, branch_for(task.id)))
-                done.append(f"queued the branch of {task.id} to merge: a stopped dispatcher had not")
-            elif task.id not in live:
-                self.store.transition(task.id, "open", actor="gasworks", reason="its branch is gone; redo it")
-                done.append(f"requeued {task.id}: it waited to merge a branch that is gone")
         for task in self.store.list_tasks(statuses=["in_progress"]):
-            if task.assignee.startswith(ASSIGNEE_PREFIX):
+            if task.assignee.startswith(self.me):
                 self.store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
                 done.append(f"requeued {task.id}: claimed by a stopped dispatcher")
         return done
@@ -124,6 +120,7 @@ class Dispatcher:
         elif self.worker.error is not None:
             raise self.worker.error
         if not self.stopping and now >= self.paused_until and self._model_answers(now) and self._room_for_logs():
+            self.upstream.refresh()  # what other hosts landed: new attempts start from it
             self._fill(now)
 
     def busy(self) -> bool:
@@ -156,7 +153,7 @@ class Dispatcher:
         for slot in free:
             if self.config.conflict_aware:
                 busy.update(label for run in self.running.values() for label in run.files)
-            task = self.store.claim_next(ASSIGNEE_PREFIX + slot.name, lease_seconds=self.config.lease_seconds,
+            task = self.store.claim_next(self.me + slot.name, lease_seconds=self.config.lease_seconds,
                                          now=now, avoid_labels=frozenset(busy))
             if task is None:
                 return
@@ -165,8 +162,9 @@ class Dispatcher:
     def _start(self, slot: Slot, task: Task, now: float) -> None:
         resolves = self._conflict_of(task)
         branch = branch_for(resolves or task.id)
-        base = git.rev_parse(self.root, branch if resolves else self.target)
-        attempt = self.store.start_attempt(task.id, slot=slot.name, log_path="", branch=branch, base_commit=base)
+        base = self.upstream.take_branch(branch) if resolves else self.upstream.tip()
+        attempt = self.store.start_attempt(task.id, slot=self.host_prefix + slot.name, log_path="", branch=branch,
+                                           base_commit=base)
         log_path = self.project.logs_dir / task.id / f"{attempt.id}.log"
         try:
             if resolves:  # a conflict task works on the conflicting branch itself
@@ -245,6 +243,8 @@ class Dispatcher:
             outcome = Outcome.NO_CHANGE.value
         else:
             outcome = Outcome.SUCCESS.value
+        if self._moved_by_hand(run, outcome, code, commits):
+            return
         if outcome != Outcome.SUCCESS.value:
             note = {"no_change": "the agent made no commits", "timeout": "stopped after attempt_timeout",
                     "interrupted": "stopped by gasworks run shutting down",
@@ -252,6 +252,12 @@ class Dispatcher:
                     "endpoint_down": "the model could not be reached",
                     "disk_full": "the log folder is full"}.get(outcome, f"exit code {code}")
             self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits)
+            return
+        try:  # several hosts: the refinery may run on another one
+            self.upstream.publish(branch_for(run.resolves or run.task_id))
+        except GasworksError as exc:
+            self._finish_failed(run.attempt_id, run.task_id, Outcome.ERROR.value, code,
+                                f"could not push its branch: {exc}", commits)
             return
         if not self.config.auto_merge_worktrees:
             self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
@@ -271,6 +277,17 @@ class Dispatcher:
         if self.worker is not None:
             self.worker.wake()
         self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
+
+    def _moved_by_hand(self, run: Running, outcome: str, code: int | None, commits: list[str]) -> bool:
+        """A task someone closed (cancelled), deferred or blocked while its agent ran is left as it is:
+        the attempt is recorded and nothing is merged."""
+        status = self.store.get_task(run.task_id).status
+        if status in ("in_progress", "open") or outcome == Outcome.ORPHANED.value:
+            return False
+        self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                                  note=f"the task became {status} while its agent ran: left as it is")
+        self.say(f"{run.slot.name}: {run.task_id} became {status} while its agent ran; its work is not merged")
+        return True
 
     def _finish_failed(self, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,
                        commits: list[str] = ()) -> None:
@@ -343,7 +360,7 @@ class Dispatcher:
         titles, dropped = parse_suggestions(text)
         made, refused = self.store.add_suggestions(
             titles, source=run.resolves or run.task_id, prefix=self.config.prefix,
-            actor=ASSIGNEE_PREFIX + run.slot.name, max_per_task=self.config.max_suggestions_per_task,
+            actor=self.me + run.slot.name, max_per_task=self.config.max_suggestions_per_task,
             backlog_cap=self.config.max_suggested_backlog)
         lost = {k: v for k, v in {**dropped, **refused}.items() if v}
         self.say(f"{run.slot.name}: {len(made)} suggestion(s) from {run.task_id} became tasks"
@@ -364,12 +381,12 @@ class Dispatcher:
         if CONFLICT_LABEL not in task.labels:
             return ""
         found = [d.depends_on_id for d in task.dependencies if d.type == "discovered-from"]
-        return found[0] if found and git.branch_exists(self.root, branch_for(found[0])) else ""
+        return found[0] if found and self.upstream.head(branch_for(found[0])) else ""
 
     def _renew(self, now: float) -> None:
         for run in self.running.values():
             if now - run.renewed >= self.config.lease_seconds / 3:
-                if not self.store.renew_lease(run.task_id, ASSIGNEE_PREFIX + run.slot.name,
+                if not self.store.renew_lease(run.task_id, self.me + run.slot.name,
                                               lease_seconds=self.config.lease_seconds, now=now):
                     self.say(f"{run.slot.name}: lost the claim on {run.task_id}; stopping its agent")
                     run.stop_reason = Outcome.ORPHANED.value

@@ -69,3 +69,7 @@ class ModelError(GasworksError):
 
 class EndpointDownError(ModelError):
     """A model endpoint cannot be reached or keeps answering busy: not the task's fault."""
+
+
+class MissingExtraError(GasworksError):
+    """An optional feature needs packages that are not installed; the message names the pip extra."""

@@ -69,6 +69,38 @@ def commit_paths(worktree: Path, branch_folder: str) -> list[Path]:
     return paths
 
 
+def has_remote(root: Path, remote: str) -> bool:
+    return run(["remote", "get-url", remote], root, check=False).returncode == 0
+
+
+def fetch(root: Path, remote: str, refspecs: list[str]) -> None:
+    run(["fetch", "-q", "--no-tags", remote, *refspecs], root)
+
+
+def push(root: Path, remote: str, refspec: str) -> None:
+    run(["push", "-q", remote, refspec], root)
+
+
+def push_with_lease(root: Path, remote: str, commit: str, branch: str, expected: str) -> tuple[bool, str]:
+    """Move the remote's branch to commit only if it still points at expected (compare-and-set on
+    the remote: --force-with-lease with an explicit value, never a blind force)."""
+    result = run(["push", "-q", "--porcelain", f"--force-with-lease=refs/heads/{branch}:{expected}", remote,
+                  f"{commit}:refs/heads/{branch}"], root, check=False)
+    return result.returncode == 0, (result.stderr or result.stdout).strip()
+
+
+def delete_remote_branch(root: Path, remote: str, branch: str) -> None:
+    run(["push", "-q", remote, "--delete", f"refs/heads/{branch}"], root, check=False)
+
+
+def ref_exists(path: Path, ref: str) -> bool:
+    return run(["show-ref", "--verify", "-q", ref], path, check=False).returncode == 0
+
+
+def set_ref(path: Path, ref: str, commit: str) -> None:
+    run(["update-ref", ref, commit], path)
+
+
 def init_repo(path: Path, branch: str = "main") -> None:
     path.mkdir(parents=True, exist_ok=True)
     run(["init", "-q", "-b", branch], path)
@@ -154,6 +186,17 @@ def changed_files(path: Path) -> list[str]:
 
 def commits_between(path: Path, base: str, head: str = "HEAD") -> list[str]:
     return run(["rev-list", "--reverse", f"{base}..{head}"], path).stdout.split()
+
+
+def diff(path: Path, base: str, head: str, max_chars: int = 200_000) -> str:
+    """The patch from commit base to commit head, cut at max_chars; "" when either is not a commit
+    here (gone after a gc, or not a hash at all)."""
+    if not all(len(c) >= 4 and all(ch in "0123456789abcdef" for ch in c) for c in (base, head)):
+        return ""
+    result = run(["diff", "--no-color", "--no-ext-diff", "--stat", "--patch", base, head, "--"], path,
+                 check=False, errors="replace")
+    text = result.stdout if result.returncode == 0 else ""
+    return text if len(text) <= max_chars else text[:max_chars] + f"\n... (cut at {max_chars} characters)\n"
 
 
 def detach_at(path: Path, commit: str) -> None:

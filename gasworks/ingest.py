@@ -5,7 +5,9 @@ Parsing only: nothing is written here, so a bad file changes nothing. Errors nam
 
 from __future__ import annotations
 
+import codecs
 import json
+import math
 import re
 from pathlib import Path
 from typing import Any
@@ -40,15 +42,37 @@ def detect_format(path: Path) -> str:
     return {"{": "beads", "[": "queue"}.get(head, "markdown")
 
 
+def decode_text(data: bytes, source: str, *, nul_ok: bool = True) -> str:
+    """UTF-8 text as it is (newlines untouched; a leading byte-order mark dropped), or an
+    ImportFormatError naming the line of the first bad byte. Without `nul_ok` a NUL byte is refused
+    too: in a file of one task per line it means a binary or UTF-16 file, not text."""
+    data = data.removeprefix(codecs.BOM_UTF8)
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ImportFormatError(f"{source}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start}); "
+                                "save it as UTF-8") from None
+    if not nul_ok and "\0" in text:
+        line = text.count("\n", 0, text.index("\0")) + 1
+        raise ImportFormatError(f"{source}:{line}: a NUL byte: not a text file (UTF-16? save it as UTF-8)")
+    return text
+
+
+def read_text_file(path: Path, *, nul_ok: bool = True) -> str:
+    try:
+        data = Path(path).read_bytes()
+    except OSError as exc:
+        raise ImportFormatError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return decode_text(data, str(path), nul_ok=nul_ok)
+
+
 def read_tasks(path: Path, fmt: str | None = None) -> list[Task]:
     path = Path(path)
     if not path.is_file():
         raise ImportFormatError(f"{path}: no such file")
     fmt = fmt or detect_format(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise ImportFormatError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = read_text_file(path, nul_ok=fmt != "markdown")
     parser = {"beads": parse_beads_jsonl, "queue": parse_task_queue, "markdown": parse_markdown}.get(fmt)
     if parser is None:
         raise ImportFormatError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
@@ -62,15 +86,16 @@ def parse_beads_jsonl(text: str, source: str) -> list[Task]:
     """One Beads issue per line. Memory records and tombstones are skipped, as `bd import` does."""
     by_id: dict[str, Task] = {}
     unnamed: list[Task] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at newlines only: splitlines() would also cut at U+2028 or U+0085 inside a title.
+    for number, line in enumerate(_LINE_END.split(text), start=1):
         if not line.strip():
             continue
         if line.startswith(("<<<<<<<", "=======", ">>>>>>>")):
             raise ImportFormatError(f"{source}:{number}: unresolved git merge conflict marker")
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ImportFormatError(f"{source}:{number}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        record = _loads(line, source, number)
+        problem = _json_problem(record)
+        if problem:
+            raise ImportFormatError(f"{source}:{number}: {problem}")
         if isinstance(record, dict) and (record.get("_type") == "memory" or record.get("status") == "tombstone"):
             continue
         try:
@@ -84,6 +109,74 @@ def parse_beads_jsonl(text: str, source: str) -> list[Task]:
     return [*by_id.values(), *unnamed]
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+_JSON_SPACE = " \t\n\r"
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def _line_at(text: str, offset: int) -> int:
+    return text.count("\n", 0, offset) + 1
+
+
+def _loads(text: str, source: str, line: int = 1) -> Any:
+    """json.loads with an error naming the file and line (`line`: where `text` starts in the file)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ImportFormatError(f"{source}:{line + exc.lineno - 1}: not valid JSON: {exc.msg} "
+                                f"(column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:  # [[[[... too deep; an integer of thousands of digits
+        why = "nested too deeply" if isinstance(exc, RecursionError) else "a number too long to read"
+        raise ImportFormatError(f"{source}:{line}: not valid JSON: {why}") from None
+
+
+def _json_problem(value: Any) -> str:
+    """What in decoded JSON the store cannot keep or other tools cannot read back: lone surrogates
+    (from \\udcff escapes), NaN and Infinity. Empty when all is well."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                return f"text holding a lone surrogate {item[exc.start]!r}, which is not valid Unicode"
+        elif isinstance(item, float) and not math.isfinite(item):
+            return f"{'NaN' if math.isnan(item) else 'Infinity'} is not JSON (write null or a string)"
+        elif isinstance(item, dict):
+            stack.extend(part for pair in item.items() for part in pair)
+        elif isinstance(item, list):
+            stack.extend(item)
+    return ""
+
+
+def _array_starts(text: str, pos: int) -> list[int]:
+    """Where each element of the (valid) JSON array at text[pos] begins."""
+    decoder, starts = json.JSONDecoder(), []
+    pos = _SPACE.match(text, pos + 1).end()
+    while text[pos] != "]":
+        starts.append(pos)
+        pos = _SPACE.match(text, decoder.raw_decode(text, pos)[1]).end()
+        if text[pos] == ",":
+            pos = _SPACE.match(text, pos + 1).end()
+    return starts
+
+
+def _tasks_value(text: str, pos: int) -> int:
+    """Where the value of the (last, as json.loads takes it) "tasks" key of the JSON object at text[pos] begins."""
+    decoder, found = json.JSONDecoder(), pos
+    pos = _SPACE.match(text, pos + 1).end()
+    while text[pos] != "}":
+        key, pos = decoder.raw_decode(text, pos)
+        pos = _SPACE.match(text, _SPACE.match(text, pos).end() + 1).end()  # past the colon
+        if key == "tasks":
+            found = pos
+        pos = _SPACE.match(text, decoder.raw_decode(text, pos)[1]).end()
+        if text[pos] == ",":
+            pos = _SPACE.match(text, pos + 1).end()
+    return found
+
+
 def _newer(a: Task, b: Task) -> bool:
     if not a.updated_at or not b.updated_at:
         return True
@@ -92,36 +185,41 @@ def _newer(a: Task, b: Task) -> bool:
 
 def parse_task_queue(text: str, source: str) -> list[Task]:
     """The classic `task_queue.json`: a list (or {"tasks": [...]}) of objects with title/description/status."""
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ImportFormatError(f"{source}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
-    if isinstance(data, dict) and isinstance(data.get("tasks"), list):
-        data = data["tasks"]
-    if not isinstance(data, list):
-        raise ImportFormatError(f"{source}: expected a JSON list of tasks (or an object with a 'tasks' list)")
-    return [_queue_item(item, f"{source}: task #{index}") for index, item in enumerate(data, start=1)]
+    data = _loads(text, source)
+    top = len(text) - len(text.lstrip(_JSON_SPACE))
+    items = data["tasks"] if isinstance(data, dict) and isinstance(data.get("tasks"), list) else data
+    if not isinstance(items, list):
+        raise ImportFormatError(f"{source}:{_line_at(text, top)}: expected a JSON list of tasks (or an object "
+                                "with a 'tasks' list)")
+    tasks = []
+    for index, item in enumerate(items, start=1):
+        try:
+            tasks.append(_queue_item(item))
+        except GasworksError as exc:  # only now find where the item starts, to name its line
+            start = _array_starts(text, top if items is data else _tasks_value(text, top))[index - 1]
+            raise ImportFormatError(f"{source}:{_line_at(text, start)}: task #{index}: {exc}") from None
+    return tasks
 
 
-def _queue_item(item: Any, where: str) -> Task:
+def _queue_item(item: Any) -> Task:
     if isinstance(item, str):
         item = {"title": item}
     if not isinstance(item, dict):
-        raise ImportFormatError(f"{where}: expected an object or a string, got {type(item).__name__}")
+        raise ImportFormatError(f"expected an object or a string, got {type(item).__name__}")
+    problem = _json_problem(item)
+    if problem:
+        raise ImportFormatError(problem)
     title = item.get("title") or item.get("name") or item.get("task")
     if not isinstance(title, str) or not title.strip():
-        raise ImportFormatError(f"{where}: no 'title'")
+        raise ImportFormatError("no 'title'")
     description = item.get("description") or item.get("details") or ""
     if not isinstance(description, str):
-        raise ImportFormatError(f"{where}: 'description' must be a string")
+        raise ImportFormatError("'description' must be a string")
     raw_status = str(item.get("status") or "").strip().lower()
     if raw_status not in QUEUE_STATUSES:
         accepted = ", ".join(sorted(k for k in QUEUE_STATUSES if k))
-        raise ImportFormatError(f"{where}: unknown status {raw_status!r} (accepted: {accepted})")
-    try:
-        priority = parse_priority(item.get("priority", 2))
-    except GasworksError as exc:
-        raise ImportFormatError(f"{where}: {exc}") from None
+        raise ImportFormatError(f"unknown status {raw_status!r} (accepted: {accepted})")
+    priority = parse_priority(item.get("priority", 2))
     kept = {k: v for k, v in item.items() if k not in ("title", "name", "task", "description", "details",
                                                       "status", "priority")}
     status = QUEUE_STATUSES[raw_status]
@@ -206,15 +304,18 @@ def normalise_title(title: str) -> str:
 
 
 def parse_suggestions(text: str) -> tuple[list[str], dict[str, int]]:
-    """One idea per line. Blank lines, duplicates, overlong lines and lines with control characters
-    are dropped and counted; list bullets are taken off."""
+    """One idea per line. Blank lines, duplicates, overlong lines, lines with control characters and
+    lines with undecodable bytes (read with surrogateescape) are dropped and counted; list bullets
+    are taken off."""
     kept: list[str] = []
     seen: set[str] = set()
-    dropped = {"blank": 0, "duplicate": 0, "too_long": 0, "control_characters": 0}
+    dropped = {"blank": 0, "duplicate": 0, "too_long": 0, "control_characters": 0, "not_utf8": 0}
     for raw in text.splitlines():
         line = _BULLET.sub("", raw).strip()
         if not line:
             dropped["blank"] += 1
+        elif any("\ud800" <= c <= "\udfff" for c in line):
+            dropped["not_utf8"] += 1
         elif any(ord(c) < 32 or 127 <= ord(c) < 160 for c in line):
             dropped["control_characters"] += 1
         elif len(line) > MAX_SUGGESTION_LENGTH:

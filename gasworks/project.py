@@ -14,7 +14,8 @@ from filelock import FileLock, Timeout
 from gasworks import git
 from gasworks.config import CONFIG_FILE, TEMPLATE, Config, load_config
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
-from gasworks.store.sqlite import SQLiteStore
+from gasworks.store import open_store
+from gasworks.store.sql import SQLStore
 
 STATE_DIR = ".gasworks"
 # gasworks's own files, kept out of `git status` and out of every agent's commits.
@@ -38,8 +39,9 @@ class Project:
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 
-    def open_store(self) -> SQLiteStore:
-        return SQLiteStore(self.db_path)
+    def open_store(self) -> SQLStore:
+        """The store `store` names (a postgresql:// URL shared by several hosts), else .gasworks/gasworks.db."""
+        return open_store(self.config.store or self.db_path)
 
 
 def find_project(start: Path, overrides: Mapping[str, Any] | None = None) -> Project:

@@ -31,7 +31,8 @@ from gasworks.models import FILES_LABEL, Merge, MergeStatus, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.store import NewTask
-from gasworks.store.sqlite import SQLiteStore
+from gasworks.store.sql import SQLStore
+from gasworks.upstream import Upstream
 from gasworks.witness import send_back
 from gasworks.worktrees import BRANCH_PREFIX
 
@@ -55,10 +56,11 @@ class Held:
 
 
 class Refinery:
-    def __init__(self, project: Project, store: SQLiteStore, config: Config, target: str,
+    def __init__(self, project: Project, store: SQLStore, config: Config, upstream: Upstream,
                  say: Callable[[str], None] = print) -> None:
         self.root = project.root
-        self.store, self.config, self.target, self.say = store, config, target, say
+        self.store, self.config, self.upstream, self.say = store, config, upstream, say
+        self.target = upstream.target
         self.integration = project.state_dir / "integration"
         self.logs = project.logs_dir / "merges"
         self.file_lock = FileLock(str(self.root / config.merge_slot))
@@ -67,6 +69,7 @@ class Refinery:
         self.broken_tip = ""        # a tip on which the gate fails by itself: wait until it moves
         self.known_good = ""        # the last commit the gate passed on, so its own check can be skipped
         self.aborting = False
+        self.recovered = False      # recover_queue() has run under this refinery's lock
         self._gate_proc: subprocess.Popen | None = None
         self._last_tail = ""  # output of the last failing gate run, for the task's notes
 
@@ -75,7 +78,7 @@ class Refinery:
     def ensure(self) -> None:
         registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
         if self.integration.resolve() not in registered:
-            git.worktree_add(self.root, self.integration, git.rev_parse(self.root, self.target))
+            git.worktree_add(self.root, self.integration, self.upstream.tip())
 
     def pending(self) -> bool:
         """Anything queued, being merged, held, or about to be queued again (its conflict resolved)."""
@@ -93,6 +96,10 @@ class Refinery:
     def process(self, now: float | None = None) -> bool:
         """One round. Returns False when there was nothing to do, or another refinery holds the lock."""
         now = time.time() if now is None else now
+        if not self.recovered:  # once, before the first round: what a stopped refinery left
+            if not self._lock():
+                return False
+            self._unlock()
         if self.held and now < self.held.next_try:
             return False
         resolved = self._resolved_conflicts()
@@ -101,6 +108,7 @@ class Refinery:
         if not self._lock():
             return False
         try:
+            self.upstream.refresh(force=True)  # the branches other hosts pushed
             for merge in resolved:
                 self._requeue_resolved(merge)
             if self.held:
@@ -108,7 +116,7 @@ class Refinery:
                 return True
             queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
                                        limit=self.batch_size())
-            if not queued or git.rev_parse(self.root, self.target) == self.broken_tip:
+            if not queued or self.upstream.tip() == self.broken_tip:
                 return bool(resolved)
             self._round(queued)
             return True
@@ -122,7 +130,7 @@ class Refinery:
             process.terminate_group(self._gate_proc.pid, hard=True)
 
     def _round(self, queued: list[Merge]) -> None:
-        tip = git.rev_parse(self.root, self.target)
+        tip = self.upstream.tip()
         batch = []
         for merge in queued:
             task = self.store.get_task(merge.task_id)
@@ -152,7 +160,7 @@ class Refinery:
 
     def _try(self, merges: list[Merge]) -> str:
         """Stack merges on the current tip, gate, land. Returns landed, failed, moved, held or requeued."""
-        tip = git.rev_parse(self.root, self.target)
+        tip = self.upstream.tip()
         candidate, applied = self._stack(merges, tip)
         if not applied:
             return "requeued"
@@ -243,7 +251,7 @@ class Refinery:
         return True, ""
 
     def _advance(self, tip: str, candidate: str, merges: list[Merge]) -> str:
-        outcome, message = self._move_target(tip, candidate)
+        outcome, message = self.upstream.move(tip, candidate)
         if outcome == "landed":
             self.known_good = candidate
             for merge in merges:
@@ -255,21 +263,9 @@ class Refinery:
             self.say(f"merge queue held: {message}")
         return outcome
 
-    def _move_target(self, tip: str, candidate: str) -> tuple[str, str]:
-        checkout = next((Path(w["path"]) for w in git.worktrees(self.root) if w["branch"] == self.target), None)
-        if checkout is None:
-            return ("landed", "") if git.update_ref(self.root, self.target, candidate, tip) else ("moved", "")
-        if git.rev_parse(checkout, "HEAD") != tip:
-            return "moved", ""
-        done, why = git.fast_forward(checkout, candidate)
-        if done:
-            return "landed", ""
-        return "held", f"{checkout} has local changes in the way ({why.splitlines()[-1] if why else ''}); " \
-                       f"commit or stash them: {', '.join(_files_in(why)) or 'see git status'}"
-
     def _retry_held(self, now: float) -> None:
         held, self.held = self.held, None
-        if git.rev_parse(self.root, self.target) != held.tip:
+        if self.upstream.tip() != held.tip:
             self._requeue(held.merges, f"{self.target} moved while the merge was held")
             return
         outcome = self._advance(held.tip, held.candidate, held.merges)
@@ -282,7 +278,7 @@ class Refinery:
         self._end(merge, MergeStatus.LANDED, landed_commit=commit)
         self.store.transition(merge.task_id, "closed", actor="refinery", expected="merging",
                               reason=f"Merged as {commit[:12]}")
-        git.run(["branch", "-D", merge.branch], self.root, check=False)
+        self.upstream.drop(merge.branch)
         self.say(f"{merge.task_id}: merged into {self.target} as {commit[:12]}")
 
     def _conflict(self, merge: Merge, files: list[str], tip: str) -> None:
@@ -308,7 +304,7 @@ class Refinery:
         """The gate fails with this branch alone. Unless it fails on the untouched tip too (then the
         target is broken, not the branch), the task goes back with the gate's output in its notes."""
         tail = self._last_tail if tail is None else tail
-        tip = git.rev_parse(self.root, self.target)
+        tip = self.upstream.tip()
         if tip != self.known_good:
             git.detach_at(self.integration, tip)
             started = time.monotonic()
@@ -354,13 +350,15 @@ class Refinery:
     def retry(self, task_id: str, note: str = "retried by hand") -> Merge:
         """Queue the task's branch again (after its conflict was resolved, or by `gasworks merge-retry`)."""
         branch = f"{BRANCH_PREFIX}{task_id}"
-        if not git.branch_exists(self.root, branch):
+        self.upstream.refresh(force=True)
+        head = self.upstream.head(branch)
+        if head is None:
             raise NotFoundError(f"{task_id} has no branch {branch} to merge")
         if self.store.merges(task_id=task_id, statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value]):
             raise TransitionError(f"{task_id} is already in the merge queue")
         if self.store.get_task(task_id).status != "merging":
             self.store.transition(task_id, "merging", actor="refinery", reason=note)
-        return self.store.enqueue_merge(task_id, branch, git.rev_parse(self.root, branch))
+        return self.store.enqueue_merge(task_id, branch, head)
 
     def _requeue(self, merges: list[Merge], note: str) -> None:
         for merge in merges:
@@ -384,17 +382,53 @@ class Refinery:
         except Timeout:
             return False
         ttl = self.config.gate_timeout * max(1, len(self.config.gate)) * 4 + 300
+        previous = self.store.lock_owner(LOCK_NAME)  # a clean holder deletes its row when it lets go
         if self.store.acquire_lock(LOCK_NAME, self.owner, ttl=ttl):
+            # Its lease ran out, or (PostgreSQL) its host died and took the advisory lock with it.
+            self._after_taking(previous if previous not in ("", self.owner) else "")
             return True
         # We hold the file lock, so no live refinery on this host holds the store lock: a holder
         # named with this host's name died (kill -9) and its lock can be taken over at once.
         holder = self.store.lock_owner(LOCK_NAME)
         if holder.split(":")[0] == socket.gethostname() and not _alive(holder) and \
                 self.store.take_lock_from(LOCK_NAME, holder, self.owner, ttl=ttl):
-            self.say(f"took over the merge lock of a stopped refinery ({holder})")
+            self._after_taking(holder)
             return True
         self.file_lock.release()
         return False
+
+    def _after_taking(self, stopped_holder: str) -> None:
+        if stopped_holder:
+            self.say(f"took over the merge lock of a stopped refinery ({stopped_holder})")
+        if stopped_holder or not self.recovered:
+            self.upstream.refresh(force=True)
+            for line in self.recover_queue():
+                self.say(line)
+            self.recovered = True
+
+    def recover_queue(self) -> list[str]:
+        """Under the merge lock no other round runs, so merges left `merging` were left by a stopped
+        refinery: back to the queue. A task finished but never queued (its dispatcher stopped)
+        gets its branch queued, or, with the branch gone, goes back to be redone."""
+        done = []
+        mine = {m.id for m in self.held.merges} if self.held else set()
+        for merge in self.store.merges(statuses=[MergeStatus.MERGING.value]):
+            if merge.id not in mine:
+                self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note="requeued after a restart")
+                done.append(f"requeued the merge of {merge.task_id}: left half-done by a stopped refinery")
+        live = {m.task_id for m in self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
+                                                              MergeStatus.CONFLICT.value])}
+        for task in self.store.list_tasks(statuses=["merging"]):
+            if task.id in live:
+                continue
+            head = self.upstream.head(f"{BRANCH_PREFIX}{task.id}")
+            if head:
+                self.store.enqueue_merge(task.id, f"{BRANCH_PREFIX}{task.id}", head)
+                done.append(f"queued the branch of {task.id} to merge: a stopped dispatcher had not")
+            else:
+                self.store.transition(task.id, "open", actor="refinery", reason="its branch is gone; redo it")
+                done.append(f"requeued {task.id}: it waited to merge a branch that is gone")
+        return done
 
     def _unlock(self) -> None:
         self.store.release_lock(LOCK_NAME, self.owner)
@@ -419,11 +453,6 @@ def conflict_description(merge: Merge, files: list[str], tip: str, target: str) 
             f"You are working on {merge.branch} itself. Merge {target} into it (or rebase it onto {target}), "
             f"resolve the conflicts so that both sides' intent is kept, and commit. When this task closes, "
             f"the branch goes back into the merge queue.")
-
-
-def _files_in(message: str) -> list[str]:
-    """The file names git lists (indented by a tab) in a refusal message."""
-    return [line.strip() for line in message.splitlines() if line.startswith("\t")]
 
 
 class RefineryWorker(threading.Thread):

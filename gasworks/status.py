@@ -1,18 +1,32 @@
-"""Showing the fleet: the live view of `gasworks run` and the report of `gasworks status`."""
+"""Showing the fleet: the live view of `gasworks run`, the report of `gasworks status` and its
+`--watch` view, which reads only the store and the state files, so it works from any terminal.
+
+Task titles and log lines are other people's text: they reach rich as `Text`, never as markup.
+"""
 
 from __future__ import annotations
 
+import json
 import time
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import click
+import psutil
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
+from rich.text import Text
 
+from gasworks import logs
+from gasworks.errors import NotFoundError
 from gasworks.output import oneline
 from gasworks.project import Project, active_run
-from gasworks.store.sqlite import SQLiteStore
+from gasworks.stats import closed_since, epoch, seconds_text
+
+QUIET_WARN_SECONDS = 60.0  # a slot whose log has not grown for this long is shown as quiet
+RECENT_MERGES = 5
 
 
 class FleetView:
@@ -35,7 +49,7 @@ class FleetView:
     def say(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
         if self.live:
-            self.console.print(f"[dim]{stamp}[/dim] {line}", markup=True, highlight=False, soft_wrap=True)
+            self.console.print(Text.assemble((stamp, "dim"), " ", line), highlight=False, soft_wrap=True)
         else:
             click.echo(f"{stamp} {line}")
 
@@ -46,43 +60,187 @@ class FleetView:
             self.live.update(fleet_table(snapshot))
 
 
-def fleet_table(snapshot: dict[str, Any]) -> Group:
+def _table(*columns: str, wide: str = "") -> Table:
     table = Table(box=None, pad_edge=False, header_style="bold")
-    for column in ("slot", "task", "attempt", "elapsed", "last log line"):
-        table.add_column(column, no_wrap=True, overflow="ellipsis", max_width=None if column != "last log line"
-                         else 60)
+    for column in columns:
+        table.add_column(column, no_wrap=True, overflow="ellipsis", ratio=1 if column == wide else None)
+    return table
+
+
+def fleet_table(snapshot: dict[str, Any]) -> Group:
+    """The live table of `gasworks run`, from Dispatcher.snapshot()."""
+    table = _table("slot", "task", "attempt", "elapsed", "last log line")
+    table.columns[-1].max_width = 60
     for slot in snapshot["slots"]:
         if slot["task"]:
             table.add_row(slot["slot"], slot["task"], str(slot["attempt"]), f"{slot['elapsed']:.0f}s",
-                          oneline(slot["last_line"], 60))
+                          Text(oneline(slot["last_line"], 60)))
         else:
-            table.add_row(slot["slot"], "[dim]idle[/dim]", "", "", "")
+            table.add_row(slot["slot"], Text("idle", "dim"), "", "", "")
     counts = ", ".join(f"{n} {s}" for s, n in snapshot["counts"].items())
-    held = [f"[yellow]merge waits[/yellow] {task}: {why}" for task, why in snapshot["held"].items()]
-    return Group(table, counts, *held)
+    held = [Text.assemble(("merge waits", "yellow"), f" {task}: {why}") for task, why in snapshot["held"].items()]
+    return Group(table, Text(counts), *held)
 
 
-def status_report(project: Project, store: SQLiteStore) -> dict[str, Any]:
-    running = store.attempts(running=True)
+def running_pid(project: Project) -> int | None:
+    """The pid of the active `gasworks run`, from its pid file, without touching its lock: a watcher
+    that polled the lock could make a run starting at that moment believe another one is active."""
+    try:
+        text = (project.state_dir / "run.pid").read_text().strip()
+        proc = psutil.Process(int(text))
+        alive = proc.status() != psutil.STATUS_ZOMBIE and any("gasworks" in part for part in proc.cmdline())
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return proc.pid if alive else None
+
+
+def run_slots(project: Project, pid: int) -> int:
+    """How many slots the run with this pid has: its --workers, else its GASWORKS_NUM_WORKERS, else
+    the configured num_workers."""
+    try:
+        proc = psutil.Process(pid)
+        args, env = proc.cmdline(), proc.environ()
+    except (psutil.Error, OSError):
+        return project.config.num_workers
+    after = args[args.index("run") + 1:] if "run" in args else []
+    for index, arg in enumerate(after):
+        value = (after[index + 1] if arg in ("-w", "--workers") and index + 1 < len(after)
+                 else arg.partition("=")[2] if arg.startswith("--workers=")
+                 else arg[2:] if arg.startswith("-w") and arg[2:].isdigit() else "")
+        if value.isdigit():
+            return int(value)
+    value = env.get("GASWORKS_NUM_WORKERS", "")
+    return int(value) if value.isdigit() else project.config.num_workers
+
+
+def _tokens(logs_dir: Path, attempt: Any) -> tuple[int, int]:
+    """Tokens so far: what the agent reported in its usage file, else what the store has."""
+    try:
+        usage = json.loads(logs.log_path(logs_dir, attempt).with_suffix(".usage.json").read_text(encoding="utf-8"))
+        return int(usage["prompt_tokens"]), int(usage["completion_tokens"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return attempt.tokens_in, attempt.tokens_out
+
+
+def slot_info(project: Project, store: Any, attempt: Any, now: float) -> dict[str, Any]:
+    """One running attempt as the status views show it."""
+    path = logs.log_path(project.logs_dir, attempt)
+    started = epoch(attempt.started_at)
+    tries = [a.id for a in store.attempts(attempt.task_id)]
+    try:
+        title = store.get_task(attempt.task_id).title
+    except NotFoundError:  # gone meanwhile: show the slot anyway
+        title = ""
+    tokens_in, tokens_out = _tokens(project.logs_dir, attempt)
+    return {"slot": attempt.slot, "task": attempt.task_id, "attempt": attempt.id, "started_at": attempt.started_at,
+            "pid": attempt.pid, "log": str(path), "title": title,
+            "try": tries.index(attempt.id) + 1 if attempt.id in tries else len(tries),
+            "elapsed": round(max(0.0, now - started), 1) if started is not None else None,
+            "quiet": None if (q := logs.quiet_seconds(path, now)) is None else round(q, 1),
+            "last_line": logs.last_line(path), "tokens_in": tokens_in, "tokens_out": tokens_out}
+
+
+def status_report(project: Project, store: Any, *, now: float | None = None, watching: bool = False) -> dict[str, Any]:
+    """What the fleet is doing, from the store and the state files. `watching`: read the run's pid
+    without its lock (for views that ask again and again)."""
+    now = time.time() if now is None else now
+    running = sorted(store.attempts(running=True), key=lambda a: _slot_order(a.slot))
+    run_pid = running_pid(project) if watching else active_run(project)
+    busy = {a.slot.rsplit("/", 1)[-1] for a in running}  # slots may carry their host: "host/w3"
+    closed = store.list_tasks(statuses=["closed"])
     return {
         "root": str(project.root),
-        "run_pid": active_run(project),
-        "slots": [{"slot": a.slot, "task": a.task_id, "attempt": a.id, "started_at": a.started_at, "pid": a.pid,
-                   "log": a.log_path} for a in running],
+        "run_pid": run_pid,
+        "slots": [slot_info(project, store, a, now) for a in running],
+        "idle_slots": [f"w{n}" for n in range(1, run_slots(project, run_pid) + 1) if f"w{n}" not in busy]
+        if run_pid and run_pid > 0 else [],
         "merging": [t.id for t in store.list_tasks(statuses=["merging"])],
         "merge_queue": [{"task": m.task_id, "status": m.status, "queued_at": m.queued_at, "note": m.note}
                         for m in store.merges(statuses=["queued", "merging"], oldest_first=True)],
+        "recent_merges": [{"task": m.task_id, "status": m.status, "ended_at": m.ended_at, "gate_runs": m.gate_runs,
+                           "conflict_task": m.conflict_task, "note": m.note}
+                          for m in store.merges(limit=50) if m.status not in ("queued", "merging")][:RECENT_MERGES],
         "counts": store.counts(),
+        "needs_human": len(store.list_tasks(labels=["needs-human"], include_closed=False)),
+        "throughput": {"closed_last_10_min": closed_since(closed, now - 600),
+                       "closed_last_hour": closed_since(closed, now - 3600)},
         "overlaps_avoided": store.event_count("overlap_avoided"),
     }
+
+
+def _slot_order(name: str) -> tuple[int, str]:
+    digits = name.rsplit("/", 1)[-1].lstrip("w")
+    return (int(digits), name) if digits.isdigit() else (1 << 30, name)
 
 
 def print_status(report: dict[str, Any]) -> None:
     pid = report["run_pid"]
     click.echo(f"gasworks run: {'active (pid ' + str(pid) + ')' if pid else 'not running'} in {report['root']}")
     for slot in report["slots"]:
-        click.echo(f"  {slot['slot']:<4} {slot['task']:<14} attempt {slot['attempt']}  since {slot['started_at']}")
+        click.echo(f"  {slot['slot']:<4} {slot['task']:<14} attempt {slot['attempt']}  since {slot['started_at']}"
+                   + (f"  {oneline(slot['last_line'], 60)}" if slot.get("last_line") else ""))
     for merge in report["merge_queue"]:
-        click.echo(f"  merge queue: {merge['task']} {merge['status']}" + (f" ({merge['note']})" if merge["note"]
-                                                                          else ""))
+        click.echo(f"  merge queue: {merge['task']} {merge['status']}" + (f" ({oneline(merge['note'])})"
+                                                                          if merge["note"] else ""))
     click.echo("  " + ", ".join(f"{n} {s}" for s, n in report["counts"].items()))
+
+
+def watch_view(report: dict[str, Any]) -> Group:
+    """`gasworks status --watch`: a row per slot, the merge queue, counts by status and throughput."""
+    pid = report["run_pid"]
+    header = Text.assemble(("gasworks run: ", "bold"), (f"active (pid {pid})", "green") if pid
+                           else ("not running", "yellow"), f" in {report['root']}")
+    table = _table("slot", "task", "title", "attempt", "elapsed", "quiet", "tokens in/out", "last log line",
+                   wide="last log line")
+    for slot in report["slots"]:
+        quiet = slot["quiet"]
+        attempt = f"#{slot['attempt']}" + (f" (try {slot['try']})" if slot["try"] > 1 else "")
+        table.add_row(slot["slot"], slot["task"], Text(oneline(slot["title"], 40)), attempt,
+                      seconds_text(slot["elapsed"]),
+                      Text(seconds_text(quiet), "yellow" if quiet is not None and quiet >= QUIET_WARN_SECONDS else ""),
+                      f"{slot['tokens_in']:,}/{slot['tokens_out']:,}", Text(oneline(slot["last_line"], 200)))
+    for name in report["idle_slots"]:
+        table.add_row(name, Text("idle", "dim"), "", "", "", "", "", "")
+    parts: list[Any] = [header, table]
+    queue = report["merge_queue"]
+    parts.append(Text.assemble(("merge queue: ", "bold"), ", ".join(f"{m['task']} {m['status']}" for m in queue)
+                               if queue else ("empty", "dim")))
+    for merge in report["recent_merges"]:
+        result = f" -> {merge['conflict_task']}" if merge["conflict_task"] else ""
+        note = f"  {oneline(merge['note'], 80)}" if merge["note"] and merge["status"] != "landed" else ""
+        style = "green" if merge["status"] == "landed" else "red"
+        parts.append(Text.assemble("  ", (f"{merge['status']:<11}", style), f" {merge['task']}{result}"
+                                   f"  (gate runs {merge['gate_runs']}){note}"))
+    counts = ", ".join(f"{n} {s}" for s, n in report["counts"].items())
+    through = report["throughput"]
+    parts.append(Text.assemble(("tasks: ", "bold"), counts or "none"))
+    if report["needs_human"]:
+        parts.append(Text(f"{report['needs_human']} blocked task(s) need a human (label needs-human)", "red"))
+    parts.append(Text.assemble(("throughput: ", "bold"), f"{through['closed_last_10_min']} closed in the last "
+                               f"10 min, {through['closed_last_hour']} in the last hour"))
+    return Group(*parts)
+
+
+def watch(project: Project, store: Any, *, interval: float, count: int | None, as_json: bool, live: bool,
+          sleep: Callable[[float], None] = time.sleep, console: Console | None = None) -> None:
+    """Show the status again every `interval` seconds (`count` times, or until Ctrl+C): a live
+    view on a terminal, else the text report (or one JSON object per line with as_json)."""
+    shown = 0
+    viewer = Live(console=console or Console(), auto_refresh=False) if live and not as_json else None
+    try:
+        if viewer:
+            viewer.start()
+        while count is None or shown < count:
+            report = status_report(project, store, watching=True)
+            if as_json:
+                click.echo(json.dumps(report, ensure_ascii=False))
+            elif viewer:
+                viewer.update(watch_view(report), refresh=True)
+            else:
+                print_status(report)
+            shown += 1
+            if count is None or shown < count:
+                sleep(interval)
+    finally:
+        if viewer:
+            viewer.stop()

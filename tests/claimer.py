@@ -5,11 +5,11 @@ import sys
 import time
 from pathlib import Path
 
-from gasworks.store.sqlite import SQLiteStore
+from gasworks.store import open_store
 
 
 def main(db: str, name: str, start_file: str) -> None:
-    store = SQLiteStore(Path(db))
+    store = open_store(db)  # a SQLite file or a postgresql:// URL
     Path(f"{start_file}.{name}.ready").touch()
     while not Path(start_file).exists():
         time.sleep(0.001)

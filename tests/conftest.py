@@ -34,9 +34,37 @@ def project_dir(repo: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return repo
 
 
+@pytest.fixture(scope="session")
+def pg_server():
+    """One private PostgreSQL server for the session (tests/pg.py). Under CI a server that cannot
+    start fails the run; elsewhere the PostgreSQL tests are skipped, saying why."""
+    from tests.pg import PostgresUnavailable, Server
+
+    try:
+        server = Server().start()
+    except PostgresUnavailable as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL could not start: {exc}")
+        pytest.skip(f"PostgreSQL could not start: {exc}")
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def store(tmp_path: Path):
-    db = SQLiteStore(tmp_path / "store.db")
+def pg_url(pg_server) -> str:
+    """A fresh, empty PostgreSQL database."""
+    return pg_server.new_database()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def store(request, tmp_path: Path):
+    """The store contract: every test that uses this runs on both backends."""
+    if request.param == "sqlite":
+        db = SQLiteStore(tmp_path / "store.db")
+    else:
+        from gasworks.store.postgres import PostgresStore
+
+        db = PostgresStore(request.getfixturevalue("pg_url"))
     yield db
     db.close()
 

@@ -8,7 +8,7 @@ import pytest
 
 from gasworks.errors import GasworksError
 from gasworks.models import Dependency, Task
-from gasworks.store import sqlite_rows
+from gasworks.store import rows as store_rows
 
 STATUSES = ["open", "in_progress", "blocked", "deferred", "pinned", "closed"]
 EDGE_TYPES = ["blocks", "parent-child", "conditional-blocks", "waits-for", "related", "discovered-from"]
@@ -16,7 +16,7 @@ EDGE_TYPES = ["blocks", "parent-child", "conditional-blocks", "waits-for", "rela
 
 def assert_flags_match_definition(store) -> None:
     with store._tx() as db:
-        rows = db.execute(f"SELECT t.id, t.blocked, {sqlite_rows.BLOCKED_PREDICATE} FROM tasks t").fetchall()
+        rows = db.execute(f"SELECT t.id, t.blocked, {store_rows.BLOCKED_PREDICATE} FROM tasks t").fetchall()
     wrong = [(r[0], r[1], r[2]) for r in rows if r[1] != r[2]]
     assert wrong == [], f"stored vs. defined blocked flag differ: {wrong[:5]}"
 

@@ -21,8 +21,8 @@ def test_four_processes_claim_1000_tasks_each_exactly_once(store, tmp_path):
     assert len(store.ready()) == 1000
     start = tmp_path / "go"
     workers = [
-        subprocess.Popen([sys.executable, str(CLAIMER), str(store.path), f"worker-{n}", str(start)],
-                         stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, str(CLAIMER), getattr(store, "url", str(store.path)), f"worker-{n}",
+                          str(start)], stdout=subprocess.PIPE, text=True)
         for n in range(4)
     ]
     # Start all at once, only when every process is up, so they really race.

@@ -46,10 +46,10 @@ def test_task_queue_object_with_tasks_key(tmp_path):
 
 @pytest.mark.parametrize("text, message", [
     ('[{"title": "a"},\n {"title": "b",,}]', r"q\.json:2: not valid JSON"),
-    ('[{"title": "a", "status": "sleeping"}]', r"q\.json: task #1: unknown status 'sleeping' \(accepted: "),
-    ('[{"description": "no title"}]', r"q\.json: task #1: no 'title'"),
-    ('[{"title": "a", "priority": 7}]', r"q\.json: task #1: invalid priority 7"),
-    ('{"title": "a"}', r"q\.json: expected a JSON list"),
+    ('[{"title": "a", "status": "sleeping"}]', r"q\.json:1: task #1: unknown status 'sleeping' \(accepted: "),
+    ('[{"description": "no title"}]', r"q\.json:1: task #1: no 'title'"),
+    ('[{"title": "a", "priority": 7}]', r"q\.json:1: task #1: invalid priority 7"),
+    ('{"title": "a"}', r"q\.json:1: expected a JSON list"),
     ("[]", r"q\.json: no tasks found"),
 ])
 def test_task_queue_errors_name_the_file_and_place(tmp_path, text, message):

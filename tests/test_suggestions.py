@@ -16,7 +16,7 @@ def test_parse_suggestions_drops_and_counts_the_junk():
     text = "- Add logging\n\n* add   LOGGING!\n1. Write docs\n" + "x" * 300 + "\nbad\x1b[31m line\n\t\n"
     kept, dropped = parse_suggestions(text)
     assert kept == ["Add logging", "Write docs"]
-    assert dropped == {"blank": 2, "duplicate": 1, "too_long": 1, "control_characters": 1}
+    assert dropped == {"blank": 2, "duplicate": 1, "too_long": 1, "control_characters": 1, "not_utf8": 0}
 
 
 def test_suggestions_from_fourteen_worktrees_are_ingested_once_each(project_dir):

@@ -35,7 +35,7 @@ class ImportResult:
 
 
 class Store(Protocol):
-    """The seam between gasworks and its durable state (SQLite now, PostgreSQL later)."""
+    """The seam between gasworks and its durable state: SQLiteStore and PostgresStore."""
 
     def create_task(self, new: NewTask, *, prefix: str, actor: str) -> Task: ...
 
@@ -51,10 +51,14 @@ class Store(Protocol):
     def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]: ...
 
 
-def open_store(path: str | Path) -> "Store":
+def open_store(where: str | Path) -> "Store":
+    """A postgresql:// URL opens the PostgreSQL store; anything else is a SQLite file path."""
+    from gasworks.store.postgres import PostgresStore, is_postgres_url
     from gasworks.store.sqlite import SQLiteStore
 
-    return SQLiteStore(Path(path))
+    if isinstance(where, str) and is_postgres_url(where):
+        return PostgresStore(where)
+    return SQLiteStore(Path(where))
 
 
 __all__ = ["ImportResult", "NewTask", "Store", "open_store"]

@@ -11,7 +11,8 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from gasworks.errors import GasworksError
 from gasworks.models import DONE_STATUSES
-from gasworks.store import NewTask, sqlite_rows
+from gasworks.store import NewTask
+from gasworks.store import rows as store_rows
 from gasworks.store.sqlite import SQLiteStore
 
 STATUSES = ["open", "in_progress", "blocked", "deferred", "closed", "pinned", "merging"]
@@ -81,7 +82,7 @@ class StoreMachine(RuleBasedStateMachine):
         for task in self.store.ready():
             assert task.status == "open" and not self.store.blockers(task.id)
         with self.store._tx() as db:
-            rows = db.execute(f"SELECT t.id, t.blocked, {sqlite_rows.BLOCKED_PREDICATE} FROM tasks t").fetchall()
+            rows = db.execute(f"SELECT t.id, t.blocked, {store_rows.BLOCKED_PREDICATE} FROM tasks t").fetchall()
         assert all(row[1] == row[2] for row in rows)
 
     @invariant()

@@ -1,4 +1,4 @@
-"""Statements and row helpers the SQLite store composes; every function takes an open connection.
+"""Statements and row helpers the store composes (both backends); every function takes an open connection.
 
 Nothing here opens or commits a transaction: the store's `_tx()` does, around these.
 """
@@ -6,7 +6,6 @@ Nothing here opens or commits a transaction: the store's `_tx()` does, around th
 from __future__ import annotations
 
 import json
-import sqlite3
 from typing import Any
 
 from gasworks import ids
@@ -25,11 +24,14 @@ from gasworks.models import (
     parse_time,
 )
 
+# The two expressions that differ between SQLite and PostgreSQL; postgres.py swaps them.
+LABELS_JSON = "(SELECT json_group_array(label) FROM labels l WHERE l.task_id = t.id)"
+GATE_OF_EDGE = "json_extract({edge}.extra, '$.metadata.gate')"
+
 TASK_COLUMNS = (
     "t.id, t.title, t.description, t.design, t.acceptance_criteria, t.notes, t.status, t.priority, "
     "t.issue_type, t.assignee, t.created_at, t.updated_at, t.closed_at, t.close_reason, "
-    "t.lease_expires_at, t.extra, "
-    "(SELECT json_group_array(label) FROM labels l WHERE l.task_id = t.id) AS labels"
+    f"t.lease_expires_at, t.extra, {LABELS_JSON} AS labels"
 )
 
 
@@ -44,7 +46,7 @@ def _waits_for_unmet(edge: str) -> str:
     """SQL: the `waits-for` edge `edge` still holds its task back (the target's children are unfinished)."""
     children = f"SELECT 1 FROM dependencies c JOIN tasks ct ON ct.id = c.issue_id " \
                f"WHERE c.depends_on_id = {edge}.depends_on_id AND c.type = 'parent-child'"
-    return f"""(CASE WHEN json_extract({edge}.extra, '$.metadata.gate') = 'any-children'
+    return f"""(CASE WHEN {GATE_OF_EDGE.format(edge=edge)} = 'any-children'
         THEN EXISTS ({children}) AND NOT EXISTS ({children} AND ct.status = 'closed')
         ELSE EXISTS ({children} AND ct.status NOT IN ({DONE})) END)"""
 
@@ -59,7 +61,7 @@ def _holds_back(edge: str) -> str:
 # Beads' definition, computed from scratch: t is blocked when it is not done and it, or any
 # not-done ancestor through parent-child, has an edge that holds it back. The reference for
 # the stored `blocked` flag; used to fill it in bulk and to check it in tests.
-BLOCKED_PREDICATE = f"""(t.status NOT IN ({DONE}) AND EXISTS (
+BLOCKED_PREDICATE = f"""(CASE WHEN t.status NOT IN ({DONE}) AND EXISTS (
     WITH RECURSIVE anc(id) AS (
         SELECT t.id
         UNION
@@ -69,13 +71,13 @@ BLOCKED_PREDICATE = f"""(t.status NOT IN ({DONE}) AND EXISTS (
         WHERE d.type = 'parent-child' AND p.status NOT IN ({DONE})
     )
     SELECT 1 FROM anc JOIN dependencies d ON d.issue_id = anc.id WHERE {_holds_back("d")}
-))"""
+) THEN 1 ELSE 0 END)"""
 
 # The same, one step deep: uses the parents' stored flags, so refreshing one task is cheap.
-_BLOCKED_LOCALLY = f"""(t.status NOT IN ({DONE}) AND (
+_BLOCKED_LOCALLY = f"""(CASE WHEN t.status NOT IN ({DONE}) AND (
     EXISTS (SELECT 1 FROM dependencies d WHERE d.issue_id = t.id AND {_holds_back("d")})
     OR EXISTS (SELECT 1 FROM dependencies d JOIN tasks p ON p.id = d.depends_on_id
-               WHERE d.issue_id = t.id AND d.type = 'parent-child' AND p.blocked = 1)))"""
+               WHERE d.issue_id = t.id AND d.type = 'parent-child' AND p.blocked = 1)) THEN 1 ELSE 0 END)"""
 
 READY_WHERE = f"t.status = 'open' AND t.blocked = 0 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
 WAITING_WHERE = f"t.status = 'open' AND t.blocked = 1 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
@@ -87,7 +89,7 @@ def epoch(timestamp: str) -> float:
     return parse_time(timestamp).timestamp()
 
 
-def row_to_task(row: sqlite3.Row) -> Task:
+def row_to_task(row: Any) -> Task:
     return Task(
         id=row["id"], title=row["title"], description=row["description"], design=row["design"],
         acceptance_criteria=row["acceptance_criteria"], notes=row["notes"], status=row["status"],
@@ -100,15 +102,15 @@ def row_to_task(row: sqlite3.Row) -> Task:
 
 
 
-def dependency_from_row(row: sqlite3.Row) -> Dependency:
+def dependency_from_row(row: Any) -> Dependency:
     return Dependency(row["issue_id"], row["depends_on_id"], row["type"], row["created_at"], json.loads(row["extra"]))
 
 
-def comment_from_row(row: sqlite3.Row) -> Comment:
+def comment_from_row(row: Any) -> Comment:
     return Comment(json.loads(row["id"]), row["task_id"], row["author"], row["text"], row["created_at"])
 
 
-def attempt_from_row(row: sqlite3.Row) -> Attempt:
+def attempt_from_row(row: Any) -> Attempt:
     return Attempt(
         id=row["id"], task_id=row["task_id"], slot=row["slot"], started_at=row["started_at"],
         ended_at=row["ended_at"], exit_code=row["exit_code"], outcome=row["outcome"], log_path=row["log_path"],
@@ -118,25 +120,25 @@ def attempt_from_row(row: sqlite3.Row) -> Attempt:
     )
 
 
-def load_attempt(db: sqlite3.Connection, attempt_id: int) -> Attempt:
+def load_attempt(db: Any, attempt_id: int) -> Attempt:
     row = db.execute("SELECT * FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no attempt {attempt_id}")
     return attempt_from_row(row)
 
 
-def merge_from_row(row: sqlite3.Row) -> Merge:
+def merge_from_row(row: Any) -> Merge:
     return Merge(**{key: row[key] for key in row.keys()})
 
 
-def load_merge(db: sqlite3.Connection, merge_id: int) -> Merge:
+def load_merge(db: Any, merge_id: int) -> Merge:
     row = db.execute("SELECT * FROM merges WHERE id = ?", (merge_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no merge {merge_id}")
     return merge_from_row(row)
 
 
-def insert_event(db: sqlite3.Connection, task_id: str, kind: str, actor: str, old: str = "", new: str = "",
+def insert_event(db: Any, task_id: str, kind: str, actor: str, old: str = "", new: str = "",
                  detail: dict[str, Any] | None = None, at: str | None = None) -> None:
     db.execute(
         "INSERT INTO events (task_id, kind, actor, old_value, new_value, detail, created_at) "
@@ -145,7 +147,7 @@ def insert_event(db: sqlite3.Connection, task_id: str, kind: str, actor: str, ol
     )
 
 
-def load_task(db: sqlite3.Connection, task_id: str, full: bool = True) -> Task:
+def load_task(db: Any, task_id: str, full: bool = True) -> Task:
     row = db.execute(f"SELECT {TASK_COLUMNS} FROM tasks t WHERE t.id = ?", (task_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no task {task_id!r}")
@@ -162,21 +164,21 @@ def load_task(db: sqlite3.Connection, task_id: str, full: bool = True) -> Task:
     return task
 
 
-def new_id(db: sqlite3.Connection, prefix: str, seed: str) -> str:
+def new_id(db: Any, prefix: str, seed: str) -> str:
     for candidate in ids.candidate_ids(prefix, seed):
         if not db.execute("SELECT 1 FROM tasks WHERE id = ?", (candidate,)).fetchone():
             return candidate
     raise StoreError(f"could not find a free id with prefix {prefix!r}")  # 60 collisions in a row
 
 
-def next_child_id(db: sqlite3.Connection, parent_id: str) -> str:
+def next_child_id(db: Any, parent_id: str) -> str:
     # Children sort between "parent." and "parent/" ('/' follows '.' in ASCII).
     rows = db.execute("SELECT id FROM tasks WHERE id > ? AND id < ?", (parent_id + ".", parent_id + "/"))
     numbers = [int(rest) for (child,) in rows if (rest := child[len(parent_id) + 1:]).isdigit()]
     return ids.child_id(parent_id, max(numbers, default=0) + 1)
 
 
-def gating_path(db: sqlite3.Connection, start: str, goal: str) -> list[str]:
+def gating_path(db: Any, start: str, goal: str) -> list[str]:
     """A path start -> ... -> goal along gating edges, or [] (breadth-first, so the shortest)."""
     gating = sql_list(GATING_DEP_TYPES)
     previous: dict[str, str | None] = {start: None}
@@ -200,7 +202,7 @@ def gating_path(db: sqlite3.Connection, start: str, goal: str) -> list[str]:
     return [start] if start == goal else []
 
 
-def upsert_task(db: sqlite3.Connection, task: Task) -> None:
+def upsert_task(db: Any, task: Task) -> None:
     db.execute(
         "INSERT INTO tasks (id, title, description, design, acceptance_criteria, notes, status, priority, "
         "issue_type, assignee, created_at, created_ts, updated_at, closed_at, close_reason, extra) "
@@ -218,10 +220,11 @@ def upsert_task(db: sqlite3.Connection, task: Task) -> None:
     for table in ("labels", "dependencies", "comments"):
         db.execute(f"DELETE FROM {table} WHERE {'issue_id' if table == 'dependencies' else 'task_id'} = ?",
                    (task.id,))
-    db.executemany("INSERT OR IGNORE INTO labels VALUES (?, ?)", [(task.id, lb) for lb in task.labels])
+    db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING", [(task.id, lb) for lb in task.labels])
     db.executemany(
-        "INSERT OR REPLACE INTO dependencies (issue_id, depends_on_id, type, created_at, extra) "
-        "VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) VALUES (?, ?, ?, ?, ?) "
+        "ON CONFLICT (issue_id, depends_on_id) DO UPDATE SET type = excluded.type, created_at = excluded.created_at, "
+        "extra = excluded.extra",
         [(task.id, d.depends_on_id, d.type, d.created_at, json.dumps(d.extra, ensure_ascii=False))
          for d in task.dependencies],
     )
@@ -231,7 +234,7 @@ def upsert_task(db: sqlite3.Connection, task: Task) -> None:
     )
 
 
-def refuse_cycles(db: sqlite3.Connection) -> None:
+def refuse_cycles(db: Any) -> None:
     """Raise CycleError naming a cycle among gating edges, if the graph has one."""
     graph: dict[str, list[str]] = {}
     for source, target in db.execute(
@@ -260,7 +263,7 @@ def refuse_cycles(db: sqlite3.Connection) -> None:
                 path.append(child)
 
 
-def dependency_tree(db: sqlite3.Connection, task_id: str, max_depth: int = 20) -> dict[str, Any]:
+def dependency_tree(db: Any, task_id: str, max_depth: int = 20) -> dict[str, Any]:
     """What a task waits on, recursively: {id, title, status, type, children, repeated}."""
     root = load_task(db, task_id, full=False)
     seen: set[str] = set()
@@ -284,7 +287,7 @@ def dependency_tree(db: sqlite3.Connection, task_id: str, max_depth: int = 20) -
     return node(root.id, root.title, root.status, "", 0)
 
 
-def refresh_blocked(db: sqlite3.Connection, seeds: list[str]) -> None:
+def refresh_blocked(db: Any, seeds: list[str]) -> None:
     """Bring the stored `blocked` flag of `seeds` up to date, and of every descendant whose flag follows.
 
     Callers seed the tasks whose own inputs changed: see `affected_by_status` and `affected_by_edge`.
@@ -301,7 +304,7 @@ def refresh_blocked(db: sqlite3.Connection, seeds: list[str]) -> None:
             "SELECT issue_id FROM dependencies WHERE depends_on_id = ? AND type = 'parent-child'", (task_id,)))
 
 
-def affected_by_status(db: sqlite3.Connection, task_id: str) -> list[str]:
+def affected_by_status(db: Any, task_id: str) -> list[str]:
     """Tasks whose flag may change when `task_id` changes status: itself, what it blocks, and what
     waits for the children of its parents (it is one of those children)."""
     return [task_id, *(r[0] for r in db.execute(
@@ -312,7 +315,7 @@ def affected_by_status(db: sqlite3.Connection, task_id: str) -> list[str]:
         (task_id, task_id)))]
 
 
-def affected_by_edge(db: sqlite3.Connection, issue_id: str, depends_on_id: str, dep_type: str) -> list[str]:
+def affected_by_edge(db: Any, issue_id: str, depends_on_id: str, dep_type: str) -> list[str]:
     """Tasks whose flag may change when the edge issue_id -> depends_on_id is added or removed."""
     if dep_type != "parent-child":
         return [issue_id]
@@ -321,6 +324,6 @@ def affected_by_edge(db: sqlite3.Connection, issue_id: str, depends_on_id: str, 
         "SELECT issue_id FROM dependencies WHERE depends_on_id = ? AND type = 'waits-for'", (depends_on_id,)))]
 
 
-def refresh_all_blocked(db: sqlite3.Connection) -> None:
+def refresh_all_blocked(db: Any) -> None:
     """Recompute every flag from the definition (after a bulk import)."""
     db.execute(f"UPDATE tasks SET blocked = (SELECT {BLOCKED_PREDICATE} FROM tasks t WHERE t.id = tasks.id)")

@@ -1,0 +1,141 @@
+"""Attempt logs: where an attempt's log is, its last lines, and following it as it grows.
+
+Agents write whatever they like to their logs (colours, progress bars, other people's text),
+so every line is cleaned before anyone shows it: ANSI sequences are dropped and the other
+control characters are shown as \\xNN, never passed to a terminal.
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import re
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from gasworks.errors import NotFoundError
+from gasworks.models import Attempt
+from gasworks.output import safe
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
+TAIL_WINDOW = 64 * 1024  # bytes read from the end of a log for its last lines
+
+
+def log_path(logs_dir: Path, attempt: Attempt) -> Path:
+    """The attempt's log file (recorded once its agent started; the dispatcher's naming otherwise)."""
+    return Path(attempt.log_path) if attempt.log_path else logs_dir / attempt.task_id / f"{attempt.id}.log"
+
+
+def clean(line: str) -> str:
+    """One log line fit to show: no ANSI sequences, no carriage-return overdraws, other controls escaped."""
+    line = _ANSI.sub("", line).rstrip("\r\n")
+    if "\r" in line:  # a progress bar redrawn in place: keep what was left on the screen
+        line = line.rsplit("\r", 1)[-1]
+    return safe(line)
+
+
+def tail(path: Path, lines: int = 20, window: int = TAIL_WINDOW) -> list[str]:
+    """The last `lines` non-empty lines of a file, cleaned, read from its end; [] without the file."""
+    try:
+        with open(path, "rb") as handle:
+            size = handle.seek(0, os.SEEK_END)
+            handle.seek(max(0, size - window))
+            data = handle.read()
+    except OSError:
+        return []
+    text = data.decode("utf-8", "replace").splitlines()
+    if len(data) == window and text:
+        text = text[1:]  # the first line was cut in the middle
+    found = [clean(line) for line in text if line.strip()]
+    return found[-lines:] if lines > 0 else []
+
+
+def last_line(path: Path) -> str:
+    found = tail(path, 1, window=4096)
+    return found[0] if found else ""
+
+
+def read_lines(path: Path) -> list[str]:
+    """The whole log, cleaned line by line; [] without the file."""
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return []
+    return [clean(line) for line in data.decode("utf-8", "replace").splitlines()]
+
+
+def follow(path: Path, done: Callable[[], bool], *, start: int = 0, poll: float = 0.2,
+           sleep: Callable[[float], None] = time.sleep) -> Iterator[str]:
+    """The lines written to `path` from byte `start` on, cleaned, as they arrive; ends once done()
+    is true and everything written before it became true has been read. A file that does not
+    exist yet is waited for."""
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    offset, pending = start, ""
+    while True:
+        finished = done()  # asked before reading, so nothing written before the end is missed
+        try:
+            with open(path, "rb") as handle:
+                handle.seek(offset)
+                chunk = handle.read()
+        except OSError:
+            chunk = b""
+        offset += len(chunk)
+        pending += decoder.decode(chunk, final=finished and not chunk)
+        *complete, pending = pending.split("\n")
+        yield from (clean(line) for line in complete)
+        if finished and not chunk:
+            if pending:
+                yield clean(pending)
+            return
+        if not chunk:
+            sleep(poll)
+
+
+def file_size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def quiet_seconds(path: Path, now: float) -> float | None:
+    """How long since the log last grew (None without a log): a stuck agent is a quiet one."""
+    try:
+        return max(0.0, now - path.stat().st_mtime)
+    except OSError:
+        return None
+
+
+def pick_attempt(store: Any, task_id: str, attempt_id: int | None = None) -> Attempt:
+    """The task's attempt with that id, or its latest."""
+    found = store.attempts(task_id)
+    if not found:
+        raise NotFoundError(f"{task_id} has no attempts yet")
+    if attempt_id is None:
+        return found[-1]
+    for attempt in found:
+        if attempt.id == attempt_id:
+            return attempt
+    raise NotFoundError(f"{task_id} has no attempt {attempt_id} (it has {', '.join(str(a.id) for a in found)})")
+
+
+def attempt_lines(store: Any, logs_dir: Path, attempt: Attempt, *, last: int | None = None, keep_following: bool,
+                  poll: float = 0.2) -> Iterator[str]:
+    """An attempt's log, cleaned (only its last `last` lines, if given); with keep_following, then
+    what the agent writes on, until the store records the attempt's end."""
+    path = log_path(logs_dir, attempt)
+    try:
+        data = path.read_bytes()
+    except OSError:
+        data = b""
+    if keep_following:  # a line still being written is left to follow(), which prints it whole
+        data = data[: data.rfind(b"\n") + 1]
+    lines = [clean(line) for line in data.decode("utf-8", "replace").splitlines()]
+    yield from lines if last is None else lines[-last:] if last else []
+    if keep_following:
+        def ended() -> bool:
+            return any(a.id == attempt.id and a.ended_at for a in store.attempts(attempt.task_id))
+
+        yield from follow(path, ended, start=len(data), poll=poll)

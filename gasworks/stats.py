@@ -1,0 +1,201 @@
+"""Fleet statistics (`gasworks stats`, the dashboard's charts), computed in Python from the store's records.
+
+`compute()` and `compute_series()` are pure: they take tasks, attempts and merges and a clock,
+so they can be checked against known records; `fleet_stats()` and `series()` load them.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, Merge, Task, parse_time
+from gasworks.output import merge_stats
+
+ALL = 10_000_000  # "every row" for the store's limit arguments
+
+
+def epoch(timestamp: str) -> float | None:
+    return parse_time(timestamp).timestamp() if timestamp else None
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    """Nearest-rank percentile (q in 0..100) of values; None for none."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q / 100 * len(ordered)) - 1)]
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return round(part / whole, 3) if whole else None
+
+
+def _duration(attempt: Attempt, now: float) -> float:
+    start = epoch(attempt.started_at) or now
+    return max(0.0, (epoch(attempt.ended_at) or now) - start)
+
+
+def _counted(attempt: Attempt) -> bool:
+    """Finished attempts that say something about the task (not interrupted, orphaned, model down...)."""
+    return bool(attempt.ended_at) and attempt.outcome not in NOT_THE_TASKS_FAULT
+
+
+def _by_try(attempts: list[Attempt]) -> list[dict[str, Any]]:
+    """Success rate of each task's 1st, 2nd, ... counted attempt."""
+    tries: dict[str, int] = defaultdict(int)
+    made: Counter[int] = Counter()
+    won: Counter[int] = Counter()
+    for attempt in sorted(attempts, key=lambda a: a.id):
+        if not _counted(attempt):
+            continue
+        tries[attempt.task_id] += 1
+        made[tries[attempt.task_id]] += 1
+        won[tries[attempt.task_id]] += attempt.outcome == "success"
+    return [{"try": n, "attempts": made[n], "succeeded": won[n], "success_rate": _rate(won[n], made[n])}
+            for n in sorted(made)]
+
+
+def _task_times(tasks: list[Task], attempts: list[Attempt]) -> dict[str, Any]:
+    """For tasks agents closed: time from the first attempt's start to the close, and the throughput."""
+    first: dict[str, float] = {}
+    for attempt in attempts:
+        start = epoch(attempt.started_at)
+        if start is not None:
+            first[attempt.task_id] = min(first.get(attempt.task_id, start), start)
+    done = [(first[t.id], epoch(t.closed_at)) for t in tasks
+            if t.status == "closed" and t.closed_at and t.id in first]
+    durations = [max(0.0, end - start) for start, end in done]
+    span = max(end for _, end in done) - min(start for start, _ in done) if done else 0.0
+    return {
+        "tasks_done": len(done),
+        "span_seconds": round(span, 3),
+        "per_hour": round(len(done) / span * 3600, 3) if span > 0 else None,
+        "mean_seconds": round(sum(durations) / len(durations), 3) if durations else None,
+        "p90_seconds": None if not durations else round(percentile(durations, 90), 3),
+    }
+
+
+def compute(tasks: list[Task], attempts: list[Attempt], merges: list[Merge], gate: dict[str, float],
+            now: float) -> dict[str, Any]:
+    """Every number `gasworks stats` shows, from the records themselves."""
+    times = _task_times(tasks, attempts)
+    counted = [a for a in attempts if _counted(a)]
+    succeeded = sum(1 for a in counted if a.outcome == "success")
+    agent_seconds = sum(_duration(a, now) for a in attempts)
+    reporting = [a for a in attempts if a.tokens_in or a.tokens_out]
+    reporting_seconds = sum(_duration(a, now) for a in reporting)
+    tokens_in = sum(a.tokens_in for a in attempts)
+    tokens_out = sum(a.tokens_out for a in attempts)
+    return {
+        "tasks": dict(Counter(t.status for t in tasks)),
+        "throughput": {"tasks_done": times["tasks_done"], "span_seconds": times["span_seconds"],
+                       "per_hour": times["per_hour"]},
+        "time_per_task": {"tasks": times["tasks_done"], "mean_seconds": times["mean_seconds"],
+                          "p90_seconds": times["p90_seconds"]},
+        "attempts": {
+            "total": len(attempts), "running": sum(1 for a in attempts if not a.ended_at),
+            "counted": len(counted), "succeeded": succeeded, "success_rate": _rate(succeeded, len(counted)),
+            "by_try": _by_try(attempts),
+            "outcomes": dict(sorted(Counter(a.outcome for a in attempts if a.ended_at).items())),
+        },
+        "merges": merge_stats(merges, gate),
+        "tokens": {"in": tokens_in, "out": tokens_out,
+                   "out_per_second": round(sum(a.tokens_out for a in reporting) / reporting_seconds, 3)
+                   if reporting_seconds > 0 else None},
+        "agent_seconds": round(agent_seconds, 3),
+    }
+
+
+def compute_series(attempts: list[Attempt], merges: list[Merge], now: float, buckets: int = 12) -> dict[str, Any]:
+    """The fleet over time, in `buckets` equal spans from the first attempt to now: merges landed,
+    attempt success rate, conflicts, and output tokens per agent-second, for the dashboard's charts."""
+    starts = [s for s in (epoch(a.started_at) for a in attempts) if s is not None]
+    begin = min(starts) if starts else now
+    width = max((now - begin) / buckets, 1.0)
+    rows = [{"start": begin + i * width, "merged": 0, "conflicts": 0, "attempts": 0, "succeeded": 0,
+             "tokens_out": 0, "seconds": 0.0} for i in range(buckets)]
+
+    def row(timestamp: str) -> dict[str, Any] | None:
+        at = epoch(timestamp)
+        return None if at is None else rows[min(buckets - 1, max(0, int((at - begin) // width)))]
+
+    for merge in merges:
+        where = row(merge.ended_at)
+        if where is not None and merge.status == "landed":
+            where["merged"] += 1
+        if where is not None and merge.trial == "conflict":
+            where["conflicts"] += 1
+    for attempt in attempts:
+        where = row(attempt.ended_at)
+        if where is None:
+            continue
+        if _counted(attempt):
+            where["attempts"] += 1
+            where["succeeded"] += attempt.outcome == "success"
+        if attempt.tokens_out:
+            where["tokens_out"] += attempt.tokens_out
+            where["seconds"] += _duration(attempt, now)
+    for r in rows:
+        r["success_rate"] = _rate(r["succeeded"], r["attempts"])
+        r["tokens_per_second"] = round(r["tokens_out"] / r["seconds"], 3) if r["seconds"] > 0 else 0.0
+        r["seconds"] = round(r["seconds"], 3)
+    return {"bucket_seconds": round(width, 3), "buckets": rows}
+
+
+def _load(store: Any) -> tuple[list[Task], list[Attempt], list[Merge]]:
+    return store.list_tasks(), store.attempts(limit=ALL), store.merges(limit=ALL, oldest_first=True)
+
+
+def fleet_stats(store: Any, now: float | None = None) -> dict[str, Any]:
+    tasks, attempts, merges = _load(store)
+    return compute(tasks, attempts, merges, store.gate_run_totals(), time.time() if now is None else now)
+
+
+def series(store: Any, now: float | None = None, buckets: int = 12) -> dict[str, Any]:
+    _tasks, attempts, merges = _load(store)
+    return compute_series(attempts, merges, time.time() if now is None else now, buckets)
+
+
+def closed_since(tasks: list[Task], since: float) -> int:
+    """Tasks closed at or after `since` (epoch seconds): the live view's throughput."""
+    return sum(1 for t in tasks if t.status == "closed" and t.closed_at and (epoch(t.closed_at) or 0) >= since)
+
+
+def seconds_text(seconds: float | None) -> str:
+    """4.2s, 42s, 3m 05s, 2h 10m; '-' for None."""
+    if seconds is None:
+        return "-"
+    if seconds < 10:
+        return f"{seconds:.1f}s"
+    whole = int(round(seconds))
+    if whole < 60:
+        return f"{whole}s"
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def _percent(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate * 100:.0f}%"
+
+
+def stats_lines(report: dict[str, Any]) -> list[str]:
+    """`gasworks stats` as text, one line per subject."""
+    through, times, att = report["throughput"], report["time_per_task"], report["attempts"]
+    merges, tokens = report["merges"], report["tokens"]
+    per_hour = f" ({through['per_hour']:.1f} per hour)" if through["per_hour"] is not None else ""
+    tries = ", ".join(f"try {t['try']}: {_percent(t['success_rate'])} of {t['attempts']}" for t in att["by_try"])
+    rate = f", {tokens['out_per_second']:.1f} out per agent-second" if tokens["out_per_second"] is not None else ""
+    return [
+        f"throughput     {through['tasks_done']} tasks done in {seconds_text(through['span_seconds'])}{per_hour}",
+        f"time per task  mean {seconds_text(times['mean_seconds'])}, p90 {seconds_text(times['p90_seconds'])}",
+        f"attempts       {att['counted']} finished, {att['succeeded']} succeeded ({_percent(att['success_rate'])})"
+        + (f"; {tries}" if tries else "") + (f"; {att['running']} running" if att["running"] else ""),
+        f"merges         {merges['landed']} landed; conflict rate {_percent(merges['conflict_rate'])}, gate "
+        f"failure rate {_percent(merges['gate_failure_rate'])} ({merges['gate_runs']} gate runs)",
+        f"tokens         {tokens['in']:,} in, {tokens['out']:,} out{rate}",
+        f"agent time     {seconds_text(report['agent_seconds'])} ({report['agent_seconds']:.0f} agent-seconds)",
+    ]

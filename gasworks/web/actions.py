@@ -1,0 +1,51 @@
+"""What the dashboard may change: create, retry, cancel, priority. Each goes through the store's
+own methods, as the CLI's commands do, so the same checks and events apply."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gasworks.errors import InvalidValueError, TransitionError
+from gasworks.models import Task, parse_issue_type, parse_priority
+from gasworks.project import Project
+from gasworks.store import NewTask
+from gasworks.witness import NEEDS_HUMAN
+
+
+def _split(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def create(project: Project, store: Any, fields: dict[str, str], actor: str) -> Task:
+    """A new task from the form: title, description, priority, type, deps (ids it waits on), labels."""
+    title = fields.get("title", "").strip()
+    if not title:
+        raise InvalidValueError("a task needs a title")
+    new = NewTask(title=title, description=fields.get("description", ""),
+                  priority=parse_priority(fields.get("priority") or 2),
+                  issue_type=parse_issue_type(fields.get("type") or "task"),
+                  labels=_split(fields.get("labels", "")),
+                  deps=[(store.resolve_id(target), "blocks") for target in _split(fields.get("deps", ""))])
+    return store.create_task(new, prefix=project.config.prefix, actor=actor)
+
+
+def retry(store: Any, task_id: str, actor: str) -> Task:
+    """Give a task another go: back to open now (no backoff wait), without the needs-human label."""
+    task = store.get_task(store.resolve_id(task_id))
+    if task.status in ("in_progress", "merging"):
+        raise TransitionError(f"{task.id} is {task.status}: an agent or the merge queue has it already")
+    if NEEDS_HUMAN in task.labels:
+        store.change_labels(task.id, actor=actor, remove=[NEEDS_HUMAN])
+    store.set_retry_at(task.id, None)
+    if task.status != "open":
+        store.transition(task.id, "open", actor=actor, reason="retried from the dashboard")
+    return store.get_task(task.id)
+
+
+def cancel(store: Any, task_id: str, actor: str) -> Task:
+    """Close a task as cancelled; a running agent's work on it is not merged."""
+    return store.close_task(store.resolve_id(task_id), actor=actor, reason="cancelled from the dashboard")
+
+
+def set_priority(store: Any, task_id: str, value: str, actor: str) -> Task:
+    return store.update_fields(store.resolve_id(task_id), actor=actor, priority=parse_priority(value))

@@ -1,0 +1,185 @@
+"""The dashboard as a user sees it: `gasworks web` as a real process on a free 127.0.0.1 port, driven
+by a real headless Chromium (Debian's /usr/bin/chromium through playwright; browsers cannot be
+downloaded here). Under CI=true a missing browser fails these tests instead of skipping them.
+
+A screenshot of the board is saved to $GASWORKS_ARTIFACTS (default: test-artifacts/ in the
+repository, git-ignored); its path is printed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gasworks.store.sqlite import SQLiteStore
+from tests.test_run_process import create, start_run, statuses
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]
+WAIT_MS = 30_000  # the longest any one expectation waits (a ceiling, never a measured time)
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what}: scripts/system-deps installs it (CI is set, so this is not skipped)")
+    pytest.skip(what)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if not CHROMIUM.exists():
+        _missing(f"{CHROMIUM} is not installed")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _missing("playwright is not installed (pip install -e '.[test]')")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    opened = context.new_page()
+    opened.set_default_timeout(WAIT_MS)
+    yield opened
+    context.close()
+
+
+@pytest.fixture
+def server(project_dir):
+    """`gasworks web --port 0` in the project; yields its URL (printed on its first line)."""
+    proc = subprocess.Popen([sys.executable, "-m", "gasworks", "web", "--port", "0"], cwd=project_dir,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = proc.stdout.readline()
+        assert first.startswith("gasworks dashboard: http://127.0.0.1:"), first + proc.stdout.read()
+        yield first.split()[2]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def artifact(name: str) -> Path:
+    folder = Path(os.environ.get("GASWORKS_ARTIFACTS") or Path(__file__).resolve().parent.parent / "test-artifacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / name
+
+
+def save_screenshot(page, name: str) -> None:
+    shot = artifact(name)
+    page.screenshot(path=str(shot), full_page=True)
+    print(f"screenshot: {shot}")
+
+
+def gasworks(root: Path, *args: str) -> str:
+    return subprocess.run([sys.executable, "-m", "gasworks", *args], cwd=root, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+def store_of(root: Path) -> SQLiteStore:
+    return SQLiteStore(root / ".gasworks" / "gasworks.db")
+
+
+def test_the_board_follows_a_running_fleet_live(project_dir, server, page):
+    from playwright.sync_api import expect
+
+    first = create(project_dir, "First, slow", sleep=1.5)
+    second = create(project_dir, "Second, slow", sleep=1.5)
+    third = gasworks(project_dir, "create", "Third, after the first", "-q", "--deps", first)
+    page.goto(server)
+    expect(page.locator("#column-ready")).to_contain_text(first)
+    expect(page.locator("#column-ready")).to_contain_text(second)
+    expect(page.locator(f"#card-{third}")).to_contain_text(f"after {first}")  # its dependency, on the board
+    expect(page.locator("#column-waiting")).to_contain_text(third)
+    page.evaluate("window.__notReloaded = true")
+
+    run = start_run(project_dir, "--workers", "2", "--until-done")
+    try:
+        expect(page.locator("#run")).to_contain_text("active")
+        expect(page.locator("#slots")).to_contain_text(first)  # the slot shows what it works on, live
+        expect(page.locator("#slots")).to_contain_text("fake agent on")  # its log tail
+        expect(page.locator("#slots .slot")).to_have_count(2)  # the run's two slots (--workers 2)
+        save_screenshot(page, "dashboard-running.png")
+        for task_id in (first, second, third):
+            expect(page.locator("#column-closed")).to_contain_text(task_id)
+        out, _ = run.communicate(timeout=60)
+    finally:
+        if run.poll() is None:
+            run.kill()
+            run.wait()
+    assert run.returncode == 0, out
+    assert page.evaluate("window.__notReloaded") is True  # all of it arrived without a reload
+    expect(page.locator("#queue")).to_contain_text("landed")
+    expect(page.locator("#run")).to_contain_text("not running")
+    save_screenshot(page, "dashboard.png")
+
+
+def test_creating_a_task_in_the_page_creates_it_in_the_store(project_dir, server, page):
+    from playwright.sync_api import expect
+
+    page.goto(server)
+    page.fill("#new-task input[name=title]", "Made in the browser <i>really</i>")
+    page.fill("#new-task textarea[name=description]", "with a description")
+    page.select_option("#new-task select[name=priority]", "1")
+    page.click("#new-task button[type=submit]")
+    expect(page.locator("h1")).to_contain_text("Made in the browser <i>really</i>")  # shown as text
+    task_id = page.url.rsplit("/", 1)[1]
+    store = store_of(project_dir)
+    try:
+        task = store.get_task(task_id)
+        assert (task.title, task.description, task.priority) == ("Made in the browser <i>really</i>",
+                                                                 "with a description", 1)
+        assert page.locator("h1 i").count() == 0
+
+        page.select_option("select[name=priority]", "0")
+        page.click("text=Set priority")
+        expect(page.locator("main > p").first).to_contain_text("P0")
+        assert store.get_task(task_id).priority == 0
+        page.on("dialog", lambda dialog: dialog.accept())  # "Cancel gw-...?"
+        page.click("text=Cancel")
+        expect(page.locator("main > p").first).to_contain_text("closed")
+        assert statuses(project_dir)[task_id] == "closed"
+    finally:
+        store.close()
+
+
+def test_a_request_without_the_token_is_refused(project_dir, server, page):
+    page.goto(server)
+    token = page.get_attribute("#new-task input[name=token]", "value")
+    assert token
+    before = statuses(project_dir)
+    bare = httpx.post(server + "tasks", data={"title": "forged"})
+    forged = httpx.post(server + "api/tasks", json={"title": "forged"}, headers={"origin": "http://evil.test",
+                                                                                 "x-gasworks-token": token})
+    assert (bare.status_code, forged.status_code) == (403, 403)
+    assert statuses(project_dir) == before
+    good = httpx.post(server + "api/tasks", json={"title": "with the token"}, headers={"x-gasworks-token": token})
+    assert good.status_code == 201 and statuses(project_dir)[good.json()["id"]] == "open"
+
+
+def test_task_text_with_html_is_shown_as_text_in_the_browser(project_dir, server, page):
+    from playwright.sync_api import expect
+
+    hostile = '<img src=x onerror="window.__xss=1"><script>window.__xss=2</script>'
+    task_id = gasworks(project_dir, "create", hostile, "-d", hostile, "-q")
+    dialogs: list[str] = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    for url in (server, f"{server}tasks/{task_id}"):
+        page.goto(url)
+        expect(page.locator("main")).to_contain_text(hostile)  # the text, shown as text
+        assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
+        assert page.evaluate("window.__xss") is None and dialogs == []
