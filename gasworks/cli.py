@@ -427,17 +427,22 @@ def import_(ctx: click.Context, file: Path, fmt: str | None, dry_run: bool, as_j
 @click.option("--until-done", is_flag=True,
               help="Exit once nothing is ready, running or waiting to merge: 0 if all done, 1 if work is left "
                    "blocked or failed.")
-def run(workers: int | None, agent: str | None, until_done: bool) -> None:
+@click.option("--host-id", default=None, metavar="NAME",
+              help="This host's name when several hosts share one PostgreSQL `store` and git `remote`.")
+def run(workers: int | None, agent: str | None, until_done: bool, host_id: str | None) -> None:
     """Keep agents busy on ready tasks, each in its own git worktree, merging what they finish.
 
     Ctrl+C once: claim nothing more and let running agents finish (grace_seconds); twice:
     stop them at once. Either way every unfinished task goes back to the queue. After a
     crash, the next run ends leftover agents and requeues their tasks.
+
+    Several hosts: each runs `gasworks run --host-id NAME` in its own clone, with the same
+    `store` (postgresql://...) and `remote`; one refinery at a time lands their branches.
     """
     from gasworks.agents import get_agent
     from gasworks.dispatcher import Dispatcher, run_fleet
 
-    project = find_project(Path.cwd(), overrides={"num_workers": workers, "agent": agent})
+    project = find_project(Path.cwd(), overrides={"num_workers": workers, "agent": agent, "host_id": host_id})
     ensure_excludes(project.root)
     with run_lock(project):
         store = project.open_store()

@@ -131,7 +131,11 @@ class Dispatcher:
             return False
         if self.refinery.pending():  # finished work is merged even while stopping, within the grace
             return True
-        return not self.stopping and bool(self.store.ready(limit=1))
+        if self.stopping:
+            return False
+        # Several hosts: a task another host works on comes back here if that host dies.
+        return bool(self.store.ready(limit=1)) or bool(self.config.remote and any(
+            task.assignee.startswith(ASSIGNEE_PREFIX) for task in self.store.list_tasks(statuses=["in_progress"])))
 
     def stop(self, *, hard: bool = False) -> None:
         """First call: claim nothing more, let agents finish. With hard: end every agent now."""

@@ -47,7 +47,7 @@ class Project:
 def find_project(start: Path, overrides: Mapping[str, Any] | None = None) -> Project:
     """The project of the repository around `start` (also from inside one of its worktrees)."""
     root = git.main_root(Path(start))
-    if not (root / STATE_DIR / "gasworks.db").exists():
+    if not (root / STATE_DIR).is_dir():
         raise NotInitializedError(f"{root} has no gasworks project yet: run `gasworks init` there first")
     config = load_config(root, overrides=overrides)
     if config.repo_root and Path(root / config.repo_root).resolve() != root.resolve():
@@ -85,10 +85,13 @@ def init_project(start: Path) -> tuple[Project, list[str]]:
         config_path.write_text(TEMPLATE, encoding="utf-8")
         done.append(f"wrote {CONFIG_FILE}")
     project = Project(root, load_config(root))
-    is_new = not project.db_path.exists()
-    project.open_store().close()
+    is_new = not project.config.store and not project.db_path.exists()
+    store = project.open_store()
+    store.close()
     if is_new:
         done.append(f"created the store {STATE_DIR}/gasworks.db")
+    elif project.config.store:
+        done.append(f"using the store {store.path}")
     return project, done
 
 
