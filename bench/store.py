@@ -30,6 +30,11 @@ Run from the repository root:
     python bench/store.py --sizes 50000   # choose sizes
     python bench/store.py --layout front  # only one layout (spread or front)
     python bench/store.py --json          # results as JSON on stdout
+    python bench/store.py --no-claimers   # skip the concurrent claims table
+
+Then, unless --no-claimers: claims per second with 1, 4 and 16 concurrent claimer processes on
+SQLite and PostgreSQL side by side (bench/claim_rate.py; it starts a private PostgreSQL server
+unless --pg-url names one).
 
 Progress goes to stderr; the table (or JSON) to stdout.
 """
@@ -50,7 +55,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import percentile, progress  # bench/ is on sys.path when a script here runs
+import claim_rate  # bench/ is on sys.path when a script here runs
+from common import percentile, progress
 
 from gasworks.models import Dependency, Task, iso_from_epoch
 from gasworks.store.sqlite import SQLiteStore
@@ -389,16 +395,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", choices=LAYOUTS,
                         help="where the blocked tasks sit: spread or front (default: both)")
     parser.add_argument("--seed", type=int, default=42, help="random seed for priorities and blocked tasks")
+    parser.add_argument("--no-claimers", action="store_true",
+                        help="skip the concurrent claims table (SQLite vs PostgreSQL, bench/claim_rate.py)")
+    claim_rate.add_arguments(parser)
     args = parser.parse_args(argv)
     sizes = args.sizes or ([1_000, 10_000] if args.quick else [10_000, 100_000])
     layouts = [args.layout] if args.layout else list(LAYOUTS)
 
     results = [bench_size(n, layout, iterations_for(n, layout, args.quick), args.seed)
                for n in sizes for layout in layouts]
+    claims = [] if args.no_claimers else claim_rate.run(args.claimers, args.claim_tasks, args.pg_url)
     if args.json:
-        print(json.dumps({"ready_limit": READY_LIMIT, "layouts": layouts, "results": results}, indent=2))
+        print(json.dumps({"ready_limit": READY_LIMIT, "layouts": layouts, "results": results,
+                          "concurrent_claims": claims}, indent=2))
     else:
         print_table(results)
+        if claims:
+            claim_rate.print_table(claims)
     return 0
 
 

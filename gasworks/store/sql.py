@@ -388,16 +388,16 @@ class SQLStore:
         first task it passed over."""
         now = time.time() if now is None else now
         query = (f"SELECT t.id FROM tasks t WHERE {sqlrows.READY_WHERE} AND t.assignee IN ('', ?) "
-                 f"AND coalesce(t.retry_at, 0) <= {float(now)!r} {{avoid}} {sqlrows.READY_ORDER} LIMIT 1"
+                 f"AND coalesce(t.retry_at, 0) <= ? {{avoid}} {sqlrows.READY_ORDER} LIMIT 1"
                  f"{self.SKIP_LOCKED}")
         avoid = (f"AND NOT EXISTS (SELECT 1 FROM labels l WHERE l.task_id = t.id AND l.label IN "
                  f"({', '.join('?' * len(avoid_labels))}))") if avoid_labels else ""
         with self._tx(write=True, serial=False) as db:
             self._release_expired(db, now)
-            first = db.execute(query.format(avoid=""), (assignee,)).fetchone()
+            first = db.execute(query.format(avoid=""), (assignee, now)).fetchone()
             if first is None:
                 return None
-            chosen = db.execute(query.format(avoid=avoid), (assignee, *sorted(avoid_labels))).fetchone() \
+            chosen = db.execute(query.format(avoid=avoid), (assignee, now, *sorted(avoid_labels))).fetchone() \
                 if avoid_labels else first
             if chosen is None:
                 chosen = first  # nothing else is ready: overlapping work beats an idle slot
