@@ -116,3 +116,28 @@ class StoreMachine(RuleBasedStateMachine):
 StoreMachine.TestCase.settings = settings(max_examples=60, stateful_step_count=40, deadline=None,
                                           suppress_health_check=[HealthCheck.too_slow])
 test_store_invariants = StoreMachine.TestCase
+
+
+class PostgresStoreMachine(StoreMachine):
+    """The same rules and invariants on the PostgreSQL store, a fresh database per example."""
+
+    new_database = None  # set by the test from the session's server
+
+    @initialize()
+    def open_store(self) -> None:
+        from gasworks.store.postgres import PostgresStore
+
+        self.store = PostgresStore(type(self).new_database())
+        self.ids = []
+        self.clock = 1000.0
+
+    def teardown(self) -> None:
+        self.store.close()
+
+
+def test_store_invariants_on_postgres(pg_server):
+    from hypothesis.stateful import run_state_machine_as_test
+
+    PostgresStoreMachine.new_database = pg_server.new_database
+    run_state_machine_as_test(PostgresStoreMachine, settings=settings(
+        max_examples=25, stateful_step_count=40, deadline=None, suppress_health_check=[HealthCheck.too_slow]))
