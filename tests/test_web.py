@@ -7,18 +7,14 @@ import json
 import re
 
 import pytest
+from starlette.testclient import TestClient
 
-pytest.importorskip("starlette")
-pytest.importorskip("httpx")
-
-from starlette.testclient import TestClient  # noqa: E402
-
-from gasworks import git  # noqa: E402
-from gasworks.project import find_project  # noqa: E402
-from gasworks.store import NewTask  # noqa: E402
-from gasworks.web import views  # noqa: E402
-from gasworks.web.app import create_app  # noqa: E402
-from gasworks.web.pages import board, live  # noqa: E402
+from gasworks import git
+from gasworks.project import find_project
+from gasworks.store import NewTask
+from gasworks.web import views
+from gasworks.web.app import create_app
+from gasworks.web.pages import board, live
 
 TOKEN = "test-token"
 HOSTILE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2">&amp; "quoted" \'single\''
