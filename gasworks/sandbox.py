@@ -43,9 +43,14 @@ def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Ite
 
 
 def readable_paths(argv: list[str], repo_root: Path) -> list[Path]:
-    """What an agent must see, wherever it lives: the repository, this Python and its packages (the
-    agents gasworks ships run on it), its program's folder and the files its command line names."""
-    paths = [repo_root, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent]
+    """What an agent must see, wherever it lives: the repository, this Python, its packages and
+    gasworks itself (the agents gasworks ships run on them), its program's folder and the files
+    its command line names."""
+    import gasworks
+
+    paths = [repo_root, Path(sys.prefix), Path(sys.base_prefix), Path(sys.executable).parent,
+             Path(gasworks.__file__).parent.parent,  # an editable install's source tree
+             *(Path(entry) for entry in sys.path if entry and Path(entry).is_absolute())]
     if argv and Path(argv[0]).is_absolute():
         paths.append(Path(argv[0]).parent)
     return paths + [Path(arg) for arg in argv[1:] if Path(arg).is_absolute() and Path(arg).exists()]

@@ -128,3 +128,13 @@ def test_bookkeeping_types_are_not_ready(store, make, issue_type):
     make("bookkeeping", issue_type=issue_type) if issue_type == "epic" else _imported(
         store, Task("x-b", "b", issue_type=issue_type))
     assert ready_ids(store) == []
+
+
+def test_tasks_imported_without_times_keep_the_file_order(store):
+    """One microsecond apart, exactly: a float epoch gave some neighbours the same time, and then
+    the random ids decided their order."""
+    from gasworks.models import Task
+
+    tasks = [Task(id="", title=f"line {n:04d}") for n in range(3000)]
+    store.import_tasks(tasks, prefix="gw", actor="t")
+    assert [t.title for t in store.ready()] == [f"line {n:04d}" for n in range(3000)]

@@ -29,7 +29,7 @@ from gasworks.models import (
     Merge,
     Task,
     allowed_targets,
-    iso_from_epoch,
+    iso_from_micros,
     now_iso,
 )
 from gasworks.store import ImportResult, NewTask
@@ -652,7 +652,7 @@ class SQLStore:
 
     def _import(self, db: Any, tasks: list[Task], result: ImportResult, *, prefix: str,
                 actor: str, now: str) -> None:
-        start = time.time()
+        start = time.time_ns() // 1000  # whole microseconds: a float epoch cannot tell 1 µs apart
         for index, task in enumerate(tasks):
             if not task.id:
                 if db.execute("SELECT 1 FROM tasks WHERE title = ? AND description = ?",
@@ -661,7 +661,7 @@ class SQLStore:
                     continue
                 task.id = sqlrows.new_id(db, prefix, f"{task.title}|{task.description}|{actor}|{time.time_ns()}")
             # A microsecond apart, so tasks from one file keep the file's order when sorted by age.
-            task.created_at = task.created_at or iso_from_epoch(start + index / 1e6)
+            task.created_at = task.created_at or iso_from_micros(start + index)
             task.updated_at = task.updated_at or task.created_at
             if task.status == "closed" and not task.closed_at:
                 task.closed_at = task.updated_at

@@ -1,0 +1,110 @@
+"""The `gasworks` command group and what its commands share: error handling, --json, the project.
+
+User mistakes become one line on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from gasworks import __version__, git
+from gasworks.errors import GasworksError, InvalidValueError
+from gasworks.models import parse_priority
+from gasworks.project import Project, find_project
+
+
+def _check_utf8(ctx: click.Context) -> None:
+    """Linux hands argv bytes that are not UTF-8 to Python as lone surrogates; no text field can hold
+    them, so they are refused here, naming the parameter (file paths may hold any bytes)."""
+    for param in ctx.command.params:
+        if isinstance(param.type, click.Path):
+            continue
+        value = ctx.params.get(param.name or "")
+        for text in value if isinstance(value, (tuple, list)) else (value,):
+            if not isinstance(text, str):
+                continue
+            try:
+                text.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                char = ord(text[exc.start])
+                byte = f"byte 0x{char - 0xDC00:02x}" if 0xDC80 <= char <= 0xDCFF else f"U+{char:04X}"
+                raise InvalidValueError(f"{param.get_error_hint(ctx)} is not UTF-8 text ({byte} at character "
+                                        f"{exc.start + 1})") from None
+
+
+class _Command(click.Command):
+    def invoke(self, ctx: click.Context) -> Any:
+        _check_utf8(ctx)
+        return super().invoke(ctx)
+
+
+class _Group(click.Group):
+    """Maps our errors to one clear line and an exit code, in one place."""
+
+    command_class = _Command
+    group_class = type  # subgroups (`dep`) are _Groups too
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            _check_utf8(ctx)
+            return super().invoke(ctx)
+        except GasworksError as exc:
+            click.echo(f"gasworks: error: {exc}", err=True)
+            ctx.exit(exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("gasworks: interrupted", err=True)
+            ctx.exit(130)
+        except BrokenPipeError:  # `gasworks list | head`
+            sys.stderr.close()
+            ctx.exit(0)
+
+
+def actor_name(ctx: click.Context) -> str:
+    chosen = ctx.find_root().params.get("actor")
+    for candidate in (chosen, os.environ.get("GASWORKS_ACTOR"), os.environ.get("BEADS_ACTOR"),
+                      os.environ.get("BD_ACTOR")):
+        if candidate:
+            return candidate
+    try:
+        return git.user_name(Path.cwd()) or os.environ.get("USER") or "gasworks"
+    except GasworksError:
+        return os.environ.get("USER") or "gasworks"
+
+
+def open_project() -> Project:
+    return find_project(Path.cwd())
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+limit_option = click.option("-n", "--limit", type=click.IntRange(min=0), default=None,
+                            help="Show at most this many (default: all).")
+
+
+def split_list(values: tuple[str, ...]) -> list[str]:
+    """Options given as `-l a,b -l c` -> [a, b, c]."""
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def priority_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> int | None:
+    try:
+        return None if value is None else parse_priority(value)
+    except InvalidValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="gasworks")
+@click.option("--actor", default=None, metavar="NAME",
+              help="Who is acting, for assignees and events (default: $GASWORKS_ACTOR, $BEADS_ACTOR, "
+                   "git user.name, $USER).")
+def cli(actor: str | None) -> None:
+    """Run a fleet of local coding agents on one git repository.
+
+    Tasks live in .gasworks/gasworks.db (Beads-compatible fields and JSONL). Start with
+    `gasworks init` in a git repository, then `gasworks create "title"` and `gasworks ready`.
+    """

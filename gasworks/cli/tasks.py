@@ -1,0 +1,321 @@
+"""Commands on tasks: init, create, ready, list, show, update, close, reopen, dep, import, export."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from gasworks import output
+from gasworks.beads import task_to_record
+from gasworks.cli.base import actor_name, cli, json_option, limit_option, open_project, priority_value, split_list
+from gasworks.errors import ImportFormatError, InvalidValueError
+from gasworks.ingest import FORMATS, decode_text, read_tasks, read_text_file
+from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES
+from gasworks.project import init_project
+from gasworks.store import NewTask
+
+
+@cli.command()
+@json_option
+def init(as_json: bool) -> None:
+    """Set up gasworks in the current git repository (safe to run again).
+
+    Creates .gasworks/ (the store and logs), adds .gasworks/ and worktrees/ to
+    .git/info/exclude, and writes a commented gasworks.toml if there is none.
+    """
+    project, done = init_project(Path.cwd())
+    if as_json:
+        output.emit_json({"root": str(project.root), "store": str(project.db_path), "actions": done})
+        return
+    for line in done or ["already set up; nothing to do"]:
+        click.echo(line)
+    click.echo(f"gasworks project ready in {project.root}")
+
+
+def _parse_deps(values: tuple[str, ...]) -> list[tuple[str, str]]:
+    """`--deps X,related:Y`: bare X means the new task is blocked by X (as in `bd create --deps`)."""
+    aliases = {"depends-on": "blocks", "blocked-by": "blocks", **{t: t for t in CLI_DEP_TYPES}}
+    deps = []
+    for item in split_list(values):
+        kind, sep, target = item.partition(":")
+        if not sep:
+            kind, target = "blocks", item
+        if kind not in aliases:
+            raise InvalidValueError(
+                f"unknown dependency kind {kind!r} in --deps: use ID or KIND:ID with KIND one of "
+                f"{', '.join(aliases)}"
+            )
+        deps.append((target, aliases[kind]))
+    return deps
+
+
+def _read_text_file(name: str) -> str:
+    """The file's text exactly as written (no newline translation); NUL bytes are kept too."""
+    try:
+        return decode_text(sys.stdin.buffer.read(), "<stdin>") if name == "-" else read_text_file(Path(name))
+    except ImportFormatError as exc:
+        raise InvalidValueError(f"description file {exc}") from None
+
+
+@cli.command()
+@click.argument("title")
+@click.option("-d", "--description", default="", help="Description text.")
+@click.option("--description-file", metavar="FILE", help="Read the description from FILE ('-' for stdin).")
+@click.option("--design", default="", help="Design notes.")
+@click.option("--acceptance", default="", help="Acceptance criteria.")
+@click.option("-p", "--priority", default="2", callback=priority_value, help="0-4 or P0-P4, 0 highest (default 2).")
+@click.option("-t", "--type", "issue_type", type=click.Choice(ISSUE_TYPES), default="task", show_default=True)
+@click.option("--parent", default=None, metavar="ID", help="Make this a child of epic ID (id becomes ID.N).")
+@click.option("--deps", multiple=True, metavar="IDS",
+              help="Comma-separated ids this task waits on; KIND:ID for other kinds, e.g. related:gw-a1b2.")
+@click.option("-l", "--labels", multiple=True, metavar="LABELS", help="Comma-separated labels.")
+@click.option("-a", "--assignee", default="", help="Assign to someone (agents only claim unassigned tasks).")
+@click.option("-q", "--quiet", is_flag=True, help="Print only the new id.")
+@json_option
+@click.pass_context
+def create(ctx: click.Context, title: str, description: str, description_file: str | None, design: str,
+           acceptance: str, priority: int, issue_type: str, parent: str | None, deps: tuple[str, ...],
+           labels: tuple[str, ...], assignee: str, quiet: bool, as_json: bool) -> None:
+    """Create a task (like `bd create`)."""
+    if description_file:
+        description = _read_text_file(description_file)
+    project = open_project()
+    store = project.open_store()
+    new = NewTask(
+        title=title, description=description, design=design, acceptance_criteria=acceptance,
+        priority=priority, issue_type=issue_type, assignee=assignee, labels=split_list(labels),
+        parent=store.resolve_id(parent) if parent else "",
+        deps=[(store.resolve_id(target), kind) for target, kind in _parse_deps(deps)],
+    )
+    task = store.create_task(new, prefix=project.config.prefix, actor=actor_name(ctx))
+    if as_json:
+        output.emit_json(task_to_record(task))
+    elif quiet:
+        click.echo(task.id)
+    else:
+        click.echo(f"Created {task.id}: {output.oneline(task.title)}")
+
+
+@cli.command()
+@limit_option
+@json_option
+def ready(limit: int | None, as_json: bool) -> None:
+    """List tasks ready to work on: open, nothing unfinished in the way; by priority, then oldest first."""
+    tasks = open_project().open_store().ready(limit)
+    output.emit_tasks(tasks, as_json, empty="no ready tasks")
+
+
+@cli.command(name="list")
+@click.option("-s", "--status", "statuses", multiple=True, metavar="STATUS",
+              help="Only these statuses (comma-separated or repeated).")
+@click.option("-l", "--label", "labels", multiple=True, metavar="LABEL", help="Only tasks with all these labels.")
+@click.option("-t", "--type", "issue_type", default=None, help="Only this issue type.")
+@click.option("-a", "--assignee", default=None, help="Only tasks assigned to this name.")
+@click.option("--all", "show_all", is_flag=True, help="Include closed tasks.")
+@limit_option
+@json_option
+def list_(statuses: tuple[str, ...], labels: tuple[str, ...], issue_type: str | None, assignee: str | None,
+          show_all: bool, limit: int | None, as_json: bool) -> None:
+    """List tasks (closed ones only with --all or --status closed)."""
+    store = open_project().open_store()
+    wanted = split_list(statuses)
+    tasks = store.list_tasks(statuses=wanted or None, labels=split_list(labels), issue_type=issue_type,
+                             assignee=assignee, limit=limit, include_closed=show_all or bool(wanted))
+    output.emit_tasks(tasks, as_json, empty="no tasks")
+
+
+@cli.command()
+@click.argument("task_id")
+@json_option
+def show(task_id: str, as_json: bool) -> None:
+    """Show one task: fields, labels, dependencies, dependents and recent events."""
+    store = open_project().open_store()
+    task = store.get_task(store.resolve_id(task_id))
+    details = {
+        **task_to_record(task),
+        "blocked": store.is_blocked(task.id),
+        "blocked_by": store.blockers(task.id),
+        "dependents": [{"id": d.issue_id, "type": d.type} for d in store.dependents(task.id)],
+        "lease_expires_at": task.lease_expires_at,
+        "events": [output.event_dict(e) for e in store.events(task.id, limit=20)],
+    }
+    if as_json:
+        output.emit_json(details)
+    else:
+        output.print_task_details(details)
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--title", default=None)
+@click.option("-d", "--description", default=None)
+@click.option("--design", default=None)
+@click.option("--acceptance", default=None, help="Acceptance criteria.")
+@click.option("--notes", default=None)
+@click.option("-p", "--priority", default=None, callback=priority_value, help="0-4 or P0-P4.")
+@click.option("-s", "--status", default=None, help="New status (checked against the allowed transitions).")
+@click.option("-a", "--assignee", default=None)
+@click.option("--add-label", "add_labels", multiple=True, metavar="LABELS")
+@click.option("--remove-label", "remove_labels", multiple=True, metavar="LABELS")
+@click.option("--claim", is_flag=True, help="Claim it for yourself (atomic; fails if someone holds it).")
+@json_option
+@click.pass_context
+def update(ctx: click.Context, task_id: str, title: str | None, description: str | None, design: str | None,
+           acceptance: str | None, notes: str | None, priority: int | None, status: str | None,
+           assignee: str | None, add_labels: tuple[str, ...], remove_labels: tuple[str, ...], claim: bool,
+           as_json: bool) -> None:
+    """Change a task's fields, status or labels, or claim it (like `bd update`)."""
+    project = open_project()
+    store = project.open_store()
+    task_id = store.resolve_id(task_id)
+    actor = actor_name(ctx)
+    fields = {"title": title, "description": description, "design": design, "acceptance_criteria": acceptance,
+              "notes": notes, "priority": priority, "assignee": assignee}
+    changes = {name: value for name, value in fields.items() if value is not None}
+    if changes:
+        store.update_fields(task_id, actor=actor, **changes)
+    if add_labels or remove_labels:
+        store.change_labels(task_id, actor=actor, add=split_list(add_labels), remove=split_list(remove_labels))
+    if status:
+        store.transition(task_id, status, actor=actor)
+    if claim:
+        store.claim(task_id, actor, lease_seconds=project.config.lease_seconds)
+    task = store.get_task(task_id)
+    if as_json:
+        output.emit_json(task_to_record(task))
+    else:
+        click.echo(f"Updated {task.id}: {output.task_line(task)}")
+
+
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@click.option("-r", "--reason", default="", help="Why it is closed (default 'Closed').")
+@click.option("--force", is_flag=True, help="Close an epic even if it has unfinished children.")
+@json_option
+@click.pass_context
+def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str, force: bool, as_json: bool) -> None:
+    """Close tasks."""
+    store = open_project().open_store()
+    closed = [store.close_task(store.resolve_id(t), actor=actor_name(ctx), reason=reason, force=force)
+              for t in task_ids]
+    if as_json:
+        output.emit_json([task_to_record(t) for t in closed])
+    else:
+        for task in closed:
+            click.echo(f"Closed {task.id}: {output.oneline(task.title)}")
+
+
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@json_option
+@click.pass_context
+def reopen(ctx: click.Context, task_ids: tuple[str, ...], as_json: bool) -> None:
+    """Reopen closed tasks."""
+    store = open_project().open_store()
+    opened = [store.transition(store.resolve_id(t), "open", actor=actor_name(ctx), expected="closed")
+              for t in task_ids]
+    if as_json:
+        output.emit_json([task_to_record(t) for t in opened])
+    else:
+        for task in opened:
+            click.echo(f"Reopened {task.id}: {output.oneline(task.title)}")
+
+
+@cli.group()
+def dep() -> None:
+    """Add, remove and show dependencies between tasks."""
+
+
+@dep.command(name="add")
+@click.argument("task_id")
+@click.argument("depends_on")
+@click.option("-t", "--type", "dep_type", type=click.Choice(CLI_DEP_TYPES), default="blocks", show_default=True,
+              help="blocks, parent-child, conditional-blocks and waits-for hold TASK_ID back; the rest are links.")
+@json_option
+@click.pass_context
+def dep_add(ctx: click.Context, task_id: str, depends_on: str, dep_type: str, as_json: bool) -> None:
+    """Make TASK_ID depend on DEPENDS_ON. Cycles are refused."""
+    store = open_project().open_store()
+    task_id, depends_on = store.resolve_id(task_id), store.resolve_id(depends_on)
+    store.add_dependency(task_id, depends_on, dep_type, actor=actor_name(ctx))
+    if as_json:
+        output.emit_json({"status": "added", "issue_id": task_id, "depends_on_id": depends_on, "type": dep_type})
+    else:
+        click.echo(f"{task_id} now depends on {depends_on} ({dep_type})")
+
+
+@dep.command(name="rm")
+@click.argument("task_id")
+@click.argument("depends_on")
+@json_option
+@click.pass_context
+def dep_rm(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> None:
+    """Remove the dependency of TASK_ID on DEPENDS_ON."""
+    store = open_project().open_store()
+    task_id = store.resolve_id(task_id)
+    store.remove_dependency(task_id, depends_on, actor=actor_name(ctx))
+    if as_json:
+        output.emit_json({"status": "removed", "issue_id": task_id, "depends_on_id": depends_on})
+    else:
+        click.echo(f"{task_id} no longer depends on {depends_on}")
+
+
+@dep.command(name="tree")
+@click.argument("task_id")
+@json_option
+def dep_tree(task_id: str, as_json: bool) -> None:
+    """Show what TASK_ID waits on, recursively."""
+    store = open_project().open_store()
+    tree = store.dependency_tree(store.resolve_id(task_id))
+    if as_json:
+        output.emit_json(tree)
+    else:
+        output.print_tree(tree)
+
+
+@cli.command(name="export")
+@click.option("-o", "--output", "target", default=None, metavar="FILE",
+              help="Write to FILE (e.g. .beads/issues.jsonl) atomically instead of stdout.")
+def export_(target: str | None) -> None:
+    """Export every task as Beads JSONL, one issue per line, sorted by id."""
+    tasks = open_project().open_store().export_tasks()
+    if target is None:
+        count = output.write_jsonl(tasks, sys.stdout)
+        click.echo(f"exported {count} tasks", err=True)
+    else:
+        with output.progress(f"exporting to {target}"):
+            count = output.write_jsonl_file(tasks, Path(target))
+        click.echo(f"exported {count} tasks to {target}", err=True)
+
+
+@cli.command(name="import")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
+              help="Default: by extension (.jsonl beads, .json queue, .md markdown), else by content.")
+@click.option("--dry-run", is_flag=True, help="Report what would change, write nothing.")
+@json_option
+@click.pass_context
+def import_(ctx: click.Context, file: Path, fmt: str | None, dry_run: bool, as_json: bool) -> None:
+    """Import tasks from Beads JSONL, a classic task_queue.json, or a markdown list of tasks.
+
+    Beads JSONL merges by id (a newer updated_at wins) and keeps fields gasworks does
+    not use. task_queue.json takes a list of {title, description, status}. In markdown,
+    headings (or list items, when a section is only a list) become tasks, the text under
+    a heading its description. All or nothing: a bad line is reported with its line
+    number and nothing is written. Importing the same file twice adds nothing.
+    """
+    project = open_project()
+    with output.progress(f"importing {file}", quiet=as_json):
+        tasks = read_tasks(file, fmt)
+        result = project.open_store().import_tasks(tasks, prefix=project.config.prefix, actor=actor_name(ctx),
+                                                   dry_run=dry_run)
+    summary = {"file": str(file), "read": len(tasks), "created": result.created, "updated": result.updated,
+               "skipped": result.skipped, "dry_run": dry_run, "ids": result.ids}
+    if as_json:
+        output.emit_json(summary)
+    else:
+        verb = "would import" if dry_run else "imported"
+        click.echo(f"{verb} {file}: {result.created} created, {result.updated} updated, "
+                   f"{result.skipped} unchanged or already present")

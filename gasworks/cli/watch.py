@@ -1,0 +1,141 @@
+"""Commands that watch the fleet: status, logs, stats, web."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from gasworks import output
+from gasworks import status as fleet_status
+from gasworks.cli.base import actor_name, cli, json_option, open_project
+
+
+@cli.command()
+@click.option("--watch", is_flag=True,
+              help="Keep showing it until Ctrl+C: on a terminal a live table (one row per slot with its task, "
+                   "elapsed time, quiet time, tokens and last log line; the merge queue; counts; throughput), "
+                   "otherwise the report again every --interval (one JSON object per line with --json).")
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+              help="Seconds between refreshes with --watch.")
+@click.option("--count", type=click.IntRange(min=1), default=None, help="With --watch: stop after N refreshes.")
+@json_option
+def status(watch: bool, interval: float, count: int | None, as_json: bool) -> None:
+    """What the fleet is doing: running agents by slot, tasks waiting to merge, counts by status.
+
+    It reads the store and the log files only, so it works from any terminal while `gasworks run`
+    works in another.
+    """
+    project = open_project()
+    if watch:
+        try:
+            fleet_status.watch(project, project.open_store(), interval=interval, count=count, as_json=as_json,
+                               live=sys.stdout.isatty())
+        except KeyboardInterrupt:
+            pass  # Ctrl+C is how a watch ends
+        return
+    report = fleet_status.status_report(project, project.open_store())
+    if as_json:
+        output.emit_json(report)
+    else:
+        fleet_status.print_status(report)
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--attempt", "attempt_id", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Which attempt, by the number `gasworks status` shows (default: the latest).")
+@click.option("-f", "--follow", is_flag=True, help="Go on printing what the agent writes until the attempt ends.")
+@click.option("-n", "--lines", "last", type=click.IntRange(min=0), default=None,
+              help="Start with only the last N lines (default: the whole log).")
+@json_option
+def logs(task_id: str, attempt_id: int | None, follow: bool, last: int | None, as_json: bool) -> None:
+    """Print the log of a task's latest attempt (or --attempt N); with -f, follow it live.
+
+    Logs live in .gasworks/logs/TASK/ATTEMPT.log. Control characters an agent printed are shown
+    as \\xNN and colours are dropped, so a log cannot take over your terminal.
+    """
+    from gasworks import logs as attempt_logs
+
+    if follow and as_json:
+        raise click.UsageError("--json prints the log once: drop --follow")
+    project = open_project()
+    store = project.open_store()
+    attempt = attempt_logs.pick_attempt(store, store.resolve_id(task_id), attempt_id)
+    lines = attempt_logs.attempt_lines(store, project.logs_dir, attempt, last=last, keep_following=follow)
+    if as_json:
+        output.emit_json({"task": attempt.task_id, "attempt": attempt.id, "slot": attempt.slot,
+                          "outcome": attempt.outcome or "running",
+                          "log": str(attempt_logs.log_path(project.logs_dir, attempt)), "lines": list(lines)})
+        return
+    try:
+        for line in lines:
+            click.echo(line)
+    except KeyboardInterrupt:
+        return
+    if follow:
+        ended = attempt_logs.pick_attempt(store, attempt.task_id, attempt.id)
+        click.echo(f"attempt {ended.id} ended: {ended.outcome}"
+                   + (f" (exit {ended.exit_code})" if ended.exit_code is not None else ""), err=True)
+
+
+@cli.command()
+@json_option
+def stats(as_json: bool) -> None:
+    """How the fleet has done, from the store's records.
+
+    Throughput (tasks agents finished, per hour), time per task from its first attempt to its close
+    (mean and p90), attempt success rate overall and by try, merge conflict and gate failure
+    rates, tokens in and out, and agent-seconds (time agents ran, summed over slots).
+    """
+    from gasworks.stats import fleet_stats, stats_lines
+
+    report = fleet_stats(open_project().open_store())
+    if as_json:
+        output.emit_json(report)
+        return
+    for line in stats_lines(report):
+        click.echo(line)
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on. Anything but 127.0.0.1/localhost opens the dashboard, which has no "
+                   "login, to your network.")
+@click.option("--port", type=click.IntRange(0, 65535), default=8077, show_default=True,
+              help="Port to listen on (0 takes any free one).")
+@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in your web browser.")
+@click.pass_context
+def web(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
+    """Serve the dashboard until Ctrl+C: the board of tasks with their dependencies, the slots with
+    live log tails, the merge queue with gate results, task pages with logs and diffs, and charts.
+
+    Every page has a JSON twin under /api/ (/api/, /api/tasks/ID, /api/merges, /api/stats) and
+    /api/live streams the fleet as server-sent events. Actions (create, retry, cancel,
+    priority) need the token the pages carry, so other web sites cannot make them. Needs the
+    `web` extra: pip install 'gasworks[web]'.
+    """
+    from gasworks.errors import MissingExtraError
+
+    try:
+        import uvicorn  # noqa: F401
+
+        from gasworks.web.app import serve
+    except ImportError as exc:
+        raise MissingExtraError(f"the dashboard needs {exc.name or 'starlette and uvicorn'}: "
+                                "pip install 'gasworks[web]'") from None
+    project = open_project()
+    if host not in ("127.0.0.1", "localhost"):
+        click.echo(f"gasworks: warning: listening on {host}: anyone who can reach it can see and change your "
+                   "tasks", err=True)
+
+    def ready(url: str) -> None:
+        if open_browser:
+            import webbrowser
+
+            webbrowser.open(url)
+
+    try:
+        serve(project, host=host, port=port, actor=actor_name(ctx), say=click.echo, on_ready=ready)
+    except KeyboardInterrupt:
+        pass  # Ctrl+C is how the server stops
