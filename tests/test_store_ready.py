@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from gasworks.errors import TransitionError
 from gasworks.models import Dependency, Task
 
 
@@ -138,3 +139,24 @@ def test_tasks_imported_without_times_keep_the_file_order(store):
     tasks = [Task(id="", title=f"line {n:04d}") for n in range(3000)]
     store.import_tasks(tasks, prefix="gw", actor="t")
     assert [t.title for t in store.ready()] == [f"line {n:04d}" for n in range(3000)]
+
+
+def test_slung_tasks_run_next_in_the_order_given_and_a_later_sling_goes_first(store, make):
+    low, mid, high = make("low", priority=4), make("mid", priority=3), make("top", priority=0)
+    blocker = make("blocker", priority=1)
+    waiting = make("waits", priority=4, deps=[(blocker, "blocks")])
+    store.sling([mid, low], actor="t", now=1000.0)
+    assert [t.id for t in store.ready()] == [mid, low, high, blocker]
+    store.sling([waiting, high], actor="t", now=1000.5)
+    assert [t.id for t in store.ready()] == [high, mid, low, blocker]  # waits stays held back
+    store.close_task(blocker, actor="t")
+    assert [t.id for t in store.ready()][:2] == [waiting, high]
+    assert store.claim_next("w1", lease_seconds=60).id == waiting
+    assert [e.kind for e in store.events(mid)].count("slung") == 1
+
+
+def test_a_closed_task_cannot_be_slung(store, make):
+    done = make("done")
+    store.close_task(done, actor="t")
+    with pytest.raises(TransitionError, match="closed: reopen it first"):
+        store.sling([done], actor="t")

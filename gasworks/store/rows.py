@@ -81,7 +81,7 @@ _BLOCKED_LOCALLY = f"""(CASE WHEN t.status NOT IN ({DONE}) AND (
 
 READY_WHERE = f"t.status = 'open' AND t.blocked = 0 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
 WAITING_WHERE = f"t.status = 'open' AND t.blocked = 1 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
-READY_ORDER = "ORDER BY t.priority, t.created_ts, t.id"
+READY_ORDER = "ORDER BY t.rank, t.priority, t.created_ts, t.id"
 
 
 

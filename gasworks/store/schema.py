@@ -151,5 +151,13 @@ M001_INITIAL = """
         CREATE INDEX events_task ON events (task_id, id);
         """
 
-MIGRATIONS: list[str] = [M001_INITIAL]
+# `gasworks sling`: a task with a lower rank runs before any with a higher one, whatever their
+# priority. Slung tasks get negative ranks (a later sling goes first); everything else has 0.
+M002_SLING_RANK = """
+        ALTER TABLE tasks ADD COLUMN rank REAL NOT NULL DEFAULT 0;
+        DROP INDEX tasks_ready;
+        CREATE INDEX tasks_ready ON tasks (status, blocked, rank, priority, created_ts, id);
+        """
+
+MIGRATIONS: list[str] = [M001_INITIAL, M002_SLING_RANK]
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -616,6 +616,21 @@ class SQLStore:
             self._transition(db, task_id, to_status, actor=actor, reason=note.splitlines()[0] if note else "")
             return sqlrows.load_task(db, task_id)
 
+    def sling(self, task_ids: list[str], *, actor: str, now: float | None = None) -> list[Task]:
+        """Put tasks at the front of the queue, in this order, ahead of everything slung before: they
+        run next as soon as nothing holds them back (rank, before priority, in the ready order)."""
+        now = time.time() if now is None else now
+        with self._tx(write=True) as db:
+            for position, task_id in enumerate(task_ids):
+                task = sqlrows.load_task(db, task_id, full=False)
+                if task.status in DONE_STATUSES:
+                    raise TransitionError(f"{task_id} is {task.status}: reopen it first")
+                rank = -now + position * 1e-6  # a microsecond apart: a sling a moment later still goes first
+                db.execute("UPDATE tasks SET rank = ?, updated_at = ? WHERE id = ?", (rank, now_iso(), task_id))
+                sqlrows.insert_event(db, task_id, "slung", actor, new=str(position + 1),
+                                     detail={"of": len(task_ids)})
+            return [sqlrows.load_task(db, task_id) for task_id in task_ids]
+
     def set_retry_at(self, task_id: str, when: float | None) -> None:
         """Hold a failed task back from claims until `when` (the retry backoff); None lifts it."""
         with self._tx(write=True) as db:
