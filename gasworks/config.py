@@ -97,7 +97,8 @@ class Config(BaseModel):
                                                                    "tokens.")
     agent_max_steps: int = Field(12, ge=1, description="Actions the builtin agent may take per attempt.")
     agent_max_tokens: int = Field(6000, ge=100, description="Tokens the builtin agent may spend per attempt.")
-    model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (litellm name).")
+    model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (litellm name), or "
+                                                                   "\"embedded\" for the embedded model.")
     aider_cmd: list[str] = Field(["aider"], description="How to start Aider (argv, or a string split like a "
                                                       "shell would, but never run by one).")
     ollama_api_base: str = Field("http://127.0.0.1:11434", description="Ollama server for Aider.")
@@ -256,10 +257,11 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
 
 
 def load_config(root: Path, env: Mapping[str, str] | None = None,
-                overrides: Mapping[str, Any] | None = None) -> Config:
-    """Build the config for the repository at `root` from every layer, lowest first."""
+                overrides: Mapping[str, Any] | None = None, defaults: Mapping[str, Any] | None = None) -> Config:
+    """Build the config for the repository at `root` from every layer, lowest first (`defaults`, a
+    program's own defaults such as qwen-agent's agent = "aider", come below every file)."""
     root = Path(root)
-    layers: list[tuple[str, dict[str, Any]]] = []
+    layers: list[tuple[str, dict[str, Any]]] = [("default", dict(defaults))] if defaults else []
     if (root / CLASSIC_CONFIG_FILE).exists():
         layers.append((str(root / CLASSIC_CONFIG_FILE), _read_json(root / CLASSIC_CONFIG_FILE)))
     if (root / CONFIG_FILE).exists():

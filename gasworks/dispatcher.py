@@ -120,8 +120,16 @@ class Dispatcher:
         elif self.worker.error is not None:
             raise self.worker.error
         if not self.stopping and now >= self.paused_until and self._model_answers(now) and self._room_for_logs():
-            self.upstream.refresh()  # what other hosts landed: new attempts start from it
+            self._refresh_upstream()
             self._fill(now)
+
+    def _refresh_upstream(self) -> None:
+        """See what other hosts landed, so new attempts start from it; a remote that does not answer
+        for a moment is said, not fatal (attempts start from what was fetched last)."""
+        try:
+            self.upstream.refresh()
+        except GasworksError as exc:
+            self.say(f"could not fetch from the remote: {exc}")
 
     def busy(self) -> bool:
         """Anything still to do: agents running, branches to merge, or (unless stopping) ready work."""

@@ -14,7 +14,7 @@ from typing import Any
 
 from gasworks.beads import task_from_record
 from gasworks.errors import GasworksError, ImportFormatError
-from gasworks.models import Task, parse_priority, parse_time
+from gasworks.models import Dependency, Task, parse_priority, parse_time
 
 FORMATS = ("beads", "queue", "markdown")
 
@@ -191,17 +191,33 @@ def parse_task_queue(text: str, source: str) -> list[Task]:
     if not isinstance(items, list):
         raise ImportFormatError(f"{source}:{_line_at(text, top)}: expected a JSON list of tasks (or an object "
                                 "with a 'tasks' list)")
+    # The queue's own ids (any JSON scalar), so `depends_on` can name other items of the file.
+    positions = {json.dumps(item["id"]): n for n, item in enumerate(items)
+                 if isinstance(item, dict) and isinstance(item.get("id"), (int, str))}
     tasks = []
     for index, item in enumerate(items, start=1):
         try:
-            tasks.append(_queue_item(item))
+            tasks.append(_queue_item(item, positions))
         except GasworksError as exc:  # only now find where the item starts, to name its line
             start = _array_starts(text, top if items is data else _tasks_value(text, top))[index - 1]
             raise ImportFormatError(f"{source}:{_line_at(text, start)}: task #{index}: {exc}") from None
     return tasks
 
 
-def _queue_item(item: Any) -> Task:
+def _queue_deps(item: dict, positions: dict[str, int]) -> list[Dependency]:
+    """`depends_on`: ids of other items in the file (one, or a list), as "#N" batch references."""
+    wanted = item.get("depends_on", [])
+    wanted = wanted if isinstance(wanted, list) else [wanted]
+    deps = []
+    for ref in wanted:
+        key = json.dumps(ref) if isinstance(ref, (int, str)) else None
+        if key not in positions:
+            raise ImportFormatError(f"depends_on {json.dumps(ref)}: no task with that id in this file")
+        deps.append(Dependency("", f"#{positions[key]}", "blocks"))
+    return deps
+
+
+def _queue_item(item: Any, positions: dict[str, int]) -> Task:
     if isinstance(item, str):
         item = {"title": item}
     if not isinstance(item, dict):
@@ -225,7 +241,7 @@ def _queue_item(item: Any) -> Task:
     status = QUEUE_STATUSES[raw_status]
     return Task(id="", title=title.strip(), description=description, status=status, priority=priority,
                 close_reason="Done before import" if status == "closed" else "",
-                extra={"queue_item": kept} if kept else {})
+                extra={"queue_item": kept} if kept else {}, dependencies=_queue_deps(item, positions))
 
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")

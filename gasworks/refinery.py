@@ -382,10 +382,9 @@ class Refinery:
         except Timeout:
             return False
         ttl = self.config.gate_timeout * max(1, len(self.config.gate)) * 4 + 300
-        previous = self.store.lock_owner(LOCK_NAME)  # a clean holder deletes its row when it lets go
-        if self.store.acquire_lock(LOCK_NAME, self.owner, ttl=ttl):
-            # Its lease ran out, or (PostgreSQL) its host died and took the advisory lock with it.
-            self._after_taking(previous if previous not in ("", self.owner) else "")
+        taken, stopped = self.store.take_lock(LOCK_NAME, self.owner, ttl=ttl)
+        if taken:  # from a holder whose lease ran out, or (PostgreSQL) whose host died holding it
+            self._after_taking(stopped)
             return True
         # We hold the file lock, so no live refinery on this host holds the store lock: a holder
         # named with this host's name died (kill -9) and its lock can be taken over at once.

@@ -6,6 +6,7 @@ target, always by compare-and-set, so a target that moved meanwhile is re-tested
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
@@ -88,17 +89,22 @@ class RemoteUpstream:
     def __init__(self, root: Path, remote: str, target: str) -> None:
         self.root, self.remote, self.target = root, remote, target
         self.fetched_at = 0.0
+        # The dispatcher and the refinery thread share this clone: two fetches at once fight over
+        # the same remote-tracking refs, so every remote operation here takes this lock.
+        self.lock = threading.RLock()
 
     def _tracking(self, branch: str) -> str:
         return f"refs/remotes/{self.remote}/{branch}"
 
     def refresh(self, force: bool = False) -> None:
-        if not force and time.monotonic() - self.fetched_at < FETCH_EVERY_SECONDS:
-            return
-        # Prune, so a landed branch another host deleted is gone here too.
-        git.fetch(self.root, self.remote, ["--prune", f"+refs/heads/{self.target}:{self._tracking(self.target)}",
-                                           f"+refs/heads/{BRANCH_PREFIX}*:{self._tracking(BRANCH_PREFIX)}*"])
-        self.fetched_at = time.monotonic()
+        with self.lock:
+            if not force and time.monotonic() - self.fetched_at < FETCH_EVERY_SECONDS:
+                return
+            # Prune, so a landed branch another host deleted is gone here too.
+            git.fetch(self.root, self.remote, ["--prune",
+                                               f"+refs/heads/{self.target}:{self._tracking(self.target)}",
+                                               f"+refs/heads/{BRANCH_PREFIX}*:{self._tracking(BRANCH_PREFIX)}*"])
+            self.fetched_at = time.monotonic()
 
     def tip(self) -> str:
         return git.rev_parse(self.root, self._tracking(self.target))
@@ -108,29 +114,33 @@ class RemoteUpstream:
         return git.rev_parse(self.root, ref) if git.ref_exists(self.root, ref) else None
 
     def publish(self, branch: str) -> None:
-        git.push(self.root, self.remote, f"+refs/heads/{branch}:refs/heads/{branch}")
-        git.set_ref(self.root, self._tracking(branch), git.rev_parse(self.root, branch))
+        with self.lock:
+            git.push(self.root, self.remote, f"+refs/heads/{branch}:refs/heads/{branch}")
+            git.set_ref(self.root, self._tracking(branch), git.rev_parse(self.root, branch))
 
     def take_branch(self, branch: str) -> str:
-        self.refresh(force=True)
-        head = self.head(branch)
-        if head is None:
-            raise ConfigError(f"{branch} is not on {self.remote}")
-        git.run(["branch", "-f", branch, head], self.root)
-        return head
+        with self.lock:
+            self.refresh(force=True)
+            head = self.head(branch)
+            if head is None:
+                raise ConfigError(f"{branch} is not on {self.remote}")
+            git.run(["branch", "-f", branch, head], self.root)
+            return head
 
     def move(self, tip: str, candidate: str) -> tuple[str, str]:
-        landed, why = git.push_with_lease(self.root, self.remote, candidate, self.target, tip)
-        if not landed:
-            self.refresh(force=True)
-            return "moved", why
-        git.set_ref(self.root, self._tracking(self.target), candidate)
-        return "landed", ""
+        with self.lock:
+            landed, why = git.push_with_lease(self.root, self.remote, candidate, self.target, tip)
+            if not landed:
+                self.refresh(force=True)
+                return "moved", why
+            git.set_ref(self.root, self._tracking(self.target), candidate)
+            return "landed", ""
 
     def drop(self, branch: str) -> None:
-        git.delete_remote_branch(self.root, self.remote, branch)
-        git.run(["branch", "-D", branch], self.root, check=False)
-        git.run(["update-ref", "-d", self._tracking(branch)], self.root, check=False)
+        with self.lock:
+            git.delete_remote_branch(self.root, self.remote, branch)
+            git.run(["branch", "-D", branch], self.root, check=False)
+            git.run(["update-ref", "-d", self._tracking(branch)], self.root, check=False)
 
 
 def make_upstream(root: Path, config: Config) -> Upstream:

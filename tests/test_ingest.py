@@ -123,3 +123,18 @@ def test_not_utf8_is_a_clear_error(tmp_path):
     path.write_bytes(b"# Task \xff\xfe\n")
     with pytest.raises(ImportFormatError, match="not UTF-8"):
         read_tasks(path)
+
+
+def test_task_queue_depends_on_names_other_items_of_the_file(gw, project_dir):
+    (project_dir / "task_queue.json").write_text(
+        '[{"id": "a", "title": "first"},\n {"id": 2, "title": "second", "depends_on": ["a"]},\n'
+        ' {"title": "third", "depends_on": [2, "a"]}]')
+    gw("import", "task_queue.json")
+    tasks = {t["title"]: t for t in gw.json("list")}
+    assert [t["title"] for t in gw.json("ready")] == ["first"]
+    shown = gw.json("show", tasks["third"]["id"])
+    assert sorted(d["depends_on_id"] for d in shown["dependencies"]) == sorted([tasks["first"]["id"],
+                                                                                 tasks["second"]["id"]])
+    (project_dir / "bad.json").write_text('[{"id": 1, "title": "x"},\n {"title": "y", "depends_on": 7}]')
+    result = gw("import", "bad.json", "--format", "queue", code=1)
+    assert "bad.json:2: task #2: depends_on 7: no task with that id in this file" in result.stderr

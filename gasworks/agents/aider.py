@@ -15,6 +15,7 @@ from pathlib import Path
 from gasworks.agents import TASK_FILE, AgentContext, LaunchSpec
 from gasworks.config import Config
 from gasworks.errors import ConfigError
+from gasworks.llm.embedded import ModelProcess, ServeOptions
 
 NON_INTERACTIVE = [
     "--yes-always", "--no-check-update", "--no-show-release-notes", "--no-pretty", "--no-stream",
@@ -28,24 +29,43 @@ def model_settings(model: str, num_ctx: int) -> str:
     return f"- name: {json.dumps(model)}\n  extra_params:\n    num_ctx: {num_ctx}\n"
 
 
+EMBEDDED = "embedded"  # `model = "embedded"`: Aider talks to the embedded model gasworks starts
+
+
 class AiderAgent:
     name = "aider"
 
     def __init__(self, config: Config) -> None:
         self.config = config
         self.settings_file: Path | None = None
+        self.engine: ModelProcess | None = None
+        self.api_base = ""  # the embedded model's OpenAI-compatible URL, when model = "embedded"
 
     def prepare(self, state_dir: Path) -> None:
         if shutil.which(self.config.aider_cmd[0]) is None:
             raise ConfigError(f"cannot find {self.config.aider_cmd[0]!r} to run Aider: install it "
                               "(pip install 'gasworks[aider]'), set `aider_cmd`, or pick another `agent`")
+        if self.config.model == EMBEDDED:
+            options = ServeOptions(self.config.embedded_model, self.config.embedded_parallel, self.config.embedded_ctx)
+            self.engine = ModelProcess(options, state_dir / "logs" / "embedded-model.log")
+            self.api_base = self.engine.start() + "/v1"
+            return
         self.settings_file = state_dir / "aider" / "model-settings.yml"
         self.settings_file.parent.mkdir(parents=True, exist_ok=True)
         self.settings_file.write_text(model_settings(self.config.model, self.config.num_ctx), encoding="utf-8")
 
+    def close(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+
     def launch(self, ctx: AgentContext) -> LaunchSpec:
-        if self.settings_file is None:
+        if self.settings_file is None and not self.api_base:
             self.prepare(ctx.state_dir)
+        if self.api_base:  # small context: no repository map
+            argv = [*self.config.aider_cmd, "--model", f"openai/{self.config.embedded_model}", "--message-file",
+                    TASK_FILE, "--map-tokens", "0", *NON_INTERACTIVE]
+            return LaunchSpec(argv, {"OPENAI_API_BASE": self.api_base, "OPENAI_API_KEY": "none"})
         argv = [*self.config.aider_cmd, "--model", self.config.model, "--message-file", TASK_FILE,
                 "--model-settings-file", str(self.settings_file), *NON_INTERACTIVE]
         return LaunchSpec(argv, {"OLLAMA_API_BASE": self.config.ollama_api_base})

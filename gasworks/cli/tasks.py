@@ -18,14 +18,20 @@ from gasworks.store import NewTask
 
 
 @cli.command()
+@click.option("--scripts", is_flag=True, help="Also write the classic dispatch_workers.py, split_task.py and "
+                                               "ingest_suggested_tasks.py, each a thin call into gasworks.")
 @json_option
-def init(as_json: bool) -> None:
+def init(scripts: bool, as_json: bool) -> None:
     """Set up gasworks in the current git repository (safe to run again).
 
     Creates .gasworks/ (the store and logs), adds .gasworks/ and worktrees/ to
     .git/info/exclude, and writes a commented gasworks.toml if there is none.
     """
+    from gasworks.classic import keep_aider, write_scripts
+
     project, done = init_project(Path.cwd())
+    if scripts:
+        done += write_scripts(project.root) + keep_aider(project.root)
     if as_json:
         output.emit_json({"root": str(project.root), "store": str(project.db_path), "actions": done})
         return

@@ -147,21 +147,26 @@ class PostgresStore(SQLStore):
     # -- named locks: session advisory locks, released by PostgreSQL when the holder's connection
     # -- ends, so when a host dies the next host to ask takes over. The row says who holds it.
 
-    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> bool:
+    def take_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> tuple[bool, str]:
         with self._lock:
-            if name not in self._held:
+            if name in self._held:  # this connection holds it: for this owner, or another in this process?
+                holder = self.lock_owner(name)
+                if holder and holder != owner:
+                    return False, ""
+            else:
                 try:
                     got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()[0]
                 except self._errors as exc:
                     raise StoreError(f"the store {self.path} failed: {_first_line(exc)}") from None
                 if not got:
-                    return False
+                    return False, ""
                 self._held.add(name)
-            with self._tx(write=True) as db:
+            with self._tx(write=True) as db:  # a row left by another owner: its holder died holding it
+                row = db.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
                 db.execute("INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) "
                            "DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
                            (name, owner, (time.time() if now is None else now) + ttl))
-            return True
+            return True, row[0] if row is not None and row[0] != owner else ""
 
     def release_lock(self, name: str, owner: str) -> None:
         with self._lock:

@@ -164,9 +164,10 @@ def load_task(db: Any, task_id: str, full: bool = True) -> Task:
     return task
 
 
-def new_id(db: Any, prefix: str, seed: str) -> str:
+def new_id(db: Any, prefix: str, seed: str, taken: set[str] = frozenset()) -> str:
+    """A free id: in no row, nor in `taken` (ids handed out for rows not written yet)."""
     for candidate in ids.candidate_ids(prefix, seed):
-        if not db.execute("SELECT 1 FROM tasks WHERE id = ?", (candidate,)).fetchone():
+        if candidate not in taken and not db.execute("SELECT 1 FROM tasks WHERE id = ?", (candidate,)).fetchone():
             return candidate
     raise StoreError(f"could not find a free id with prefix {prefix!r}")  # 60 collisions in a row
 

@@ -590,14 +590,19 @@ class SQLStore:
 
     def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> bool:
         """Take (or renew) a named lock unless someone else holds it unexpired."""
+        return self.take_lock(name, owner, ttl=ttl, now=now)[0]
+
+    def take_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> tuple[bool, str]:
+        """Like acquire_lock; also says whom it was taken from: a holder whose lease ran out without
+        letting go (a clean holder deletes its row), else ""."""
         now = time.time() if now is None else now
         with self._tx(write=True) as db:
-            return db.execute(
-                "INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE SET "
-                "owner = excluded.owner, expires_at = excluded.expires_at "
-                "WHERE locks.owner = excluded.owner OR locks.expires_at < ?",
-                (name, owner, now + ttl, now),
-            ).rowcount == 1
+            row = db.execute("SELECT owner, expires_at FROM locks WHERE name = ?", (name,)).fetchone()
+            if row is not None and row[0] != owner and row[1] >= now:
+                return False, ""
+            db.execute("INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
+                       "SET owner = excluded.owner, expires_at = excluded.expires_at", (name, owner, now + ttl))
+            return True, row[0] if row is not None and row[0] != owner else ""
 
     def release_lock(self, name: str, owner: str) -> None:
         with self._tx(write=True) as db:
@@ -668,13 +673,11 @@ class SQLStore:
     def _import(self, db: Any, tasks: list[Task], result: ImportResult, *, prefix: str,
                 actor: str, now: str) -> None:
         start = time.time_ns() // 1000  # whole microseconds: a float epoch cannot tell 1 µs apart
+        present = self._give_ids(db, tasks, prefix, actor)
         for index, task in enumerate(tasks):
-            if not task.id:
-                if db.execute("SELECT 1 FROM tasks WHERE title = ? AND description = ?",
-                              (task.title, task.description)).fetchone():
-                    result.skipped += 1
-                    continue
-                task.id = sqlrows.new_id(db, prefix, f"{task.title}|{task.description}|{actor}|{time.time_ns()}")
+            if index in present:
+                result.skipped += 1
+                continue
             # A microsecond apart, so tasks from one file keep the file's order when sorted by age.
             task.created_at = task.created_at or iso_from_micros(start + index)
             task.updated_at = task.updated_at or task.created_at
@@ -695,6 +698,31 @@ class SQLStore:
             sqlrows.refuse_cycles(db)
         if result.ids:
             sqlrows.refresh_all_blocked(db)
+
+    @staticmethod
+    def _give_ids(db: Any, tasks: list[Task], prefix: str, actor: str) -> set[int]:
+        """Ids for tasks that come without one (markdown, task_queue.json); one that repeats a task
+        already here (same title and description) takes that task's id and is left alone (the
+        returned positions). Then "#N" in a dependency, the N-th task of the file, becomes its id."""
+        present, given = set(), set()
+        for index, task in enumerate(tasks):
+            if task.id:
+                continue
+            row = db.execute("SELECT id FROM tasks WHERE title = ? AND description = ?",
+                             (task.title, task.description)).fetchone()
+            if row:
+                task.id = row[0]
+                present.add(index)
+            else:
+                task.id = sqlrows.new_id(db, prefix, f"{task.title}|{task.description}|{actor}|{time.time_ns()}",
+                                         given)
+                given.add(task.id)
+        for task in tasks:
+            for dep in task.dependencies:
+                if dep.depends_on_id.startswith("#"):
+                    dep.depends_on_id = tasks[int(dep.depends_on_id[1:])].id
+                dep.issue_id = dep.issue_id or task.id
+        return present
 
     def export_tasks(self) -> Iterator[Task]:
         """Every task with its labels, dependencies and comments, ordered by id."""
