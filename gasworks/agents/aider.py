@@ -24,9 +24,13 @@ NON_INTERACTIVE = [
 ]
 
 
-def model_settings(model: str, num_ctx: int) -> str:
+EMBEDDED_REPLY_TOKENS = 256  # a bound on each answer: a small model may otherwise ramble to the end of its context
+
+
+def model_settings(model: str, **extra_params: int) -> str:
     # JSON strings are valid YAML scalars, so no YAML library is needed.
-    return f"- name: {json.dumps(model)}\n  extra_params:\n    num_ctx: {num_ctx}\n"
+    params = "".join(f"    {key}: {value}\n" for key, value in extra_params.items())
+    return f"- name: {json.dumps(model)}\n  extra_params:\n{params}"
 
 
 EMBEDDED = "embedded"  # `model = "embedded"`: Aider talks to the embedded model gasworks starts
@@ -45,14 +49,20 @@ class AiderAgent:
         if shutil.which(self.config.aider_cmd[0]) is None:
             raise ConfigError(f"cannot find {self.config.aider_cmd[0]!r} to run Aider: install it "
                               "(pip install 'gasworks[aider]'), set `aider_cmd`, or pick another `agent`")
+        self.settings_file = state_dir / "aider" / "model-settings.yml"
+        self.settings_file.parent.mkdir(parents=True, exist_ok=True)
         if self.config.model == EMBEDDED:
             options = ServeOptions(self.config.embedded_model, self.config.embedded_parallel, self.config.embedded_ctx)
             self.engine = ModelProcess(options, state_dir / "logs" / "embedded-model.log")
             self.api_base = self.engine.start() + "/v1"
-            return
-        self.settings_file = state_dir / "aider" / "model-settings.yml"
-        self.settings_file.parent.mkdir(parents=True, exist_ok=True)
-        self.settings_file.write_text(model_settings(self.config.model, self.config.num_ctx), encoding="utf-8")
+            settings = model_settings(self.aider_model, max_tokens=EMBEDDED_REPLY_TOKENS)
+        else:
+            settings = model_settings(self.config.model, num_ctx=self.config.num_ctx)
+        self.settings_file.write_text(settings, encoding="utf-8")
+
+    @property
+    def aider_model(self) -> str:
+        return f"openai/{self.config.embedded_model}" if self.config.model == EMBEDDED else self.config.model
 
     def close(self) -> None:
         if self.engine is not None:
@@ -60,12 +70,11 @@ class AiderAgent:
             self.engine = None
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
-        if self.settings_file is None and not self.api_base:
+        if self.settings_file is None:
             self.prepare(ctx.state_dir)
-        if self.api_base:  # small context: no repository map
-            argv = [*self.config.aider_cmd, "--model", f"openai/{self.config.embedded_model}", "--message-file",
-                    TASK_FILE, "--map-tokens", "0", *NON_INTERACTIVE]
-            return LaunchSpec(argv, {"OPENAI_API_BASE": self.api_base, "OPENAI_API_KEY": "none"})
-        argv = [*self.config.aider_cmd, "--model", self.config.model, "--message-file", TASK_FILE,
+        argv = [*self.config.aider_cmd, "--model", self.aider_model, "--message-file", TASK_FILE,
                 "--model-settings-file", str(self.settings_file), *NON_INTERACTIVE]
+        if self.api_base:  # the embedded model: its context is small, so no repository map
+            return LaunchSpec([*argv, "--map-tokens", "0"], {"OPENAI_API_BASE": self.api_base,
+                                                             "OPENAI_API_KEY": "none"})
         return LaunchSpec(argv, {"OLLAMA_API_BASE": self.config.ollama_api_base})
