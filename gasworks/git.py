@@ -114,6 +114,24 @@ def commit_all(path: Path, message: str) -> str:
     return run(["rev-parse", "HEAD"], path).stdout.strip()
 
 
+def commit_leftovers(path: Path, message: str, keep_out: tuple[str, ...] = ()) -> str:
+    """Commit every uncommitted change except those under the `keep_out` paths (another tool's
+    files, such as Gas Town's .claude/ and .runtime/); returns the commit, or "" if nothing was left."""
+    run(["add", "-A", "--", ".", *(f":(exclude){name}" for name in keep_out)], path)
+    if run(["diff", "--cached", "--quiet"], path, check=False).returncode == 0:
+        return ""
+    run(["commit", "-q", "--no-verify", "-F", "-"], path, makes_commits=True, stdin=message)
+    return run(["rev-parse", "HEAD"], path).stdout.strip()
+
+
+def toplevel(path: Path) -> Path:
+    """The root of the checkout (main or linked worktree) that contains `path`."""
+    result = run(["rev-parse", "--show-toplevel"], path, check=False)
+    if result.returncode != 0 or not result.stdout.strip():
+        raise NotARepoError(f"{path} is not inside a git checkout (run it in a clone or a worktree)")
+    return Path(result.stdout.strip())
+
+
 def user_name(path: Path) -> str:
     return run(["config", "--get", "user.name"], path, check=False).stdout.strip()
 

@@ -73,12 +73,12 @@ def get_agent(name: str, config: Config) -> Agent:
     return getattr(importlib.import_module(module), cls)(config)
 
 
-def render_task_file(task: Task) -> str:
+def render_task_file(task: Task, instructions: str = STANDING_INSTRUCTIONS) -> str:
     """The text of .current_task.txt: the task in full, then the standing instructions."""
     parts = [f"Task {task.id}: {task.title}"]
     for heading, text in (("Description", task.description), ("Design", task.design),
                           ("Acceptance criteria", task.acceptance_criteria)):
         if text.strip():
             parts.append(f"{heading}:\n{text.strip()}")
-    parts.append(STANDING_INSTRUCTIONS)
+    parts.append(instructions)
     return "\n\n".join(parts)
