@@ -131,6 +131,15 @@ class Config(BaseModel):
     host_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,40}$",
                          description="This host's name among several on one store (letters, digits, . _ -).")
 
+    # -- Beads as the tracker
+    tracker: Literal["auto", "gasworks", "beads"] = Field(
+        "auto", description="Where tasks live: \"gasworks\" (.gasworks/gasworks.db), \"beads\" (the bd CLI), or "
+                            "\"auto\": bd when the repository has .beads/ and bd is installed.")
+    bd_cmd: list[str] = Field(["bd"], description="How to start bd (argv, or a string split like a shell would, "
+                                                  "but never run by one).")
+    bd_sync: bool = Field(True, description="With bd as the tracker: run `bd sync` once when `gasworks run` ends "
+                                            "(bd versions that have it).")
+
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, value: str) -> str:
@@ -152,7 +161,15 @@ class Config(BaseModel):
     def _home(cls, value: list[Path]) -> list[Path]:
         return [path.expanduser() for path in value]
 
-    @field_validator("aider_cmd", mode="before")
+    @field_validator("tracker", mode="before")
+    @classmethod
+    def _tracker(cls, value: Any) -> Any:
+        if value not in ("auto", "gasworks", "beads"):
+            raise ValueError("use \"auto\" (bd when the repository has .beads/ and bd is installed), \"gasworks\" "
+                             "(its own store in .gasworks/) or \"beads\" (tasks live in bd)")
+        return value
+
+    @field_validator("aider_cmd", "bd_cmd", mode="before")
     @classmethod
     def _argv(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -293,6 +310,13 @@ TEMPLATE = """\
 # refinery at a time (a PostgreSQL advisory lock) moves the target there with a lease check.
 # remote = "origin"
 # host_id = ""
+
+# Where tasks live. "auto": in Beads, through the bd CLI, when this repository has .beads/ and
+# bd is installed; otherwise in gasworks's own store. "gasworks": always its own store (keep a
+# .beads/issues.jsonl in step with `gasworks import` and `gasworks export`). "beads": always bd.
+# tracker = "auto"
+# bd_cmd = ["bd"]
+# bd_sync = true             # with bd: `bd sync` once when a run ends (bd versions that have it)
 
 # Prefix of new task ids: "gw" gives ids like gw-a1b2 (children gw-a1b2.1, gw-a1b2.2).
 # prefix = "gw"

@@ -92,6 +92,8 @@ def _make_repo(directory: Path) -> None:
 
 def _seed(directory: Path, say: Callable[[str], None]) -> None:
     project, _ = init_project(directory)
+    with open(directory / "gasworks.toml", "a", encoding="utf-8") as toml:  # .beads/ will hold only an export
+        toml.write('\n# The demo\'s tasks live here; .beads/issues.jsonl is an export of them.\ntracker = "gasworks"\n')
     store = project.open_store()
     prefix, actor = project.config.prefix, "demo"
     epic = store.create_task(NewTask("Release calc 1.0", issue_type="epic", priority=1), prefix=prefix, actor=actor)

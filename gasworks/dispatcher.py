@@ -91,6 +91,9 @@ class Dispatcher:
         for pid in process.find_agents([slot.path for slot in self.pool.slots]):
             process.kill(pid)
             done.append(f"ended agent process {pid} left running by a stopped dispatcher")
+        reconcile = getattr(self.store, "reconcile", None)  # tracker = beads: claims bd holds for this host
+        if reconcile is not None:
+            done += reconcile(self.me)
         for attempt in self.store.attempts(running=True):
             if not attempt.slot.startswith(self.host_prefix):
                 continue  # another host's
@@ -487,6 +490,8 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
             close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    for line in getattr(dispatcher.store, "after_run", list)():  # tracker = beads: `bd sync`
+        dispatcher.say(line)
     if received:
         return 130
     counts = dispatcher.store.counts()

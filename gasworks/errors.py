@@ -73,3 +73,8 @@ class EndpointDownError(ModelError):
 
 class MissingExtraError(GasworksError):
     """An optional feature needs packages that are not installed; the message names the pip extra."""
+
+
+class TrackerError(GasworksError):
+    """The `bd` CLI (tracker = "beads") is missing, failed or answered something unreadable; the
+    message names the bd command and bd's own words."""

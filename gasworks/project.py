@@ -9,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psutil
 from filelock import FileLock, Timeout
 
 from gasworks import git
 from gasworks.config import CONFIG_FILE, TEMPLATE, Config, load_config
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
 from gasworks.store import open_store
+from gasworks.store.bd import BdCli, find_bd, resolve_tracker
 from gasworks.store.sql import SQLStore
 
 STATE_DIR = ".gasworks"
@@ -39,8 +41,21 @@ class Project:
     def logs_dir(self) -> Path:
         return self.state_dir / "logs"
 
+    @property
+    def mirror_path(self) -> Path:
+        return self.state_dir / "beads-mirror.db"
+
+    def tracker(self) -> str:
+        """Where tasks live here, as `tracker` resolves: "beads" (in bd) or "gasworks" (its own store)."""
+        return resolve_tracker(self.root, self.config.tracker, self.config.bd_cmd, self.config.store)
+
     def open_store(self) -> SQLStore:
-        """The store `store` names (a postgresql:// URL shared by several hosts), else .gasworks/gasworks.db."""
+        """With bd as the tracker, the bd-backed store (its mirror in .gasworks/beads-mirror.db); else
+        the store `store` names (a postgresql:// URL shared by several hosts), else .gasworks/gasworks.db."""
+        if self.tracker() == "beads":
+            from gasworks.store.beads_cli import BeadsStore
+
+            return BeadsStore(self.mirror_path, BdCli(self.config.bd_cmd, self.root), sync=self.config.bd_sync)
         return open_store(self.config.store or self.db_path)
 
 
@@ -85,14 +100,35 @@ def init_project(start: Path) -> tuple[Project, list[str]]:
         config_path.write_text(TEMPLATE, encoding="utf-8")
         done.append(f"wrote {CONFIG_FILE}")
     project = Project(root, load_config(root))
-    is_new = not project.config.store and not project.db_path.exists()
+    beads = project.tracker() == "beads"
+    path = project.mirror_path if beads else project.db_path
+    is_new = (beads or not project.config.store) and not path.exists()
     store = project.open_store()
     store.close()
     if is_new:
-        done.append(f"created the store {STATE_DIR}/gasworks.db")
-    elif project.config.store:
+        done.append(f"created the {'mirror of bd' if beads else 'store'} {STATE_DIR}/{path.name}")
+    elif project.config.store and not beads:
         done.append(f"using the store {store.path}")
+    done += _tracker_note(project)
     return project, done
+
+
+def _tracker_note(project: Project) -> list[str]:
+    """Which tracker holds the tasks, said when the repository has a .beads/ (or bd is asked for)."""
+    config = project.config
+    if project.tracker() == "beads":
+        bd = find_bd(config.bd_cmd)
+        if bd is None:
+            return [f"tracker = \"beads\", but {config.bd_cmd[0]!r} is not installed: install Beads (bd) or set "
+                    "bd_cmd to where it is"]
+        return [f"tasks live in Beads: gasworks reads and writes them with {bd} "
+                f"(tracker = \"{config.tracker}\"; tracker = \"gasworks\" keeps them in {STATE_DIR}/ instead)"]
+    if not (project.root / ".beads").is_dir():
+        return []
+    why = "tracker = \"gasworks\"" if config.tracker == "gasworks" else "a shared `store` is set" if config.store \
+        else f"{config.bd_cmd[0]} is not installed"
+    return [f"found .beads/, but tasks live in {STATE_DIR}/gasworks.db ({why}): `gasworks import "
+            f".beads/issues.jsonl` and `gasworks export -o .beads/issues.jsonl` keep the two in step"]
 
 
 @contextlib.contextmanager
@@ -115,13 +151,11 @@ def run_lock(project: Project) -> Iterator[None]:
 
 
 def active_run(project: Project) -> int | None:
-    """The pid of the `gasworks run` active here, or None."""
-    lock = FileLock(str(project.state_dir / "run.lock"))
+    """The pid of the `gasworks run` active here, or None. Read from its pid file, never by trying
+    its lock: a look that held the lock for a moment could make a run starting then refuse to."""
     try:
-        lock.acquire(timeout=0)
-    except Timeout:
-        pid_file = project.state_dir / "run.pid"
-        text = pid_file.read_text().strip() if pid_file.exists() else ""
-        return int(text) if text.isdigit() else -1
-    lock.release()
-    return None
+        proc = psutil.Process(int((project.state_dir / "run.pid").read_text().strip()))
+        alive = proc.status() != psutil.STATUS_ZOMBIE and any("gasworks" in part for part in proc.cmdline())
+    except (OSError, ValueError, psutil.Error):
+        return None
+    return proc.pid if alive else None

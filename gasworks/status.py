@@ -82,18 +82,6 @@ def fleet_table(snapshot: dict[str, Any]) -> Group:
     return Group(table, Text(counts), *held)
 
 
-def running_pid(project: Project) -> int | None:
-    """The pid of the active `gasworks run`, from its pid file, without touching its lock: a watcher
-    that polled the lock could make a run starting at that moment believe another one is active."""
-    try:
-        text = (project.state_dir / "run.pid").read_text().strip()
-        proc = psutil.Process(int(text))
-        alive = proc.status() != psutil.STATUS_ZOMBIE and any("gasworks" in part for part in proc.cmdline())
-    except (OSError, ValueError, psutil.Error):
-        return None
-    return proc.pid if alive else None
-
-
 def run_slots(project: Project, pid: int) -> int:
     """How many slots the run with this pid has: its --workers, else its GASWORKS_NUM_WORKERS, else
     the configured num_workers."""
@@ -140,12 +128,11 @@ def slot_info(project: Project, store: Any, attempt: Any, now: float) -> dict[st
             "last_line": logs.last_line(path), "tokens_in": tokens_in, "tokens_out": tokens_out}
 
 
-def status_report(project: Project, store: Any, *, now: float | None = None, watching: bool = False) -> dict[str, Any]:
-    """What the fleet is doing, from the store and the state files. `watching`: read the run's pid
-    without its lock (for views that ask again and again)."""
+def status_report(project: Project, store: Any, *, now: float | None = None) -> dict[str, Any]:
+    """What the fleet is doing, from the store and the state files (never the run's lock)."""
     now = time.time() if now is None else now
     running = sorted(store.attempts(running=True), key=lambda a: _slot_order(a.slot))
-    run_pid = running_pid(project) if watching else active_run(project)
+    run_pid = active_run(project)
     busy = {a.slot.rsplit("/", 1)[-1] for a in running}  # slots may carry their host: "host/w3"
     closed = store.list_tasks(statuses=["closed"])
     return {
@@ -231,7 +218,7 @@ def watch(project: Project, store: Any, *, interval: float, count: int | None, a
         if viewer:
             viewer.start()
         while count is None or shown < count:
-            report = status_report(project, store, watching=True)
+            report = status_report(project, store)
             if as_json:
                 click.echo(json.dumps(report, ensure_ascii=False))
             elif viewer:

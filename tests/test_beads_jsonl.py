@@ -105,3 +105,47 @@ def test_duplicate_ids_in_one_file_keep_the_newer(tmp_path):
         '{"id":"x-1","title":"old","updated_at":"2026-01-01T00:00:00Z","created_at":"2026-01-01T00:00:00Z"}\n',
         encoding="utf-8")
     assert [t.title for t in read_tasks(path)] == ["new"]
+
+
+def test_a_jsonl_bd_wrote_is_imported_worked_by_the_fleet_and_exported_with_its_ids_and_edges(repo, tmp_path):
+    """Without bd on PATH: `gasworks import .beads/issues.jsonl`, run, `gasworks export` keep the two in step."""
+    import subprocess
+
+    from gasworks import git
+    from gasworks.project import init_project
+    from tests import fakebd
+    from tests.conftest import run_gasworks
+
+    bd = str(fakebd.install(tmp_path / "not-on-path"))
+
+    def make(*args: str) -> str:
+        out = subprocess.run([bd, "create", "--json", *args], cwd=repo, capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)["id"]
+
+    subprocess.run([bd, "init", "--prefix=demo"], cwd=repo, check=True, capture_output=True)
+    epic = make("--type=epic", "--title=Ship it")
+    first = make(f"--parent={epic}", "--title=First step", "--labels=area:core")
+    second = make(f"--parent={epic}", f"--deps={first}", "--title=Second step")
+    aside = make(f"--deps=discovered-from:{first}", "--priority=3", "--title=Found on the way")
+    jsonl = repo / ".beads" / "issues.jsonl"
+    written = _records(jsonl.read_text(encoding="utf-8"))
+    init_project(repo)
+
+    steps = [["import", ".beads/issues.jsonl"], ["run", "--agent", "fake", "--until-done", "--workers", "2"],
+             ["export", "-o", ".beads/issues.jsonl"]]
+    for args in steps:
+        result = run_gasworks(args, repo)
+        assert result.returncode == 0, (args, result.stdout, result.stderr)
+
+    exported = _records(jsonl.read_text(encoding="utf-8"))
+    assert set(exported) == set(written) == {epic, first, second, aside}
+    for issue_id, before in written.items():
+        after = exported[issue_id]
+        assert [(d["depends_on_id"], d["type"]) for d in after.get("dependencies", [])] == \
+               [(d["depends_on_id"], d["type"]) for d in before.get("dependencies", [])]
+        assert {k: after[k] for k in ("title", "created_at", "created_by")} == \
+               {k: before[k] for k in ("title", "created_at", "created_by")}
+        assert after.get("labels") == before.get("labels")
+        assert after["status"] == ("open" if issue_id == epic else "closed")  # epics are bookkeeping, not work
+    log = git.run(["log", "main", "--format=%B"], repo).stdout
+    assert [log.count(f"Task {i}.") for i in (first, second, aside)] == [1, 1, 1]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from rich.console import Console
 
 from gasworks.status import FleetView, fleet_table
@@ -104,7 +107,7 @@ def test_watch_view_of_a_known_fleet_state_in_the_store(project_dir):
     started = parse_time(attempt.started_at).timestamp()
     os.utime(log, (started + 10, started + 10))
 
-    report = status_report(project, store, now=started + 90, watching=True)
+    report = status_report(project, store, now=started + 90)
     [slot] = report["slots"]
     assert (slot["slot"], slot["task"], slot["try"], slot["elapsed"], slot["quiet"]) == ("w3", task.id, 2, 90.0, 80.0)
     assert (slot["last_line"], slot["tokens_in"], slot["tokens_out"]) == ("writing [red]calc.py[/]", 900, 80)
@@ -155,3 +158,25 @@ def test_status_watch_without_a_terminal_prints_the_report_each_time(gw):
     assert len(lines) == 2 and all(json.loads(line)["run_pid"] is None for line in lines)
     text = gw("status", "--watch", "--count", "2", "--interval", "0.1").stdout
     assert text.count("gasworks run: not running") == 2
+
+
+def test_looking_at_the_status_never_takes_the_run_lock(project_dir):
+    """A run starting while someone looks must not be refused: status reads the pid file only."""
+    from filelock import FileLock
+
+    from gasworks.project import active_run, find_project
+
+    project = find_project(project_dir)
+    lock = FileLock(str(project.state_dir / "run.lock"))
+    lock.acquire(timeout=0)  # as a starting run holds it, before it has written its pid file
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "gasworks", "run"])
+    try:
+        assert active_run(project) is None
+        (project.state_dir / "run.pid").write_text(str(stand_in.pid))
+        assert active_run(project) == stand_in.pid
+    finally:
+        lock.release()
+        stand_in.kill()
+        stand_in.wait()
+    (project.state_dir / "run.pid").write_text("999999999")  # a run killed -9 left its pid file
+    assert active_run(project) is None

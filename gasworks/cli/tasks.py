@@ -10,7 +10,7 @@ import click
 from gasworks import output
 from gasworks.beads import task_to_record
 from gasworks.cli.base import actor_name, cli, json_option, limit_option, open_project, priority_value, split_list
-from gasworks.errors import ImportFormatError, InvalidValueError
+from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
 from gasworks.ingest import FORMATS, decode_text, read_tasks, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES
 from gasworks.project import init_project
@@ -286,7 +286,11 @@ def dep_tree(task_id: str, as_json: bool) -> None:
               help="Write to FILE (e.g. .beads/issues.jsonl) atomically instead of stdout.")
 def export_(target: str | None) -> None:
     """Export every task as Beads JSONL, one issue per line, sorted by id."""
-    tasks = open_project().open_store().export_tasks()
+    project = open_project()
+    if project.tracker() == "beads":
+        raise TrackerError("tasks live in bd here (tracker = \"beads\"): export them with `bd export`; "
+                           "gasworks would write only the tasks it has seen")
+    tasks = project.open_store().export_tasks()
     if target is None:
         count = output.write_jsonl(tasks, sys.stdout)
         click.echo(f"exported {count} tasks", err=True)

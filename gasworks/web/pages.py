@@ -59,7 +59,7 @@ def board(store: Any) -> dict[str, Any]:
 def live(project: Project, store: Any, now: float | None = None) -> dict[str, Any]:
     """What changes while the fleet runs: slots with their log tails, the merge queue, counts.
     `version` is the newest event's id: when it moves, the board has changed."""
-    report = status_report(project, store, now=now, watching=True)
+    report = status_report(project, store, now=now)
     for slot in report["slots"]:
         slot["tail"] = logs.tail(Path(slot["log"]), SLOT_TAIL_LINES)
     newest = store.events(limit=1)
