@@ -206,11 +206,7 @@ def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str, force: boo
     store = open_project().open_store()
     closed = [store.close_task(store.resolve_id(t), actor=actor_name(ctx), reason=reason, force=force)
               for t in task_ids]
-    if as_json:
-        output.emit_json([task_to_record(t) for t in closed])
-    else:
-        for task in closed:
-            click.echo(f"Closed {task.id}: {output.oneline(task.title)}")
+    _say_done(closed, "Closed", as_json)
 
 
 @cli.command()
@@ -222,11 +218,15 @@ def reopen(ctx: click.Context, task_ids: tuple[str, ...], as_json: bool) -> None
     store = open_project().open_store()
     opened = [store.transition(store.resolve_id(t), "open", actor=actor_name(ctx), expected="closed")
               for t in task_ids]
+    _say_done(opened, "Reopened", as_json)
+
+
+def _say_done(tasks: list, verb: str, as_json: bool) -> None:
     if as_json:
-        output.emit_json([task_to_record(t) for t in opened])
-    else:
-        for task in opened:
-            click.echo(f"Reopened {task.id}: {output.oneline(task.title)}")
+        output.emit_json([task_to_record(t) for t in tasks])
+        return
+    for task in tasks:
+        click.echo(f"{verb} {task.id}: {output.oneline(task.title)}")
 
 
 @cli.group()
