@@ -2,8 +2,8 @@
 
 It keeps issues in `.beads/issues.jsonl` of the repository around the working directory (one
 issue per line, sorted by id, keys in bd's order, empty fields left out, as bd writes it) and
-answers the subcommands gasworks uses with the JSON shapes, flags, exit codes and error JSON of
-/work/shared/reference/beads.md: arrays from show/update/close/ready/list, objects (with
+answers the subcommands gasworks uses with the JSON shapes, flags, exit codes and error JSON the
+real bd uses (checked against its source): arrays from show/update/close/ready/list, objects (with
 "schema_version": 1) from create and dep add, `ready --claim` and `update --claim` as one
 compare-and-set, hash ids with the repository's prefix and `.N` children.
 
