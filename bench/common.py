@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
 import sys
+import time
+from pathlib import Path
 
 
 def progress(message: str) -> None:
@@ -23,3 +27,25 @@ def percentile(values: list[float], pct: float) -> float:
     """Nearest-rank percentile."""
     ordered = sorted(values)
     return ordered[max(0, math.ceil(pct / 100 * len(ordered)) - 1)]
+
+
+def run_bounded(argv: list[str], cwd: Path, env: dict[str, str], log_file: Path, timeout: float) -> tuple[int, float]:
+    """Run argv (a `gasworks run`) with its output in log_file; (exit code, wall seconds). Past the
+    timeout it is stopped as a user would: Ctrl+C twice, then a kill."""
+    with open(log_file, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(argv, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env)
+        try:
+            code = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            progress(f"  WARNING: gasworks run took more than {timeout:.0f} s; stopping it")
+            for _ in range(2):  # the first SIGINT stops claiming; the second ends running agents
+                proc.send_signal(signal.SIGINT)
+                time.sleep(1)
+            try:
+                code = proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait()
+        return code, time.perf_counter() - start

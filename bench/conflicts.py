@@ -80,17 +80,15 @@ import argparse
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import print_rows, progress  # bench/ is on sys.path when a script here runs
+from common import print_rows, progress, run_bounded  # bench/ is on sys.path when a script here runs
 
 from gasworks.config import load_config
 from gasworks.models import Attempt, Merge, iso_from_epoch, parse_time
@@ -216,23 +214,7 @@ def run_fleet_cli(root: Path, workers: int, aware: bool, log_file: Path, timeout
     """`gasworks run --agent fake --workers W --until-done` with GASWORKS_CONFLICT_AWARE, timed; output to a file."""
     argv = [sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--workers", str(workers), "--until-done"]
     env = clean_env(GASWORKS_CONFLICT_AWARE="true" if aware else "false")
-    with open(log_file, "wb") as out:
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env)
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            progress(f"  WARNING: gasworks run took more than {timeout:.0f} s; stopping it")
-            for _ in range(2):  # the first SIGINT stops claiming; the second ends running agents
-                proc.send_signal(signal.SIGINT)
-                time.sleep(1)
-            try:
-                code = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-        wall = time.perf_counter() - start
+    code, wall = run_bounded(argv, root, env, log_file, timeout)
     return RunResult(code, wall, log_file.read_text(encoding="utf-8", errors="replace"))
 
 

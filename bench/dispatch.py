@@ -56,7 +56,6 @@ import argparse
 import inspect
 import json
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -66,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import percentile, print_rows, progress  # bench/ is on sys.path when a script here runs
+from common import percentile, print_rows, progress, run_bounded  # bench/ is on sys.path when a script here runs
 
 from gasworks.dispatcher import run_fleet
 from gasworks.models import parse_time
@@ -141,24 +140,8 @@ class RunResult:
 def run_fleet_cli(root: Path, workers: int, log_file: Path, timeout: float) -> RunResult:
     """`gasworks run --agent fake --workers W --until-done`, timed from spawn to exit; output to a file."""
     argv = [sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--workers", str(workers), "--until-done"]
-    with open(log_file, "wb") as out:
-        started_epoch = time.time()
-        start = time.perf_counter()
-        proc = subprocess.Popen(argv, cwd=root, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=clean_env())
-        try:
-            code = proc.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            progress(f"  WARNING: gasworks run took more than {timeout:.0f} s; stopping it")
-            for _ in range(2):  # the first SIGINT stops claiming; the second ends running agents
-                proc.send_signal(signal.SIGINT)
-                time.sleep(1)
-            try:
-                code = proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait()
-        wall = time.perf_counter() - start
+    started_epoch = time.time()
+    code, wall = run_bounded(argv, root, clean_env(), log_file, timeout)
     return RunResult(code, wall, started_epoch, log_file.read_text(encoding="utf-8", errors="replace"))
 
 
