@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import re
 import threading
-import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -100,6 +99,7 @@ class PostgresStore(SQLStore):
     """The shared store for several hosts. Safe to share between threads; each process opens its own."""
 
     SKIP_LOCKED = " FOR UPDATE OF t SKIP LOCKED"
+    LEASES_DECIDE = False
 
     def __init__(self, url: str) -> None:
         try:
@@ -161,17 +161,12 @@ class PostgresStore(SQLStore):
                 if not got:
                     return False, ""
                 self._held.add(name)
-            with self._tx(write=True) as db:  # a row left by another owner: its holder died holding it
-                row = db.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
-                db.execute("INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) "
-                           "DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at",
-                           (name, owner, (time.time() if now is None else now) + ttl))
-            return True, row[0] if row is not None and row[0] != owner else ""
+            # The row now only says who holds it; one left by another owner: its holder died holding it.
+            return super().take_lock(name, owner, ttl=ttl, now=now)
 
     def release_lock(self, name: str, owner: str) -> None:
         with self._lock:
-            with self._tx(write=True) as db:
-                db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+            super().release_lock(name, owner)
             if name in self._held:
                 self._held.discard(name)
                 try:

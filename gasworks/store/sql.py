@@ -51,6 +51,8 @@ class SQLStore:
     path: Any
     # Appended to the claim queries: PostgreSQL's FOR UPDATE ... SKIP LOCKED; SQLite needs none.
     SKIP_LOCKED = ""
+    # Whether a named lock's row, with its lease, decides who holds it (PostgreSQL: an advisory lock does).
+    LEASES_DECIDE = True
 
     def close(self) -> None:
         raise NotImplementedError
@@ -598,7 +600,7 @@ class SQLStore:
         now = time.time() if now is None else now
         with self._tx(write=True) as db:
             row = db.execute("SELECT owner, expires_at FROM locks WHERE name = ?", (name,)).fetchone()
-            if row is not None and row[0] != owner and row[1] >= now:
+            if row is not None and row[0] != owner and self.LEASES_DECIDE and row[1] >= now:
                 return False, ""
             db.execute("INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
                        "SET owner = excluded.owner, expires_at = excluded.expires_at", (name, owner, now + ttl))
