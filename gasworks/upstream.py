@@ -14,7 +14,7 @@ from typing import Protocol
 from gasworks import git
 from gasworks.config import Config
 from gasworks.errors import ConfigError
-from gasworks.worktrees import BRANCH_PREFIX, target_branch
+from gasworks.worktrees import BRANCH_PREFIX, target_branch, target_name
 
 FETCH_EVERY_SECONDS = 1.0  # how stale the view of the remote may get between fetches
 
@@ -93,7 +93,7 @@ class RemoteUpstream:
         # the same remote-tracking refs, so every remote operation here takes this lock.
         self.lock = threading.RLock()
 
-    def _tracking(self, branch: str) -> str:
+    def tracking(self, branch: str) -> str:
         return f"refs/remotes/{self.remote}/{branch}"
 
     def refresh(self, force: bool = False) -> None:
@@ -102,21 +102,21 @@ class RemoteUpstream:
                 return
             # Prune, so a landed branch another host deleted is gone here too.
             git.fetch(self.root, self.remote, ["--prune",
-                                               f"+refs/heads/{self.target}:{self._tracking(self.target)}",
-                                               f"+refs/heads/{BRANCH_PREFIX}*:{self._tracking(BRANCH_PREFIX)}*"])
+                                               f"+refs/heads/{self.target}:{self.tracking(self.target)}",
+                                               f"+refs/heads/{BRANCH_PREFIX}*:{self.tracking(BRANCH_PREFIX)}*"])
             self.fetched_at = time.monotonic()
 
     def tip(self) -> str:
-        return git.rev_parse(self.root, self._tracking(self.target))
+        return git.rev_parse(self.root, self.tracking(self.target))
 
     def head(self, branch: str) -> str | None:
-        ref = self._tracking(branch)
+        ref = self.tracking(branch)
         return git.rev_parse(self.root, ref) if git.ref_exists(self.root, ref) else None
 
     def publish(self, branch: str) -> None:
         with self.lock:
             git.push(self.root, self.remote, f"+refs/heads/{branch}:refs/heads/{branch}")
-            git.set_ref(self.root, self._tracking(branch), git.rev_parse(self.root, branch))
+            git.set_ref(self.root, self.tracking(branch), git.rev_parse(self.root, branch))
 
     def take_branch(self, branch: str) -> str:
         with self.lock:
@@ -133,14 +133,14 @@ class RemoteUpstream:
             if not landed:
                 self.refresh(force=True)
                 return "moved", why
-            git.set_ref(self.root, self._tracking(self.target), candidate)
+            git.set_ref(self.root, self.tracking(self.target), candidate)
             return "landed", ""
 
     def drop(self, branch: str) -> None:
         with self.lock:
             git.delete_remote_branch(self.root, self.remote, branch)
             git.run(["branch", "-D", branch], self.root, check=False)
-            git.run(["update-ref", "-d", self._tracking(branch)], self.root, check=False)
+            git.run(["update-ref", "-d", self.tracking(branch)], self.root, check=False)
 
 
 def make_upstream(root: Path, config: Config) -> Upstream:
@@ -149,10 +149,10 @@ def make_upstream(root: Path, config: Config) -> Upstream:
     if not git.has_remote(root, config.remote):
         raise ConfigError(f"remote = {config.remote!r}: this repository has no such git remote (git remote add "
                           f"{config.remote} URL)")
-    target = config.branch or git.current_branch(root) or "main"
+    target = target_name(root, config)
     upstream = RemoteUpstream(root, config.remote, target)
     upstream.refresh(force=True)
-    if not git.ref_exists(root, upstream._tracking(target)):
+    if not git.ref_exists(root, upstream.tracking(target)):
         raise ConfigError(f"target branch {target!r} does not exist on {config.remote}; push it or set `branch`")
     return upstream
 

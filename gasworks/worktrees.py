@@ -23,9 +23,14 @@ def branch_for(task_id: str) -> str:
     return f"{BRANCH_PREFIX}{task_id}"
 
 
+def target_name(root: Path, config: Config) -> str:
+    """The configured branch, or the one checked out in the repository."""
+    return config.branch or git.current_branch(root) or "main"
+
+
 def target_branch(root: Path, config: Config) -> str:
-    """The configured branch, or the one checked out in the repository; it must exist."""
-    name = config.branch or git.current_branch(root) or "main"
+    """target_name(), which must exist here."""
+    name = target_name(root, config)
     if not git.branch_exists(root, name):
         known = ", ".join(git.branches(root)) or "none (make a first commit)"
         raise ConfigError(f"target branch {name!r} does not exist (branches: {known}); set `branch`")
