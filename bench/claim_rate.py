@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import print_rows, progress  # bench/ is on sys.path when a script here runs
+from common import counts, print_rows, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.store import NewTask, open_store
 
@@ -133,18 +133,8 @@ def print_table(results: list[dict[str, Any]]) -> None:
     print_rows(("claimers", "sqlite/s", "vs 1", "postgres/s", "vs 1", "pg/sqlite", "each once"), rows)
 
 
-def parse_counts(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated claimer counts, got {text!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError(f"expected positive claimer counts, got {text!r}")
-    return counts
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--claimers", type=parse_counts, default=[1, 4, 16],
+    parser.add_argument("--claimers", type=lambda text: counts(text, "claimer counts"), default=[1, 4, 16],
                         help="comma-separated counts of concurrent claimers (default 1,4,16)")
     parser.add_argument("--claim-tasks", type=int, default=3000, help="ready tasks per configuration")
     parser.add_argument("--pg-url", default=None,

@@ -1,7 +1,9 @@
-"""Small helpers the benchmarks share: progress on stderr, plain tables, percentiles."""
+"""Small helpers the benchmarks share: progress on stderr, plain tables, percentiles, a bounded
+`gasworks run`, and the parsing of number options."""
 
 from __future__ import annotations
 
+import argparse
 import math
 import signal
 import subprocess
@@ -49,3 +51,26 @@ def run_bounded(argv: list[str], cwd: Path, env: dict[str, str], log_file: Path,
                 proc.kill()
                 code = proc.wait()
         return code, time.perf_counter() - start
+
+
+def counts(text: str, what: str, high: int | None = None) -> list[int]:
+    """A comma-separated option of whole numbers from 1 (up to high); `what` names them in errors."""
+    try:
+        values = [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated {what}, got {text!r}") from None
+    if not values or any(value < 1 or (high is not None and value > high) for value in values):
+        bound = f"{what} from 1 to {high}" if high is not None else f"positive {what}"
+        raise argparse.ArgumentTypeError(f"expected {bound}, got {text!r}")
+    return values
+
+
+def positive(text: str) -> int:
+    """A whole number from 1, for an option."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+    return value

@@ -88,7 +88,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import print_rows, progress, run_bounded  # bench/ is on sys.path when a script here runs
+from common import positive, print_rows, progress, run_bounded  # bench/ is on sys.path here
 
 from gasworks.config import load_config
 from gasworks.models import Attempt, Merge, iso_from_epoch, parse_time
@@ -561,16 +561,6 @@ One run per mode: the timing of agents and merges moves these numbers from run t
 
 
 # -- command line ----------------------------------------------------------------------------
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

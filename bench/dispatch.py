@@ -65,7 +65,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import percentile, print_rows, progress, run_bounded  # bench/ is on sys.path when a script here runs
+from common import counts, percentile, positive, print_rows, progress, run_bounded  # bench/ is on sys.path here
 
 from gasworks.dispatcher import run_fleet
 from gasworks.models import parse_time
@@ -404,30 +404,10 @@ run; with more workers than cores, per-task overheads grow because processes wai
 # -- command line ----------------------------------------------------------------------------
 
 
-def parse_workers(text: str) -> list[int]:
-    try:
-        counts = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated worker counts, got {text!r}") from None
-    if not counts or any(not 1 <= c <= 256 for c in counts):
-        raise argparse.ArgumentTypeError(f"expected worker counts from 1 to 256, got {text!r}")
-    return counts
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number of tasks, got {text!r}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--workers", type=parse_workers, default=list(DEFAULT_WORKERS),
-                        help="comma-separated worker counts (default 1,4,14)")
+    parser.add_argument("--workers", type=lambda text: counts(text, "worker counts", 256),
+                        default=list(DEFAULT_WORKERS), help="comma-separated worker counts (default 1,4,14)")
     parser.add_argument("--tasks", type=positive, help=f"tasks per run (default {DEFAULT_TASKS}, "
                                                        f"{QUICK_TASKS} with --quick)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TASKS} tasks per run")

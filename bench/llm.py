@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from common import percentile, progress  # bench/ is on sys.path when a script here runs
+from common import counts, percentile, positive, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.errors import GasworksError
 from gasworks.llm.embedded import DEFAULT_MODEL, ModelProcess, ServeOptions
@@ -371,20 +371,7 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def parse_levels(text: str) -> list[int]:
-    try:
-        levels = [int(part) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated request counts, got {text!r}") from None
-    if not levels or any(level < 1 or level > 64 for level in levels):
-        raise argparse.ArgumentTypeError(f"expected request counts from 1 to 64, got {text!r}")
-    return sorted(set(levels))
-
-
-def positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
+    return sorted(set(counts(text, "request counts", 64)))
 
 
 def main(argv: list[str] | None = None) -> int:

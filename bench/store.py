@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import claim_rate  # bench/ is on sys.path when a script here runs
-from common import percentile, progress
+from common import counts, percentile, progress
 
 from gasworks.models import Dependency, Task, iso_from_epoch
 from gasworks.store.sqlite import SQLiteStore
@@ -377,19 +377,10 @@ def iterations_for(n: int, layout: str, quick: bool) -> Iterations:
     return Iterations(ready=gasworks, claim=gasworks, classic_ready=classic, classic_claim=classic)
 
 
-def parse_sizes(text: str) -> list[int]:
-    try:
-        sizes = [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated task counts, got {text!r}") from None
-    if not sizes or any(size < 1 for size in sizes):
-        raise argparse.ArgumentTypeError(f"expected positive task counts, got {text!r}")
-    return sizes
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=parse_sizes, help="comma-separated task counts (default 10000,100000)")
+    parser.add_argument("--sizes", type=lambda text: counts(text, "task counts"),
+                        help="comma-separated task counts (default 10000,100000)")
     parser.add_argument("--quick", action="store_true", help="sizes 1000,10000 and fewer iterations")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--layout", choices=LAYOUTS,
