@@ -153,9 +153,12 @@ def run_lock(project: Project) -> Iterator[None]:
 def active_run(project: Project) -> int | None:
     """The pid of the `gasworks run` active here, or None. Read from its pid file, never by trying
     its lock: a look that held the lock for a moment could make a run starting then refuse to."""
+    pid_file = project.state_dir / "run.pid"
     try:
-        proc = psutil.Process(int((project.state_dir / "run.pid").read_text().strip()))
-        alive = proc.status() != psutil.STATUS_ZOMBIE and any("gasworks" in part for part in proc.cmdline())
+        written = pid_file.stat().st_mtime
+        proc = psutil.Process(int(pid_file.read_text().strip()))
+        # The run wrote the file after it started; a process younger than the file holds a reused pid.
+        alive = proc.status() != psutil.STATUS_ZOMBIE and proc.create_time() <= written + 1.0
     except (OSError, ValueError, psutil.Error):
         return None
     return proc.pid if alive else None

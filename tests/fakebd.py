@@ -60,6 +60,10 @@ SPECS = {
     "dep remove": ({}, {}),
     "comments add": ({}, {}),
     "sync": ({"flush-only": "bool", "no-push": "bool", "no-pull": "bool"}, {}),
+    "reopen": ({"reason": "str"}, {"r": "reason"}),
+    "dep tree": ({"max-depth": "int"}, {"d": "max-depth"}),
+    "import": ({"dry-run": "bool"}, {}),
+    "export": ({"output": "str", "force": "bool", "status": "str"}, {"o": "output"}),
 }
 
 
@@ -491,6 +495,78 @@ def cmd_comment(db: Db, flags: dict, args: list[str], actor: str):
     return {**comment, "schema_version": 1}
 
 
+def cmd_reopen(db: Db, flags: dict, args: list[str], actor: str):
+    if not args:
+        raise BdError("requires at least 1 arg(s), only received 0", plain=True)
+    reopened = []
+    for text in args:
+        issue = db.issues[db.resolve(text)]
+        if issue["status"] != "closed":
+            raise BdError(f"{issue['id']} is not closed (status {issue['status']})")
+        issue.update(status="open", closed_at="", close_reason="", updated_at=now())
+        reopened.append(without_deps(issue))
+    return reopened
+
+
+def cmd_dep_tree(db: Db, flags: dict, args: list[str], actor: str):
+    """What the issue waits on, one line a node, children indented (bd's default direction, "down")."""
+    if len(args) != 1:
+        raise BdError(f"accepts 1 arg(s), received {len(args)}", plain=True)
+    lines: list[str] = []
+    nodes: list[dict] = []
+
+    def walk(issue_id: str, depth: int, seen: frozenset) -> None:
+        issue = db.issues.get(issue_id, {"id": issue_id, "title": "", "status": "?", "priority": 2})
+        lines.append(f"{'    ' * depth}{issue_id}: {issue['title']} [P{issue['priority']}] ({issue['status']})")
+        nodes.append({"id": issue_id, "title": issue["title"], "status": issue["status"], "depth": depth})
+        if issue_id in seen or depth >= flags.get("max-depth", 50):
+            return
+        for dep in issue.get("dependencies", []):
+            walk(dep["depends_on_id"], depth + 1, seen | {issue_id})
+
+    walk(db.resolve(args[0]), 0, frozenset())
+    return nodes if flags.get("json") else "\n".join(lines)
+
+
+def cmd_import(db: Db, flags: dict, args: list[str], actor: str):
+    """Upsert by id; an incoming row older than ours is skipped (bd's filterStaleImportIssues)."""
+    source = Path(args[0]) if args else db.path
+    lines = source.read_text(encoding="utf-8").splitlines()
+    count = 0
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            incoming = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise BdError(f"import failed: {source}:{number}: {exc}") from None
+        if incoming.get("_type", "issue") != "issue" or incoming.get("status") == "tombstone":
+            continue
+        ours = db.issues.get(incoming["id"])
+        if ours is None or incoming.get("updated_at", "") >= ours.get("updated_at", ""):
+            if not flags.get("dry-run"):
+                db.issues[incoming["id"]] = incoming
+            count += 1
+    print(f"Imported {count} issues from {source}", file=sys.stderr)
+    return {"imported": count, "schema_version": 1} if flags.get("json") else ""
+
+
+def cmd_export(db: Db, flags: dict, args: list[str], actor: str):
+    """JSONL sorted by id, written through a temporary file; stdout without -o."""
+    rows = [record(db.issues[i]) for i in sorted(db.issues)
+            if not flags.get("status") or db.issues[i]["status"] == flags["status"]]
+    text = "".join(json.dumps(row, ensure_ascii=False, separators=(",", ":")) + "\n" for row in rows)
+    if not flags.get("output"):
+        sys.stdout.write(text)
+        return None
+    out = Path(flags["output"])
+    temp = out.with_name(out.name + ".tmp")
+    temp.write_text(text, encoding="utf-8")
+    temp.replace(out)
+    print(f"Exported {len(rows)} issues to {out}", file=sys.stderr)
+    return {"exported": len(rows), "schema_version": 1} if flags.get("json") else ""
+
+
 def cmd_init(flags: dict, args: list[str]) -> None:
     folder = Path.cwd() / ".beads"
     folder.mkdir(exist_ok=True)
@@ -502,7 +578,8 @@ def cmd_init(flags: dict, args: list[str]) -> None:
 
 COMMANDS = {"create": cmd_create, "show": cmd_show, "ready": cmd_ready, "update": cmd_update, "close": cmd_close,
             "list": cmd_list, "dep add": cmd_dep, "dep remove": lambda *a: cmd_dep(*a, remove=True),
-            "comments add": cmd_comment}
+            "comments add": cmd_comment, "reopen": cmd_reopen, "dep tree": cmd_dep_tree, "import": cmd_import,
+            "export": cmd_export}
 
 
 def run(argv: list[str]) -> int:
@@ -537,7 +614,9 @@ def run(argv: list[str]) -> int:
             answer = COMMANDS[command](db, flags, args, actor)
         finally:
             db.save()
-    if flags.get("json"):
+    if answer is None or answer == "":
+        pass  # export to stdout, or a command whose word went to stderr
+    elif flags.get("json"):
         print(json.dumps(answer, indent=2, ensure_ascii=False))
     else:
         print(answer if isinstance(answer, str) else f"ok: {command}")

@@ -9,18 +9,42 @@ every call. State lives in $FAKEGT_DIR:
                    "refuse_completed": bool (`gt done` without --status fails, as with 0 commits ahead)}
     calls.jsonl    one line a call: argv, cwd, whether stdin was /dev/null, whether this fake read
                    stdin (as `gt prime --hook` does without GT_SESSION_ID), what it answered
+    agents.json    what `gt config agent set NAME CMD` stored
+    convoys.json   the convoys `gt sling` made (one per slung bead, as gt's auto-convoy does)
+
+The user-facing commands (`config agent set`, `sling`, `convoy list|status`) are only checked for
+shape: their words, flags and argument counts as Gas Town's cobra commands declare them, parsed the
+pflag way (the parser is fakebd's), so a misspelt command or flag fails here as it would there.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import stat
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fakebd import BdError, parse  # noqa: E402  (the same pflag-style option parser)
+
 STATE = Path(os.environ["FAKEGT_DIR"])
 TARGET = "gasworks/polecats/toast"
+PRESETS = {"claude", "gemini", "codex", "cursor", "auggie", "amp", "opencode", "copilot", "kiro"}
+# Flags and argument counts from Gas Town's cobra commands (internal/cmd/sling.go, convoy.go, config.go).
+SLING = {"subject": "str", "message": "str", "dry-run": "bool", "on": "str", "var": "array", "args": "str",
+         "stdin": "bool", "create": "bool", "force": "bool", "account": "str", "agent": "str", "no-convoy": "bool",
+         "owned": "bool", "hook-raw-bead": "bool", "no-merge": "bool", "merge": "str", "no-boot": "bool",
+         "max-concurrent": "int", "json": "bool", "help": "bool"}
+SLING_SHORT = {"s": "subject", "m": "message", "n": "dry-run", "a": "args", "h": "help"}
+USER_COMMANDS = {  # words: (flags, short flags, fewest args, most args)
+    ("sling",): (SLING, SLING_SHORT, 1, 2),
+    ("convoy", "list"): ({"json": "bool", "status": "str", "all": "bool", "tree": "bool", "help": "bool"},
+                         {"h": "help"}, 0, 0),
+    ("convoy", "status"): ({"json": "bool", "help": "bool"}, {"h": "help"}, 0, 1),
+    ("config", "agent", "set"): ({"provider": "str", "help": "bool"}, {"h": "help"}, 2, 2),
+}
 
 
 def stdin_is_devnull() -> bool:
@@ -83,6 +107,64 @@ def done(entry: dict, args: list[str]) -> int:
     return 0
 
 
+def load(name: str) -> dict:
+    path = STATE / name
+    return json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+
+
+def save(name: str, data: dict) -> None:
+    (STATE / name).write_text(json.dumps(data, indent=2), encoding="utf-8")
+
+
+def rig_bead(bead: str) -> None:
+    """sling looks the bead up with bd; here, in the .beads/issues.jsonl around the working directory."""
+    for folder in [Path.cwd(), *Path.cwd().parents]:
+        path = folder / ".beads" / "issues.jsonl"
+        if path.exists():
+            ids = {json.loads(line)["id"] for line in path.read_text(encoding="utf-8").splitlines() if line.strip()}
+            if bead not in ids:
+                raise BdError(f"bead '{bead}' not found")
+            return
+
+
+def user_command(words: tuple[str, ...], rest: list[str]) -> int:
+    spec, short, fewest, most = USER_COMMANDS[words]
+    flags, args = parse(rest, spec, short)
+    if flags.get("help"):
+        print(f"Usage:\n  gt {' '.join(words)} [flags]\n\n(fake gt: nothing was done)")
+        return 0
+    if not fewest <= len(args) <= most:
+        raise BdError(f"accepts between {fewest} and {most} arg(s), received {len(args)}")
+    if words == ("config", "agent", "set"):
+        agents = load("agents.json")
+        command, *extra = args[1].split()  # gt splits on whitespace: quoting is lost
+        agents[args[0]] = {"command": command, "args": extra}
+        save("agents.json", agents)
+        print(f"Agent '{args[0]}' set: {args[1]}")
+    elif words == ("sling",):
+        agent = flags.get("agent")
+        if agent and agent not in PRESETS and agent not in load("agents.json"):
+            raise BdError(f"unknown agent '{agent}' (set it with gt config agent set)")
+        rig_bead(args[0])
+        convoys = load("convoys.json")
+        if not flags.get("no-convoy"):
+            convoy = "hq-cv-" + hashlib.sha256(args[0].encode()).hexdigest()[:5]
+            convoys[convoy] = {"tracks": [args[0]], "rig": args[1] if len(args) > 1 else ""}
+            save("convoys.json", convoys)
+        print(f"Slung {args[0]} to {args[1] if len(args) > 1 else 'the current agent'}"
+              + (f" (agent {agent})" if agent else ""))
+    else:
+        convoys = load("convoys.json")
+        wanted = args or sorted(convoys)
+        if args and args[0] not in convoys:
+            raise BdError(f"convoy '{args[0]}' not found")
+        for convoy in wanted:
+            print(f"{convoy}  open  tracks {', '.join(convoys[convoy]['tracks'])}")
+        if not wanted:
+            print("No convoys found.")
+    return 0
+
+
 def main() -> int:
     args = sys.argv[1:]
     entry = {"argv": args, "cwd": os.getcwd(), "stdin_devnull": stdin_is_devnull(), "read_stdin": False,
@@ -106,6 +188,14 @@ def main() -> int:
         return 0
     if args[:1] == ["done"]:
         return done(entry, args)
+    words = next((w for w in USER_COMMANDS if tuple(args[:len(w)]) == w), None)
+    if words is not None:
+        record(entry)
+        try:
+            return user_command(words, args[len(words):])
+        except BdError as exc:
+            print(f"Error: {exc}", file=sys.stderr)
+            return 1
     record(entry)
     print(f"Error: unknown command {args[:1]}", file=sys.stderr)
     return 2

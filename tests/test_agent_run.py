@@ -115,6 +115,16 @@ def test_a_dirty_checkout_is_refused_before_the_agent_starts(gw, project_dir, tm
     assert git.commits_between(project_dir, out["base"]) == []
 
 
+def test_a_task_file_written_into_the_checkout_is_the_input_not_the_work(gw, project_dir):
+    """`agent-run --task-file task.txt` with task.txt new in the checkout: not refused, never committed."""
+    path = task_file(project_dir, {"write": {"a.txt": "a"}, "no_commit": True})
+    out = agent_run(gw, "task.txt")
+    assert out["status"] == "done", out["note"]
+    committed = git.run(["show", "--name-only", "--format=", "HEAD"], project_dir).stdout.split()
+    assert committed == ["a.txt"]
+    assert git.changed_files(project_dir) == ["task.txt"] and Path(path).exists()
+
+
 def test_outside_a_project_logs_go_to_the_git_directory(repo, tmp_path, monkeypatch):
     monkeypatch.chdir(repo)
     out = agent_run(Cli(), task_file(tmp_path, {"write": {"a.txt": "a"}}))

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 
 from rich.console import Console
 
@@ -180,3 +182,22 @@ def test_looking_at_the_status_never_takes_the_run_lock(project_dir):
         stand_in.wait()
     (project.state_dir / "run.pid").write_text("999999999")  # a run killed -9 left its pid file
     assert active_run(project) is None
+
+
+def test_a_run_started_by_a_classic_script_is_seen_and_a_reused_pid_is_not(project_dir):
+    """`py dispatch_workers.py` has no "gasworks" in its command line; a pid is told apart from a
+    reused one by the process being older than the pid file."""
+    from gasworks.project import active_run, find_project
+
+    project = find_project(project_dir)
+    pid_file = project.state_dir / "run.pid"
+    script = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", "dispatch_workers.py"])
+    try:
+        pid_file.write_text(str(script.pid))
+        assert active_run(project) == script.pid
+        written = time.time() - 30  # a pid file from before this process started: the run died, its pid reused
+        os.utime(pid_file, (written, written))
+        assert active_run(project) is None
+    finally:
+        script.kill()
+        script.wait()

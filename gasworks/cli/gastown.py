@@ -15,7 +15,8 @@ from gasworks.errors import InvalidValueError
 
 @cli.command(name="agent-run")
 @click.option("--task-file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The task, as text (it reaches the agent only through .current_task.txt).")
+              help="The task, as text (it reaches the agent only through .current_task.txt; inside the "
+                   "checkout, it is never committed).")
 @click.option("--agent", type=click.Choice(AGENTS), default=None, help="Which agent (default: `agent` in config).")
 @click.option("--model", default=None, help="Model for Aider (default: `model` in config).")
 @click.option("--task-id", default="", help="Id for the log and the agent (default: from \"Task ID:\" on the "
@@ -46,6 +47,10 @@ def agent_run(ctx: click.Context, task_file: Path, agent: str | None, model: str
     checkout = git.toplevel(Path.cwd())
     config = load_config(git.main_root(checkout),
                          overrides={"agent": agent, "model": model, "attempt_timeout": timeout})
+    try:  # a task file inside the checkout is the agent's input, never its work
+        keep_out = (*keep_out, task_file.resolve().relative_to(checkout.resolve()).as_posix())
+    except ValueError:
+        pass
     with stop_on_signals("SIGINT", "SIGTERM", "SIGHUP") as stopping:
         result = run_once(checkout, text, config, task_id=task_id, run_dir=log_dir, keep_out=keep_out,
                           stop=stopping, say=lambda line: click.echo(line, err=True))
