@@ -32,6 +32,7 @@ from gasworks.worktrees import Slot, WorktreePool, branch_for
 
 ASSIGNEE_PREFIX = "gasworks:"
 STALL_CHECK_SECONDS = 5.0
+CLAIM_CHECK_SECONDS = 3.0  # how soon an agent whose task was cancelled (closed by hand) is stopped
 NEEDS_HUMAN = "needs-human"
 WAKE_CHECK_SECONDS = 0.02
 LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
@@ -72,6 +73,7 @@ class Dispatcher:
         self.stopping = False
         self.logs_full = False  # the log folder had no room when last looked at: no claims
         self.bwrap = sandbox.find_bwrap() if config.sandbox == "bwrap" else ""
+        self.claims_checked = 0.0  # when the running tasks' claims were last read
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -399,14 +401,35 @@ class Dispatcher:
         return found[0] if found and self.upstream.head(branch_for(found[0])) else ""
 
     def _renew(self, now: float) -> None:
+        """Extend the claims of running agents (a write, every lease_seconds/3), and read them every
+        few seconds, so an agent whose task was cancelled meanwhile stops now rather than at renewal."""
+        held: dict[str, Task] | None = None
+        if self.running and now - self.claims_checked >= CLAIM_CHECK_SECONDS:
+            held = {task.id: task for task in self.store.list_tasks(statuses=["in_progress"])}
+            self.claims_checked = now
         for run in self.running.values():
-            if now - run.renewed >= self.config.lease_seconds / 3:
+            if run.stop_reason:
+                continue
+            task = held.get(run.task_id) if held is not None else None
+            if held is not None and (task is None or task.assignee != self.me + run.slot.name):
+                self._claim_gone(run)
+            elif now - run.renewed >= self.config.lease_seconds / 3:
                 if not self.store.renew_lease(run.task_id, self.me + run.slot.name,
                                               lease_seconds=self.config.lease_seconds, now=now):
-                    self.say(f"{run.slot.name}: lost the claim on {run.task_id}; stopping its agent")
-                    run.stop_reason = Outcome.ORPHANED.value
-                    process.terminate_group(run.proc.pid, hard=True)
+                    self._claim_gone(run)
                 run.renewed = now
+
+    def _claim_gone(self, run: Running) -> None:
+        """Stop an agent whose claim is gone: cancelled or moved by hand (its attempt is recorded as
+        interrupted and the task left as it is), or lost to another worker after its lease ran out."""
+        status = self.store.get_task(run.task_id).status
+        if status in ("open", "in_progress"):
+            self.say(f"{run.slot.name}: lost the claim on {run.task_id}; stopping its agent")
+            run.stop_reason = Outcome.ORPHANED.value
+        else:
+            self.say(f"{run.slot.name}: {run.task_id} became {status} while its agent ran; stopping the agent")
+            run.stop_reason = Outcome.INTERRUPTED.value
+        process.terminate_group(run.proc.pid, hard=True)
 
     def wait(self, seconds: float, interrupted: Callable[[], bool]) -> None:
         """Sleep until the next tick, waking early when an agent exits or a signal arrives."""
