@@ -1,5 +1,5 @@
-"""PostgreSQL store, for several hosts on one queue: the same SQL as SQLite (store/sql.py), run
-through psycopg 3.
+"""PostgreSQL store, for several hosts on one queue: the same SQL as SQLite (store/sql.py and the
+modules it mixes in), run through psycopg 3.
 
 Writes are serialised by a transaction-scoped advisory lock, exactly as SQLite's BEGIN
 IMMEDIATE serialises them, so every invariant the SQLite store keeps holds here too. Claims are

@@ -1,171 +1,35 @@
-"""The store's logic, written once in SQL that both backends run (see sqlite.py and postgres.py)."""
+"""The store's logic, written once in SQL that both backends run (see sqlite.py and postgres.py).
+
+Here: tasks and their status (creating, editing, dependencies, transitions, claims, leases). The
+other nouns each have a module mixed into SQLStore: queries, attempts, merges, locks, import_export.
+"""
 
 from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 from gasworks import ids
-from gasworks.errors import (
-    AmbiguousIdError,
-    ClaimError,
-    CycleError,
-    InvalidValueError,
-    NotFoundError,
-    TransitionError,
-)
-from gasworks.models import (
-    BLOCKING_DEP_TYPES,
-    DONE_STATUSES,
-    GATING_DEP_TYPES,
-    NOT_THE_TASKS_FAULT,
-    Attempt,
-    Comment,
-    Dependency,
-    Event,
-    Merge,
-    Task,
-    allowed_targets,
-    iso_from_micros,
-    now_iso,
-)
-from gasworks.store import ImportResult, NewTask
+from gasworks.errors import ClaimError, CycleError, InvalidValueError, NotFoundError, TransitionError
+from gasworks.models import DONE_STATUSES, GATING_DEP_TYPES, Comment, Task, allowed_targets, now_iso
+from gasworks.store import NewTask
 from gasworks.store import rows as sqlrows
+from gasworks.store.attempts import AttemptsMixin
+from gasworks.store.import_export import ImportExportMixin
+from gasworks.store.locks import LocksMixin
+from gasworks.store.merges import MergeQueueMixin
+from gasworks.store.queries import QueriesMixin
 
-NO_LIMIT = 2 ** 62  # LIMIT for "all rows", in SQL both backends take
 _EDITABLE = ("title", "description", "design", "acceptance_criteria", "notes", "priority", "issue_type", "assignee")
 
 
-class _DryRun(Exception):
-    """Raised inside a transaction to roll it back on purpose."""
-
-
-class SQLStore:
+class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportExportMixin):
     """The store's logic in SQL that SQLite and PostgreSQL both run. A backend subclass opens the
-    connection and supplies `_tx()`: one transaction, writes serialised unless `serial` is False
-    (claims, which PostgreSQL runs side by side with row locks instead)."""
+    connection and supplies `_tx()` (see StoreBase)."""
 
-    path: Any
     # Appended to the claim queries: PostgreSQL's FOR UPDATE ... SKIP LOCKED; SQLite needs none.
     SKIP_LOCKED = ""
-    # Whether a named lock's row, with its lease, decides who holds it (PostgreSQL: an advisory lock does).
-    LEASES_DECIDE = True
-
-    def close(self) -> None:
-        raise NotImplementedError
-
-    @contextmanager
-    def _tx(self, write: bool = False, serial: bool = True) -> Iterator[Any]:
-        raise NotImplementedError
-        yield
-
-    def get_task(self, task_id: str) -> Task:
-        with self._tx() as db:
-            return sqlrows.load_task(db, task_id)
-
-    def resolve_id(self, text: str) -> str:
-        """An exact id, or a unique prefix of one (as `bd` accepts partial ids)."""
-        with self._tx() as db:
-            if db.execute("SELECT 1 FROM tasks WHERE id = ?", (text,)).fetchone():
-                return text
-            rows = db.execute(
-                "SELECT id FROM tasks WHERE id > ? AND id < ? ORDER BY id LIMIT 6", (text, text + "\U0010ffff")
-            ).fetchall()
-        if not rows:
-            raise NotFoundError(f"no task {text!r}")
-        if len(rows) > 1:
-            shown = ", ".join(r[0] for r in rows[:5])
-            raise AmbiguousIdError(f"{text!r} matches several tasks ({shown}{', ...' if len(rows) > 5 else ''})")
-        return rows[0][0]
-
-    def ready(self, limit: int | None = None) -> list[Task]:
-        """Open work nobody waits on, by priority then age (oldest first)."""
-        with self._tx() as db:
-            rows = db.execute(
-                f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t WHERE {sqlrows.READY_WHERE} {sqlrows.READY_ORDER} LIMIT ?",
-                (NO_LIMIT if limit is None else limit,),
-            ).fetchall()
-        return [sqlrows.row_to_task(r) for r in rows]
-
-    def is_blocked(self, task_id: str) -> bool:
-        with self._tx() as db:
-            row = db.execute("SELECT blocked FROM tasks WHERE id = ?", (task_id,)).fetchone()
-        if row is None:
-            raise NotFoundError(f"no task {task_id!r}")
-        return bool(row[0])
-
-    def blockers(self, task_id: str) -> list[str]:
-        """Unfinished tasks this one waits on directly (for messages and `show`)."""
-        with self._tx() as db:
-            rows = db.execute(
-                f"SELECT d.depends_on_id FROM dependencies d JOIN tasks b ON b.id = d.depends_on_id "
-                f"WHERE d.issue_id = ? AND d.type IN ({sqlrows.sql_list(BLOCKING_DEP_TYPES)}) "
-                f"AND b.status NOT IN ({sqlrows.DONE}) ORDER BY d.depends_on_id",
-                (task_id,),
-            ).fetchall()
-        return [r[0] for r in rows]
-
-    def list_tasks(self, statuses: list[str] | None = None, labels: list[str] | None = None,
-                   issue_type: str | None = None, assignee: str | None = None,
-                   limit: int | None = None, include_closed: bool = True) -> list[Task]:
-        where, params = ["1 = 1"], []
-        if not include_closed:
-            where.append("t.status != 'closed'")
-        if statuses:
-            where.append(f"t.status IN ({', '.join('?' * len(statuses))})")
-            params += statuses
-        for label in labels or []:
-            where.append("EXISTS (SELECT 1 FROM labels l WHERE l.task_id = t.id AND l.label = ?)")
-            params.append(label)
-        if issue_type:
-            where.append("t.issue_type = ?")
-            params.append(issue_type)
-        if assignee is not None:
-            where.append("t.assignee = ?")
-            params.append(assignee)
-        params.append(NO_LIMIT if limit is None else limit)
-        with self._tx() as db:
-            rows = db.execute(
-                f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t WHERE {' AND '.join(where)} {sqlrows.READY_ORDER} "
-                "LIMIT ?", params
-            ).fetchall()
-        return [sqlrows.row_to_task(r) for r in rows]
-
-    def dependents(self, task_id: str) -> list[Dependency]:
-        with self._tx() as db:
-            return [sqlrows.dependency_from_row(r) for r in db.execute(
-                "SELECT * FROM dependencies WHERE depends_on_id = ? ORDER BY issue_id", (task_id,))]
-
-    def dependency_tree(self, task_id: str, max_depth: int = 20) -> dict[str, Any]:
-        """What a task waits on, recursively: {id, title, status, type, children, repeated}."""
-        with self._tx() as db:
-            return sqlrows.dependency_tree(db, task_id, max_depth)
-
-    def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]:
-        sql = "SELECT * FROM events" + (" WHERE task_id = ?" if task_id else "") + " ORDER BY id DESC LIMIT ?"
-        params = (task_id, limit) if task_id else (limit,)
-        with self._tx() as db:
-            rows = db.execute(sql, params).fetchall()
-        return [
-            Event(r["id"], r["task_id"], r["kind"], r["actor"], r["old_value"], r["new_value"],
-                  json.loads(r["detail"]), r["created_at"])
-            for r in reversed(rows)
-        ]
-
-    def event_count(self, kind: str) -> int:
-        with self._tx() as db:
-            return db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
-
-    def counts(self) -> dict[str, int]:
-        """Tasks by status, plus `ready` (open, free to start) and `waiting` (open work held back)."""
-        with self._tx() as db:
-            rows = db.execute("SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status").fetchall()
-            ready = db.execute(f"SELECT count(*) FROM tasks t WHERE {sqlrows.READY_WHERE}").fetchone()[0]
-            waiting = db.execute(f"SELECT count(*) FROM tasks t WHERE {sqlrows.WAITING_WHERE}").fetchone()[0]
-        return {**{r[0]: r[1] for r in rows}, "ready": ready, "waiting": waiting}
 
     # -- creating and editing ---------------------------------------------------------------
 
@@ -457,158 +321,7 @@ class SQLStore:
                              reason="lease expired", detail={"lease_expired": True})
         return expired
 
-    # -- attempts ---------------------------------------------------------------------------
-
-    def start_attempt(self, task_id: str, *, slot: str, log_path: str, branch: str, base_commit: str,
-                      pid: int | None = None, pid_started: float | None = None) -> Attempt:
-        now = now_iso()
-        with self._tx(write=True) as db:
-            sqlrows.load_task(db, task_id, full=False)
-            attempt_id = db.execute(
-                "INSERT INTO attempts (task_id, slot, started_at, log_path, branch, base_commit, pid, pid_started) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
-                (task_id, slot, now, log_path, branch, base_commit, pid, pid_started),
-            ).fetchone()[0]
-            sqlrows.insert_event(db, task_id, "attempt_started", slot, new=str(attempt_id),
-                                 detail={"slot": slot, "branch": branch}, at=now)
-            return sqlrows.load_attempt(db, attempt_id)
-
-    def set_attempt_process(self, attempt_id: int, pid: int, pid_started: float | None, log_path: str) -> None:
-        with self._tx(write=True) as db:
-            db.execute("UPDATE attempts SET pid = ?, pid_started = ?, log_path = ? WHERE id = ?",
-                       (pid, pid_started, log_path, attempt_id))
-
-    def finish_attempt(self, attempt_id: int, *, outcome: str, exit_code: int | None = None,
-                       commits: list[str] = (), note: str = "", task_status: str | None = None,
-                       actor: str = "gasworks", add_labels: list[str] = (),
-                       merge_branch: str = "") -> Attempt:
-        """Record how an attempt ended and, in the same transaction, move its task on (and, with
-        merge_branch, queue its last commit to merge: a crash never leaves one without the other)."""
-        now = now_iso()
-        with self._tx(write=True) as db:
-            attempt = sqlrows.load_attempt(db, attempt_id)
-            if attempt.ended_at:
-                return attempt  # already recorded (a second reaper got here first)
-            db.execute("UPDATE attempts SET ended_at = ?, outcome = ?, exit_code = ?, commits = ?, note = ? "
-                       "WHERE id = ?", (now, outcome, exit_code, json.dumps(list(commits)), note, attempt_id))
-            sqlrows.insert_event(db, attempt.task_id, "attempt_finished", actor, new=outcome,
-                                 detail={"attempt": attempt_id, "exit_code": exit_code, "commits": len(commits),
-                                         **({"note": note} if note else {})}, at=now)
-            if add_labels:
-                db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING",
-                               [(attempt.task_id, label) for label in add_labels])
-            if task_status is not None:
-                current = sqlrows.load_task(db, attempt.task_id, full=False).status
-                if current != task_status:
-                    self._transition(db, attempt.task_id, task_status, actor=actor, reason=note)
-            if merge_branch and commits:
-                self._enqueue(db, attempt.task_id, merge_branch, list(commits)[-1], now)
-            return sqlrows.load_attempt(db, attempt_id)
-
-    def attempts(self, task_id: str | None = None, *, running: bool = False, limit: int = 1000) -> list[Attempt]:
-        where = ["1 = 1"] + (["task_id = ?"] if task_id else []) + (["ended_at = ''"] if running else [])
-        with self._tx() as db:
-            found = db.execute(f"SELECT * FROM attempts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
-                               (*([task_id] if task_id else []), limit)).fetchall()
-        return [sqlrows.attempt_from_row(r) for r in reversed(found)]
-
-    def failed_attempts(self, task_id: str) -> int:
-        """Finished attempts that count against the task (not interrupted, not orphaned, not success)."""
-        excluded = (*NOT_THE_TASKS_FAULT, "success")
-        with self._tx() as db:
-            return db.execute(
-                f"SELECT count(*) FROM attempts WHERE task_id = ? AND ended_at != '' "
-                f"AND outcome NOT IN ({', '.join('?' * len(excluded))})", (task_id, *excluded)).fetchone()[0]
-
-    # -- the merge queue and locks -----------------------------------------------------------
-
-    def enqueue_merge(self, task_id: str, branch: str, head: str) -> Merge:
-        with self._tx(write=True) as db:
-            return sqlrows.load_merge(db, self._enqueue(db, task_id, branch, head, now_iso()))
-
-    @staticmethod
-    def _enqueue(db: Any, task_id: str, branch: str, head: str, now: str) -> int:
-        merge_id = db.execute("INSERT INTO merges (task_id, branch, head, queued_at) VALUES (?, ?, ?, ?) "
-                              "RETURNING id", (task_id, branch, head, now)).fetchone()[0]
-        sqlrows.insert_event(db, task_id, "merge_queued", "gasworks", new=str(merge_id),
-                             detail={"branch": branch, "head": head}, at=now)
-        return merge_id
-
-    def lock_owner(self, name: str) -> str:
-        with self._tx() as db:
-            row = db.execute("SELECT owner FROM locks WHERE name = ?", (name,)).fetchone()
-        return row[0] if row else ""
-
-    def take_lock_from(self, name: str, dead_owner: str, owner: str, *, ttl: float) -> bool:
-        """Take a lock whose holder is known to be dead (compare-and-set on that holder)."""
-        with self._tx(write=True) as db:
-            return db.execute("UPDATE locks SET owner = ?, expires_at = ? WHERE name = ? AND owner = ?",
-                              (owner, time.time() + ttl, name, dead_owner)).rowcount == 1
-
-    def merges(self, *, statuses: list[str] | None = None, task_id: str | None = None,
-               limit: int = 1000, oldest_first: bool = False) -> list[Merge]:
-        where, params = ["1 = 1"], []
-        if statuses:
-            where.append(f"status IN ({', '.join('?' * len(statuses))})")
-            params += statuses
-        if task_id:
-            where.append("task_id = ?")
-            params.append(task_id)
-        order = "id" if oldest_first else "id DESC"
-        with self._tx() as db:
-            found = db.execute(f"SELECT * FROM merges WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
-                               (*params, limit)).fetchall()
-        return [sqlrows.merge_from_row(r) for r in found]
-
-    def merge(self, merge_id: int) -> Merge:
-        with self._tx() as db:
-            return sqlrows.load_merge(db, merge_id)
-
-    def update_merge(self, merge_id: int, **fields: Any) -> Merge:
-        allowed = {"status", "started_at", "ended_at", "trial", "gate_runs", "gate_seconds", "batch_size",
-                   "landed_commit", "conflict_task", "note"}
-        if set(fields) - allowed:
-            raise InvalidValueError(f"cannot update merge fields {sorted(set(fields) - allowed)}")
-        with self._tx(write=True) as db:
-            if fields:
-                db.execute(f"UPDATE merges SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
-                           (*fields.values(), merge_id))
-            return sqlrows.load_merge(db, merge_id)
-
-    def record_gate_run(self, merge_ids: list[int], *, seconds: float, passed: bool, on_tip: bool = False) -> None:
-        """One gate run; each merge it tested counts it, and its time, once."""
-        with self._tx(write=True) as db:
-            db.execute("INSERT INTO gate_runs (started_at, seconds, passed, on_tip, merge_ids) VALUES (?, ?, ?, ?, ?)",
-                       (now_iso(), seconds, int(passed), int(on_tip), json.dumps(merge_ids)))
-            db.executemany("UPDATE merges SET gate_runs = gate_runs + 1, gate_seconds = gate_seconds + ? "
-                           "WHERE id = ?", [(round(seconds, 3), merge_id) for merge_id in merge_ids])
-
-    def gate_run_totals(self) -> dict[str, float]:
-        """Gate runs as they happened (a batched run counts once): runs, failures, seconds."""
-        with self._tx() as db:
-            runs, failed, seconds = db.execute(
-                "SELECT count(*), coalesce(sum(1 - passed), 0), coalesce(sum(seconds), 0) FROM gate_runs").fetchone()
-        return {"runs": runs, "failed": failed, "seconds": round(seconds, 3)}
-
-    def acquire_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> bool:
-        """Take (or renew) a named lock unless someone else holds it unexpired."""
-        return self.take_lock(name, owner, ttl=ttl, now=now)[0]
-
-    def take_lock(self, name: str, owner: str, *, ttl: float, now: float | None = None) -> tuple[bool, str]:
-        """Like acquire_lock; also says whom it was taken from: a holder whose lease ran out without
-        letting go (a clean holder deletes its row), else ""."""
-        now = time.time() if now is None else now
-        with self._tx(write=True) as db:
-            row = db.execute("SELECT owner, expires_at FROM locks WHERE name = ?", (name,)).fetchone()
-            if row is not None and row[0] != owner and self.LEASES_DECIDE and row[1] >= now:
-                return False, ""
-            db.execute("INSERT INTO locks (name, owner, expires_at) VALUES (?, ?, ?) ON CONFLICT (name) DO UPDATE "
-                       "SET owner = excluded.owner, expires_at = excluded.expires_at", (name, owner, now + ttl))
-            return True, row[0] if row is not None and row[0] != owner else ""
-
-    def release_lock(self, name: str, owner: str) -> None:
-        with self._tx(write=True) as db:
-            db.execute("DELETE FROM locks WHERE name = ? AND owner = ?", (name, owner))
+    # -- the queue's order: sending back, slinging, retry backoff ----------------------------
 
     def send_back(self, task_id: str, *, to_status: str, note: str, actor: str,
                   add_labels: list[str] = ()) -> Task:
@@ -642,102 +355,3 @@ class SQLStore:
         """Hold a failed task back from claims until `when` (the retry backoff); None lifts it."""
         with self._tx(write=True) as db:
             db.execute("UPDATE tasks SET retry_at = ? WHERE id = ?", (when, task_id))
-
-    def set_attempt_tokens(self, attempt_id: int, tokens_in: int, tokens_out: int) -> None:
-        with self._tx(write=True) as db:
-            db.execute("UPDATE attempts SET tokens_in = ?, tokens_out = ? WHERE id = ?",
-                       (tokens_in, tokens_out, attempt_id))
-
-    def set_attempt_outcome(self, attempt_id: int, outcome: str, note: str) -> None:
-        """Correct an attempt's outcome after the fact (its branch failed the merge gate)."""
-        with self._tx(write=True) as db:
-            db.execute("UPDATE attempts SET outcome = ?, note = ? WHERE id = ?", (outcome, note, attempt_id))
-
-    # -- import and export ------------------------------------------------------------------
-
-    def import_tasks(self, tasks: list[Task], *, prefix: str, actor: str, dry_run: bool = False) -> ImportResult:
-        """Upsert by id, newer updated_at wins (ties keep ours); all or nothing.
-
-        Tasks without an id (markdown, task_queue.json) are skipped when a task with the same
-        title and description exists, so importing the same file twice adds nothing.
-        """
-        result = ImportResult()
-        now = now_iso()
-        try:
-            with self._tx(write=True) as db:
-                self._import(db, tasks, result, prefix=prefix, actor=actor, now=now)
-                if dry_run:
-                    raise _DryRun
-        except _DryRun:
-            pass
-        return result
-
-    def _import(self, db: Any, tasks: list[Task], result: ImportResult, *, prefix: str,
-                actor: str, now: str) -> None:
-        start = time.time_ns() // 1000  # whole microseconds: a float epoch cannot tell 1 µs apart
-        present = self._give_ids(db, tasks, prefix, actor)
-        for index, task in enumerate(tasks):
-            if index in present:
-                result.skipped += 1
-                continue
-            # A microsecond apart, so tasks from one file keep the file's order when sorted by age.
-            task.created_at = task.created_at or iso_from_micros(start + index)
-            task.updated_at = task.updated_at or task.created_at
-            if task.status == "closed" and not task.closed_at:
-                task.closed_at = task.updated_at
-            old = db.execute("SELECT status, updated_at FROM tasks WHERE id = ?", (task.id,)).fetchone()
-            if old is not None and sqlrows.epoch(task.updated_at) <= sqlrows.epoch(old["updated_at"]):
-                result.skipped += 1
-                continue
-            sqlrows.upsert_task(db, task)
-            sqlrows.insert_event(db, task.id, "imported", actor, old["status"] if old else "", task.status, at=now)
-            result.ids.append(task.id)
-            if old is None:
-                result.created += 1
-            else:
-                result.updated += 1
-        if any(d.type in GATING_DEP_TYPES for t in tasks for d in t.dependencies):
-            sqlrows.refuse_cycles(db)
-        if result.ids:
-            sqlrows.refresh_all_blocked(db)
-
-    @staticmethod
-    def _give_ids(db: Any, tasks: list[Task], prefix: str, actor: str) -> set[int]:
-        """Ids for tasks that come without one (markdown, task_queue.json); one that repeats a task
-        already here (same title and description) takes that task's id and is left alone (the
-        returned positions). Then "#N" in a dependency, the N-th task of the file, becomes its id."""
-        present, given = set(), set()
-        for index, task in enumerate(tasks):
-            if task.id:
-                continue
-            row = db.execute("SELECT id FROM tasks WHERE title = ? AND description = ?",
-                             (task.title, task.description)).fetchone()
-            if row:
-                task.id = row[0]
-                present.add(index)
-            else:
-                task.id = sqlrows.new_id(db, prefix, f"{task.title}|{task.description}|{actor}|{time.time_ns()}",
-                                         given)
-                given.add(task.id)
-        for task in tasks:
-            for dep in task.dependencies:
-                if dep.depends_on_id.startswith("#"):
-                    dep.depends_on_id = tasks[int(dep.depends_on_id[1:])].id
-                dep.issue_id = dep.issue_id or task.id
-        return present
-
-    def export_tasks(self) -> Iterator[Task]:
-        """Every task with its labels, dependencies and comments, ordered by id."""
-        with self._tx() as db:
-            deps: dict[str, list[Dependency]] = {}
-            for r in db.execute("SELECT * FROM dependencies ORDER BY issue_id, created_at, depends_on_id"):
-                deps.setdefault(r["issue_id"], []).append(sqlrows.dependency_from_row(r))
-            comments: dict[str, list[Comment]] = {}
-            for r in db.execute("SELECT * FROM comments ORDER BY task_id, seq"):
-                comments.setdefault(r["task_id"], []).append(sqlrows.comment_from_row(r))
-            rows = db.execute(f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t ORDER BY t.id").fetchall()
-        for row in rows:
-            task = sqlrows.row_to_task(row)
-            task.dependencies = deps.get(task.id, [])
-            task.comments = comments.get(task.id, [])
-            yield task

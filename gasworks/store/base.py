@@ -1,0 +1,28 @@
+"""What every part of the SQL store relies on: the hooks a backend (sqlite.py, postgres.py) supplies."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+
+class StoreBase:
+    """A backend subclass opens the connection and supplies `_tx()`: one transaction, writes
+    serialised unless `serial` is False (claims, which PostgreSQL runs side by side with row locks
+    instead). The parts (queries.py, attempts.py, merges.py, locks.py, import_export.py) run their
+    SQL through it; sql.py, which puts them together, supplies `_transition()`."""
+
+    path: Any
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    @contextmanager
+    def _tx(self, write: bool = False, serial: bool = True) -> Iterator[Any]:
+        raise NotImplementedError
+        yield
+
+    def _transition(self, db: Any, task_id: str, to_status: str, *, actor: str, **kwargs: Any) -> None:
+        """The one way a status changes, inside the caller's transaction (see SQLStore._transition)."""
+        raise NotImplementedError

@@ -1,0 +1,107 @@
+"""Tasks in and out of the store in bulk: import (upsert, all or nothing) and export."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from gasworks.models import GATING_DEP_TYPES, Comment, Dependency, Task, iso_from_micros, now_iso
+from gasworks.store import ImportResult
+from gasworks.store import rows as sqlrows
+from gasworks.store.base import StoreBase
+
+
+class _DryRun(Exception):
+    """Raised inside a transaction to roll it back on purpose."""
+
+
+class ImportExportMixin(StoreBase):
+    """Whole tasks, with labels, dependencies and comments, as files carry them."""
+
+    def import_tasks(self, tasks: list[Task], *, prefix: str, actor: str, dry_run: bool = False) -> ImportResult:
+        """Upsert by id, newer updated_at wins (ties keep ours); all or nothing.
+
+        Tasks without an id (markdown, task_queue.json) are skipped when a task with the same
+        title and description exists, so importing the same file twice adds nothing.
+        """
+        result = ImportResult()
+        now = now_iso()
+        try:
+            with self._tx(write=True) as db:
+                self._import(db, tasks, result, prefix=prefix, actor=actor, now=now)
+                if dry_run:
+                    raise _DryRun
+        except _DryRun:
+            pass
+        return result
+
+    def _import(self, db: Any, tasks: list[Task], result: ImportResult, *, prefix: str,
+                actor: str, now: str) -> None:
+        start = time.time_ns() // 1000  # whole microseconds: a float epoch cannot tell 1 µs apart
+        present = self._give_ids(db, tasks, prefix, actor)
+        for index, task in enumerate(tasks):
+            if index in present:
+                result.skipped += 1
+                continue
+            # A microsecond apart, so tasks from one file keep the file's order when sorted by age.
+            task.created_at = task.created_at or iso_from_micros(start + index)
+            task.updated_at = task.updated_at or task.created_at
+            if task.status == "closed" and not task.closed_at:
+                task.closed_at = task.updated_at
+            old = db.execute("SELECT status, updated_at FROM tasks WHERE id = ?", (task.id,)).fetchone()
+            if old is not None and sqlrows.epoch(task.updated_at) <= sqlrows.epoch(old["updated_at"]):
+                result.skipped += 1
+                continue
+            sqlrows.upsert_task(db, task)
+            sqlrows.insert_event(db, task.id, "imported", actor, old["status"] if old else "", task.status, at=now)
+            result.ids.append(task.id)
+            if old is None:
+                result.created += 1
+            else:
+                result.updated += 1
+        if any(d.type in GATING_DEP_TYPES for t in tasks for d in t.dependencies):
+            sqlrows.refuse_cycles(db)
+        if result.ids:
+            sqlrows.refresh_all_blocked(db)
+
+    @staticmethod
+    def _give_ids(db: Any, tasks: list[Task], prefix: str, actor: str) -> set[int]:
+        """Ids for tasks that come without one (markdown, task_queue.json); one that repeats a task
+        already here (same title and description) takes that task's id and is left alone (the
+        returned positions). Then "#N" in a dependency, the N-th task of the file, becomes its id."""
+        present, given = set(), set()
+        for index, task in enumerate(tasks):
+            if task.id:
+                continue
+            row = db.execute("SELECT id FROM tasks WHERE title = ? AND description = ?",
+                             (task.title, task.description)).fetchone()
+            if row:
+                task.id = row[0]
+                present.add(index)
+            else:
+                task.id = sqlrows.new_id(db, prefix, f"{task.title}|{task.description}|{actor}|{time.time_ns()}",
+                                         given)
+                given.add(task.id)
+        for task in tasks:
+            for dep in task.dependencies:
+                if dep.depends_on_id.startswith("#"):
+                    dep.depends_on_id = tasks[int(dep.depends_on_id[1:])].id
+                dep.issue_id = dep.issue_id or task.id
+        return present
+
+    def export_tasks(self) -> Iterator[Task]:
+        """Every task with its labels, dependencies and comments, ordered by id."""
+        with self._tx() as db:
+            deps: dict[str, list[Dependency]] = {}
+            for r in db.execute("SELECT * FROM dependencies ORDER BY issue_id, created_at, depends_on_id"):
+                deps.setdefault(r["issue_id"], []).append(sqlrows.dependency_from_row(r))
+            comments: dict[str, list[Comment]] = {}
+            for r in db.execute("SELECT * FROM comments ORDER BY task_id, seq"):
+                comments.setdefault(r["task_id"], []).append(sqlrows.comment_from_row(r))
+            rows = db.execute(f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t ORDER BY t.id").fetchall()
+        for row in rows:
+            task = sqlrows.row_to_task(row)
+            task.dependencies = deps.get(task.id, [])
+            task.comments = comments.get(task.id, [])
+            yield task

@@ -1,0 +1,73 @@
+"""The merge queue: branches waiting to land, and the gate runs that test them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gasworks.errors import InvalidValueError
+from gasworks.models import Merge, now_iso
+from gasworks.store import rows as sqlrows
+from gasworks.store.base import StoreBase
+
+
+def enqueue(db: Any, task_id: str, branch: str, head: str, now: str) -> int:
+    """Queue a branch inside the caller's transaction (finish_attempt queues its task's last commit)."""
+    merge_id = db.execute("INSERT INTO merges (task_id, branch, head, queued_at) VALUES (?, ?, ?, ?) "
+                          "RETURNING id", (task_id, branch, head, now)).fetchone()[0]
+    sqlrows.insert_event(db, task_id, "merge_queued", "gasworks", new=str(merge_id),
+                         detail={"branch": branch, "head": head}, at=now)
+    return merge_id
+
+
+class MergeQueueMixin(StoreBase):
+    """Merges in queue order, updated by the refinery as it tests and lands them."""
+
+    def enqueue_merge(self, task_id: str, branch: str, head: str) -> Merge:
+        with self._tx(write=True) as db:
+            return sqlrows.load_merge(db, enqueue(db, task_id, branch, head, now_iso()))
+
+    def merges(self, *, statuses: list[str] | None = None, task_id: str | None = None,
+               limit: int = 1000, oldest_first: bool = False) -> list[Merge]:
+        where, params = ["1 = 1"], []
+        if statuses:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        if task_id:
+            where.append("task_id = ?")
+            params.append(task_id)
+        order = "id" if oldest_first else "id DESC"
+        with self._tx() as db:
+            found = db.execute(f"SELECT * FROM merges WHERE {' AND '.join(where)} ORDER BY {order} LIMIT ?",
+                               (*params, limit)).fetchall()
+        return [sqlrows.merge_from_row(r) for r in found]
+
+    def merge(self, merge_id: int) -> Merge:
+        with self._tx() as db:
+            return sqlrows.load_merge(db, merge_id)
+
+    def update_merge(self, merge_id: int, **fields: Any) -> Merge:
+        allowed = {"status", "started_at", "ended_at", "trial", "gate_runs", "gate_seconds", "batch_size",
+                   "landed_commit", "conflict_task", "note"}
+        if set(fields) - allowed:
+            raise InvalidValueError(f"cannot update merge fields {sorted(set(fields) - allowed)}")
+        with self._tx(write=True) as db:
+            if fields:
+                db.execute(f"UPDATE merges SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
+                           (*fields.values(), merge_id))
+            return sqlrows.load_merge(db, merge_id)
+
+    def record_gate_run(self, merge_ids: list[int], *, seconds: float, passed: bool, on_tip: bool = False) -> None:
+        """One gate run; each merge it tested counts it, and its time, once."""
+        with self._tx(write=True) as db:
+            db.execute("INSERT INTO gate_runs (started_at, seconds, passed, on_tip, merge_ids) VALUES (?, ?, ?, ?, ?)",
+                       (now_iso(), seconds, int(passed), int(on_tip), json.dumps(merge_ids)))
+            db.executemany("UPDATE merges SET gate_runs = gate_runs + 1, gate_seconds = gate_seconds + ? "
+                           "WHERE id = ?", [(round(seconds, 3), merge_id) for merge_id in merge_ids])
+
+    def gate_run_totals(self) -> dict[str, float]:
+        """Gate runs as they happened (a batched run counts once): runs, failures, seconds."""
+        with self._tx() as db:
+            runs, failed, seconds = db.execute(
+                "SELECT count(*), coalesce(sum(1 - passed), 0), coalesce(sum(seconds), 0) FROM gate_runs").fetchone()
+        return {"runs": runs, "failed": failed, "seconds": round(seconds, 3)}

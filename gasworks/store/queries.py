@@ -1,0 +1,122 @@
+"""Reading tasks, their dependencies and events, and counting them: no writes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gasworks.errors import AmbiguousIdError, NotFoundError
+from gasworks.models import BLOCKING_DEP_TYPES, Dependency, Event, Task
+from gasworks.store import rows as sqlrows
+from gasworks.store.base import StoreBase
+
+NO_LIMIT = 2 ** 62  # LIMIT for "all rows", in SQL both backends take
+
+
+class QueriesMixin(StoreBase):
+    """Tasks as the queue sees them: one, the ready ones, a filtered list, what waits on what."""
+
+    def get_task(self, task_id: str) -> Task:
+        with self._tx() as db:
+            return sqlrows.load_task(db, task_id)
+
+    def resolve_id(self, text: str) -> str:
+        """An exact id, or a unique prefix of one (as `bd` accepts partial ids)."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM tasks WHERE id = ?", (text,)).fetchone():
+                return text
+            rows = db.execute(
+                "SELECT id FROM tasks WHERE id > ? AND id < ? ORDER BY id LIMIT 6", (text, text + "\U0010ffff")
+            ).fetchall()
+        if not rows:
+            raise NotFoundError(f"no task {text!r}")
+        if len(rows) > 1:
+            shown = ", ".join(r[0] for r in rows[:5])
+            raise AmbiguousIdError(f"{text!r} matches several tasks ({shown}{', ...' if len(rows) > 5 else ''})")
+        return rows[0][0]
+
+    def ready(self, limit: int | None = None) -> list[Task]:
+        """Open work nobody waits on, by priority then age (oldest first)."""
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t WHERE {sqlrows.READY_WHERE} {sqlrows.READY_ORDER} LIMIT ?",
+                (NO_LIMIT if limit is None else limit,),
+            ).fetchall()
+        return [sqlrows.row_to_task(r) for r in rows]
+
+    def is_blocked(self, task_id: str) -> bool:
+        with self._tx() as db:
+            row = db.execute("SELECT blocked FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no task {task_id!r}")
+        return bool(row[0])
+
+    def blockers(self, task_id: str) -> list[str]:
+        """Unfinished tasks this one waits on directly (for messages and `show`)."""
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT d.depends_on_id FROM dependencies d JOIN tasks b ON b.id = d.depends_on_id "
+                f"WHERE d.issue_id = ? AND d.type IN ({sqlrows.sql_list(BLOCKING_DEP_TYPES)}) "
+                f"AND b.status NOT IN ({sqlrows.DONE}) ORDER BY d.depends_on_id",
+                (task_id,),
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def list_tasks(self, statuses: list[str] | None = None, labels: list[str] | None = None,
+                   issue_type: str | None = None, assignee: str | None = None,
+                   limit: int | None = None, include_closed: bool = True) -> list[Task]:
+        where, params = ["1 = 1"], []
+        if not include_closed:
+            where.append("t.status != 'closed'")
+        if statuses:
+            where.append(f"t.status IN ({', '.join('?' * len(statuses))})")
+            params += statuses
+        for label in labels or []:
+            where.append("EXISTS (SELECT 1 FROM labels l WHERE l.task_id = t.id AND l.label = ?)")
+            params.append(label)
+        if issue_type:
+            where.append("t.issue_type = ?")
+            params.append(issue_type)
+        if assignee is not None:
+            where.append("t.assignee = ?")
+            params.append(assignee)
+        params.append(NO_LIMIT if limit is None else limit)
+        with self._tx() as db:
+            rows = db.execute(
+                f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t WHERE {' AND '.join(where)} {sqlrows.READY_ORDER} "
+                "LIMIT ?", params
+            ).fetchall()
+        return [sqlrows.row_to_task(r) for r in rows]
+
+    def dependents(self, task_id: str) -> list[Dependency]:
+        with self._tx() as db:
+            return [sqlrows.dependency_from_row(r) for r in db.execute(
+                "SELECT * FROM dependencies WHERE depends_on_id = ? ORDER BY issue_id", (task_id,))]
+
+    def dependency_tree(self, task_id: str, max_depth: int = 20) -> dict[str, Any]:
+        """What a task waits on, recursively: {id, title, status, type, children, repeated}."""
+        with self._tx() as db:
+            return sqlrows.dependency_tree(db, task_id, max_depth)
+
+    def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]:
+        sql = "SELECT * FROM events" + (" WHERE task_id = ?" if task_id else "") + " ORDER BY id DESC LIMIT ?"
+        params = (task_id, limit) if task_id else (limit,)
+        with self._tx() as db:
+            rows = db.execute(sql, params).fetchall()
+        return [
+            Event(r["id"], r["task_id"], r["kind"], r["actor"], r["old_value"], r["new_value"],
+                  json.loads(r["detail"]), r["created_at"])
+            for r in reversed(rows)
+        ]
+
+    def event_count(self, kind: str) -> int:
+        with self._tx() as db:
+            return db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
+
+    def counts(self) -> dict[str, int]:
+        """Tasks by status, plus `ready` (open, free to start) and `waiting` (open work held back)."""
+        with self._tx() as db:
+            rows = db.execute("SELECT status, count(*) FROM tasks GROUP BY status ORDER BY status").fetchall()
+            ready = db.execute(f"SELECT count(*) FROM tasks t WHERE {sqlrows.READY_WHERE}").fetchone()[0]
+            waiting = db.execute(f"SELECT count(*) FROM tasks t WHERE {sqlrows.WAITING_WHERE}").fetchone()[0]
+        return {**{r[0]: r[1] for r in rows}, "ready": ready, "waiting": waiting}
