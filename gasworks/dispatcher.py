@@ -213,12 +213,8 @@ class Dispatcher:
         """Under `sandbox = "bwrap"`, the same launch inside bubblewrap; otherwise as it is."""
         if not self.bwrap:
             return spec
-        log_path.parent.mkdir(parents=True, exist_ok=True)  # its usage and transcript files go there
-        writable = [slot.path, log_path.parent, *git.commit_paths(slot.path, branch.rpartition("/")[0]),
-                    *spec.writable, *self.config.sandbox_writable]
-        argv = sandbox.wrap(spec.argv, bwrap=self.bwrap, writable=writable,
-                            readable=sandbox.readable_paths(spec.argv, self.root))
-        return LaunchSpec(argv, {**spec.env, **sandbox.GIT_ENV, "TMPDIR": str(sandbox.PRIVATE_TMP)})
+        return sandbox.sandboxed(spec, bwrap=self.bwrap, worktree=slot.path, branch=branch, log_dir=log_path.parent,
+                                 repo_root=self.root, extra=self.config.sandbox_writable)
 
     def _collect(self, now: float) -> None:
         for name, run in list(self.running.items()):

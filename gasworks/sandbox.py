@@ -10,6 +10,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from gasworks import git
+from gasworks.agents import LaunchSpec
 from gasworks.errors import ConfigError
 
 PRIVATE_TMP = Path("/tmp")
@@ -40,6 +42,18 @@ def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Ite
                 seen.add((mode, path))
                 command += [mode, str(path), str(path)]
     return [*command, "--", *argv]
+
+
+def sandboxed(spec: LaunchSpec, *, bwrap: str, worktree: Path, branch: str, log_dir: Path, repo_root: Path,
+              extra: Iterable[Path] = ()) -> LaunchSpec:
+    """The agent's launch inside bubblewrap. Writable: its worktree, its log folder, what a commit on
+    `branch` writes in the git folder (in a linked worktree, its own admin folder, the objects and
+    the refs beside `branch`; in a main checkout the whole git folder), what the agent declares it
+    needs and `extra` (sandbox_writable)."""
+    log_dir.mkdir(parents=True, exist_ok=True)  # its usage and transcript files go there
+    writable = [worktree, log_dir, *git.commit_paths(worktree, branch.rpartition("/")[0]), *spec.writable, *extra]
+    argv = wrap(spec.argv, bwrap=bwrap, writable=writable, readable=readable_paths(spec.argv, repo_root))
+    return LaunchSpec(argv, {**spec.env, **GIT_ENV, "TMPDIR": str(PRIVATE_TMP)})
 
 
 def readable_paths(argv: list[str], repo_root: Path) -> list[Path]:

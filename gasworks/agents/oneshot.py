@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gasworks import git, process
+from gasworks import git, process, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, get_agent
 from gasworks.config import Config
 from gasworks.errors import GasworksError
@@ -116,8 +116,6 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
         return result
     (checkout / TASK_FILE).write_text(task_text, encoding="utf-8")
     say(f"agent-run: {config.agent} agent on {task_id} in {checkout}; log: {log}")
-    if config.sandbox == "bwrap":
-        say('agent-run: sandbox = "bwrap" is not applied here: the agent runs unsandboxed')
     agent: Agent | None = None
     try:
         agent = get_agent(config.agent, config)
@@ -154,6 +152,10 @@ def _start(agent: Agent, config: Config, result: RunResult, run_dir: Path) -> su
     checkout = result.checkout
     ctx = AgentContext(result.task_id, checkout, checkout / TASK_FILE, SLOT, 1, checkout, state_dir)
     spec = agent.launch(ctx)
+    if config.sandbox == "bwrap":  # what the fleet's agents get: nothing outside this checkout is writable
+        spec = sandbox.sandboxed(spec, bwrap=sandbox.find_bwrap(), worktree=checkout,
+                                 branch=git.current_branch(checkout), log_dir=run_dir,
+                                 repo_root=git.main_root(checkout), extra=config.sandbox_writable)
     env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": result.task_id, "GASWORKS_SLOT": SLOT,
            "GASWORKS_ATTEMPT": "1", "GASWORKS_WORKTREE": str(checkout),
            "GASWORKS_USAGE_FILE": str(result.log.with_suffix(".usage.json")),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -109,3 +110,51 @@ def test_paths_under_tmp_stay_visible_read_only_and_writable_ones_come_last(tmp_
     assert binds == [("--ro-bind", "/"), ("--tmpfs", "/tmp"), ("--ro-bind", str(repo.resolve())),
                      ("--bind", str(worktree.resolve()))]
     assert argv[-2:] == ["--", "agent"]
+
+
+AGENT_RUN_HOSTILE = textwrap.dedent('''
+    import json, subprocess, sys
+    from pathlib import Path
+
+    worktree, main_ref, outside = (Path(arg) for arg in sys.argv[1:4])
+    results = {}
+    for name, path in {"outside the checkout": outside / "note.txt", "the main branch": main_ref}.items():
+        try:
+            with open(path, "ab") as handle:
+                handle.write(b"hostile agent was here\\n")
+            results[name] = "written"
+        except OSError as exc:
+            results[name] = exc.strerror
+    (worktree / "inside.txt").write_text("the agent's real work\\n")
+    subprocess.run(["git", "add", "inside.txt"], cwd=worktree, check=True)
+    subprocess.run(["git", "commit", "-q", "-m", "hostile: real work"], cwd=worktree, check=True)
+    print("RESULTS " + json.dumps(results), flush=True)
+''')
+
+
+def test_agent_run_in_a_gas_town_worktree_is_sandboxed_too(repo, tmp_path):
+    """`gasworks agent-run` (what qwen-agent runs in a polecat's worktree) used to run the agent
+    unsandboxed whatever the config said."""
+    need_bwrap()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "note.txt").write_text("untouched\n")
+    script = tmp_path / "hostile.py"
+    script.write_text(AGENT_RUN_HOSTILE)
+    main_ref = repo / ".git" / "refs" / "heads" / "main"
+    command = [sys.executable, str(script), "{worktree}", str(main_ref), str(outside)]
+    (repo / "gasworks.toml").write_text(f'agent = "command"\nsandbox = "bwrap"\ncommand = {json.dumps(command)}\n')
+    git.commit_all(repo, "gasworks config")
+    main_before = main_ref.read_bytes()
+    polecat = tmp_path / "polecats" / "toast"
+    git.run(["worktree", "add", "-q", "-b", "polecat/toast/gw-s1", str(polecat)], repo)
+    task = tmp_path / "task.txt"
+    task.write_text("Task gw-s1: try to escape\n")
+    done = subprocess.run([sys.executable, "-m", "gasworks", "agent-run", "--task-file", str(task), "--json"],
+                          cwd=polecat, capture_output=True, text=True, timeout=120)
+    out = json.loads(done.stdout)
+    assert out["status"] == "done", (out, done.stderr)
+    results = json.loads(Path(out["log"]).read_text().split("RESULTS ", 1)[1].splitlines()[0])
+    assert results == {"outside the checkout": "Read-only file system", "the main branch": "Read-only file system"}
+    assert (outside / "note.txt").read_text() == "untouched\n" and main_ref.read_bytes() == main_before
+    assert git.run(["show", "--name-only", "--format=", "HEAD"], polecat).stdout.split() == ["inside.txt"]
