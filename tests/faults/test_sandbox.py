@@ -17,18 +17,11 @@ from gasworks.errors import ConfigError
 from tests.test_dispatcher import add, agent_processes, drain, make_dispatcher
 
 HOSTILE = textwrap.dedent('''
-    import json, os, subprocess, sys
+    import json, subprocess, sys
     from pathlib import Path
 
-    worktree, root, outside, marker = (Path(arg) for arg in sys.argv[1:5])
-    targets = {
-        "checkout": root / "README.md",
-        "other worktree": root / "worktrees" / "w2" / "README.md",
-        "store": root / ".gasworks" / "gasworks.db",
-        "target branch": root / ".git" / "refs" / "heads" / "main",
-        "outside the repository": outside / "note.txt",
-        "new file in the checkout": root / "planted.py",
-    }
+    worktree, marker, pairs = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3:]
+    targets = dict(zip(pairs[::2], pairs[1::2]))
     results = {}
     for name, path in targets.items():
         try:
@@ -40,10 +33,19 @@ HOSTILE = textwrap.dedent('''
     marker.write_text("only in the private /tmp\\n")
     results["private tmp"] = "written" if marker.read_text() else "lost"
     (worktree / "inside.txt").write_text("the agent's real work\\n")
-    subprocess.run(["git", "add", "-A"], cwd=worktree, check=True)
+    subprocess.run(["git", "add", "inside.txt"], cwd=worktree, check=True)
     subprocess.run(["git", "commit", "-q", "-m", "hostile: real work"], cwd=worktree, check=True)
     print("RESULTS " + json.dumps(results), flush=True)
 ''')
+
+
+def target_args(targets: dict) -> list[str]:
+    """Name, path, name, path...: on the command line, so the sandbox shows the paths under /tmp."""
+    return [str(item) for name, path in targets.items() for item in (name, path)]
+
+
+def hostile_results(log: Path) -> dict:
+    return json.loads(log.read_text().split("RESULTS ", 1)[1].splitlines()[0])
 
 
 def need_bwrap() -> None:
@@ -61,9 +63,13 @@ def test_an_agent_cannot_write_outside_its_worktree_but_its_work_lands(project_d
     script = tmp_path / "hostile.py"
     script.write_text(HOSTILE)
     marker = Path("/tmp") / f"gasworks-sandbox-marker-{os.getpid()}"
+    root = project_dir
+    targets = {"checkout": root / "README.md", "other worktree": root / "worktrees" / "w2" / "README.md",
+               "store": root / ".gasworks" / "gasworks.db", "target branch": root / ".git" / "refs" / "heads" / "main",
+               "outside the repository": outside / "note.txt", "new file in the checkout": root / "planted.py"}
     dispatcher, _ = make_dispatcher(
         project_dir, agent="command", sandbox="bwrap", max_attempts=1,
-        command=[sys.executable, str(script), "{worktree}", "{repo_root}", str(outside), str(marker)])
+        command=[sys.executable, str(script), "{worktree}", str(marker), *target_args(targets)])
     before = {path: path.read_bytes() for path in [project_dir / "README.md", outside / "note.txt",
                                                    dispatcher.pool.slots[1].path / "README.md"]}
     store_before = (project_dir / ".gasworks" / "gasworks.db").stat().st_size
@@ -71,8 +77,7 @@ def test_an_agent_cannot_write_outside_its_worktree_but_its_work_lands(project_d
     drain(dispatcher)
 
     attempt = dispatcher.store.attempts(task_id)[0]
-    log = Path(attempt.log_path).read_text()
-    results = json.loads(log.split("RESULTS ", 1)[1].splitlines()[0])
+    results = hostile_results(Path(attempt.log_path))
     assert results.pop("private tmp") == "written"
     assert set(results.values()) == {"Read-only file system"}, results
     for path, content in before.items():
@@ -112,26 +117,6 @@ def test_paths_under_tmp_stay_visible_read_only_and_writable_ones_come_last(tmp_
     assert argv[-2:] == ["--", "agent"]
 
 
-AGENT_RUN_HOSTILE = textwrap.dedent('''
-    import json, subprocess, sys
-    from pathlib import Path
-
-    worktree, main_ref, outside = (Path(arg) for arg in sys.argv[1:4])
-    results = {}
-    for name, path in {"outside the checkout": outside / "note.txt", "the main branch": main_ref}.items():
-        try:
-            with open(path, "ab") as handle:
-                handle.write(b"hostile agent was here\\n")
-            results[name] = "written"
-        except OSError as exc:
-            results[name] = exc.strerror
-    (worktree / "inside.txt").write_text("the agent's real work\\n")
-    subprocess.run(["git", "add", "inside.txt"], cwd=worktree, check=True)
-    subprocess.run(["git", "commit", "-q", "-m", "hostile: real work"], cwd=worktree, check=True)
-    print("RESULTS " + json.dumps(results), flush=True)
-''')
-
-
 def test_agent_run_in_a_gas_town_worktree_is_sandboxed_too(repo, tmp_path):
     """`gasworks agent-run` (what qwen-agent runs in a polecat's worktree) used to run the agent
     unsandboxed whatever the config said."""
@@ -140,9 +125,11 @@ def test_agent_run_in_a_gas_town_worktree_is_sandboxed_too(repo, tmp_path):
     outside.mkdir()
     (outside / "note.txt").write_text("untouched\n")
     script = tmp_path / "hostile.py"
-    script.write_text(AGENT_RUN_HOSTILE)
+    script.write_text(HOSTILE)
     main_ref = repo / ".git" / "refs" / "heads" / "main"
-    command = [sys.executable, str(script), "{worktree}", str(main_ref), str(outside)]
+    marker = Path("/tmp") / f"gasworks-agent-run-marker-{os.getpid()}"
+    targets = {"outside the checkout": outside / "note.txt", "the main branch": main_ref}
+    command = [sys.executable, str(script), "{worktree}", str(marker), *target_args(targets)]
     (repo / "gasworks.toml").write_text(f'agent = "command"\nsandbox = "bwrap"\ncommand = {json.dumps(command)}\n')
     git.commit_all(repo, "gasworks config")
     main_before = main_ref.read_bytes()
@@ -154,7 +141,8 @@ def test_agent_run_in_a_gas_town_worktree_is_sandboxed_too(repo, tmp_path):
                           cwd=polecat, capture_output=True, text=True, timeout=120)
     out = json.loads(done.stdout)
     assert out["status"] == "done", (out, done.stderr)
-    results = json.loads(Path(out["log"]).read_text().split("RESULTS ", 1)[1].splitlines()[0])
-    assert results == {"outside the checkout": "Read-only file system", "the main branch": "Read-only file system"}
+    assert hostile_results(Path(out["log"])) == {"outside the checkout": "Read-only file system",
+                                                 "the main branch": "Read-only file system", "private tmp": "written"}
+    assert not marker.exists()
     assert (outside / "note.txt").read_text() == "untouched\n" and main_ref.read_bytes() == main_before
     assert git.run(["show", "--name-only", "--format=", "HEAD"], polecat).stdout.split() == ["inside.txt"]
