@@ -39,6 +39,17 @@ HOSTILE = textwrap.dedent('''
 ''')
 
 
+def hostile_setup(tmp_path: Path) -> tuple[Path, Path]:
+    """bubblewrap or a skip; a folder outside the repository holding note.txt; the hostile script."""
+    need_bwrap()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "note.txt").write_text("untouched\n")
+    script = tmp_path / "hostile.py"
+    script.write_text(HOSTILE)
+    return outside, script
+
+
 def target_args(targets: dict) -> list[str]:
     """Name, path, name, path...: on the command line, so the sandbox shows the paths under /tmp."""
     return [str(item) for name, path in targets.items() for item in (name, path)]
@@ -56,12 +67,7 @@ def need_bwrap() -> None:
 
 
 def test_an_agent_cannot_write_outside_its_worktree_but_its_work_lands(project_dir, tmp_path):
-    need_bwrap()
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "note.txt").write_text("untouched\n")
-    script = tmp_path / "hostile.py"
-    script.write_text(HOSTILE)
+    outside, script = hostile_setup(tmp_path)
     marker = Path("/tmp") / f"gasworks-sandbox-marker-{os.getpid()}"
     root = project_dir
     targets = {"checkout": root / "README.md", "other worktree": root / "worktrees" / "w2" / "README.md",
@@ -120,12 +126,7 @@ def test_paths_under_tmp_stay_visible_read_only_and_writable_ones_come_last(tmp_
 def test_agent_run_in_a_gas_town_worktree_is_sandboxed_too(repo, tmp_path):
     """`gasworks agent-run` (what qwen-agent runs in a polecat's worktree) used to run the agent
     unsandboxed whatever the config said."""
-    need_bwrap()
-    outside = tmp_path / "outside"
-    outside.mkdir()
-    (outside / "note.txt").write_text("untouched\n")
-    script = tmp_path / "hostile.py"
-    script.write_text(HOSTILE)
+    outside, script = hostile_setup(tmp_path)
     main_ref = repo / ".git" / "refs" / "heads" / "main"
     marker = Path("/tmp") / f"gasworks-agent-run-marker-{os.getpid()}"
     targets = {"outside the checkout": outside / "note.txt", "the main branch": main_ref}
