@@ -130,6 +130,10 @@ class Config(BaseModel):
                                         "are pushed there and the target moves there; empty: this repository only.")
     host_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,40}$",
                          description="This host's name among several on one store (letters, digits, . _ -).")
+    store_keepalive: float = Field(30.0, ge=0, description="PostgreSQL store: seconds a host's connection may sit "
+                                   "silent before the server probes it, so a host that vanished (power loss, cable) "
+                                   "lets go of the refinery lock in about twice this; 0: the server's own setting "
+                                   "(often 2 hours).")
 
     # -- Beads as the tracker
     tracker: Literal["auto", "gasworks", "beads"] = Field(
@@ -310,6 +314,10 @@ TEMPLATE = """\
 # refinery at a time (a PostgreSQL advisory lock) moves the target there with a lease check.
 # remote = "origin"
 # host_id = ""
+# A host that vanishes without closing its connection (power loss) holds the refinery lock
+# until the server notices: it probes connections silent this long, and gives up on one in
+# about twice this. 0: the server's own setting (often 2 hours).
+# store_keepalive = 30
 
 # Where tasks live. "auto": in Beads, through the bd CLI, when this repository has .beads/ and
 # bd is installed; otherwise in gasworks's own store. "gasworks": always its own store (keep a

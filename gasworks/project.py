@@ -56,7 +56,7 @@ class Project:
             from gasworks.store.beads_cli import BeadsStore
 
             return BeadsStore(self.mirror_path, BdCli(self.config.bd_cmd, self.root), sync=self.config.bd_sync)
-        return open_store(self.config.store or self.db_path)
+        return open_store(self.config.store or self.db_path, keepalive=self.config.store_keepalive)
 
 
 def find_project(start: Path, overrides: Mapping[str, Any] | None = None) -> Project:

@@ -35,7 +35,11 @@ def _free_port() -> int:
 
 
 class Server:
-    def __init__(self) -> None:
+    """`prefix` goes before every server command, e.g. ["ip", "netns", "exec", NAME] to run it in a
+    network namespace of its own."""
+
+    def __init__(self, prefix: tuple[str, ...] = ()) -> None:
+        self.prefix = prefix
         self.bin = _bin_dir()
         self.as_root = os.geteuid() == 0
         self.dir = Path(tempfile.mkdtemp(prefix="gasworks-pg-"))
@@ -46,7 +50,8 @@ class Server:
 
     def _run(self, *argv: str) -> subprocess.CompletedProcess:
         user = ["runuser", "-u", "postgres", "--"] if self.as_root else []
-        return subprocess.run([*user, *argv], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return subprocess.run([*self.prefix, *user, *argv], capture_output=True, text=True, timeout=120,
+                              stdin=subprocess.DEVNULL)
 
     def start(self) -> Server:
         if self.as_root:

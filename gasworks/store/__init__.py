@@ -51,13 +51,14 @@ class Store(Protocol):
     def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]: ...
 
 
-def open_store(where: str | Path) -> "Store":
-    """A postgresql:// URL opens the PostgreSQL store; anything else is a SQLite file path."""
+def open_store(where: str | Path, *, keepalive: float = 30.0) -> "Store":
+    """A postgresql:// URL opens the PostgreSQL store (see PostgresStore for `keepalive`); anything
+    else is a SQLite file path."""
     from gasworks.store.postgres import PostgresStore, is_postgres_url
     from gasworks.store.sqlite import SQLiteStore
 
     if isinstance(where, str) and is_postgres_url(where):
-        return PostgresStore(where)
+        return PostgresStore(where, keepalive=keepalive)
     return SQLiteStore(Path(where))
 
 
