@@ -10,7 +10,10 @@ from pathlib import Path
 import psutil
 
 from gasworks.agents.builtin import Agent, Budget
+from gasworks.project import find_project
+from gasworks.status import status_report
 from tests.test_dispatcher import add, drain, make_dispatcher
+from tests.test_llm_clients import OpenAIProtocol, servers  # noqa: F401  (the fixture)
 
 
 def test_builtin_agent_on_the_embedded_model_records_attempt_transcript_and_tokens(project_dir):
@@ -84,3 +87,29 @@ def test_actions_stay_inside_the_worktree(tmp_path):
     assert agent.execute('{"action": "replace", "path": "a/b.txt", "old": "hi", "new": "ho"}').startswith("Replaced")
     assert agent.execute('{"action": "run", "command": ["cat", "a/b.txt"]}') == "exit code 0\nho"
     assert agent.execute("not json").startswith("That was not one JSON action")
+
+
+def test_tokens_show_in_the_status_while_the_agent_still_works(project_dir, servers):  # noqa: F811
+    """The usage file used to be written only when the agent exited, so `gasworks status` showed 0/0
+    tokens for the whole of a long attempt."""
+    server = servers()
+    list_files = OpenAIProtocol.reply('{"action": "list_files"}', prompt=300, completion=20)
+    thinking = OpenAIProtocol.reply('{"action": "finish", "summary": "done"}', prompt=350, completion=9, delay=60)
+    server.script(OpenAIProtocol.chat_path, list_files, thinking)
+    endpoints = [{"url": server.url, "kind": "openai", "model": "m", "max_concurrency": 1}]
+    dispatcher, _ = make_dispatcher(project_dir, agent="builtin", num_workers=1, endpoints=endpoints)
+    project = find_project(project_dir)
+    task_id = add(dispatcher, "take your time")
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            dispatcher.tick(time.time())
+            slots = status_report(project, dispatcher.store)["slots"]
+            if slots and (slots[0]["tokens_in"], slots[0]["tokens_out"]) == (300, 20):
+                break
+            assert time.monotonic() < deadline, slots
+            time.sleep(0.05)
+        assert slots[0]["task"] == task_id and not dispatcher.store.attempts(task_id)[0].ended_at
+    finally:
+        dispatcher.stop(hard=True)
+        drain(dispatcher)

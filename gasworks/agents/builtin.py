@@ -83,6 +83,7 @@ class Agent:
     worktree: Path
     budget: Budget
     transcript_path: Path | None = None
+    usage_path: Path | None = None  # tokens so far, after every step: `gasworks status` shows them live
     messages: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
 
@@ -204,6 +205,14 @@ class Agent:
         if self.transcript_path is not None:
             lines = (json.dumps(m, ensure_ascii=False) for m in self.messages)
             self.transcript_path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        self.save_usage()
+
+    def save_usage(self) -> None:
+        if self.usage_path is not None:  # replaced whole, so a reader never sees half of it
+            temp = self.usage_path.with_name(self.usage_path.name + ".tmp")
+            temp.write_text(json.dumps({"prompt_tokens": self.usage.prompt_tokens,
+                                        "completion_tokens": self.usage.completion_tokens}), encoding="utf-8")
+            temp.replace(self.usage_path)
 
 
 class BuiltinAgent:
@@ -265,9 +274,10 @@ def main() -> None:
     env = os.environ
     worktree = Path(env.get("GASWORKS_WORKTREE") or task_file.parent)
     transcript = Path(env["GASWORKS_TRANSCRIPT_FILE"]) if env.get("GASWORKS_TRANSCRIPT_FILE") else None
+    usage_path = Path(env["GASWORKS_USAGE_FILE"]) if env.get("GASWORKS_USAGE_FILE") else None
     budget = Budget(int(env.get("GASWORKS_AGENT_MAX_STEPS", 12)), int(env.get("GASWORKS_AGENT_MAX_TOKENS", 6000)))
     pool = pool_from_env(env["GASWORKS_LLM_ENDPOINTS"], env.get("GASWORKS_LLM_SLOTS", ""))
-    agent = Agent(pool, worktree, budget, transcript)
+    agent = Agent(pool, worktree, budget, transcript, usage_path)
     code = 0
     try:
         asyncio.run(_work(agent, task_file.read_text(encoding="utf-8")))
@@ -283,10 +293,8 @@ def main() -> None:
         print(f"builtin agent: {exc}", flush=True)
         code = 4
     finally:
-        usage = {"prompt_tokens": agent.usage.prompt_tokens, "completion_tokens": agent.usage.completion_tokens}
-        print(f"tokens: {usage['prompt_tokens']} in, {usage['completion_tokens']} out", flush=True)
-        if env.get("GASWORKS_USAGE_FILE"):
-            Path(env["GASWORKS_USAGE_FILE"]).write_text(json.dumps(usage), encoding="utf-8")
+        agent.save_usage()
+        print(f"tokens: {agent.usage.prompt_tokens} in, {agent.usage.completion_tokens} out", flush=True)
     sys.exit(code)
 
 
