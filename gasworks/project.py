@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from gasworks.store.bd import BdCli, find_bd, resolve_tracker
 from gasworks.store.sql import SQLStore
 
 STATE_DIR = ".gasworks"
+RUN_FILE = "run.json"  # what the active run says of itself: its pid and how many slots it has
 # gasworks's own files, kept out of `git status` and out of every agent's commits.
 EXCLUDES = (".gasworks/", "worktrees/", ".current_task.txt", ".aider*")
 
@@ -142,12 +144,26 @@ def run_lock(project: Project) -> Iterator[None]:
         holder = pid_file.read_text().strip() if pid_file.exists() else "?"
         raise RunningError(f"another `gasworks run` (pid {holder}) is active in {project.root}; "
                            "stop it first, or watch it with `gasworks status`") from None
+    run_file = project.state_dir / RUN_FILE
     try:
         pid_file.write_text(str(os.getpid()))
+        run_file.write_text(json.dumps({"pid": os.getpid(), "workers": project.config.num_workers}))
         yield
     finally:
+        run_file.unlink(missing_ok=True)
         pid_file.unlink(missing_ok=True)
         lock.release()
+
+
+def run_slots(project: Project, pid: int) -> int:
+    """How many slots the run with this pid has, as it wrote when it started (else num_workers)."""
+    try:
+        found = json.loads((project.state_dir / RUN_FILE).read_text())
+        if found["pid"] == pid:
+            return int(found["workers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    return project.config.num_workers
 
 
 def active_run(project: Project) -> int | None:

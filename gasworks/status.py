@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import psutil
 from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
@@ -22,7 +21,7 @@ from rich.text import Text
 from gasworks import logs
 from gasworks.errors import NotFoundError
 from gasworks.output import oneline
-from gasworks.project import Project, active_run
+from gasworks.project import Project, active_run, run_slots
 from gasworks.stats import closed_since, epoch, seconds_text
 
 QUIET_WARN_SECONDS = 60.0  # a slot whose log has not grown for this long is shown as quiet
@@ -80,25 +79,6 @@ def fleet_table(snapshot: dict[str, Any]) -> Group:
     counts = ", ".join(f"{n} {s}" for s, n in snapshot["counts"].items())
     held = [Text.assemble(("merge waits", "yellow"), f" {task}: {why}") for task, why in snapshot["held"].items()]
     return Group(table, Text(counts), *held)
-
-
-def run_slots(project: Project, pid: int) -> int:
-    """How many slots the run with this pid has: its --workers, else its GASWORKS_NUM_WORKERS, else
-    the configured num_workers."""
-    try:
-        proc = psutil.Process(pid)
-        args, env = proc.cmdline(), proc.environ()
-    except (psutil.Error, OSError):
-        return project.config.num_workers
-    after = args[args.index("run") + 1:] if "run" in args else []
-    for index, arg in enumerate(after):
-        value = (after[index + 1] if arg in ("-w", "--workers") and index + 1 < len(after)
-                 else arg.partition("=")[2] if arg.startswith("--workers=")
-                 else arg[2:] if arg.startswith("-w") and arg[2:].isdigit() else "")
-        if value.isdigit():
-            return int(value)
-    value = env.get("GASWORKS_NUM_WORKERS", "")
-    return int(value) if value.isdigit() else project.config.num_workers
 
 
 def _tokens(logs_dir: Path, attempt: Any) -> tuple[int, int]:

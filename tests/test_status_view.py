@@ -201,3 +201,16 @@ def test_a_run_started_by_a_classic_script_is_seen_and_a_reused_pid_is_not(proje
     finally:
         script.kill()
         script.wait()
+
+
+def test_idle_slots_are_the_runs_own_however_it_was_started(project_dir):
+    """The slot count used to be read off the run's command line (`run -w N`): a run started as
+    `py dispatch_workers.py -w 3` showed the configured 14 slots, 11 of them idle forever."""
+    from gasworks.project import find_project, run_lock
+    from gasworks.status import status_report
+
+    project = find_project(project_dir, overrides={"num_workers": 3})
+    with run_lock(project):
+        report = status_report(find_project(project_dir), project.open_store())
+        assert report["run_pid"] == os.getpid() and report["idle_slots"] == ["w1", "w2", "w3"]
+    assert status_report(find_project(project_dir), project.open_store())["idle_slots"] == []
