@@ -21,9 +21,12 @@ HOSTILE = '<script>window.__xss = 1</script><img src=x onerror="window.__xss = 2
 ESCAPED_SCRIPT = "&lt;script&gt;window.__xss = 1&lt;/script&gt;"
 
 
-@pytest.fixture
-def project(project_dir):
-    return find_project(project_dir)
+@pytest.fixture(params=["sqlite", "postgres"])
+def project(request, project_dir):
+    """Each page on both backends: the dashboard uses the store's public methods only."""
+    if request.param == "sqlite":
+        return find_project(project_dir)
+    return find_project(project_dir, overrides={"store": request.getfixturevalue("pg_url")})
 
 
 @pytest.fixture
