@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import signal
 import subprocess
 import sys
@@ -74,3 +75,31 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
     return value
+
+
+# -- running the command line ----------------------------------------------------------------
+
+GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """The environment for every subprocess: ours without GASWORKS_* settings, plus the given ones."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
+    return {**env, **GIT_ENV, "GASWORKS_ACTOR": "bench", **settings}
+
+
+def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
+    result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, env=clean_env(),
+                            stdin=subprocess.DEVNULL)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+    return result
+
+
+def gasworks(args: list[str], cwd: Path) -> str:
+    result = subprocess.run([sys.executable, "-m", "gasworks", *args], check=False, cwd=cwd, capture_output=True,
+                            text=True, env=clean_env(), stdin=subprocess.DEVNULL)
+    if result.returncode != 0:
+        raise RuntimeError(f"gasworks {' '.join(args)} failed ({result.returncode}): "
+                           f"{(result.stderr or result.stdout).strip()}")
+    return result.stdout

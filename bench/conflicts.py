@@ -81,14 +81,13 @@ import json
 import os
 import random
 import statistics
-import subprocess
 import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import positive, print_rows, progress, run_bounded  # bench/ is on sys.path here
+from common import clean_env, gasworks, git, positive, print_rows, progress, run_bounded  # bench/ is on sys.path here
 
 from gasworks.config import load_config
 from gasworks.models import Attempt, Merge, iso_from_epoch, parse_time
@@ -110,34 +109,10 @@ BENCH_LABEL = "bench"
 MODES = (("aware", True), ("unaware", False))
 RUN_TIMEOUT_PER_TASK = 15.0  # generous: a run that takes longer than this per task is stopped
 MAX_RUNS = 20                # `gasworks run --until-done` again while it leaves resolved branches behind
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 MARKERS = ("<<<<<<< ", "=======", ">>>>>>> ", "||||||| ")
 
 
 # -- running the command line ----------------------------------------------------------------
-
-
-def clean_env(**settings: str) -> dict[str, str]:
-    """The environment for every subprocess: ours without GASWORKS_* settings, plus the given ones."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
-    return {**env, **GIT_ENV, "GASWORKS_ACTOR": "bench", **settings}
-
-
-def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, env=clean_env(),
-                            stdin=subprocess.DEVNULL)
-    if check and result.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
-    return result
-
-
-def gasworks(args: list[str], cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "gasworks", *args], check=False, cwd=cwd, capture_output=True,
-                            text=True, env=clean_env(), stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise RuntimeError(f"gasworks {' '.join(args)} failed ({result.returncode}): "
-                           f"{(result.stderr or result.stdout).strip()}")
-    return result.stdout
 
 
 def file_name(index: int) -> str:

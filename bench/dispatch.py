@@ -57,7 +57,6 @@ import inspect
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -65,7 +64,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import counts, percentile, positive, print_rows, progress, run_bounded  # bench/ is on sys.path here
+from common import (  # bench/ is on sys.path here
+    clean_env,
+    counts,
+    gasworks,
+    git,
+    percentile,
+    positive,
+    print_rows,
+    progress,
+    run_bounded,
+)
 
 from gasworks.dispatcher import run_fleet
 from gasworks.models import parse_time
@@ -77,33 +86,9 @@ DEFAULT_WORKERS = (1, 4, 14)
 TARGET = "main"
 POLL_SECONDS = inspect.signature(run_fleet).parameters["poll_seconds"].default
 RUN_TIMEOUT_PER_TASK = 30.0  # generous: a run that takes longer than this per task is stopped
-GIT_ENV = {"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
 
 
 # -- running the command line ----------------------------------------------------------------
-
-
-def clean_env() -> dict[str, str]:
-    """The environment for every subprocess: ours, without GASWORKS_* settings that would change the run."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
-    return {**env, **GIT_ENV, "GASWORKS_ACTOR": "bench"}
-
-
-def git(args: list[str], cwd: Path) -> str:
-    result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, env=clean_env(),
-                            stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
-    return result.stdout
-
-
-def gasworks(args: list[str], cwd: Path) -> str:
-    result = subprocess.run([sys.executable, "-m", "gasworks", *args], check=False, cwd=cwd, capture_output=True,
-                            text=True, env=clean_env(), stdin=subprocess.DEVNULL)
-    if result.returncode != 0:
-        raise RuntimeError(f"gasworks {' '.join(args)} failed ({result.returncode}): "
-                           f"{(result.stderr or result.stdout).strip()}")
-    return result.stdout
 
 
 def make_repo(root: Path) -> None:
@@ -212,13 +197,13 @@ def read_times(root: Path, task_ids: list[str]) -> list[TaskTimes]:
 def check_target(root: Path, task_ids: list[str]) -> list[str]:
     """One commit and one file under fake/ per task on the target branch; returns warnings."""
     warnings = []
-    files = set(git(["ls-tree", "-r", "--name-only", TARGET, "--", "fake/"], root).split())
+    files = set(git(["ls-tree", "-r", "--name-only", TARGET, "--", "fake/"], root).stdout.split())
     expected = {f"fake/{task_id}.txt" for task_id in task_ids}
     if files != expected:
         missing, extra = sorted(expected - files), sorted(files - expected)
         warnings.append(f"{TARGET} has {len(files)} files under fake/, expected {len(expected)}"
                         + (f"; missing {missing[:5]}" if missing else "") + (f"; extra {extra[:5]}" if extra else ""))
-    commits = int(git(["rev-list", "--count", "--no-merges", TARGET, "--", "fake/"], root).strip())
+    commits = int(git(["rev-list", "--count", "--no-merges", TARGET, "--", "fake/"], root).stdout.strip())
     if commits != len(task_ids):
         warnings.append(f"{TARGET} has {commits} commits touching fake/, expected {len(task_ids)}")
     return warnings
@@ -269,8 +254,8 @@ def bench_workers(workers: int, n: int) -> dict[str, Any]:
         if retried:
             warnings.append(f"{len(retried)} tasks needed more than one attempt: {retried[:5]}")
         warnings.extend(check_target(root, task_ids))
-        merges = int(git(["rev-list", "--count", "--merges", TARGET], root).strip())
-        leftover = [line for line in git(["status", "--porcelain"], root).splitlines()
+        merges = int(git(["rev-list", "--count", "--merges", TARGET], root).stdout.strip())
+        leftover = [line for line in git(["status", "--porcelain"], root).stdout.splitlines()
                     if line.strip() and line != "?? gasworks.toml"]  # written by `gasworks init`, not committed
         if leftover:
             warnings.append(f"the main checkout is not clean after the run: {leftover[:5]}")
