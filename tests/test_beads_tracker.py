@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gasworks import git
-from gasworks.errors import TrackerError
+from gasworks.errors import NotFoundError, TrackerError
 from gasworks.project import find_project, init_project
 from tests import fakebd
 from tests.conftest import Cli, run_gasworks
@@ -296,3 +297,24 @@ def test_what_bd_unblocks_when_gasworks_closes_a_blocker_is_ready_at_once(beads_
     store.close_task(blocker, actor="gasworks:w1", reason="done")
 
     assert [t.id for t in store.ready()] == [waiting]  # a run deciding it is done must not miss it
+
+
+def test_an_id_bd_does_not_know_is_not_found(beads_repo):
+    """bd says "Issue X not found", then its JSON error over several lines; only that last line,
+    "}", used to reach the user: `bd show nope-zzz` failed: }."""
+    store = find_project(beads_repo).open_store()
+    with pytest.raises(NotFoundError, match="no task 'nope-zzz' in bd"):
+        store.resolve_id("nope-zzz")
+    shown = subprocess.run([sys.executable, "-m", "gasworks", "show", "nope-zzz"], cwd=beads_repo,
+                           capture_output=True, text=True)
+    assert shown.returncode != 0 and "no task 'nope-zzz' in bd" in shown.stderr and "Traceback" not in shown.stderr
+
+
+def test_a_task_deleted_in_bd_is_not_offered_and_breaks_nothing(beads_repo):
+    kept, gone = new_issue(beads_repo, "Keep me"), new_issue(beads_repo, "Delete me")
+    store = find_project(beads_repo).open_store()
+    assert {task.id for task in store.ready()} == {kept, gone}
+    path = beads_repo / ".beads" / "issues.jsonl"  # as `bd delete` leaves it (the stand-in keeps no tombstones)
+    path.write_text("".join(line + "\n" for line in path.read_text().splitlines() if gone not in line))
+    store.refresh(force=True)
+    assert [task.id for task in store.ready()] == [kept]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -182,18 +183,15 @@ def error_message(stdout: str, stderr: str, code: int) -> str:
 
 
 def _json_objects(text: str) -> list[dict]:
-    """Every JSON object in text: the whole of it, or one per line (compact summaries)."""
-    text = (text or "").strip()
-    if not text:
-        return []
+    """Every JSON object that starts a line, in order: compact ones one a line, indented ones over
+    several (bd's --json errors), also after plain lines such as "Issue X not found"."""
+    decoder = json.JSONDecoder()
     found = []
-    for chunk in [text, *text.splitlines()]:
-        chunk = chunk.strip()
-        if chunk.startswith("{"):
-            try:
-                data = json.loads(chunk)
-            except json.JSONDecodeError:
-                continue
-            if isinstance(data, dict):
-                found.append(data)
+    for start in re.finditer(r"^[ \t]*\{", text or "", re.M):
+        try:
+            data, _ = decoder.raw_decode(text, start.end() - 1)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(data, dict):
+            found.append(data)
     return found

@@ -65,7 +65,7 @@ class BeadsMirror:
             try:
                 found = records(self.bd.run(["show"], [], ids), "bd show")
             except TrackerError as exc:
-                if "not found" not in str(exc).lower():
+                if not _not_found(exc):
                     raise
                 if len(ids) > 1:  # one of them is gone: the others one by one
                     return [record for one in ids for record in self.show([one])]
@@ -86,7 +86,7 @@ class BeadsMirror:
                 found = records(self.bd.run(["show"], [], [text]), "bd show")
             except TrackerError as exc:
                 message = str(exc).lower()
-                if "not found" in message or "no issue" in message:
+                if _not_found(exc):
                     raise NotFoundError(f"no task {text!r} in bd") from None
                 if "ambiguous" in message or "multiple" in message:
                     raise AmbiguousIdError(str(exc)) from None
@@ -174,3 +174,9 @@ def _keep_what_the_view_left_out(db: Any, task: Task, record: dict[str, Any], ol
     task.comments = task.comments if "comments" in record else here.comments
     if "labels" not in record and task.status == "in_progress" and old_status == "merging":
         task.status = "merging"
+
+
+def _not_found(exc: TrackerError) -> bool:
+    """bd's words when it knows none of the ids: "... not found", or "no issues found matching ..."."""
+    message = str(exc).lower()
+    return "not found" in message or "no issue" in message
