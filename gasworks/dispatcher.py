@@ -399,15 +399,14 @@ class Dispatcher:
     def _renew(self, now: float) -> None:
         """Extend the claims of running agents (a write, every lease_seconds/3), and read them every
         few seconds, so an agent whose task was cancelled meanwhile stops now rather than at renewal."""
-        held: dict[str, Task] | None = None
+        held: dict[str, str] | None = None
         if self.running and now - self.claims_checked >= CLAIM_CHECK_SECONDS:
-            held = {task.id: task for task in self.store.list_tasks(statuses=["in_progress"])}
+            held = self.store.claims([run.task_id for run in self.running.values()])
             self.claims_checked = now
         for run in self.running.values():
             if run.stop_reason:
                 continue
-            task = held.get(run.task_id) if held is not None else None
-            if held is not None and (task is None or task.assignee != self.me + run.slot.name):
+            if held is not None and held.get(run.task_id) != self.me + run.slot.name:
                 self._claim_gone(run)
             elif now - run.renewed >= self.config.lease_seconds / 3:
                 if not self.store.renew_lease(run.task_id, self.me + run.slot.name,

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -318,3 +320,32 @@ def test_a_task_deleted_in_bd_is_not_offered_and_breaks_nothing(beads_repo):
     path.write_text("".join(line + "\n" for line in path.read_text().splitlines() if gone not in line))
     store.refresh(force=True)
     assert [task.id for task in store.ready()] == [kept]
+
+
+def test_an_agent_that_outlasts_the_claim_checks_keeps_its_claim_and_cancelling_in_bd_stops_it(beads_repo):
+    """The dispatcher reads its running tasks' claims every few seconds: a claim held in bd reads as
+    its own (the agent runs on), and `bd close` by someone else reads as a cancel (the agent stops)."""
+    slow = new_issue(beads_repo, "Take a while", f"--description={fake_script(sleep=7)}")
+    endless = new_issue(beads_repo, "Never ends", f"--description={fake_script(sleep=600)}")
+    log = beads_repo.parent / "run.log"
+    with open(log, "w") as out:
+        run = subprocess.Popen([sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--workers", "2"],
+                               cwd=beads_repo, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        store = find_project(beads_repo).open_store()
+        deadline = time.monotonic() + 90
+        while issues(beads_repo)[slow]["status"] != "closed":
+            assert time.monotonic() < deadline and run.poll() is None, log.read_text()
+            time.sleep(0.2)
+        subprocess.run(["bd", "close", endless, "--reason=Not wanted", "--force"], cwd=beads_repo, check=True,
+                       capture_output=True)
+        while not store.attempts(endless) or not store.attempts(endless)[0].ended_at:
+            assert time.monotonic() < deadline and run.poll() is None, log.read_text()
+            time.sleep(0.2)
+    finally:
+        run.send_signal(signal.SIGINT)
+        run.wait(timeout=60)
+    output = log.read_text()
+    assert [a.outcome for a in store.attempts(slow)] == ["success"], output
+    assert [a.outcome for a in store.attempts(endless)] == ["interrupted"], output
+    assert f"{endless} became closed while its agent ran" in output

@@ -96,6 +96,15 @@ def test_claim_next_takes_ready_tasks_in_order_then_none(store, make):
     assert store.claim_next("bob", lease_seconds=60).title == "someone else's"
 
 
+def test_claims_say_who_holds_the_tasks_still_in_progress(store, make):
+    first, second, third = make("first"), make("second"), make("third")
+    store.claim_next("a", lease_seconds=60)
+    store.claim_next("b", lease_seconds=60)
+    store.close_task(second, actor="someone", reason="cancelled")
+    assert store.claims([first, second, third, "gw-nope"]) == {first: "a"}
+    assert store.claims([]) == {}
+
+
 def test_expired_lease_is_released_and_the_task_claimable_again(store, make):
     task_id = make("t")
     store.claim(task_id, "dead-agent", lease_seconds=10, now=1000.0)

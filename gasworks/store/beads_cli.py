@@ -77,6 +77,12 @@ class BeadsStore(SQLiteStore):
         self.mirror.show_if_stale(task_id)
         return super().get_task(task_id)
 
+    def claims(self, task_ids: list[str]) -> dict[str, str]:
+        """Read from bd itself (one `bd show`): a task closed there while its agent runs is a cancel."""
+        if task_ids:
+            self.mirror.show(task_ids)
+        return super().claims(task_ids)
+
     def resolve_id(self, text: str) -> str:
         return self.mirror.resolve(text)
 

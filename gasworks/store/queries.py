@@ -20,6 +20,15 @@ class QueriesMixin(StoreBase):
         with self._tx() as db:
             return sqlrows.load_task(db, task_id)
 
+    def claims(self, task_ids: list[str]) -> dict[str, str]:
+        """Who holds each of these tasks now, for those still in progress: id -> assignee."""
+        if not task_ids:
+            return {}
+        with self._tx() as db:
+            rows = db.execute(f"SELECT id, assignee FROM tasks WHERE status = 'in_progress' AND id IN "
+                              f"({', '.join('?' * len(task_ids))})", tuple(task_ids)).fetchall()
+        return {row[0]: row[1] for row in rows}
+
     def resolve_id(self, text: str) -> str:
         """An exact id, or a unique prefix of one (as `bd` accepts partial ids)."""
         with self._tx() as db:
