@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import counts, print_rows, progress  # bench/ is on sys.path when a script here runs
+from common import counts, emit, print_rows, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.store import NewTask, open_store
 
@@ -151,11 +151,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     args = parser.parse_args(argv)
     results = run(args.claimers, args.claim_tasks, args.pg_url)
-    if args.json:
-        print(json.dumps(results, indent=2))
-    else:
-        print_table(results)
-    return 0
+    return emit(results, args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 def progress(message: str) -> None:
@@ -103,3 +106,12 @@ def gasworks(args: list[str], cwd: Path) -> str:
         raise RuntimeError(f"gasworks {' '.join(args)} failed ({result.returncode}): "
                            f"{(result.stderr or result.stdout).strip()}")
     return result.stdout
+
+
+def emit(report: object, as_json: bool, show: Callable[[Any], None]) -> int:
+    """The end of every bench: the report as JSON (--json) or as tables; exit code 0."""
+    if as_json:
+        print(json.dumps(report, indent=2))
+    else:
+        show(report)
+    return 0

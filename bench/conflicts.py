@@ -87,7 +87,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from common import clean_env, gasworks, git, positive, print_rows, progress, run_bounded  # bench/ is on sys.path here
+from common import (  # bench/ is on sys.path here
+    clean_env,
+    emit,
+    gasworks,
+    git,
+    positive,
+    print_rows,
+    progress,
+    run_bounded,
+)
 
 from gasworks.config import load_config
 from gasworks.models import Attempt, Merge, iso_from_epoch, parse_time
@@ -566,11 +575,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
         "ratios": {key: ratio(aware[key], unaware[key]) for key in ("conflicts", "wall_seconds", "attempts")},
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_tables(report)
-    return 0
+    return emit(report, args.json, print_tables)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,7 @@ from typing import Any
 from common import (  # bench/ is on sys.path here
     clean_env,
     counts,
+    emit,
     gasworks,
     git,
     percentile,
@@ -411,11 +412,7 @@ def main(argv: list[str] | None = None) -> int:
         "pid_started_minus_spawn_ms": statistics.median(offsets) if offsets else None,
         "results": results,
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_tables(report)
-    return 0
+    return emit(report, args.json, print_tables)
 
 
 if __name__ == "__main__":

@@ -62,7 +62,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-from common import counts, percentile, positive, progress  # bench/ is on sys.path when a script here runs
+from common import counts, emit, percentile, positive, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.errors import GasworksError
 from gasworks.llm.embedded import DEFAULT_MODEL, ModelProcess, ServeOptions
@@ -428,11 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         "engine_start_seconds": starts,
         "results": results,
     }
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_table(report)
-    return 0
+    return emit(report, args.json, print_table)
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import print_rows, progress  # bench/ is on sys.path when a script here runs
+from common import emit, print_rows, progress  # bench/ is on sys.path when a script here runs
 
 from gasworks.config import load_config
 from gasworks.models import MergeStatus
@@ -481,11 +481,7 @@ def main(argv: list[str] | None = None) -> int:
         "results": results,
     }
     add_ratios(report)
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print_tables(report)
-    return 0
+    return emit(report, args.json, print_tables)
 
 
 if __name__ == "__main__":
