@@ -40,6 +40,14 @@ def test_an_unreachable_server_is_one_line_without_the_password(repo):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_a_store_url_psycopg_cannot_read_is_one_line_without_the_password(repo):
+    url = f"postgresql://gasworks:hunter2@127.0.0.1:{free_port()}/gasworks?no_such_option=1"
+    result = run_gasworks(["init"], repo, env={"GASWORKS_STORE": url})
+    assert result.returncode != 0 and "Traceback" not in result.stderr and "hunter2" not in result.stderr
+    assert "cannot connect to the store postgresql://gasworks:***@127.0.0.1" in result.stderr
+    assert "no_such_option" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
 def test_a_store_url_of_another_kind_is_refused_naming_the_key(repo):
     result = run_gasworks(["init"], repo, env={"GASWORKS_STORE": "mysql://x@127.0.0.1/db"})
     assert result.returncode != 0 and "store" in result.stderr and "postgresql://" in result.stderr

@@ -127,8 +127,8 @@ class PostgresStore(SQLStore):
         self._errors = psycopg.Error
         self._lock = threading.RLock()
         probes = _keepalive_settings(keepalive)
-        given = psycopg.conninfo.conninfo_to_dict(url)
         try:
+            given = psycopg.conninfo.conninfo_to_dict(url)  # what the URL sets itself is left as it is
             self._conn = psycopg.connect(url, autocommit=True, row_factory=_row_factory,
                                          connect_timeout=CONNECT_TIMEOUT_SECONDS,
                                          **{k: v for k, v in probes["client"].items() if k not in given})
