@@ -307,8 +307,7 @@ def test_an_id_bd_does_not_know_is_not_found(beads_repo):
     store = find_project(beads_repo).open_store()
     with pytest.raises(NotFoundError, match="no task 'nope-zzz' in bd"):
         store.resolve_id("nope-zzz")
-    shown = subprocess.run([sys.executable, "-m", "gasworks", "show", "nope-zzz"], cwd=beads_repo,
-                           capture_output=True, text=True)
+    shown = run_gasworks(["show", "nope-zzz"], beads_repo)
     assert shown.returncode != 0 and "no task 'nope-zzz' in bd" in shown.stderr and "Traceback" not in shown.stderr
 
 
