@@ -1,5 +1,6 @@
 """The dashboard in-process (Starlette's test client): every page and its JSON twin, the token and
-origin checks on actions, and task text with HTML in it shown escaped everywhere."""
+origin checks, and task text with HTML in it shown escaped everywhere. The client signs in as a
+browser does, from the URL with the token; tests/faults/test_containment_web.py attacks a real server."""
 
 from __future__ import annotations
 
@@ -37,8 +38,16 @@ def store(project):
 
 
 @pytest.fixture
-def client(project):
-    with TestClient(create_app(project, token=TOKEN, actor="tester"), base_url="http://127.0.0.1") as test_client:
+def app(project):
+    return create_app(project, token=TOKEN, actor="tester")
+
+
+@pytest.fixture
+def client(app):
+    """Signed in: the visit to /?token= leaves the cookie in the client."""
+    with TestClient(app, base_url="http://127.0.0.1") as test_client:
+        assert test_client.get(f"/?token={TOKEN}").status_code == 200
+        assert test_client.cookies.get("gasworks-token-80") == TOKEN
         yield test_client
 
 
@@ -106,16 +115,19 @@ def test_missing_things_are_404_in_both_formats(client):
     assert client.get("/static/nope.js").status_code == 404
 
 
-def test_actions_need_the_token_and_come_from_this_origin(client, store):
+def test_actions_need_the_token_and_come_from_this_origin(app, client, store):
     before = len(store.list_tasks())
-    refused = [
-        client.post("/tasks", data={"title": "no token"}),
-        client.post("/tasks", data={"title": "wrong token", "token": "guess"}),
-        client.post("/api/tasks", json={"title": "no token"}),
-        client.post("/tasks", data={"title": "other site", "token": TOKEN}, headers={"origin": "http://evil.test"}),
-    ]
-    assert [r.status_code for r in refused] == [403, 403, 403, 403]
-    assert "token" in refused[0].text and refused[2].json()["error"].startswith("this action needs")
+    with TestClient(app, base_url="http://127.0.0.1") as anonymous:
+        refused = [
+            anonymous.post("/tasks", data={"title": "no token"}),
+            anonymous.post("/tasks", data={"title": "token in the form", "token": TOKEN}),  # pages carry none
+            anonymous.post("/api/tasks", json={"title": "wrong token"}, headers={"x-gasworks-token": "guess"}),
+            anonymous.get("/"),
+            client.post("/tasks", data={"title": "other site"}, headers={"origin": "http://evil.test"}),
+            client.post("/tasks", data={"title": "other port"}, headers={"sec-fetch-site": "same-site"}),
+        ]
+    assert [r.status_code for r in refused] == [403] * 6
+    assert "token" in refused[0].text and refused[2].json()["error"].startswith("this dashboard needs its token")
     assert len(store.list_tasks()) == before
     evil_host = client.get("/", headers={"host": "evil.test"})  # DNS rebinding: a foreign name for us
     assert evil_host.status_code == 400
@@ -123,7 +135,7 @@ def test_actions_need_the_token_and_come_from_this_origin(client, store):
 
 def test_actions_go_through_the_store(client, store):
     made = client.post("/tasks", data={"title": "From the form", "description": "d", "priority": "1",
-                                       "type": "bug", "token": TOKEN}, follow_redirects=False)
+                                       "type": "bug"}, follow_redirects=False)
     assert made.status_code == 303
     task_id = made.headers["location"].rsplit("/", 1)[1]
     task = store.get_task(task_id)
@@ -140,7 +152,7 @@ def test_actions_go_through_the_store(client, store):
     assert client.post(f"/api/tasks/{task_id}/cancel", headers=headers).status_code == 409  # closed already
 
     store.change_labels(task_id, actor="tester", add=["needs-human"])
-    retried = client.post(f"/tasks/{task_id}/retry", data={"token": TOKEN}, follow_redirects=False)
+    retried = client.post(f"/tasks/{task_id}/retry", follow_redirects=False)
     assert retried.status_code == 303
     task = store.get_task(task_id)
     assert task.status == "open" and "needs-human" not in task.labels

@@ -8,6 +8,7 @@ repository, git-ignored); its path is printed.
 
 from __future__ import annotations
 
+import ast
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ import httpx
 import pytest
 
 from gasworks.store.sqlite import SQLiteStore
-from tests.test_run_process import create, start_run, statuses
+from tests.test_run_process import create, start_run, statuses, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -56,8 +57,8 @@ def page(browser):
 
 
 @pytest.fixture
-def server(project_dir):
-    """`gasworks web --port 0` in the project; yields its URL (printed on its first line)."""
+def served(project_dir):
+    """`gasworks web --port 0` in the project; yields the URL with the token it prints on its first line."""
     proc = subprocess.Popen([sys.executable, "-m", "gasworks", "web", "--port", "0"], cwd=project_dir,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -71,6 +72,16 @@ def server(project_dir):
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+@pytest.fixture
+def server(served, page):
+    """The dashboard's URL, `page` signed in: it opened the printed URL, which leaves the cookie and
+    moves on to the page without the token."""
+    base = served.split("?", 1)[0]
+    page.goto(served)
+    page.wait_for_url(base)
+    return base
 
 
 def artifact(name: str) -> Path:
@@ -158,9 +169,8 @@ def test_creating_a_task_in_the_page_creates_it_in_the_store(project_dir, server
 
 
 def test_a_request_without_the_token_is_refused(project_dir, server, page):
-    page.goto(server)
-    token = page.get_attribute("#new-task input[name=token]", "value")
-    assert token
+    token = (project_dir / ".gasworks" / "web-token").read_text(encoding="utf-8").strip()
+    assert token and token not in page.content() and page.locator("input[name=token]").count() == 0
     before = statuses(project_dir)
     bare = httpx.post(server + "tasks", data={"title": "forged"})
     forged = httpx.post(server + "api/tasks", json={"title": "forged"}, headers={"origin": "http://evil.test",
@@ -169,6 +179,33 @@ def test_a_request_without_the_token_is_refused(project_dir, server, page):
     assert statuses(project_dir) == before
     good = httpx.post(server + "api/tasks", json={"title": "with the token"}, headers={"x-gasworks-token": token})
     assert good.status_code == 201 and statuses(project_dir)[good.json()["id"]] == "open"
+
+
+def test_open_signs_the_browser_in_without_the_token_on_a_command_line(project_dir, page, tmp_path):
+    """`gasworks web --open` hands the browser a 0600 page that forwards to the URL with the token (a
+    browser's command line is visible to every account in `ps`, the file is not); it lands signed in."""
+    from playwright.sync_api import expect
+
+    opened = tmp_path / "opened.txt"  # what the "browser" ($BROWSER) was started with
+    recorder = tmp_path / "browser.py"
+    recorder.write_text(f"import sys\nopen({str(opened)!r}, 'w').write(repr(sys.argv[1:]))\n", encoding="utf-8")
+    env = {**os.environ, "BROWSER": f"{sys.executable} {recorder} %s"}
+    proc = subprocess.Popen([sys.executable, "-m", "gasworks", "web", "--port", "0", "--open"], cwd=project_dir,
+                            env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        served = proc.stdout.readline().split()[2]
+        wait_for(lambda: opened.exists() and opened.read_text(encoding="utf-8"), WAIT_MS / 1000, "the browser")
+        [launcher] = ast.literal_eval(opened.read_text(encoding="utf-8"))
+        assert launcher.startswith("file://") and "token" not in launcher  # tests/faults/test_containment_web.py
+        page.goto(launcher)
+        page.wait_for_url(served.split("?", 1)[0])
+        page.fill("#new-task input[name=title]", "Made after --open")
+        page.click("#new-task button[type=submit]")
+        expect(page.locator("h1")).to_contain_text("Made after --open")
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=20)
 
 
 def test_task_text_with_html_is_shown_as_text_in_the_browser(project_dir, server, page):

@@ -100,20 +100,23 @@ def stats(as_json: bool) -> None:
 
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True,
-              help="Address to listen on. Anything but 127.0.0.1/localhost opens the dashboard, which has no "
-                   "login, to your network.")
+              help="Address to listen on. Anything but 127.0.0.1/localhost opens the dashboard to your network, "
+                   "over plain HTTP: whoever sees the traffic can take its token.")
 @click.option("--port", type=click.IntRange(0, 65535), default=8077, show_default=True,
               help="Port to listen on (0 takes any free one).")
-@click.option("--open", "open_browser", is_flag=True, help="Open the dashboard in your web browser.")
+@click.option("--open", "open_browser", is_flag=True,
+              help="Open the dashboard in your web browser, signed in with its token.")
 @click.pass_context
 def web(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
     """Serve the dashboard until Ctrl+C: the board of tasks with their dependencies, the slots with
     live log tails, the merge queue with gate results, task pages with logs and diffs, and charts.
 
     Every page has a JSON twin under /api/ (/api/, /api/tasks/ID, /api/merges, /api/stats) and
-    /api/live streams the fleet as server-sent events. Actions (create, retry, cancel,
-    priority) need the token the pages carry, so other web sites cannot make them. Needs the
-    `web` extra: pip install 'gasworks[web]'.
+    /api/live streams the fleet as server-sent events. Pages and actions (create, retry, cancel,
+    priority) need the token written to .gasworks/web-token (readable by you only, new at each
+    start): open the URL printed, which carries it, or send it as Authorization: Bearer. Other
+    accounts on this machine and other web sites cannot use the dashboard. Needs the `web` extra:
+    pip install 'gasworks[web]'.
     """
     from gasworks.errors import MissingExtraError
 
@@ -121,19 +124,18 @@ def web(ctx: click.Context, host: str, port: int, open_browser: bool) -> None:
         import uvicorn  # noqa: F401
 
         from gasworks.web.app import serve
+        from gasworks.web.token import open_in_browser
     except ImportError as exc:
         raise MissingExtraError(f"the dashboard needs {exc.name or 'starlette and uvicorn'}: "
                                 "pip install 'gasworks[web]'") from None
     project = open_project()
     if host not in ("127.0.0.1", "localhost"):
-        click.echo(f"gasworks: warning: listening on {host}: anyone who can reach it can see and change your "
-                   "tasks", err=True)
+        click.echo(f"gasworks: warning: listening on {host} over plain HTTP: anyone who can see the traffic can "
+                   "take the token and see and change your tasks", err=True)
 
     def ready(url: str) -> None:
         if open_browser:
-            import webbrowser
-
-            webbrowser.open(url)
+            open_in_browser(project.state_dir, url)
 
     try:
         serve(project, host=host, port=port, actor=actor_name(ctx), say=click.echo, on_ready=ready)

@@ -2,16 +2,16 @@
 
 Pages are rendered on the server; each has a JSON twin under /api/ made from the same dict
 (`/` and `/api/`, `/tasks/ID` and `/api/tasks/ID`, ...). `/api/live` streams the dashboard's
-live parts as server-sent events. Actions (create, retry, cancel, priority) are POSTs that
-must carry this server's token (the `token` form field, or an X-Gasworks-Token header) and,
-when the browser names an Origin, come from this very origin; requests whose Host header is
-not this server are refused (no DNS rebinding). Writes go through the library (actions.py).
+live parts as server-sent events. Actions (create, retry, cancel, priority) are POSTs. Every
+request but the static files must carry this server's token (token.py: a cookie set from the
+URL `gasworks web` prints, or a header) and every action must come from this very origin;
+requests whose Host header is not this server are refused (no DNS rebinding). Writes go
+through the library (actions.py).
 """
 
 from __future__ import annotations
 
 import asyncio
-import hmac
 import json
 import secrets
 import socket
@@ -48,6 +48,7 @@ from gasworks.errors import (
 from gasworks.project import Project
 from gasworks.web import actions, pages, views
 from gasworks.web.assets import ASSETS
+from gasworks.web.token import TokenGate, new_token
 
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost")
 MAX_BODY = 1 << 20  # bytes a form or JSON action may send
@@ -58,10 +59,6 @@ SECURITY_HEADERS = [(b"content-security-policy", CSP.encode()), (b"x-content-typ
                     (b"referrer-policy", b"same-origin"), (b"x-frame-options", b"DENY")]
 _STATUS = {NotFoundError: 404, AmbiguousIdError: 400, TransitionError: 409, ClaimError: 409, CycleError: 409,
            StoreError: 503}
-
-
-class Refused(Exception):
-    """A write without this server's token, or from another site: 403."""
 
 
 class _SecurityHeaders:
@@ -86,19 +83,19 @@ def _is_api(request: Request) -> bool:
 class Dashboard:
     """The handlers, over one project and one open store."""
 
-    def __init__(self, project: Project, *, token: str, actor: str, live_interval: float) -> None:
-        self.project, self.token, self.actor, self.live_interval = project, token, actor, live_interval
+    def __init__(self, project: Project, *, actor: str, live_interval: float) -> None:
+        self.project, self.actor, self.live_interval = project, actor, live_interval
         self.store = project.open_store()
 
     # -- pages (plain functions: Starlette runs them in its thread pool) ------------------------
 
     def home(self, request: Request) -> Response:
         data = pages.dashboard(self.project, self.store)
-        return JSONResponse(data) if _is_api(request) else HTMLResponse(views.dashboard_html(data, self.token))
+        return JSONResponse(data) if _is_api(request) else HTMLResponse(views.dashboard_html(data))
 
     def task(self, request: Request) -> Response:
         data = pages.task_page(self.project, self.store, request.path_params["task_id"])
-        return JSONResponse(data) if _is_api(request) else HTMLResponse(views.task_html(data, self.token))
+        return JSONResponse(data) if _is_api(request) else HTMLResponse(views.task_html(data))
 
     def log(self, request: Request) -> Response:
         data = pages.attempt_log(self.project, self.store, request.path_params["task_id"],
@@ -165,14 +162,6 @@ class Dashboard:
             return {str(k): "" if v is None else str(v) for k, v in data.items()}
         return {k: v[0] for k, v in parse_qs(text, keep_blank_values=True).items()}
 
-    def _guard(self, request: Request, fields: dict[str, str]) -> None:
-        given = fields.pop("token", "") or request.headers.get("x-gasworks-token", "")
-        if not hmac.compare_digest(given.encode(), self.token.encode()):
-            raise Refused("this action needs the dashboard's token: reload the page and try again")
-        origin = request.headers.get("origin")
-        if origin and origin != f"{request.url.scheme}://{request.headers.get('host', '')}":
-            raise Refused(f"a request from {origin} is refused: actions come only from the dashboard itself")
-
     def _act(self, action: str, task_id: str, fields: dict[str, str]) -> Any:
         if action == "create":
             return actions.create(self.project, self.store, fields, self.actor)
@@ -186,7 +175,6 @@ class Dashboard:
 
     async def act(self, request: Request) -> Response:
         fields = await self._fields(request)
-        self._guard(request, fields)
         action = request.path_params.get("action", "create")
         task = await run_in_threadpool(self._act, action, request.path_params.get("task_id", ""), fields)
         if _is_api(request):
@@ -196,8 +184,7 @@ class Dashboard:
     # -- errors ---------------------------------------------------------------------------------
 
     async def error(self, request: Request, exc: Exception) -> Response:
-        status = 403 if isinstance(exc, Refused) else next(
-            (code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
+        status = next((code for kind, code in _STATUS.items() if isinstance(exc, kind)), 400)
         if _is_api(request):
             return JSONResponse({"error": str(exc)}, status_code=status)
         return HTMLResponse(views.error_page(status, str(exc)), status_code=status)
@@ -205,8 +192,8 @@ class Dashboard:
 
 def create_app(project: Project, *, token: str | None = None, actor: str = "web", live_interval: float = 0.5,
                allowed_hosts: tuple[str, ...] = LOOPBACK_HOSTS) -> Starlette:
-    """The dashboard for `project`. `token` (random by default) guards every action."""
-    board = Dashboard(project, token=token or secrets.token_urlsafe(24), actor=actor, live_interval=live_interval)
+    """The dashboard for `project`. `token` (random by default) guards every page and action."""
+    board = Dashboard(project, actor=actor, live_interval=live_interval)
     routes = []
     for path, endpoint in (("/", board.home), ("/tasks/{task_id}", board.task),
                            ("/tasks/{task_id}/attempts/{attempt_id:int}/log", board.log),
@@ -216,9 +203,10 @@ def create_app(project: Project, *, token: str | None = None, actor: str = "web"
         routes += [Route(path, board.act, methods=["POST"]), Route("/api" + path, board.act, methods=["POST"])]
     routes += [Route("/api/live", board.events), Route("/static/{name}", board.asset),
                Route("/favicon.ico", lambda request: Response(status_code=204))]
-    app = Starlette(routes=routes, exception_handlers={GasworksError: board.error, Refused: board.error},
+    app = Starlette(routes=routes, exception_handlers={GasworksError: board.error},
                     middleware=[Middleware(_SecurityHeaders),
-                                Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))])
+                                Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts)),
+                                Middleware(TokenGate, token=token or secrets.token_urlsafe(32))])
     app.state.dashboard = board
     return app
 
@@ -238,16 +226,22 @@ def _listen(host: str, port: int) -> socket.socket:
 
 def serve(project: Project, *, host: str, port: int, actor: str, say: Callable[[str], None],
           on_ready: Callable[[str], None] = lambda url: None) -> None:
-    """Serve the dashboard until Ctrl+C. Loopback hosts only answer to their own names; any
-    other host is open to the network (and then answers to any name)."""
+    """Serve the dashboard until Ctrl+C, with a new token in .gasworks/web-token; `on_ready` gets
+    the URL that carries it. Loopback hosts only answer to their own names; any other host is open
+    to the network (and then answers to any name)."""
     import uvicorn
 
     sock = _listen(host, port)
     hosts = LOOPBACK_HOSTS + (host,) if host not in ("0.0.0.0", "::") else ("*",)
-    app = create_app(project, actor=actor, allowed_hosts=hosts)
+    try:
+        token = new_token(project.state_dir)
+    except GasworksError:
+        sock.close()
+        raise
+    app = create_app(project, token=token, actor=actor, allowed_hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{sock.getsockname()[1]}/"
-    say(f"gasworks dashboard: {url}  (Ctrl+C to stop)")
+    url = f"http://{shown}:{sock.getsockname()[1]}/?token={token}"
+    say(f"gasworks dashboard: {url}  (Ctrl+C to stop; the token is in .gasworks/web-token)")
     on_ready(url)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off",
                             timeout_graceful_shutdown=2)

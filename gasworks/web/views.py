@@ -41,10 +41,6 @@ def when(timestamp: str) -> str:
     return f'<time datetime="{e(timestamp)}" title="{e(timestamp)}">{e(timestamp[:19].replace("T", " "))}</time>'
 
 
-def token_input(token: str) -> str:
-    return f'<input type="hidden" name="token" value="{e(token)}">'
-
-
 def page(title: str, body: str, *, api: str, live: bool = False, run: str = "") -> str:
     return (
         '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
@@ -140,11 +136,11 @@ def live_fragments(live: dict[str, Any], board: dict[str, Any] | None) -> dict[s
     return parts
 
 
-def dashboard_html(data: dict[str, Any], token: str) -> str:
+def dashboard_html(data: dict[str, Any]) -> str:
     priorities = list(range(PRIORITY_MIN, PRIORITY_MAX + 1))
     fragments = live_fragments(data["live"], data["board"])
     form = (
-        f'<form class="new" id="new-task" method="post" action="/tasks">{token_input(token)}'
+        '<form class="new" id="new-task" method="post" action="/tasks">'
         '<input name="title" placeholder="New task: title" required maxlength="500" aria-label="title">'
         '<textarea name="description" placeholder="Description (optional)" aria-label="description"></textarea>'
         f'<select name="priority" aria-label="priority">{_options(priorities, 2, "P{}")}</select>'
@@ -161,17 +157,16 @@ def dashboard_html(data: dict[str, Any], token: str) -> str:
 
 # -- one task ---------------------------------------------------------------------------------
 
-def _actions(task: dict[str, Any], token: str) -> str:
+def _actions(task: dict[str, Any]) -> str:
     url = task_url(task["id"])
     priorities = list(range(PRIORITY_MIN, PRIORITY_MAX + 1))
     return (
-        f'<form class="inline" method="post" action="{e(url)}/priority">{token_input(token)}'
+        f'<form class="inline" method="post" action="{e(url)}/priority">'
         f'<select name="priority" aria-label="priority">{_options(priorities, task["priority"], "P{}")}</select>'
         '<button type="submit">Set priority</button></form>'
-        f'<form class="inline" method="post" action="{e(url)}/retry">{token_input(token)}'
-        '<button type="submit">Retry</button></form>'
+        f'<form class="inline" method="post" action="{e(url)}/retry"><button type="submit">Retry</button></form>'
         f'<form class="inline" method="post" action="{e(url)}/cancel" data-confirm="Cancel {e(task["id"])}?">'
-        f'{token_input(token)}<button type="submit">Cancel</button></form>'
+        '<button type="submit">Cancel</button></form>'
     )
 
 
@@ -207,14 +202,14 @@ def _merges_table(merges: list[dict[str, Any]]) -> str:
             f"<th>result</th><th>note</th></tr>{rows}</table>")
 
 
-def task_html(data: dict[str, Any], token: str) -> str:
+def task_html(data: dict[str, Any]) -> str:
     task = data["task"]
     head = (f'<h1>{e(task["id"])}: {e(task["title"])}</h1><p>{e(task["status"])} &middot; P{e(task["priority"])} '
             f'&middot; {e(task["issue_type"])}' + (f' &middot; assignee {e(task["assignee"])}' if task.get("assignee")
                                                    else "")
             + f' &middot; created {when(task["created_at"])} &middot; updated {when(task["updated_at"])}'
             + (f' &middot; closed {when(task["closed_at"])} ({e(task.get("close_reason", ""))})'
-               if task.get("closed_at") else "") + "</p>" + _actions(task, token))
+               if task.get("closed_at") else "") + "</p>" + _actions(task))
     links = []
     if task.get("labels"):
         links.append(f'<p>labels: {e(", ".join(task["labels"]))}</p>')
