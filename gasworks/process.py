@@ -12,6 +12,9 @@ from pathlib import Path
 import psutil
 
 _WINDOWS = sys.platform == "win32"
+# What long-running commands stop on, gracefully: Ctrl+C, `kill`, and the terminal closing (SIGHUP,
+# whose default action would end Python at once, without cleanup, leaving its agents running).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
 def spawn(argv: list[str], *, cwd: Path, log_path: Path, env: Mapping[str, str]) -> subprocess.Popen:
@@ -81,13 +84,42 @@ def find_agents(worktrees: list[Path]) -> list[int]:
     roots = [path.resolve() for path in worktrees]
     found = []
     for proc in psutil.process_iter(["pid"]):
-        try:
-            where = proc.environ().get("GASWORKS_WORKTREE")
-        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
-            continue
+        where = _environ(proc).get("GASWORKS_WORKTREE")
         if where and proc.pid != os.getpid() and any(Path(where).resolve() == root for root in roots):
             found.append(proc.pid)
     return found
+
+
+def end_attempt(worktree: Path, attempt: int | str, *, rounds: int = 10) -> list[int]:
+    """Kill every process of one attempt: those whose environment carries this GASWORKS_WORKTREE and
+    GASWORKS_ATTEMPT, which gasworks gave the agent and its children inherit. So a child that left
+    the agent's process group (setsid) ends with the attempt too. Never this process or its
+    ancestors. Repeated until a look finds none, so children forked meanwhile go as well."""
+    root, wanted = Path(worktree).resolve(), str(attempt)
+    spared = {os.getpid(), *(parent.pid for parent in psutil.Process().parents())}
+    ended: list[int] = []
+    for _ in range(rounds):
+        found = [proc.pid for proc in psutil.process_iter(["pid"])
+                 if proc.pid not in spared and _of_attempt(_environ(proc), root, wanted)]
+        if not found:
+            break
+        for pid in found:
+            kill(pid)
+        ended += [pid for pid in found if pid not in ended]
+    return ended
+
+
+def _of_attempt(env: Mapping[str, str], root: Path, attempt: str) -> bool:
+    where = env.get("GASWORKS_WORKTREE")
+    return env.get("GASWORKS_ATTEMPT") == attempt and bool(where) and Path(where).resolve() == root
+
+
+def _environ(proc: psutil.Process) -> dict[str, str]:
+    """A process's environment, or {} for one gone, a zombie or another user's."""
+    try:
+        return proc.environ()
+    except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess, OSError):
+        return {}
 
 
 def kill(pid: int) -> None:

@@ -1,7 +1,8 @@
 """The optional agent sandbox (`sandbox = "bwrap"`): bubblewrap shows an agent's whole process tree
 the file system read-only, with a private /tmp, except its own worktree and what a commit there
 writes. So a confused or hostile agent cannot change the user's checkout, other worktrees, the
-store or the target branch. The network is left alone: agents talk to model servers."""
+store or the target branch, and nothing it starts outlives it (its own PID namespace). The network
+is left alone: agents talk to model servers."""
 
 from __future__ import annotations
 
@@ -31,8 +32,10 @@ def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Ite
     """argv run under bubblewrap: everything read-only, /tmp a fresh empty tmpfs, `writable` bound
     read-write. Paths under /tmp that the agent must see (its interpreter, the repository) are
     bound back read-only first, so the tmpfs does not hide them."""
-    command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", str(PRIVATE_TMP),
-               "--die-with-parent"]
+    # Its own PID namespace (with a /proc of its own): when the agent ends, the kernel ends every
+    # process in it, also those that left its process group with setsid.
+    command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc",
+               "--tmpfs", str(PRIVATE_TMP), "--die-with-parent"]
     seen: set[tuple[str, Path]] = set()
     for mode, paths in (("--ro-bind", readable), ("--bind", writable)):
         for path in sorted({Path(p).resolve() for p in paths}, key=lambda p: len(p.parts)):

@@ -6,9 +6,12 @@ Task titles and log lines are other people's text: they reach rich as `Text`, ne
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -43,20 +46,40 @@ class FleetView:
 
     def __exit__(self, *exc: Any) -> None:
         if self.live:
-            self.live.__exit__(*exc)
+            with _output():
+                self.live.__exit__(*exc)
 
     def say(self, line: str) -> None:
         stamp = time.strftime("%H:%M:%S")
-        if self.live:
-            self.console.print(Text.assemble((stamp, "dim"), " ", line), highlight=False, soft_wrap=True)
-        else:
-            click.echo(f"{stamp} {line}")
+        with _output():
+            if self.live:
+                self.console.print(Text.assemble((stamp, "dim"), " ", line), highlight=False, soft_wrap=True)
+            else:
+                click.echo(f"{stamp} {line}")
 
     def update(self, snapshot: dict[str, Any]) -> None:
         now = time.monotonic()
         if self.live and now - self._last >= 0.25:
             self._last = now
-            self.live.update(fleet_table(snapshot))
+            with _output():
+                self.live.update(fleet_table(snapshot))
+
+
+@contextlib.contextmanager
+def _output() -> Iterator[None]:
+    """Writing to a terminal that closed (SIGHUP comes with it) or to a pipe whose reader ended
+    fails. The fleet must go on to stop its agents: its output goes to /dev/null from then on, so
+    no later write fails either, nor the flush at exit."""
+    try:
+        yield
+    except OSError:
+        null = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(null, sys.stdout.fileno())
+        except (OSError, ValueError, AttributeError):
+            pass  # no file descriptor behind it: nothing to quiet
+        finally:
+            os.close(null)
 
 
 def _table(*columns: str, wide: str = "") -> Table:

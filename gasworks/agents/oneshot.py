@@ -31,6 +31,7 @@ EXIT_CODES = {"done": 0, "failed": 1, "timeout": 1, "error": 1, "no_change": NO_
 STOP_GRACE_SECONDS = 5.0  # after SIGTERM to the agent's group, before SIGKILL
 POLL_SECONDS = 0.05
 SLOT = "agent-run"
+ATTEMPT = 1  # its GASWORKS_ATTEMPT: with GASWORKS_WORKTREE, how its processes are found
 
 
 @dataclass
@@ -124,6 +125,7 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
             return result
         deadline = time.monotonic() + config.attempt_timeout if config.attempt_timeout else None
         stopped = _wait(proc, deadline, stop)
+        process.end_attempt(checkout, ATTEMPT)  # also what left its process group (setsid)
         result.agent_exit = proc.returncode
         _judge(result, stopped, keep_out)
     except (GasworksError, OSError) as exc:
@@ -150,14 +152,14 @@ def _start(agent: Agent, config: Config, result: RunResult, run_dir: Path) -> su
         result.note = "the model endpoint did not answer; the agent was not started"
         return None
     checkout = result.checkout
-    ctx = AgentContext(result.task_id, checkout, checkout / TASK_FILE, SLOT, 1, checkout, state_dir)
+    ctx = AgentContext(result.task_id, checkout, checkout / TASK_FILE, SLOT, ATTEMPT, checkout, state_dir)
     spec = agent.launch(ctx)
     if config.sandbox == "bwrap":  # what the fleet's agents get: nothing outside this checkout is writable
         spec = sandbox.sandboxed(spec, bwrap=sandbox.find_bwrap(), worktree=checkout,
                                  branch=git.current_branch(checkout), log_dir=run_dir,
                                  repo_root=git.main_root(checkout), extra=config.sandbox_writable)
     env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": result.task_id, "GASWORKS_SLOT": SLOT,
-           "GASWORKS_ATTEMPT": "1", "GASWORKS_WORKTREE": str(checkout),
+           "GASWORKS_ATTEMPT": str(ATTEMPT), "GASWORKS_WORKTREE": str(checkout),
            "GASWORKS_USAGE_FILE": str(result.log.with_suffix(".usage.json")),
            "GASWORKS_TRANSCRIPT_FILE": str(result.log.with_suffix(".transcript.jsonl"))}
     return process.spawn(spec.argv, cwd=checkout, log_path=result.log, env=env)
