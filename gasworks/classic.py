@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gasworks import git
+
 QUEUE_FILE = "task_queue.json"
 SCRIPT = '''#!/usr/bin/env python3
 """{doc}
@@ -36,10 +38,10 @@ def write_scripts(root: Path) -> list[str]:
     done = []
     for name, (function, doc) in SCRIPTS.items():
         path = root / name
-        if path.exists():
+        if path.exists() or path.is_symlink():
             done.append(f"kept the existing {name}")
             continue
-        path.write_text(SCRIPT.format(doc=doc, name=name, function=function), encoding="utf-8")
+        git.write_new(path, SCRIPT.format(doc=doc, name=name, function=function).encode("utf-8"))
         path.chmod(0o755)
         done.append(f"wrote {name}")
     return done

@@ -21,7 +21,7 @@ from pathlib import Path
 from gasworks import git, process, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, LaunchSpec, render_task_file
 from gasworks.config import Config
-from gasworks.errors import GasworksError
+from gasworks.errors import GasworksError, GitError
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.models import FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outcome, Task
 from gasworks.project import Project
@@ -61,7 +61,7 @@ class Dispatcher:
         self.project, self.store, self.agent, self.config, self.say = project, store, agent, config, say
         self.root = project.root
         self.pool = WorktreePool(self.root, config)
-        self.upstream = make_upstream(self.root, config)
+        self.upstream = make_upstream(self.root, config, project.state_dir)
         self.target = self.upstream.target
         self.refinery = Refinery(project, store, config, self.upstream, say=say)
         # Claims and attempts carry the host's name, so a restart here touches only its own.
@@ -108,7 +108,10 @@ class Dispatcher:
                                       task_status="open" if ours else None)
             done.append(f"requeued {attempt.task_id}: attempt {attempt.id} was left running by a stopped dispatcher")
         for path in [slot.path for slot in self.pool.slots] + [self.refinery.integration]:
-            done += git.repair(path)
+            try:
+                done += git.repair(git.linked_tree(self.root, path))
+            except GitError:
+                continue  # not made yet
         for task in self.store.list_tasks(statuses=["in_progress"]):
             if task.assignee.startswith(self.me):
                 self.store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
@@ -189,7 +192,7 @@ class Dispatcher:
             else:
                 self.pool.prepare(slot, task.id, base)
             task_file = slot.path / TASK_FILE
-            task_file.write_text(render_task_file(task), encoding="utf-8")
+            git.write_new(task_file, render_task_file(task).encode("utf-8"))  # never through a committed link
             ctx = AgentContext(task.id, slot.path, task_file, slot.name, attempt.id, self.root,
                                self.project.state_dir)
             spec = self._sandboxed(self.agent.launch(ctx), slot, branch, log_path)
@@ -228,20 +231,20 @@ class Dispatcher:
                     process.terminate_group(run.proc.pid, hard=True)
                 continue
             process.terminate_group(run.proc.pid, hard=True)  # whatever the agent left running
+            process.end_attempt(run.slot.path, run.attempt_id)  # and what left its group (setsid)
             del self.running[name]
             self._judge(run, now)
 
     def _judge(self, run: Running, now: float) -> None:
         """Decide the outcome from the exit and the branch, not from the agent's word."""
         code = run.proc.returncode
-        worktree = run.slot.path
         self._record_tokens(run)
-        self._take_suggestions(run)
-        if not run.stop_reason and git.is_dirty(worktree):
-            git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")
-        # Commits whose sum changes nothing (say, a file added and removed) are no change either.
-        commits = git.commits_between(worktree, run.base) if not git.same_tree(worktree, run.base, "HEAD") else []
-        git.detach_at(worktree, "HEAD")  # free the branch, so another slot may take it later
+        try:
+            commits = self._gather(run)
+        except GitError as exc:  # what the agent left cannot be committed (say, a git repo with no commit)
+            self._finish_failed(run.attempt_id, run.task_id, Outcome.FAILED.value, code,
+                                f"what it left in its worktree could not be committed: {exc}")
+            return
         if run.stop_reason:
             outcome = run.stop_reason
         elif code == ENDPOINT_DOWN_EXIT:
@@ -290,6 +293,18 @@ class Dispatcher:
         if self.worker is not None:
             self.worker.wake()
         self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
+
+    def _gather(self, run: Running) -> list[str]:
+        """The agent's work as commits on its branch: its suggestions taken out, what it left
+        uncommitted committed for it. Commits whose sum changes nothing (a file added and removed)
+        are no change either."""
+        worktree = self.pool.tree(run.slot)
+        self._take_suggestions(run)
+        if not run.stop_reason and git.is_dirty(worktree):
+            git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")
+        commits = git.commits_between(worktree, run.base) if not git.same_tree(worktree, run.base, "HEAD") else []
+        git.detach_at(worktree, "HEAD")  # free the branch, so another slot may take it later
+        return commits
 
     def _moved_by_hand(self, run: Running, outcome: str, code: int | None, commits: list[str]) -> bool:
         """A task someone closed (cancelled), deferred or blocked while its agent ran is left as it is:
@@ -359,7 +374,7 @@ class Dispatcher:
             return False
         run.checked = now
         log = self.project.logs_dir / run.task_id / f"{run.attempt_id}.log"
-        sign = (log.stat().st_size if log.exists() else 0, git.status_signature(run.slot.path))
+        sign = (log.stat().st_size if log.exists() else 0, git.status_signature(self.pool.tree(run.slot)))
         if sign != run.activity:
             run.activity, run.active_at = sign, now
         return now - run.active_at > self.config.stall_timeout
@@ -367,7 +382,7 @@ class Dispatcher:
     def _take_suggestions(self, run: Running) -> None:
         """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is
         put back as it was at the base, so it never travels in the branch that gets merged."""
-        text = git.take_file(run.slot.path, SUGGESTIONS_FILE, run.base)
+        text = git.take_file(self.pool.tree(run.slot), SUGGESTIONS_FILE, run.base)
         if not text:
             return
         titles, dropped = parse_suggestions(text)
@@ -469,14 +484,14 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
               on_tick: Callable[[float], None] = lambda now: None) -> int:
     """Repeat tick() until stopped (or, with until_done, until nothing is left to do).
 
-    Signal handlers only count signals; the loop acts on them. The first SIGINT or SIGTERM stops
+    Signal handlers only count signals; the loop acts on them. The first SIGINT, SIGTERM or SIGHUP stops
     claiming and gives running agents grace_seconds to finish; the second, or the end of the grace,
     ends every agent's process group. Returns the exit code: 0 done, 1 work left blocked or
     failed, 130 stopped by a signal.
     """
     received: list[int] = []
     previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+                for sig in process.STOP_SIGNALS}
     deadline = None
     handled = 0
     dispatcher.worker = RefineryWorker(dispatcher.refinery)

@@ -194,6 +194,7 @@ class Outcome(str, enum.Enum):
     ERROR = "error"              # gasworks could not run it (worktree or agent setup failed)
     ENDPOINT_DOWN = "endpoint_down"  # the model could not be reached: not the task's fault
     DISK_FULL = "disk_full"      # failed while the log folder had no room: not the task's fault
+    REFUSED = "refused"          # its branch touches what no branch may land (see refinery.guarded_paths)
 
 
 # Outcomes that are not the task's fault, so they do not count towards max_attempts.
@@ -230,6 +231,7 @@ class MergeStatus(str, enum.Enum):
     GATE_FAILED = "gate_failed"  # the gate failed with this branch; its task went back to open
     HELD = "held"                # the target's checkout has local edits in the way
     DROPPED = "dropped"          # its task was closed or reopened meanwhile; nothing to land
+    REFUSED = "refused"          # it touches what no branch may: gasworks's state or config, ignored files
 
 
 @dataclass(slots=True)

@@ -98,8 +98,8 @@ def init_project(start: Path) -> tuple[Project, list[str]]:
         done.append(f"added {', '.join(missing)} to .git/info/exclude")
 
     config_path = root / CONFIG_FILE
-    if not config_path.exists():
-        config_path.write_text(TEMPLATE, encoding="utf-8")
+    if not (config_path.exists() or config_path.is_symlink()):
+        git.write_new(config_path, TEMPLATE.encode("utf-8"))
         done.append(f"wrote {CONFIG_FILE}")
     project = Project(root, load_config(root))
     beads = project.tracker() == "beads"

@@ -19,21 +19,22 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import psutil
 from filelock import FileLock, Timeout
 
 from gasworks import git, process
+from gasworks.agents import TASK_FILE
 from gasworks.config import Config
 from gasworks.errors import GasworksError, NotFoundError, TransitionError
-from gasworks.models import FILES_LABEL, Merge, MergeStatus, now_iso
+from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.store import NewTask
 from gasworks.store.sql import SQLStore
 from gasworks.upstream import Upstream
-from gasworks.witness import send_back
+from gasworks.witness import NEEDS_HUMAN, send_back
 from gasworks.worktrees import BRANCH_PREFIX
 
 CONFLICT_LABEL = "merge-conflict"
@@ -72,6 +73,7 @@ class Refinery:
         self.recovered = False      # recover_queue() has run under this refinery's lock
         self._gate_proc: subprocess.Popen | None = None
         self._last_tail = ""  # output of the last failing gate run, for the task's notes
+        self._tree: git.Tree | None = None
 
     # -- the round --------------------------------------------------------------------------
 
@@ -79,6 +81,15 @@ class Refinery:
         registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
         if self.integration.resolve() not in registered:
             git.worktree_add(self.root, self.integration, self.upstream.tip())
+        self._tree = None
+
+    @property
+    def tree(self) -> git.Tree:
+        """The integration worktree, with git dirs computed from the repository: the gate runs the
+        branch's own code there, which may rewrite the worktree's .git file."""
+        if self._tree is None:
+            self._tree = git.linked_tree(self.root, self.integration)
+        return self._tree
 
     def pending(self) -> bool:
         """Anything queued, being merged, held, or about to be queued again (its conflict resolved)."""
@@ -138,6 +149,8 @@ class Refinery:
                 self._end(merge, MergeStatus.DROPPED, note=f"its task is {task.status}")
                 continue
             merge = self.store.update_merge(merge.id, status=MergeStatus.MERGING.value, started_at=now_iso())
+            if self._refused(merge, tip):
+                continue
             conflicts = git.trial_merge(self.root, tip, merge.head)
             self.store.update_merge(merge.id, trial="conflict" if conflicts else "clean")
             if conflicts:
@@ -202,23 +215,23 @@ class Refinery:
     def _stack(self, merges: list[Merge], tip: str) -> tuple[str, list[Merge]]:
         """Apply each branch on the tip in the integration worktree; ones that clash with a batch-mate
         go back to the queue (the next round tries them against the new tip)."""
-        git.detach_at(self.integration, tip)
+        git.clean_detach(self.tree, tip)
         applied = []
         for merge in merges:
             title = oneline(self.store.get_task(merge.task_id).title, 200)
-            before = git.rev_parse(self.integration, "HEAD")
-            if self.config.merge_strategy == "rebase" and not git.has_merge_commits(self.integration, tip,
+            before = git.rev_parse(self.tree, "HEAD")
+            if self.config.merge_strategy == "rebase" and not git.has_merge_commits(self.tree, tip,
                                                                                      merge.head):
-                ok = git.rebase_onto(self.integration, before, merge.head)
+                ok = git.rebase_onto(self.tree, before, merge.head)
             else:
-                ok, _ = git.merge(self.integration, merge.head,
+                ok, _ = git.merge(self.tree, merge.head,
                                   f"Merge {merge.branch}: {title}\n\nTask {merge.task_id}.\n")
             if ok:
                 applied.append(merge)
             else:
-                git.detach_at(self.integration, before)
+                git.clean_detach(self.tree, before)
                 self._requeue([merge], "clashed with a branch gated in the same batch")
-        return git.rev_parse(self.integration, "HEAD"), applied
+        return git.rev_parse(self.tree, "HEAD"), applied
 
     def _gate(self, merges: list[Merge]) -> tuple[bool, str]:
         """Run every gate command in the integration worktree; (passed, tail of the failing output)."""
@@ -251,11 +264,15 @@ class Refinery:
         return True, ""
 
     def _advance(self, tip: str, candidate: str, merges: list[Merge]) -> str:
-        outcome, message = self.upstream.move(tip, candidate)
+        """Land candidate: the target moves and the tasks close in one compare-and-set (store.land)."""
+        outcome, message = self.store.land([m.id for m in merges], candidate,
+                                           lambda: self.upstream.move(tip, candidate), actor="refinery")
         if outcome == "landed":
             self.known_good = candidate
             for merge in merges:
                 self._landed(merge, candidate)
+        elif outcome == "changed":
+            self._drop_changed(merges, message)
         elif outcome == "moved":
             self._requeue(merges, f"{self.target} moved during the merge; it will be tested again")
         else:
@@ -275,11 +292,20 @@ class Refinery:
     # -- outcomes ---------------------------------------------------------------------------
 
     def _landed(self, merge: Merge, commit: str) -> None:
-        self._end(merge, MergeStatus.LANDED, landed_commit=commit)
-        self.store.transition(merge.task_id, "closed", actor="refinery", expected="merging",
-                              reason=f"Merged as {commit[:12]}")
+        """store.land() closed the task and ended the merge with the target's move."""
         self.upstream.drop(merge.branch)
         self.say(f"{merge.task_id}: merged into {self.target} as {commit[:12]}")
+
+    def _drop_changed(self, merges: list[Merge], why: str) -> None:
+        """Some tasks changed by hand during their gate (cancelled, reopened): they do not land; the
+        rest of the batch goes back to be gated without them."""
+        for merge in merges:
+            status = self.store.get_task(merge.task_id).status
+            if status != "merging":
+                self._end(merge, MergeStatus.DROPPED, note=f"its task became {status} during its gate")
+                self.say(f"{merge.task_id}: became {status} during its gate; not merged")
+            else:
+                self._requeue([merge], f"not landed: {why}")
 
     def _conflict(self, merge: Merge, files: list[str], tip: str) -> None:
         if not self.config.create_bead_on_merge_conflict:
@@ -306,7 +332,7 @@ class Refinery:
         tail = self._last_tail if tail is None else tail
         tip = self.upstream.tip()
         if tip != self.known_good:
-            git.detach_at(self.integration, tip)
+            git.clean_detach(self.tree, tip)
             started = time.monotonic()
             tip_passes, tip_tail = self._run_gate(f"tip-{tip[:12]}")
             self.store.record_gate_run([merge.id], seconds=time.monotonic() - started, passed=tip_passes,
@@ -323,6 +349,36 @@ class Refinery:
             self.store.set_attempt_outcome(attempts[-1].id, "gate_failed", "its branch failed the merge gate")
         send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
                   max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
+
+    def _refused(self, merge: Merge, tip: str) -> bool:
+        """A branch that touches what no branch may land is refused before any gate run: gasworks's
+        configuration (the task waits for a human to take the change by hand), gasworks's own state,
+        or files untracked or ignored in the user's checkout (the task goes back, as a failure)."""
+        paths = git.changed_paths(self.root, git.merge_base(self.root, tip, merge.head), merge.head)
+        config, state = guarded_paths(paths, self.config)
+        in_way = [] if config or state else self.upstream.in_the_way(paths)
+        if not (config or state or in_way):
+            return False
+        attempts = self.store.attempts(merge.task_id)
+        if config:
+            why = (f"its branch changes gasworks's configuration ({', '.join(config[:5])}), which no branch changes "
+                   f"by itself: review it (git diff {self.target}...{merge.branch}) and merge it by hand if you want it")
+            self._end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
+            if attempts:
+                self.store.set_attempt_outcome(attempts[-1].id, Outcome.REFUSED.value, why)
+            self.store.send_back(merge.task_id, to_status="blocked", add_labels=[NEEDS_HUMAN], actor="refinery",
+                                 note=why)
+            self.say(f"{merge.task_id}: not merged: {why}; labelled {NEEDS_HUMAN}")
+            return True
+        named = state or in_way
+        why = (f"its branch writes {', '.join(named[:5])}, " + ("gasworks's own state" if state else
+               "which your checkout has untracked or ignored (landing would overwrite or delete them)"))
+        self._end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
+        if attempts:
+            self.store.set_attempt_outcome(attempts[-1].id, Outcome.REFUSED.value, why)
+        send_back(self.store, merge.task_id, note=f"Not merged: {why}. Leave those paths alone.",
+                  max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
+        return True
 
     def _file_gate_bug(self, tip: str, tail: str) -> None:
         if self.store.list_tasks(labels=[GATE_BROKEN_LABEL], include_closed=False):
@@ -409,7 +465,7 @@ class Refinery:
         """Under the merge lock no other round runs, so merges left `merging` were left by a stopped
         refinery: back to the queue. A task finished but never queued (its dispatcher stopped)
         gets its branch queued, or, with the branch gone, goes back to be redone."""
-        done = []
+        done = self.upstream.repair()
         mine = {m.id for m in self.held.merges} if self.held else set()
         for merge in self.store.merges(statuses=[MergeStatus.MERGING.value]):
             if merge.id not in mine:
@@ -432,6 +488,26 @@ class Refinery:
     def _unlock(self) -> None:
         self.store.release_lock(LOCK_NAME, self.owner)
         self.file_lock.release()
+
+
+# Files gasworks reads as configuration or tasks: a branch never changes them by itself.
+CONFIG_FILES = frozenset({"gasworks.toml", "dispatch_config.json", "task_queue.json"})
+CONFIG_FOLDERS = frozenset({".beads"})
+
+
+def guarded_paths(paths: list[str], config: Config) -> tuple[list[str], list[str]]:
+    """(configuration, gasworks's own state) among a branch's changed paths: what no branch lands."""
+    own = {".gasworks", TASK_FILE, PurePosixPath(config.merge_slot).parts[0]}
+    if config.worktree_placement == "inside":
+        own.add("worktrees")
+    settings, state = [], []
+    for name in paths:
+        first = PurePosixPath(name).parts[0]
+        if name in CONFIG_FILES or first in CONFIG_FOLDERS:
+            settings.append(name)
+        elif first in own:
+            state.append(name)
+    return settings, state
 
 
 def auto_batch_size(history: list[bool]) -> int:

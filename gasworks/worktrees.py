@@ -42,6 +42,14 @@ class WorktreePool:
         self.root = Path(root)
         self.config = config
         self.slots = [Slot(f"w{n}", self._path(n)) for n in range(1, config.num_workers + 1)]
+        self._trees: dict[str, git.Tree] = {}
+
+    def tree(self, slot: Slot) -> git.Tree:
+        """The slot's worktree with the git dirs computed from the repository, never from its .git
+        file (which the agent working there can rewrite)."""
+        if slot.name not in self._trees:
+            self._trees[slot.name] = git.linked_tree(self.root, slot.path)
+        return self._trees[slot.name]
 
     def _path(self, number: int) -> Path:
         if self.config.worktree_placement == "inside":
@@ -51,6 +59,7 @@ class WorktreePool:
     def ensure(self, base: str) -> list[str]:
         """Create missing worktrees at `base`, after pruning stale registrations. Returns what was done."""
         git.worktree_prune(self.root)
+        self._trees.clear()
         registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
         done = []
         for slot in self.slots:
@@ -85,12 +94,12 @@ class WorktreePool:
 
     def checkout(self, slot: Slot, branch: str) -> None:
         """Put the slot on an existing branch (a conflict task works on the branch it must fix)."""
-        git.clean_checkout(slot.path, branch)
+        git.clean_checkout(self.tree(slot), branch)
 
     def prepare(self, slot: Slot, task_id: str, base: str) -> str:
         """Reset the slot to `base` on a fresh branch gasworks/<task-id>, untracked files removed."""
         branch = branch_for(task_id)
         if not git.valid_branch_name(self.root, branch):
             raise GitError(f"task id {task_id!r} does not make a valid branch name")
-        git.reset_to(slot.path, branch, base)
+        git.reset_to(self.tree(slot), branch, base)
         return branch

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import click
 
-from gasworks import output
+from gasworks import git, output, process
 from gasworks import status as fleet_status
 from gasworks.cli.base import actor_name, cli, json_option, open_project
 from gasworks.config import AGENTS
@@ -83,7 +86,8 @@ def merge_retry(task_id: str, as_json: bool) -> None:
     project = open_project()
     store = project.open_store()
     task_id = store.resolve_id(task_id)
-    refinery = Refinery(project, store, project.config, make_upstream(project.root, project.config))
+    upstream = make_upstream(project.root, project.config, project.state_dir)
+    refinery = Refinery(project, store, project.config, upstream)
     merge = refinery.retry(task_id)
     if as_json:
         output.emit_json(output.merge_dict(merge))
@@ -93,23 +97,53 @@ def merge_retry(task_id: str, as_json: bool) -> None:
 
 @cli.command()
 @click.option("--once", is_flag=True, help="Exit when the queue is empty (default: keep watching it).")
-def refinery(once: bool) -> None:
-    """Run the merge queue alone, without agents (one refinery at a time lands changes)."""
+@click.pass_context
+def refinery(ctx: click.Context, once: bool) -> None:
+    """Run the merge queue alone, without agents (one refinery at a time lands changes).
+
+    SIGINT, SIGTERM or SIGHUP stop it (exit 130): a gate command running is ended and its
+    branches go back in the queue."""
+    from gasworks.agents.oneshot import stop_on_signals
     from gasworks.refinery import Refinery
     from gasworks.upstream import make_upstream
 
     project = open_project()
     store = project.open_store()
     view = fleet_status.FleetView(False)
-    merger = Refinery(project, store, project.config, make_upstream(project.root, project.config),
+    merger = Refinery(project, store, project.config, make_upstream(project.root, project.config, project.state_dir),
                       say=view.say)
     merger.ensure()
-    while True:
-        worked = merger.process()
-        if once and not worked and not merger.pending():
-            break
-        if not worked:
-            time.sleep(0.2)
+    with stop_on_signals("SIGINT", "SIGTERM", "SIGHUP") as stopping:
+        _merge_until_stopped(merger, once, stopping)
+    if stopping():
+        ctx.exit(130)
+
+
+def _merge_until_stopped(merger: Any, once: bool, stopping: Callable[[], bool]) -> None:
+    """Merge rounds in a thread while this one waits for them to end or for a signal; then it
+    ends the gate command, which runs in a session of its own that no signal to us reaches."""
+    failed: list[BaseException] = []
+
+    def rounds() -> None:
+        try:
+            while not stopping():
+                worked = merger.process()
+                if once and not worked and not merger.pending():
+                    return
+                if not worked:
+                    time.sleep(0.2)
+        except BaseException as exc:  # raised again in the main thread
+            failed.append(exc)
+
+    worker = threading.Thread(target=rounds, name="gasworks-refinery", daemon=True)
+    worker.start()
+    while worker.is_alive() and not stopping():
+        worker.join(0.05)
+    if stopping():
+        merger.abort()
+    worker.join()
+    if failed:
+        raise failed[0]
 
 
 @cli.command()
@@ -130,6 +164,8 @@ def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: b
     project = open_project()
     store = project.open_store()
     path = file or project.root / SUGGESTIONS_FILE
+    if path.is_symlink():  # a committed link could point at any file of the user's
+        raise InvalidValueError(f"{path} is a symbolic link: gasworks reads and clears only a regular file")
     if not path.is_file():
         raise InvalidValueError(f"{path} does not exist: nothing to ingest")
     # Undecodable bytes or a NUL: refuse the whole file (and keep it) rather than lose its lines.
@@ -138,7 +174,7 @@ def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: b
         titles, source=store.resolve_id(source) if source else None, prefix=project.config.prefix,
         actor=actor_name(ctx), max_per_task=len(titles) if not source else project.config.max_suggestions_per_task,
         backlog_cap=project.config.max_suggested_backlog)
-    path.write_text("", encoding="utf-8")  # the tasks are stored: only now is the file cleared
+    git.write_new(path, b"")  # the tasks are stored: only now is the file cleared (never through a link)
     report = {"file": str(path), "created": made, "dropped": {**dropped, **refused}}
     if as_json:
         output.emit_json(report)
@@ -211,7 +247,7 @@ def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, re
     server = EmbeddedServer(ServeOptions(model, parallel, ctx, threads, port))
     url = server.start()
     stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    for sig in process.STOP_SIGNALS:  # SIGHUP too: a closed terminal stops the server, not leaves it
         signal.signal(sig, lambda *_: stop.set())
     if ready_file is not None:
         temp = ready_file.with_suffix(".tmp")

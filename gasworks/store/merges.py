@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from gasworks.errors import InvalidValueError
@@ -56,6 +57,30 @@ class MergeQueueMixin(StoreBase):
                 db.execute(f"UPDATE merges SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
                            (*fields.values(), merge_id))
             return sqlrows.load_merge(db, merge_id)
+
+    def land(self, merge_ids: list[int], commit: str, move: Callable[[], tuple[str, str]], *,
+             actor: str) -> tuple[str, str]:
+        """Land tested merges as one compare-and-set of both the target and their tasks: inside one
+        write transaction, every task must still be `merging` (not cancelled, reopened or changed by
+        hand during its gate), then `move()` moves the target, then the tasks close and the merges
+        end landed. A task that changed means nothing moves: ("changed", which ones). Otherwise
+        move()'s (outcome, why); a move that did not land changes nothing here."""
+        with self._tx(write=True) as db:
+            merges = [sqlrows.load_merge(db, merge_id) for merge_id in merge_ids]
+            changed = [(m.task_id, status) for m in merges
+                       if (status := sqlrows.load_task(db, m.task_id, full=False).status) != "merging"]
+            if changed:
+                return "changed", ", ".join(f"{task_id} is {status}" for task_id, status in changed)
+            outcome, why = move()
+            if outcome != "landed":
+                return outcome, why
+            now = now_iso()
+            for merge in merges:
+                self._transition(db, merge.task_id, "closed", actor=actor, expected="merging",
+                                 reason=f"Merged as {commit[:12]}")
+                db.execute("UPDATE merges SET status = 'landed', ended_at = ?, landed_commit = ? WHERE id = ?",
+                           (now, commit, merge.id))
+            return outcome, why
 
     def record_gate_run(self, merge_ids: list[int], *, seconds: float, passed: bool, on_tip: bool = False) -> None:
         """One gate run; each merge it tested counts it, and its time, once."""

@@ -1,0 +1,113 @@
+"""A hostile `command` agent for the containment tests. It does what the ```hostile block of its
+task says, as an agent that wants to hurt the user's machine would, then exits 0.
+
+    python hostile_agent.py WORKTREE TASK_FILE
+
+The block is JSON with any of these keys, done in this order:
+
+    files      {path: text}    files to write in the worktree (folders made as needed)
+    links      {path: target}  symbolic links to make in the worktree
+    evil_gitdir  MARKER        point the worktree's .git file at a git dir the agent made, whose
+                               config names programs (fsmonitor, hooks, pager, external diff)
+                               that append to MARKER when git runs them
+    forge_object [REV, TEXT]   overwrite the loose object REV names (say main:README.md) with TEXT
+    set_ref    [REF, REV]      point REF (say refs/heads/gasworks/gw-1234) at REV, writing the file
+    commit     true            `git add -A`, force-add the files and links above (ignored or
+                               not), and commit
+
+Everything it could not do is printed as `FAILED <what>: <why>` so a test can tell the sandbox
+stopped it from the defence never being reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+EVIL_CONFIG = """[core]
+\tfsmonitor = {hook}
+\thooksPath = {hooks}
+\tpager = {hook}
+[diff]
+\texternal = {hook}
+"""
+
+
+def git(worktree: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=worktree, check=True, capture_output=True, text=True).stdout
+
+
+def evil_gitdir(worktree: Path, marker: str) -> None:
+    evil = worktree / ".evil"
+    subprocess.run(["git", "init", "-q", str(evil)], check=True)
+    hook = worktree / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho \"$0 $*\" >> {marker}\n")
+    hook.chmod(0o755)
+    hooks = worktree / "hooks"
+    hooks.mkdir(exist_ok=True)
+    for name in ("post-commit", "post-checkout", "pre-commit", "post-merge", "reference-transaction"):
+        (hooks / name).write_text(hook.read_text())
+        (hooks / name).chmod(0o755)
+    (evil / ".git" / "config").write_text(EVIL_CONFIG.format(hook=hook, hooks=hooks), encoding="utf-8")
+    (worktree / ".git").write_text(f"gitdir: {evil / '.git'}\n")
+
+
+def forge_object(worktree: Path, rev: str, text: str) -> None:
+    oid = git(worktree, "rev-parse", rev).strip()
+    common = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    path = common / "objects" / oid[:2] / oid[2:]
+    body = text.encode()
+    data = zlib.compress(b"blob %d\0" % len(body) + body)
+    if path.exists():
+        path.chmod(0o644)
+        path.write_bytes(data)
+    else:
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(data)
+
+
+def set_ref(worktree: Path, ref: str, rev: str) -> None:
+    oid = git(worktree, "rev-parse", rev).strip()
+    common = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
+    (common / ref).parent.mkdir(parents=True, exist_ok=True)
+    (common / ref).write_text(oid + "\n")
+
+
+def main() -> int:
+    worktree, task_file = Path(sys.argv[1]), Path(sys.argv[2])
+    found = re.search(r"```hostile\n(.*?)\n```", task_file.read_text(encoding="utf-8"), re.S)
+    plan = json.loads(found.group(1)) if found else {}
+    steps = [
+        ("files", lambda value: [_write(worktree / name, text) for name, text in value.items()]),
+        ("links", lambda value: [os.symlink(target, worktree / name) for name, target in value.items()]),
+        ("evil_gitdir", lambda value: evil_gitdir(worktree, value)),
+        ("forge_object", lambda value: forge_object(worktree, *value)),
+        ("set_ref", lambda value: set_ref(worktree, *value)),
+        ("commit", lambda value: (git(worktree, "add", "-A"),
+                                  git(worktree, "add", "-f", "--", *plan.get("files", {}), *plan.get("links", {})),
+                                  git(worktree, "-c", "user.name=h", "-c", "user.email=h@h", "commit", "-q",
+                                      "--no-verify", "-m", "hostile"))),
+    ]
+    for key, step in steps:
+        if key in plan:
+            try:
+                step(plan[key])
+                print(f"DONE {key}", flush=True)
+            except (OSError, subprocess.CalledProcessError) as exc:
+                why = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc.strerror
+                print(f"FAILED {key}: {str(why).strip()}", flush=True)
+    return 0
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
