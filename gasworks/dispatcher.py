@@ -36,6 +36,7 @@ CLAIM_CHECK_SECONDS = 3.0  # how soon an agent whose task was cancelled (closed 
 NEEDS_HUMAN = "needs-human"
 WAKE_CHECK_SECONDS = 0.02
 LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
+ATTEMPTS_DIR = "attempts"  # sandboxed attempts' own git dirs, in .gasworks/
 
 
 @dataclass
@@ -107,6 +108,7 @@ class Dispatcher:
                                       note="its dispatcher stopped without finishing it",
                                       task_status="open" if ours else None)
             done.append(f"requeued {attempt.task_id}: attempt {attempt.id} was left running by a stopped dispatcher")
+        shutil.rmtree(self.project.state_dir / ATTEMPTS_DIR, ignore_errors=True)  # their agents are gone
         for path in [slot.path for slot in self.pool.slots] + [self.refinery.integration]:
             try:
                 done += git.repair(git.linked_tree(self.root, path))
@@ -195,7 +197,7 @@ class Dispatcher:
             git.write_new(task_file, render_task_file(task).encode("utf-8"))  # never through a committed link
             ctx = AgentContext(task.id, slot.path, task_file, slot.name, attempt.id, self.root,
                                self.project.state_dir)
-            spec = self._sandboxed(self.agent.launch(ctx), slot, branch, log_path)
+            spec = self._sandboxed(self.agent.launch(ctx), slot, branch, log_path, attempt.id)
             env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": task.id, "GASWORKS_SLOT": slot.name,
                    "GASWORKS_ATTEMPT": str(attempt.id), "GASWORKS_WORKTREE": str(slot.path),
                    "GASWORKS_USAGE_FILE": str(log_path.with_suffix(".usage.json")),
@@ -212,12 +214,17 @@ class Dispatcher:
                                           files=files, active_at=now, checked=now)
         self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.id})")
 
-    def _sandboxed(self, spec: LaunchSpec, slot: Slot, branch: str, log_path: Path) -> LaunchSpec:
-        """Under `sandbox = "bwrap"`, the same launch inside bubblewrap; otherwise as it is."""
+    def _sandboxed(self, spec: LaunchSpec, slot: Slot, branch: str, log_path: Path, attempt_id: int) -> LaunchSpec:
+        """Under `sandbox = "bwrap"`, the same launch inside bubblewrap, committing into a git dir of
+        the attempt's own (the repository's objects and refs stay read-only); otherwise as it is."""
         if not self.bwrap:
             return spec
+        private = git.private_gitdir(self.pool.tree(slot), self._attempt_dir(attempt_id), branch)
         return sandbox.sandboxed(spec, bwrap=self.bwrap, worktree=slot.path, branch=branch, log_dir=log_path.parent,
-                                 repo_root=self.root, extra=self.config.sandbox_writable)
+                                 repo_root=self.root, extra=self.config.sandbox_writable, private_git=private)
+
+    def _attempt_dir(self, attempt_id: int) -> Path:
+        return self.project.state_dir / ATTEMPTS_DIR / str(attempt_id)
 
     def _collect(self, now: float) -> None:
         for name, run in list(self.running.items()):
@@ -299,6 +306,14 @@ class Dispatcher:
         uncommitted committed for it. Commits whose sum changes nothing (a file added and removed)
         are no change either."""
         worktree = self.pool.tree(run.slot)
+        folder = self._attempt_dir(run.attempt_id)
+        if folder.is_dir():  # sandboxed: its commits are in its own git dir, checked as they come in
+            try:
+                head = git.import_private(worktree, folder / "git", str(run.attempt_id))
+            finally:
+                shutil.rmtree(folder, ignore_errors=True)
+            if head:
+                git.move_branch(worktree, branch_for(run.resolves or run.task_id), head)
         self._take_suggestions(run)
         if not run.stop_reason and git.is_dirty(worktree):
             git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")

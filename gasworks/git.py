@@ -544,3 +544,80 @@ def write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+# The whole config of an attempt's own git dir: gasworks writes it before and again after the agent.
+_PRIVATE_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n[gc]\n\tauto = 0\n"
+IMPORT_REF = "refs/gasworks-import"
+
+
+def private_gitdir(tree: Tree, folder: Path, branch: str) -> Path:
+    """A git dir of the attempt's own, for an agent in the sandbox: new objects go to its own folder
+    (the repository's objects are read through an alternate, read-only), and its refs are private
+    copies, so it can neither change an existing object nor move another branch. Its HEAD is
+    `branch`, at the commit the slot's branch points at, and its index the slot's. The agent sees
+    it through `folder/dotgit`, which the sandbox binds over the worktree's .git file."""
+    if folder.exists():
+        shutil.rmtree(folder)
+    gitdir = folder / "git"
+    for name in ("objects/info", "refs/heads", "refs/tags", "info"):
+        (gitdir / name).mkdir(parents=True)
+    (gitdir / "objects" / "info" / "alternates").write_text(f"{tree.common / 'objects'}\n", encoding="utf-8")
+    heads = run(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/"], tree).stdout
+    (gitdir / "packed-refs").write_text("# pack-refs with: sorted\n" + "".join(
+        f"{line}\n" for line in sorted(heads.splitlines(), key=lambda line: line.split(" ", 1)[1])), encoding="utf-8")
+    (gitdir / "HEAD").write_text(f"ref: refs/heads/{branch}\n", encoding="utf-8")
+    (gitdir / "config").write_text(_PRIVATE_CONFIG, encoding="utf-8")
+    for source, name in ((tree.gitdir / "index", "index"), (tree.common / "info" / "exclude", "info/exclude")):
+        if source.is_file():
+            shutil.copyfile(source, gitdir / name)
+    (folder / "dotgit").write_text(f"gitdir: {gitdir}\n", encoding="utf-8")
+    return gitdir
+
+
+def import_private(tree: Tree, gitdir: Path, attempt: str) -> str:
+    """What the agent committed in its own git dir, brought into the repository with every new
+    object checked (`fetch.fsckObjects`: well-formed, no `.git` path in a tree, all connected);
+    returns the commit its HEAD names, or "" when it names none. The agent has ended: its git dir's
+    config, hooks and pointers are written over first, so nothing it put there is obeyed."""
+    _sanitize(gitdir, tree)
+    found = run(["rev-parse", "--verify", "-q", "HEAD^{commit}"], gitdir, check=False, env={"GIT_DIR": str(gitdir)})
+    head = found.stdout.strip()
+    if found.returncode != 0 or len(head) not in (40, 64):
+        return ""
+    write_new(gitdir / IMPORT_REF, f"{head}\n".encode())
+    temporary = f"refs/gasworks/import/{attempt}"
+    strict = [item for name in ("hasDotgit", "hasDotdot", "hasDotgitmodules", "badTree", "missingTree")
+              for item in ("-c", f"fetch.fsck.{name}=error")]
+    result = run([*strict, "-c", "fetch.fsckObjects=true", "fetch", "-q", "--no-tags", "--no-write-fetch-head",
+                  "--no-recurse-submodules", str(gitdir), f"+{IMPORT_REF}:{temporary}"], tree, check=False)
+    run(["update-ref", "-d", temporary], tree, check=False)
+    if result.returncode != 0:
+        raise GitError(f"its commits failed git's checks: {(result.stderr or result.stdout).strip()[-300:]}")
+    return head
+
+
+def _sanitize(gitdir: Path, tree: Tree) -> None:
+    """Write over everything in an attempt's git dir that could make git run a program, read another
+    repository or see other history: config, hooks, commondir, grafts, shallow, replace refs, alternates."""
+    for name in ("objects", "objects/info", "refs", "info"):  # real folders, so nothing below leads out
+        folder = gitdir / name
+        if folder.is_symlink() or not folder.is_dir():
+            if folder.is_symlink() or folder.exists():
+                folder.unlink()
+            folder.mkdir()
+    for name in ("hooks", "commondir", "info/grafts", "shallow", "refs/replace", "objects/info/http-alternates",
+                 "config.worktree", "gitdir"):
+        target = gitdir / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.is_symlink() or target.exists():
+            target.unlink()
+    write_new(gitdir / "config", _PRIVATE_CONFIG.encode())
+    write_new(gitdir / "objects" / "info" / "alternates", f"{tree.common / 'objects'}\n".encode())
+
+
+def move_branch(tree: Tree, branch: str, commit: str) -> None:
+    """Point the slot's branch (checked out there) at commit, its index matching; files untouched."""
+    run(["update-ref", f"refs/heads/{branch}", commit], tree)
+    run(["reset", "-q"], tree)

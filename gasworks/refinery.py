@@ -24,7 +24,7 @@ from pathlib import Path, PurePosixPath
 import psutil
 from filelock import FileLock, Timeout
 
-from gasworks import git, process
+from gasworks import git, process, sandbox
 from gasworks.agents import TASK_FILE
 from gasworks.config import Config
 from gasworks.errors import GasworksError, NotFoundError, TransitionError
@@ -43,6 +43,8 @@ LOCK_NAME = "refinery"
 HELD_RETRY_SECONDS = 5.0
 GATE_TAIL_LINES = 40
 AUTO_WINDOW = 20  # recent gate results that size "auto" batches
+GATE_MARK = "gate"  # GASWORKS_ATTEMPT of gate processes
+GATE_POINTER = "integration.git"  # the integration tree's .git file as the sandboxed gate sees it
 
 
 @dataclass
@@ -246,7 +248,8 @@ class Refinery:
         for number, argv in enumerate(self.config.gate, start=1):
             log = self.logs / f"{name}-{int(time.time() * 1000)}-{number}.log"
             try:
-                self._gate_proc = process.spawn(argv, cwd=self.integration, log_path=log, env=os.environ)
+                self._gate_proc = process.spawn(self._gate_argv(argv), cwd=self.integration, log_path=log,
+                                                env={**os.environ, **self._gate_marks()})
             except OSError as exc:
                 return False, f"could not start gate command {argv[0]!r}: {exc.strerror or exc}"
             try:
@@ -262,6 +265,21 @@ class Refinery:
                 why = "timed out" if code is None else f"exited {code}"
                 return False, f"$ {' '.join(argv)}  ({why})\n" + "\n".join(lines)
         return True, ""
+
+    def _gate_argv(self, argv: list[str]) -> list[str]:
+        """The gate runs the branch's own code: under `sandbox = "bwrap"` it may write only the
+        integration tree (whose .git file it cannot change) and sandbox_writable."""
+        if self.config.sandbox != "bwrap":
+            return argv
+        pointer = self.integration.parent / GATE_POINTER  # in .gasworks/, beside the tree
+        git.write_new(pointer, f"gitdir: {self.tree.gitdir}\n".encode())
+        return sandbox.gate_argv(argv, bwrap=sandbox.find_bwrap(), tree=self.tree, repo_root=self.root,
+                                 extra=self.config.sandbox_writable, pointer=pointer)
+
+    def _gate_marks(self) -> dict[str, str]:
+        """What every gate process carries in its environment, so that a restart finds and ends the
+        gates a stopped refinery left running (process.end_attempt), also those that left its group."""
+        return {"GASWORKS_WORKTREE": str(self.integration), "GASWORKS_ATTEMPT": GATE_MARK}
 
     def _advance(self, tip: str, candidate: str, merges: list[Merge]) -> str:
         """Land candidate: the target moves and the tasks close in one compare-and-set (store.land)."""
@@ -456,6 +474,8 @@ class Refinery:
         if stopped_holder:
             self.say(f"took over the merge lock of a stopped refinery ({stopped_holder})")
         if stopped_holder or not self.recovered:
+            for pid in process.end_attempt(self.integration, GATE_MARK):  # we hold the lock: no gate is ours
+                self.say(f"ended gate process {pid} left running by a stopped refinery")
             self.upstream.refresh(force=True)
             for line in self.recover_queue():
                 self.say(line)

@@ -28,10 +28,12 @@ def find_bwrap() -> str:
     return found
 
 
-def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Iterable[Path] = ()) -> list[str]:
+def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Iterable[Path] = (),
+         overlays: Iterable[tuple[Path, Path]] = ()) -> list[str]:
     """argv run under bubblewrap: everything read-only, /tmp a fresh empty tmpfs, `writable` bound
     read-write. Paths under /tmp that the agent must see (its interpreter, the repository) are
-    bound back read-only first, so the tmpfs does not hide them."""
+    bound back read-only first, so the tmpfs does not hide them. Each (source, target) of
+    `overlays` is bound read-only over target last (a worktree's .git file)."""
     # Its own PID namespace (with a /proc of its own): when the agent ends, the kernel ends every
     # process in it, also those that left its process group with setsid.
     command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc",
@@ -44,19 +46,35 @@ def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Ite
             if (mode, path) not in seen and path.exists():
                 seen.add((mode, path))
                 command += [mode, str(path), str(path)]
+    for source, target in overlays:
+        command += ["--ro-bind", str(Path(source).resolve()), str(Path(target).absolute())]
     return [*command, "--", *argv]
 
 
 def sandboxed(spec: LaunchSpec, *, bwrap: str, worktree: Path, branch: str, log_dir: Path, repo_root: Path,
-              extra: Iterable[Path] = ()) -> LaunchSpec:
-    """The agent's launch inside bubblewrap. Writable: its worktree, its log folder, what a commit on
-    `branch` writes in the git folder (in a linked worktree, its own admin folder, the objects and
-    the refs beside `branch`; in a main checkout the whole git folder), what the agent declares it
-    needs and `extra` (sandbox_writable)."""
+              extra: Iterable[Path] = (), private_git: Path | None = None) -> LaunchSpec:
+    """The agent's launch inside bubblewrap. Writable: its worktree, its log folder, what the agent
+    declares it needs and `extra` (sandbox_writable), and for its commits either `private_git` (the
+    attempt's own git dir, from git.private_gitdir, seen through its `dotgit` file bound over the
+    worktree's .git file: the repository's objects and refs stay read-only) or, without one, what
+    a commit on `branch` writes in the git folder (agent-run in a Gas Town worktree)."""
     log_dir.mkdir(parents=True, exist_ok=True)  # its usage and transcript files go there
-    writable = [worktree, log_dir, *git.commit_paths(worktree, branch.rpartition("/")[0]), *spec.writable, *extra]
-    argv = wrap(spec.argv, bwrap=bwrap, writable=writable, readable=readable_paths(spec.argv, repo_root))
+    if private_git is not None:
+        commits, overlays = [private_git], [(private_git.parent / "dotgit", worktree / ".git")]
+    else:
+        commits, overlays = git.commit_paths(worktree, branch.rpartition("/")[0]), []
+    writable = [worktree, log_dir, *commits, *spec.writable, *extra]
+    argv = wrap(spec.argv, bwrap=bwrap, writable=writable, readable=readable_paths(spec.argv, repo_root),
+                overlays=overlays)
     return LaunchSpec(argv, {**spec.env, **GIT_ENV, "TMPDIR": str(PRIVATE_TMP)})
+
+
+def gate_argv(argv: list[str], *, bwrap: str, tree: git.Tree, repo_root: Path, extra: Iterable[Path] = (),
+              pointer: Path) -> list[str]:
+    """A gate command under bubblewrap: it runs the branch's own code, so it may write only the
+    integration tree (its .git file bound read-only from `pointer`) and `extra`, with a private /tmp."""
+    return wrap(argv, bwrap=bwrap, writable=[tree.path, *extra], readable=readable_paths(argv, repo_root),
+                overlays=[(pointer, tree.path / ".git")])
 
 
 def readable_paths(argv: list[str], repo_root: Path) -> list[Path]:

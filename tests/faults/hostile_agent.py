@@ -10,10 +10,12 @@ The block is JSON with any of these keys, done in this order:
     evil_gitdir  MARKER        point the worktree's .git file at a git dir the agent made, whose
                                config names programs (fsmonitor, hooks, pager, external diff)
                                that append to MARKER when git runs them
-    forge_object [REV, TEXT]   overwrite the loose object REV names (say main:README.md) with TEXT
-    set_ref    [REF, REV]      point REF (say refs/heads/gasworks/gw-1234) at REV, writing the file
     commit     true            `git add -A`, force-add the files and links above (ignored or
                                not), and commit
+    forge_object [REV, TEXT, OBJECTS]  overwrite the loose object REV names (say main:README.md)
+                               in the object folder OBJECTS with TEXT
+    set_ref    [REF, REV, GITDIR]  point REF (say refs/heads/gasworks/gw-1234) of GITDIR at REV
+    dotgit_commit true         commit a tree holding a `.GIT` folder, made with git's plumbing
 
 Everything it could not do is printed as `FAILED <what>: <why>` so a test can tell the sandbox
 stopped it from the defence never being reached.
@@ -57,25 +59,33 @@ def evil_gitdir(worktree: Path, marker: str) -> None:
     (worktree / ".git").write_text(f"gitdir: {evil / '.git'}\n")
 
 
-def forge_object(worktree: Path, rev: str, text: str) -> None:
+def forge_object(worktree: Path, rev: str, text: str, objects: str) -> None:
     oid = git(worktree, "rev-parse", rev).strip()
-    common = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    path = common / "objects" / oid[:2] / oid[2:]
+    path = Path(objects) / oid[:2] / oid[2:]
     body = text.encode()
-    data = zlib.compress(b"blob %d\0" % len(body) + body)
+    path.parent.mkdir(exist_ok=True)
     if path.exists():
         path.chmod(0o644)
-        path.write_bytes(data)
-    else:
-        path.parent.mkdir(exist_ok=True)
-        path.write_bytes(data)
+    path.write_bytes(zlib.compress(b"blob %d\0" % len(body) + body))
 
 
-def set_ref(worktree: Path, ref: str, rev: str) -> None:
+def set_ref(worktree: Path, ref: str, rev: str, common: str) -> None:
     oid = git(worktree, "rev-parse", rev).strip()
-    common = Path(git(worktree, "rev-parse", "--path-format=absolute", "--git-common-dir").strip())
-    (common / ref).parent.mkdir(parents=True, exist_ok=True)
-    (common / ref).write_text(oid + "\n")
+    (Path(common) / ref).parent.mkdir(parents=True, exist_ok=True)
+    (Path(common) / ref).write_text(oid + "\n")
+
+
+def dotgit_commit(worktree: Path) -> None:
+    """A commit whose tree holds a `.GIT` folder: checked out, git would take it for a repository."""
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=worktree, input="[core]\n", text=True,
+                          capture_output=True, check=True).stdout.strip()
+    inner = subprocess.run(["git", "mktree"], cwd=worktree, input=f"100644 blob {blob}\tconfig\n", text=True,
+                           capture_output=True, check=True).stdout.strip()
+    top = subprocess.run(["git", "mktree"], cwd=worktree, input=f"040000 tree {inner}\t.GIT\n", text=True,
+                         capture_output=True, check=True).stdout.strip()
+    commit = git(worktree, "-c", "user.name=h", "-c", "user.email=h@h", "commit-tree", top, "-p", "HEAD",
+                 "-m", "a .GIT folder").strip()
+    git(worktree, "update-ref", "HEAD", commit)
 
 
 def main() -> int:
@@ -86,12 +96,13 @@ def main() -> int:
         ("files", lambda value: [_write(worktree / name, text) for name, text in value.items()]),
         ("links", lambda value: [os.symlink(target, worktree / name) for name, target in value.items()]),
         ("evil_gitdir", lambda value: evil_gitdir(worktree, value)),
-        ("forge_object", lambda value: forge_object(worktree, *value)),
-        ("set_ref", lambda value: set_ref(worktree, *value)),
         ("commit", lambda value: (git(worktree, "add", "-A"),
                                   git(worktree, "add", "-f", "--", *plan.get("files", {}), *plan.get("links", {})),
                                   git(worktree, "-c", "user.name=h", "-c", "user.email=h@h", "commit", "-q",
                                       "--no-verify", "-m", "hostile"))),
+        ("forge_object", lambda value: forge_object(worktree, *value)),
+        ("set_ref", lambda value: set_ref(worktree, *value)),
+        ("dotgit_commit", lambda value: dotgit_commit(worktree)),
     ]
     for key, step in steps:
         if key in plan:

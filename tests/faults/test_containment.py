@@ -258,15 +258,17 @@ def test_a_task_changed_during_its_gate_does_not_land(project_dir, tmp_path, mon
         time.sleep(0.05)
     rounds = threading.Thread(target=dispatcher.refinery.process)
     rounds.start()
-    while not (sync / "started").exists():
-        assert time.monotonic() < deadline and rounds.is_alive()
-        time.sleep(0.02)
-    if change == "cancelled":
-        dispatcher.store.close_task(task_id, actor="user", reason="not wanted", force=True)
-    else:
-        dispatcher.store.transition(task_id, "open", actor="user", reason="redo it")
-    (sync / "proceed").write_text("")
-    rounds.join(60)
+    try:
+        while not (sync / "started").exists():
+            assert time.monotonic() < deadline and rounds.is_alive()
+            time.sleep(0.02)
+        if change == "cancelled":
+            dispatcher.store.close_task(task_id, actor="user", reason="not wanted", force=True)
+        else:
+            dispatcher.store.transition(task_id, "open", actor="user", reason="redo it")
+    finally:
+        (sync / "proceed").write_text("")  # the gate never waits beyond the test
+        rounds.join(60)
 
     assert git.rev_parse(project_dir, "main") == tip
     assert dispatcher.store.get_task(task_id).status == ("closed" if change == "cancelled" else "open")
@@ -352,3 +354,105 @@ def test_a_landing_killed_halfway_is_repaired_at_the_next_start(project_dir):
     assert dispatcher.store.get_task(task.id).status == "closed"
     assert git.rev_parse(project_dir, "main") != tip
     assert git.changed_files(project_dir) == ["gasworks.toml"]  # the checkout matches main again
+
+
+# -- 3. the sandbox: existing objects and other refs are out of reach ------------------------
+
+def test_a_sandboxed_agent_can_change_no_object_and_no_other_branch(project_dir):
+    need_bwrap()
+    common = project_dir / ".git"
+    git.run(["branch", "gasworks/gw-othr", "main"], project_dir)
+    other_before = git.rev_parse(project_dir, "gasworks/gw-othr")
+    dispatcher, _ = hostile_dispatcher(project_dir, sandbox="bwrap")
+    task_id = hostile_task(dispatcher, "rewrite history", files={"work.txt": "real work\n"}, commit=True,
+                           forge_object=["main:README.md", "forged by an agent\n", str(common / "objects")],
+                           set_ref=["refs/heads/gasworks/gw-othr", "HEAD", str(common)])
+    drain_one(dispatcher, task_id)
+
+    assert git.run(["show", "main:README.md"], project_dir).stdout == "hello\n"
+    assert git.rev_parse(project_dir, "gasworks/gw-othr") == other_before
+    assert git.run(["fsck", "--no-dangling"], project_dir, check=False).returncode == 0
+    log = Path(dispatcher.store.attempts(task_id)[0].log_path).read_text()
+    assert "FAILED forge_object" in log and "FAILED set_ref" in log, log
+    assert dispatcher.store.get_task(task_id).status == "closed"  # its real work still lands
+    assert git.run(["show", "main:work.txt"], project_dir).stdout == "real work\n"
+
+
+def test_a_commit_that_fails_gits_checks_never_reaches_the_repository(project_dir):
+    need_bwrap()
+    dispatcher, _ = hostile_dispatcher(project_dir, sandbox="bwrap")
+    task_id = hostile_task(dispatcher, "plant a .GIT folder", dotgit_commit=True)
+    drain_one(dispatcher, task_id)
+
+    attempt = dispatcher.store.attempts(task_id)[0]
+    assert "DONE dotgit_commit" in Path(attempt.log_path).read_text()
+    assert attempt.outcome == "failed" and "checks" in attempt.note, attempt
+    assert not git.run(["ls-tree", "-r", "--name-only", "main"], project_dir).stdout.count(".GIT")
+
+
+GATE_ESCAPES = '''
+from pathlib import Path
+import sys
+for target in sys.argv[1:]:
+    try:
+        with open(target, "a") as handle:
+            handle.write("the branch's code ran here\\\\n")
+    except OSError:
+        pass
+'''
+
+
+def test_a_sandboxed_gate_runs_the_branchs_code_without_write_access_outside_its_tree(project_dir, tmp_path):
+    need_bwrap()
+    outside = tmp_path / "outside.txt"
+    targets = [str(project_dir / "README.md"), str(project_dir / ".gasworks" / "planted"), str(outside)]
+    gate = [[sys.executable, "escape.py", *targets]]
+    dispatcher, _ = hostile_dispatcher(project_dir, sandbox="bwrap", gate=gate)
+    task_id = hostile_task(dispatcher, "escape through the gate", files={"escape.py": GATE_ESCAPES}, commit=True)
+    drain_one(dispatcher, task_id)
+
+    assert dispatcher.store.get_task(task_id).status == "closed"
+    assert (project_dir / "README.md").read_text() == "hello\n"
+    assert not (project_dir / ".gasworks" / "planted").exists() and not outside.exists()
+
+
+def test_a_gate_left_running_by_a_killed_run_is_ended_at_the_next_start(project_dir, tmp_path):
+    import os
+    import signal
+
+    import psutil
+
+    from tests.test_dispatcher import fake_script
+
+    started = tmp_path / "gate-started"
+    gate = tmp_path / "gate.py"
+    gate.write_text(f"import time\nfrom pathlib import Path\nfirst = not Path({str(started)!r}).exists()\n"
+                    f"Path({str(started)!r}).write_text('')\nif first:\n    time.sleep(600)\n")  # later runs pass
+    (project_dir / "gasworks.toml").write_text(f'gate = [[{json.dumps(sys.executable)}, {json.dumps(str(gate))}]]\n')
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1)
+    add(dispatcher, "waits at the gate", description=fake_script(write={"a.txt": "a\n"}))
+    dispatcher.store.close()
+    run = subprocess.Popen([sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--workers", "1"],
+                           cwd=project_dir, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while not started.exists():
+        assert run.poll() is None and time.monotonic() < deadline, "the gate never started"
+        time.sleep(0.05)
+    gates = [p for p in psutil.process_iter(["cmdline"]) if str(gate) in " ".join(p.info["cmdline"] or [])]
+    assert gates
+    os.kill(run.pid, signal.SIGKILL)
+    run.wait()
+    assert all(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in gates)  # orphaned
+
+    restarted, lines = make_dispatcher(project_dir, num_workers=1)
+    try:
+        deadline = time.monotonic() + 30
+        while any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in gates):
+            restarted.tick(time.time())
+            assert time.monotonic() < deadline, "the orphaned gate still runs"
+            time.sleep(0.05)
+        assert any("gate process" in line for line in lines), lines
+    finally:
+        for proc in psutil.process_iter(["cmdline"]):
+            if str(gate) in " ".join(proc.info["cmdline"] or []):
+                proc.kill()
