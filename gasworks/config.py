@@ -110,6 +110,8 @@ class Config(BaseModel):
                                               "able to write only its worktree and a private /tmp (Linux).")
     sandbox_writable: list[Path] = Field([], description="More folders sandboxed agents may write to (e.g. "
                                                          "~/.aider).")
+    max_file_mb: float = Field(100.0, gt=0, description="An attempt that writes or commits a file larger than "
+                                                        "this many MiB fails; its work is not taken in.")
     # -- time limits
     attempt_timeout: float = Field(1800.0, ge=0, description="Seconds an attempt may run (0: no limit).")
     grace_seconds: float = Field(30.0, ge=0, description="After the first Ctrl+C, how long running agents "
@@ -388,6 +390,7 @@ TEMPLATE = """\
 # /tmp aside) and may write only its own worktree; needs bubblewrap (apt-get install bubblewrap).
 # sandbox = "none"
 # sandbox_writable = []    # more folders agents may write to under the sandbox
+# max_file_mb = 100        # an attempt that writes a larger file fails, its work not taken in
 
 # Seconds an attempt may run (0: no limit); how long agents may finish after the first
 # Ctrl+C; failed attempts before a task is blocked with the label needs-human.

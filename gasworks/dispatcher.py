@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gasworks import git, process, sandbox
+from gasworks import git, logs, process, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, LaunchSpec, render_task_file
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
@@ -248,9 +248,9 @@ class Dispatcher:
         self._record_tokens(run)
         try:
             commits = self._gather(run)
-        except GitError as exc:  # what the agent left cannot be committed (say, a git repo with no commit)
+        except GitError as exc:  # too big, failed git's checks, or cannot be committed (a FIFO, say)
             self._finish_failed(run.attempt_id, run.task_id, Outcome.FAILED.value, code,
-                                f"what it left in its worktree could not be committed: {exc}")
+                                f"its work was not taken in: {exc}")
             return
         if run.stop_reason:
             outcome = run.stop_reason
@@ -306,15 +306,19 @@ class Dispatcher:
         uncommitted committed for it. Commits whose sum changes nothing (a file added and removed)
         are no change either."""
         worktree = self.pool.tree(run.slot)
+        limit = int(self.config.max_file_mb * (1 << 20))
         folder = self._attempt_dir(run.attempt_id)
         if folder.is_dir():  # sandboxed: its commits are in its own git dir, checked as they come in
             try:
-                head = git.import_private(worktree, folder / "git", str(run.attempt_id))
+                head = git.import_private(worktree, folder / "git", str(run.attempt_id), run.base, limit)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             if head:
                 git.move_branch(worktree, branch_for(run.resolves or run.task_id), head)
         self._take_suggestions(run)
+        big = git.oversized(worktree, run.base, "HEAD", limit)
+        if big:
+            raise GitError(f"files over max_file_mb ({self.config.max_file_mb:g} MiB): {', '.join(big[:5])}")
         if not run.stop_reason and git.is_dirty(worktree):
             git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")
         commits = git.commits_between(worktree, run.base) if not git.same_tree(worktree, run.base, "HEAD") else []
@@ -413,7 +417,8 @@ class Dispatcher:
         """Agents that talk to a model report their token counts in a file; keep them with the attempt."""
         usage_file = self.project.logs_dir / run.task_id / f"{run.attempt_id}.usage.json"
         try:
-            usage = json.loads(usage_file.read_text(encoding="utf-8"))
+            with logs.open_log(usage_file) as handle:  # the agent may have left a link or a FIFO there
+                usage = json.loads(handle.read(1 << 16).decode("utf-8"))
             self.store.set_attempt_tokens(run.attempt_id, int(usage["prompt_tokens"]),
                                           int(usage["completion_tokens"]))
         except (OSError, ValueError, KeyError, TypeError):
@@ -481,18 +486,7 @@ class Dispatcher:
             return {"slot": slot.name, "task": None, "elapsed": None, "last_line": ""}
         attempt_log = self.project.logs_dir / run.task_id / f"{run.attempt_id}.log"
         return {"slot": slot.name, "task": run.task_id, "attempt": run.attempt_id,
-                "elapsed": round(now - run.started, 1), "last_line": last_line(attempt_log)}
-
-
-def last_line(path: Path, window: int = 4096) -> str:
-    """The last non-empty line of a log file, read from its end."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(max(0, handle.seek(0, os.SEEK_END) - window))
-            lines = handle.read().decode("utf-8", "replace").splitlines()
-    except OSError:
-        return ""
-    return next((line.strip() for line in reversed(lines) if line.strip()), "")
+                "elapsed": round(now - run.started, 1), "last_line": logs.last_line(attempt_log)}
 
 
 def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float = 0.2,

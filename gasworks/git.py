@@ -19,7 +19,8 @@ _FALLBACK_IDENTITY = ("-c", "user.name=gasworks", "-c", "user.email=gasworks@loc
 _NO_PROGRAMS = ("-c", "core.fsmonitor=false", "-c", "core.hooksPath=/dev/null", "-c", "core.pager=cat",
                 "-c", "diff.external=", "-c", "core.editor=false", "-c", "sequence.editor=false",
                 "-c", "core.untrackedCache=false", "-c", "merge.autostash=false", "-c", "rebase.autoStash=false",
-                "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false")
+                "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false", "-c", "submodule.recurse=false",
+                "-c", "protocol.ext.allow=never")
 # Inherited variables that would choose another repository, index or object store than the one
 # gasworks computed.
 _REPOSITORY_VARIABLES = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_OBJECT_DIRECTORY",
@@ -299,7 +300,8 @@ def trial_merge(path: Path, tip: str, head: str) -> list[str]:
 
 
 def merge_base(path: Where, a: str, b: str) -> str:
-    return run(["merge-base", a, b], path).stdout.strip()
+    """The best common ancestor of two commits; "" when they share no history."""
+    return run(["merge-base", a, b], path, check=False).stdout.strip()
 
 
 def rebase_onto(path: Where, onto: str, head: str) -> bool:
@@ -462,12 +464,12 @@ def unfinished(gitdir: Path) -> tuple[str, str] | None:
     return None
 
 
-def rebasing(gitdir: Path) -> str:
-    """The branch a rebase in progress in this git dir works on ("" if none): during a rebase HEAD is
-    detached, but the branch is still the user's."""
-    for folder in ("rebase-merge", "rebase-apply"):
+def busy_branch(gitdir: Path) -> str:
+    """The branch a rebase or bisect in progress in this git dir works on ("" if none): HEAD is
+    detached meanwhile, but the branch is still the user's."""
+    for name in ("rebase-merge/head-name", "rebase-apply/head-name", "BISECT_START"):
         try:
-            return (gitdir / folder / "head-name").read_text(encoding="utf-8").strip().removeprefix("refs/heads/")
+            return (gitdir / name).read_text(encoding="utf-8").strip().removeprefix("refs/heads/")
         except OSError:
             continue
     return ""
@@ -519,9 +521,16 @@ def clean_detach(tree: Tree, commit: str) -> None:
     or ignored file, nothing an earlier gate run left (a conftest.py, a cache), and its `.git` file
     pointing where gasworks says."""
     restore_pointer(tree)
-    discard_changes(tree)
-    run(["checkout", "-q", "-f", "--detach", commit], tree)
-    run(["clean", "-q", "-ffdx"], tree)
+    try:
+        discard_changes(tree)
+        run(["checkout", "-q", "-f", "--detach", commit], tree)
+        run(["clean", "-q", "-ffdx"], tree)
+    except GitError:  # what git itself cannot remove (a path too long for it): emptied without git
+        for entry in tree.path.iterdir():
+            if entry.name != ".git":
+                shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        run(["checkout", "-q", "-f", "--detach", commit], tree)
+        run(["reset", "-q", "--hard"], tree)
 
 
 def restore_pointer(tree: Tree) -> None:
@@ -575,16 +584,20 @@ def private_gitdir(tree: Tree, folder: Path, branch: str) -> Path:
     return gitdir
 
 
-def import_private(tree: Tree, gitdir: Path, attempt: str) -> str:
+def import_private(tree: Tree, gitdir: Path, attempt: str, base: str, limit: int) -> str:
     """What the agent committed in its own git dir, brought into the repository with every new
     object checked (`fetch.fsckObjects`: well-formed, no `.git` path in a tree, all connected);
-    returns the commit its HEAD names, or "" when it names none. The agent has ended: its git dir's
-    config, hooks and pointers are written over first, so nothing it put there is obeyed."""
+    returns the commit its HEAD names, or "" when it names none. Commits bringing a file over limit
+    bytes are refused before anything is fetched. The agent has ended: its git dir's config, hooks
+    and pointers are written over first, so nothing it put there is obeyed."""
     _sanitize(gitdir, tree)
     found = run(["rev-parse", "--verify", "-q", "HEAD^{commit}"], gitdir, check=False, env={"GIT_DIR": str(gitdir)})
     head = found.stdout.strip()
     if found.returncode != 0 or len(head) not in (40, 64):
         return ""
+    big = oversized(gitdir, base, head, limit, env={"GIT_DIR": str(gitdir)})
+    if big:
+        raise GitError(f"it committed files over the size limit: {', '.join(big[:5])}")
     write_new(gitdir / IMPORT_REF, f"{head}\n".encode())
     temporary = f"refs/gasworks/import/{attempt}"
     strict = [item for name in ("hasDotgit", "hasDotdot", "hasDotgitmodules", "badTree", "missingTree")
@@ -621,3 +634,29 @@ def move_branch(tree: Tree, branch: str, commit: str) -> None:
     """Point the slot's branch (checked out there) at commit, its index matching; files untouched."""
     run(["update-ref", f"refs/heads/{branch}", commit], tree)
     run(["reset", "-q"], tree)
+
+
+def oversized(place: Where, base: str, head: str, limit: int, *, env: dict[str, str] | None = None) -> list[str]:
+    """Files that commits base..head bring in (and, in a checkout, files left uncommitted) larger than
+    limit bytes, as "path (N MiB)". Sizes come from git's object headers and the file system, never
+    by reading the files."""
+    found = []
+    raw = run(["diff", "--raw", "-z", "--no-renames", "--no-abbrev", base, head, "--"], place, env=env,
+              errors="surrogateescape").stdout.split("\0")
+    blobs = {fields.split()[3]: name for fields, name in zip(raw[::2], raw[1::2]) if fields.startswith(":")
+             and fields.split()[3].strip("0")}
+    if blobs:
+        sizes = run(["cat-file", "--batch-check=%(objectname) %(objectsize)"], place, env=env,
+                    stdin="".join(f"{oid}\n" for oid in blobs)).stdout.split("\n")
+        found += [f"{blobs[oid]} ({int(size) >> 20} MiB)" for oid, _, size in (line.partition(" ") for line in sizes)
+                  if size.isdigit() and int(size) > limit]
+    if env is None:
+        folder = where(place)
+        for name in changed_files(place):
+            try:
+                size = os.lstat(folder / name).st_size
+            except OSError:
+                continue
+            if size > limit:
+                found.append(f"{name} ({size >> 20} MiB)")
+    return found

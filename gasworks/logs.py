@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import os
 import re
+import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -24,8 +25,23 @@ TAIL_WINDOW = 64 * 1024  # bytes read from the end of a log for its last lines
 
 
 def log_path(logs_dir: Path, attempt: Attempt) -> Path:
-    """The attempt's log file (recorded once its agent started; the dispatcher's naming otherwise)."""
-    return Path(attempt.log_path) if attempt.log_path else logs_dir / attempt.task_id / f"{attempt.id}.log"
+    """The attempt's log file (recorded once its agent started; the dispatcher's naming otherwise).
+    Never a path outside the log folder, whatever the record says."""
+    recorded = Path(attempt.log_path) if attempt.log_path else None
+    if recorded is not None and recorded.absolute().is_relative_to(Path(logs_dir).absolute()):
+        return recorded
+    return logs_dir / attempt.task_id / f"{attempt.id}.log"
+
+
+def open_log(path: Path):
+    """A log opened for reading only if it is a regular file, never through a link: an agent in
+    the sandbox may write its log folder, and a link to another file or a FIFO left there must
+    neither show that file nor hang the reader."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise OSError(f"{path} is not a regular file")
+    return os.fdopen(fd, "rb")
 
 
 def clean(line: str) -> str:
@@ -39,7 +55,7 @@ def clean(line: str) -> str:
 def tail(path: Path, lines: int = 20, window: int = TAIL_WINDOW) -> list[str]:
     """The last `lines` non-empty lines of a file, cleaned, read from its end; [] without the file."""
     try:
-        with open(path, "rb") as handle:
+        with open_log(path) as handle:
             size = handle.seek(0, os.SEEK_END)
             handle.seek(max(0, size - window))
             data = handle.read()
@@ -60,7 +76,8 @@ def last_line(path: Path) -> str:
 def read_lines(path: Path) -> list[str]:
     """The whole log, cleaned line by line; [] without the file."""
     try:
-        data = path.read_bytes()
+        with open_log(path) as handle:
+            data = handle.read()
     except OSError:
         return []
     return [clean(line) for line in data.decode("utf-8", "replace").splitlines()]
@@ -76,7 +93,7 @@ def follow(path: Path, done: Callable[[], bool], *, start: int = 0, poll: float 
     while True:
         finished = done()  # asked before reading, so nothing written before the end is missed
         try:
-            with open(path, "rb") as handle:
+            with open_log(path) as handle:
                 handle.seek(offset)
                 chunk = handle.read()
         except OSError:

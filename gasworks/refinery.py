@@ -24,10 +24,10 @@ from pathlib import Path, PurePosixPath
 import psutil
 from filelock import FileLock, Timeout
 
-from gasworks import git, process, sandbox
+from gasworks import git, logs, process, sandbox
 from gasworks.agents import TASK_FILE
 from gasworks.config import Config
-from gasworks.errors import GasworksError, NotFoundError, TransitionError
+from gasworks.errors import GasworksError, GitError, NotFoundError, TransitionError
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
@@ -222,12 +222,17 @@ class Refinery:
         for merge in merges:
             title = oneline(self.store.get_task(merge.task_id).title, 200)
             before = git.rev_parse(self.tree, "HEAD")
-            if self.config.merge_strategy == "rebase" and not git.has_merge_commits(self.tree, tip,
-                                                                                     merge.head):
-                ok = git.rebase_onto(self.tree, before, merge.head)
-            else:
-                ok, _ = git.merge(self.tree, merge.head,
-                                  f"Merge {merge.branch}: {title}\n\nTask {merge.task_id}.\n")
+            try:
+                if self.config.merge_strategy == "rebase" and not git.has_merge_commits(self.tree, tip,
+                                                                                         merge.head):
+                    ok = git.rebase_onto(self.tree, before, merge.head)
+                else:
+                    ok, _ = git.merge(self.tree, merge.head,
+                                      f"Merge {merge.branch}: {title}\n\nTask {merge.task_id}.\n")
+            except GitError as exc:  # say, a path too long for this file system: the branch, not the queue
+                git.clean_detach(self.tree, before)
+                self._refuse(merge, f"git could not apply its branch: {oneline(str(exc), 300)}", human=False)
+                continue
             if ok:
                 applied.append(merge)
             else:
@@ -261,7 +266,7 @@ class Refinery:
             process.terminate_group(self._gate_proc.pid, hard=True)
             self._gate_proc = None
             if code != 0:
-                lines = log.read_text(encoding="utf-8", errors="replace").splitlines()[-GATE_TAIL_LINES:]
+                lines = logs.tail(log, GATE_TAIL_LINES)
                 why = "timed out" if code is None else f"exited {code}"
                 return False, f"$ {' '.join(argv)}  ({why})\n" + "\n".join(lines)
         return True, ""
@@ -372,31 +377,41 @@ class Refinery:
         """A branch that touches what no branch may land is refused before any gate run: gasworks's
         configuration (the task waits for a human to take the change by hand), gasworks's own state,
         or files untracked or ignored in the user's checkout (the task goes back, as a failure)."""
-        paths = git.changed_paths(self.root, git.merge_base(self.root, tip, merge.head), merge.head)
+        base = git.merge_base(self.root, tip, merge.head)
+        if not base:
+            self._refuse(merge, f"its branch shares no history with {self.target}", human=False)
+            return True
+        paths = git.changed_paths(self.root, base, merge.head)
         config, state = guarded_paths(paths, self.config)
         in_way = [] if config or state else self.upstream.in_the_way(paths)
         if not (config or state or in_way):
             return False
-        attempts = self.store.attempts(merge.task_id)
         if config:
-            why = (f"its branch changes gasworks's configuration ({', '.join(config[:5])}), which no branch changes "
-                   f"by itself: review it (git diff {self.target}...{merge.branch}) and merge it by hand if you want it")
-            self._end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
-            if attempts:
-                self.store.set_attempt_outcome(attempts[-1].id, Outcome.REFUSED.value, why)
+            self._refuse(merge, f"its branch changes gasworks's configuration ({', '.join(config[:5])}), which no "
+                                f"branch changes by itself: review it (git diff {self.target}...{merge.branch}) and "
+                                f"merge it by hand if you want it", human=True)
+        else:
+            named = state or in_way
+            self._refuse(merge, f"its branch writes {', '.join(named[:5])}, " + (
+                "gasworks's own state" if state else
+                "which your checkout has untracked or ignored (landing would overwrite or delete them)")
+                + "; leave those paths alone", human=False)
+        return True
+
+    def _refuse(self, merge: Merge, why: str, *, human: bool) -> None:
+        """The branch is not merged: its task waits for a human (human=True), or goes back to its
+        agent with the reason, as a failed attempt."""
+        self._end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
+        attempts = self.store.attempts(merge.task_id)
+        if attempts:
+            self.store.set_attempt_outcome(attempts[-1].id, Outcome.REFUSED.value, why)
+        if human:
             self.store.send_back(merge.task_id, to_status="blocked", add_labels=[NEEDS_HUMAN], actor="refinery",
                                  note=why)
             self.say(f"{merge.task_id}: not merged: {why}; labelled {NEEDS_HUMAN}")
-            return True
-        named = state or in_way
-        why = (f"its branch writes {', '.join(named[:5])}, " + ("gasworks's own state" if state else
-               "which your checkout has untracked or ignored (landing would overwrite or delete them)"))
-        self._end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
-        if attempts:
-            self.store.set_attempt_outcome(attempts[-1].id, Outcome.REFUSED.value, why)
-        send_back(self.store, merge.task_id, note=f"Not merged: {why}. Leave those paths alone.",
-                  max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
-        return True
+        else:
+            send_back(self.store, merge.task_id, note=f"Not merged: {why}.",
+                      max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
 
     def _file_gate_bug(self, tip: str, tail: str) -> None:
         if self.store.list_tasks(labels=[GATE_BROKEN_LABEL], include_closed=False):

@@ -113,10 +113,10 @@ class LocalUpstream:
 
     def _busy(self) -> str:
         """Why the target cannot move now: a checkout of it is in the middle of a rebase, merge,
-        cherry-pick, revert or bisect (during a rebase of the target, HEAD is detached but the
-        branch is still the user's)."""
+        cherry-pick, revert or bisect (during a rebase or bisect of the target, HEAD is detached
+        but the branch is still the user's)."""
         for checkout, gitdir in git.checkout_gitdirs(self.root):
-            on_target = git.rebasing(gitdir) == self.target or \
+            on_target = git.busy_branch(gitdir) == self.target or \
                         (checkout.resolve() == self.root.resolve() and git.current_branch(self.root) == self.target)
             found = git.unfinished(gitdir) if on_target else None
             if found:

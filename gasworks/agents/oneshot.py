@@ -115,7 +115,7 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
         shown = ", ".join(dirty[:5]) + (", ..." if len(dirty) > 5 else "")
         result.note = f"the checkout has uncommitted changes ({shown}): commit or stash them first"
         return result
-    (checkout / TASK_FILE).write_text(task_text, encoding="utf-8")
+    git.write_new(checkout / TASK_FILE, task_text.encode("utf-8"))  # never through a committed link
     say(f"agent-run: {config.agent} agent on {task_id} in {checkout}; log: {log}")
     agent: Agent | None = None
     try:

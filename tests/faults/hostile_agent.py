@@ -16,6 +16,12 @@ The block is JSON with any of these keys, done in this order:
                                in the object folder OBJECTS with TEXT
     set_ref    [REF, REV, GITDIR]  point REF (say refs/heads/gasworks/gw-1234) of GITDIR at REV
     dotgit_commit true         commit a tree holding a `.GIT` folder, made with git's plumbing
+    fifo       PATH            leave a FIFO in the worktree
+    sparse     [PATH, SIZE]    leave a sparse file of SIZE bytes
+    hardlink   [PATH, TARGET]  hard-link TARGET (outside the worktree) into it
+    long_path  DEPTH           commit a path DEPTH folders deep, 200 characters each (plumbing)
+    gitlink    PATH            commit a submodule entry at PATH (plumbing)
+    replace    [REV, TEXT]     `git replace` the object REV names with a blob holding TEXT
 
 Everything it could not do is printed as `FAILED <what>: <why>` so a test can tell the sandbox
 stopped it from the defence never being reached.
@@ -88,6 +94,31 @@ def dotgit_commit(worktree: Path) -> None:
     git(worktree, "update-ref", "HEAD", commit)
 
 
+def plumb(worktree: Path, entries: list[tuple[str, str, str]], message: str) -> None:
+    """A commit on HEAD whose tree is HEAD's plus entries (mode, kind, id, name at the top), made
+    with git's plumbing, which checks far less than `git add`."""
+    listing = git(worktree, "ls-tree", "HEAD")
+    listing += "".join(f"{mode} {kind} {oid}\t{name}\n" for mode, kind, oid, name in entries)
+    tree = subprocess.run(["git", "mktree"], cwd=worktree, input=listing, text=True, capture_output=True,
+                          check=True).stdout.strip()
+    commit = git(worktree, "-c", "user.name=h", "-c", "user.email=h@h", "commit-tree", tree, "-p", "HEAD",
+                 "-m", message).strip()
+    git(worktree, "update-ref", "HEAD", commit)
+
+
+def long_path(worktree: Path, depth: int) -> None:
+    """A path of depth folders of 200 characters each: longer than any file system takes."""
+    blob = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=worktree, input="deep\n", text=True,
+                          capture_output=True, check=True).stdout.strip()
+    oid, kind, mode = blob, "blob", "100644"
+    for level in range(depth):
+        name = f"{level}" + "d" * 199 if level else "leaf.txt"
+        oid = subprocess.run(["git", "mktree"], cwd=worktree, input=f"{mode} {kind} {oid}\t{name}\n", text=True,
+                             capture_output=True, check=True).stdout.strip()
+        kind, mode = "tree", "040000"
+    plumb(worktree, [(mode, kind, oid, "deep")], "a very long path")
+
+
 def main() -> int:
     worktree, task_file = Path(sys.argv[1]), Path(sys.argv[2])
     found = re.search(r"```hostile\n(.*?)\n```", task_file.read_text(encoding="utf-8"), re.S)
@@ -103,6 +134,16 @@ def main() -> int:
         ("forge_object", lambda value: forge_object(worktree, *value)),
         ("set_ref", lambda value: set_ref(worktree, *value)),
         ("dotgit_commit", lambda value: dotgit_commit(worktree)),
+        ("fifo", lambda value: os.mkfifo(worktree / value)),
+        ("sparse", lambda value: os.truncate(_touch(worktree / value[0]), value[1])),
+        ("hardlink", lambda value: os.link(value[1], worktree / value[0])),
+        ("long_path", lambda value: long_path(worktree, value)),
+        ("gitlink", lambda value: plumb(worktree, [("160000", "commit", git(worktree, "rev-parse", "HEAD").strip(),
+                                                    value)], "a submodule entry")),
+        ("replace", lambda value: git(worktree, "replace", "-f", git(worktree, "rev-parse", value[0]).strip(),
+                                      subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=worktree,
+                                                     input=value[1], text=True, capture_output=True,
+                                                     check=True).stdout.strip())),
     ]
     for key, step in steps:
         if key in plan:
@@ -113,6 +154,11 @@ def main() -> int:
                 why = exc.stderr if isinstance(exc, subprocess.CalledProcessError) else exc.strerror
                 print(f"FAILED {key}: {str(why).strip()}", flush=True)
     return 0
+
+
+def _touch(path: Path) -> Path:
+    path.touch()
+    return path
 
 
 def _write(path: Path, text: str) -> None:

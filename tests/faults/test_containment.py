@@ -293,12 +293,17 @@ def test_merge_autostash_never_puts_conflict_markers_in_the_users_edit(project_d
     assert not git.run(["stash", "list"], project_dir).stdout.strip()
 
 
-def test_a_rebase_in_progress_on_main_holds_the_merge_until_it_ends(project_dir):
+@pytest.mark.parametrize("operation", ["rebase", "bisect"])
+def test_a_rebase_or_bisect_in_progress_on_main_holds_the_merge_until_it_ends(project_dir, operation):
     commit_on_main(project_dir, {"one.txt": "1\n"})
     commit_on_main(project_dir, {"two.txt": "2\n"})
-    stopped = subprocess.run(["git", "rebase", "-q", "-x", "false", "HEAD~1"], cwd=project_dir, capture_output=True,
-                             text=True)
-    assert stopped.returncode != 0 and (project_dir / ".git" / "rebase-merge").is_dir()
+    if operation == "rebase":
+        stopped = subprocess.run(["git", "rebase", "-q", "-x", "false", "HEAD~1"], cwd=project_dir,
+                                 capture_output=True, text=True)
+        assert stopped.returncode != 0 and (project_dir / ".git" / "rebase-merge").is_dir()
+    else:
+        subprocess.run(["git", "bisect", "start", "HEAD", "HEAD~2"], cwd=project_dir, check=True, capture_output=True)
+        assert git.current_branch(project_dir) == ""
     main_before = git.rev_parse(project_dir, "refs/heads/main")
     dispatcher, _ = make_dispatcher(project_dir, num_workers=1)
     task_id = add(dispatcher, "lands after the rebase")
@@ -308,9 +313,10 @@ def test_a_rebase_in_progress_on_main_holds_the_merge_until_it_ends(project_dir)
         assert git.rev_parse(project_dir, "refs/heads/main") == main_before, "main moved under the rebase"
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    assert "rebase" in dispatcher.refinery.held.message
+    assert operation in dispatcher.refinery.held.message
 
-    subprocess.run(["git", "rebase", "--abort"], cwd=project_dir, check=True)
+    subprocess.run(["git", operation, "--abort" if operation == "rebase" else "reset"], cwd=project_dir, check=True,
+                   capture_output=True)
     drain(dispatcher)
     assert dispatcher.store.get_task(task_id).status == "closed"
     assert git.current_branch(project_dir) == "main" and not git.is_dirty(project_dir) or \
