@@ -410,6 +410,14 @@ def repair(tree: Tree) -> list[str]:
     return done
 
 
+def checkout_tree(path: Path) -> Tree:
+    """The checkout around path with its git dirs as git finds them now: taken before an agent runs
+    there and used afterwards, so whatever the agent does to its `.git` is not followed."""
+    lines = run(["rev-parse", "--path-format=absolute", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+                path).stdout.splitlines()
+    return Tree(Path(lines[0]), Path(lines[1]), Path(lines[2]))
+
+
 def linked_tree(root: Path, path: Path) -> Tree:
     """The Tree of the linked worktree at path, its git dirs found from the repository at root (whose
     own .git folder is the user's), never from the worktree's `.git` file."""
@@ -560,22 +568,26 @@ _PRIVATE_CONFIG = "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tb
 IMPORT_REF = "refs/gasworks-import"
 
 
-def private_gitdir(tree: Tree, folder: Path, branch: str) -> Path:
+def private_gitdir(tree: Tree, folder: Path, branch: str, objects_at: Path | None = None) -> Path:
     """A git dir of the attempt's own, for an agent in the sandbox: new objects go to its own folder
     (the repository's objects are read through an alternate, read-only), and its refs are private
     copies, so it can neither change an existing object nor move another branch. Its HEAD is
     `branch`, at the commit the slot's branch points at, and its index the slot's. The agent sees
-    it through `folder/dotgit`, which the sandbox binds over the worktree's .git file."""
+    it through `folder/dotgit`, which the sandbox binds over the worktree's .git file (or, in a
+    main checkout, the git dir itself over its .git folder, the repository's objects then seen at
+    `objects_at`)."""
     if folder.exists():
         shutil.rmtree(folder)
     gitdir = folder / "git"
     for name in ("objects/info", "refs/heads", "refs/tags", "info"):
         (gitdir / name).mkdir(parents=True)
-    (gitdir / "objects" / "info" / "alternates").write_text(f"{tree.common / 'objects'}\n", encoding="utf-8")
+    (gitdir / "objects" / "info" / "alternates").write_text(f"{objects_at or tree.common / 'objects'}\n",
+                                                            encoding="utf-8")
     heads = run(["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/"], tree).stdout
     (gitdir / "packed-refs").write_text("# pack-refs with: sorted\n" + "".join(
         f"{line}\n" for line in sorted(heads.splitlines(), key=lambda line: line.split(" ", 1)[1])), encoding="utf-8")
-    (gitdir / "HEAD").write_text(f"ref: refs/heads/{branch}\n", encoding="utf-8")
+    head = f"ref: refs/heads/{branch}" if branch else rev_parse(tree, "HEAD")  # "": a detached HEAD
+    (gitdir / "HEAD").write_text(f"{head}\n", encoding="utf-8")
     (gitdir / "config").write_text(_PRIVATE_CONFIG, encoding="utf-8")
     for source, name in ((tree.gitdir / "index", "index"), (tree.common / "info" / "exclude", "info/exclude")):
         if source.is_file():
@@ -631,8 +643,10 @@ def _sanitize(gitdir: Path, tree: Tree) -> None:
 
 
 def move_branch(tree: Tree, branch: str, commit: str) -> None:
-    """Point the slot's branch (checked out there) at commit, its index matching; files untouched."""
-    run(["update-ref", f"refs/heads/{branch}", commit], tree)
+    """Point the branch checked out in tree (or its detached HEAD, for branch "") at commit, its index
+    matching; files untouched."""
+    run(["update-ref", f"refs/heads/{branch}", commit] if branch else ["update-ref", "--no-deref", "HEAD", commit],
+        tree)
     run(["reset", "-q"], tree)
 
 

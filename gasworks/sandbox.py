@@ -16,6 +16,8 @@ from gasworks.agents import LaunchSpec
 from gasworks.errors import ConfigError
 
 PRIVATE_TMP = Path("/tmp")
+# Where a main checkout's objects appear, read-only, to an agent whose .git is its own git dir.
+SHARED_OBJECTS = PRIVATE_TMP / ".gasworks-objects"
 # No automatic `git gc` inside the sandbox: it would want to write all over the shared git folder.
 GIT_ENV = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "gc.auto", "GIT_CONFIG_VALUE_0": "0"}
 
@@ -29,11 +31,11 @@ def find_bwrap() -> str:
 
 
 def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Iterable[Path] = (),
-         overlays: Iterable[tuple[Path, Path]] = ()) -> list[str]:
+         overlays: Iterable[tuple[str, Path, Path]] = ()) -> list[str]:
     """argv run under bubblewrap: everything read-only, /tmp a fresh empty tmpfs, `writable` bound
     read-write. Paths under /tmp that the agent must see (its interpreter, the repository) are
-    bound back read-only first, so the tmpfs does not hide them. Each (source, target) of
-    `overlays` is bound read-only over target last (a worktree's .git file)."""
+    bound back read-only first, so the tmpfs does not hide them. Each (mode, source, target) of
+    `overlays` is bound over target last (a worktree's .git file)."""
     # Its own PID namespace (with a /proc of its own): when the agent ends, the kernel ends every
     # process in it, also those that left its process group with setsid.
     command = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--unshare-pid", "--proc", "/proc",
@@ -46,8 +48,8 @@ def wrap(argv: list[str], *, bwrap: str, writable: Iterable[Path], readable: Ite
             if (mode, path) not in seen and path.exists():
                 seen.add((mode, path))
                 command += [mode, str(path), str(path)]
-    for source, target in overlays:
-        command += ["--ro-bind", str(Path(source).resolve()), str(Path(target).absolute())]
+    for mode, source, target in overlays:
+        command += [mode, str(Path(source).resolve()), str(Path(target).absolute())]
     return [*command, "--", *argv]
 
 
@@ -59,8 +61,12 @@ def sandboxed(spec: LaunchSpec, *, bwrap: str, worktree: Path, branch: str, log_
     worktree's .git file: the repository's objects and refs stay read-only) or, without one, what
     a commit on `branch` writes in the git folder (agent-run in a Gas Town worktree)."""
     log_dir.mkdir(parents=True, exist_ok=True)  # its usage and transcript files go there
-    if private_git is not None:
-        commits, overlays = [private_git], [(private_git.parent / "dotgit", worktree / ".git")]
+    if private_git is not None and (worktree / ".git").is_dir():  # a main checkout (agent-run)
+        commits = [private_git]
+        overlays = [("--bind", private_git, worktree / ".git"),
+                    ("--ro-bind", git.git_common_dir(worktree) / "objects", SHARED_OBJECTS)]
+    elif private_git is not None:
+        commits, overlays = [private_git], [("--ro-bind", private_git.parent / "dotgit", worktree / ".git")]
     else:
         commits, overlays = git.commit_paths(worktree, branch.rpartition("/")[0]), []
     writable = [worktree, log_dir, *commits, *spec.writable, *extra]
@@ -74,7 +80,7 @@ def gate_argv(argv: list[str], *, bwrap: str, tree: git.Tree, repo_root: Path, e
     """A gate command under bubblewrap: it runs the branch's own code, so it may write only the
     integration tree (its .git file bound read-only from `pointer`) and `extra`, with a private /tmp."""
     return wrap(argv, bwrap=bwrap, writable=[tree.path, *extra], readable=readable_paths(argv, repo_root),
-                overlays=[(pointer, tree.path / ".git")])
+                overlays=[("--ro-bind", pointer, tree.path / ".git")])
 
 
 def readable_paths(argv: list[str], repo_root: Path) -> list[Path]:

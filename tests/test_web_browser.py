@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from gasworks.store.sqlite import SQLiteStore
+from tests.faults.test_containment_web import stop
 from tests.test_run_process import create, start_run, statuses, wait_for
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,12 +67,7 @@ def served(project_dir):
         assert first.startswith("gasworks dashboard: http://127.0.0.1:"), first + proc.stdout.read()
         yield first.split()[2]
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
 
 
 @pytest.fixture

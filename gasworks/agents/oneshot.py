@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -118,31 +119,46 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
     git.write_new(checkout / TASK_FILE, task_text.encode("utf-8"))  # never through a committed link
     say(f"agent-run: {config.agent} agent on {task_id} in {checkout}; log: {log}")
     agent: Agent | None = None
+    tree = git.checkout_tree(checkout)  # taken now: what the agent does to its .git is never followed
+    private = run_dir / "git" / str(os.getpid()) if config.sandbox == "bwrap" else None
     try:
         agent = get_agent(config.agent, config)
-        proc = _start(agent, config, result, run_dir)
+        proc = _start(agent, config, result, run_dir, tree, private)
         if proc is None:
             return result
         deadline = time.monotonic() + config.attempt_timeout if config.attempt_timeout else None
         stopped = _wait(proc, deadline, stop)
         process.end_attempt(checkout, ATTEMPT)  # also what left its process group (setsid)
         result.agent_exit = proc.returncode
-        _judge(result, stopped, keep_out)
+        if private is not None:  # its commits are in its own git dir: checked as they come in
+            _take_commits(tree, private, base, config)
+        _judge(result, tree, stopped, keep_out)
     except (GasworksError, OSError) as exc:
         result.status = "error"
         result.note = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     finally:
+        if private is not None:
+            shutil.rmtree(private, ignore_errors=True)
         close = getattr(agent, "close", None)
         if close is not None:
             close()
     return result
 
 
+def _take_commits(tree: git.Tree, private: Path, base: str, config: Config) -> None:
+    """Bring what a sandboxed agent committed into the checkout's branch (see git.import_private)."""
+    head = git.import_private(tree, private / "git", f"agent-run-{os.getpid()}", base,
+                              int(config.max_file_mb * (1 << 20)))
+    if head:
+        git.move_branch(tree, git.current_branch(tree), head)
+
+
 def _kept_out(name: str, keep_out: tuple[str, ...]) -> bool:
     return any(name == path.rstrip("/") or name.startswith(path.rstrip("/") + "/") for path in keep_out)
 
 
-def _start(agent: Agent, config: Config, result: RunResult, run_dir: Path) -> subprocess.Popen | None:
+def _start(agent: Agent, config: Config, result: RunResult, run_dir: Path, tree: git.Tree,
+           private: Path | None) -> subprocess.Popen | None:
     """Prepare and launch the agent, or (None) record why not: the model endpoint does not answer."""
     state_dir = run_dir / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
@@ -154,10 +170,12 @@ def _start(agent: Agent, config: Config, result: RunResult, run_dir: Path) -> su
     checkout = result.checkout
     ctx = AgentContext(result.task_id, checkout, checkout / TASK_FILE, SLOT, ATTEMPT, checkout, state_dir)
     spec = agent.launch(ctx)
-    if config.sandbox == "bwrap":  # what the fleet's agents get: nothing outside this checkout is writable
-        spec = sandbox.sandboxed(spec, bwrap=sandbox.find_bwrap(), worktree=checkout,
-                                 branch=git.current_branch(checkout), log_dir=run_dir,
-                                 repo_root=git.main_root(checkout), extra=config.sandbox_writable)
+    if private is not None:  # what the fleet's agents get: nothing outside this checkout is writable
+        branch = git.current_branch(tree)
+        objects_at = sandbox.SHARED_OBJECTS if tree.gitdir == tree.common else None  # a main checkout
+        spec = sandbox.sandboxed(spec, bwrap=sandbox.find_bwrap(), worktree=checkout, branch=branch,
+                                 log_dir=run_dir, repo_root=git.main_root(checkout), extra=config.sandbox_writable,
+                                 private_git=git.private_gitdir(tree, private, branch, objects_at=objects_at))
     env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": result.task_id, "GASWORKS_SLOT": SLOT,
            "GASWORKS_ATTEMPT": str(ATTEMPT), "GASWORKS_WORKTREE": str(checkout),
            "GASWORKS_USAGE_FILE": str(result.log.with_suffix(".usage.json")),
@@ -203,8 +221,7 @@ def _wait(proc: subprocess.Popen, deadline: float | None, stop: Callable[[], boo
     return reason
 
 
-def _judge(result: RunResult, stopped: str, keep_out: tuple[str, ...]) -> None:
-    checkout = result.checkout
+def _judge(result: RunResult, checkout: git.Tree, stopped: str, keep_out: tuple[str, ...]) -> None:
     if not stopped:
         git.commit_leftovers(checkout, f"gasworks: changes left uncommitted by the agent ({result.task_id})",
                              keep_out)

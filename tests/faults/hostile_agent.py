@@ -10,6 +10,8 @@ The block is JSON with any of these keys, done in this order:
     evil_gitdir  MARKER        point the worktree's .git file at a git dir the agent made, whose
                                config names programs (fsmonitor, hooks, pager, external diff)
                                that append to MARKER when git runs them
+    git_config [KEY, VALUE]    `git config KEY VALUE` in the worktree's repository
+    write_dotgit TEXT          write TEXT over the worktree's .git (file or folder)
     commit     true            `git add -A`, force-add the files and links above (ignored or
                                not), and commit
     forge_object [REV, TEXT, OBJECTS]  overwrite the loose object REV names (say main:README.md)
@@ -127,6 +129,8 @@ def main() -> int:
         ("files", lambda value: [_write(worktree / name, text) for name, text in value.items()]),
         ("links", lambda value: [os.symlink(target, worktree / name) for name, target in value.items()]),
         ("evil_gitdir", lambda value: evil_gitdir(worktree, value)),
+        ("git_config", lambda value: git(worktree, "config", *value)),
+        ("write_dotgit", lambda value: (worktree / ".git").write_text(value)),
         ("commit", lambda value: (git(worktree, "add", "-A"),
                                   git(worktree, "add", "-f", "--", *plan.get("files", {}), *plan.get("links", {})),
                                   git(worktree, "-c", "user.name=h", "-c", "user.email=h@h", "commit", "-q",

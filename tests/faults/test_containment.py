@@ -212,8 +212,8 @@ def test_poison():
 
 
 def test_a_rejected_branch_leaves_nothing_behind_for_the_next_gate(project_dir):
-    commit_on_main(project_dir, {"calc.py": "def add(a, b):\n    return a + b\n",
-                                 "test_calc.py": "from calc import add\n\ndef test_add():\n    assert add(2, 2) == 4\n"})
+    test_calc = "from calc import add\n\ndef test_add():\n    assert add(2, 2) == 4\n"
+    commit_on_main(project_dir, {"calc.py": "def add(a, b):\n    return a + b\n", "test_calc.py": test_calc})
     gate = [[sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"]]
     dispatcher, _ = hostile_dispatcher(project_dir, gate=gate)
     poison = hostile_task(dispatcher, "poison the gate", files={"test_poison.py": POISON}, commit=True)
@@ -462,3 +462,41 @@ def test_a_gate_left_running_by_a_killed_run_is_ended_at_the_next_start(project_
         for proc in psutil.process_iter(["cmdline"]):
             if str(gate) in " ".join(proc.info["cmdline"] or []):
                 proc.kill()
+
+
+@pytest.mark.parametrize("where", ["main checkout", "linked worktree"])
+def test_agent_run_in_the_sandbox_can_change_no_object_no_branch_and_no_git_config(repo, tmp_path, where):
+    """`gasworks agent-run` (qwen-agent in a Gas Town polecat) gives its agent the same git dir of its
+    own as the fleet does, in a linked worktree and in a main checkout alike."""
+    from tests.faults.test_sandbox import agent_run
+
+    need_bwrap()
+    marker = tmp_path / "ran"
+    command = [sys.executable, str(HOSTILE), "{worktree}", "{task_file}"]
+    (repo / "gasworks.toml").write_text(f'agent = "command"\nsandbox = "bwrap"\ncommand = {json.dumps(command)}\n')
+    git.commit_all(repo, "gasworks config")
+    git.run(["branch", "other", "main"], repo)
+    other, readme = git.rev_parse(repo, "other"), git.run(["show", "main:README.md"], repo).stdout
+    checkout = repo
+    if where == "linked worktree":
+        checkout = tmp_path / "polecats" / "toast"
+        git.run(["worktree", "add", "-q", "-b", "polecat/toast/gw-h1", str(checkout)], repo)
+    hook = tmp_path / "hook.sh"
+    hook.write_text(f"#!/bin/sh\necho ran >> {marker}\n")
+    hook.chmod(0o755)
+    plan = {"files": {"work.txt": "real work\n"}, "write_dotgit": f"gitdir: {tmp_path}\n", "commit": True,
+            "git_config": ["core.fsmonitor", str(hook)],
+            # in a main checkout the agent's .git is its own; the repository's objects are seen here:
+            "forge_object": ["main:README.md", "forged\n", str(repo / ".git" / "objects") if checkout != repo
+                             else "/tmp/.gasworks-objects"],
+            "set_ref": ["refs/heads/other", "HEAD", str(repo / ".git")]}
+    out = agent_run(checkout, tmp_path, f"Task gw-h1: attack\n```hostile\n{json.dumps(plan)}\n```\n", expect="done")
+    subprocess.run(["git", "status", "--porcelain"], cwd=checkout, check=True, capture_output=True)  # the user's git
+
+    log = Path(out["log"]).read_text()
+    assert "FAILED forge_object" in log and "FAILED write_dotgit" in log, log
+    assert not marker.exists()
+    assert git.run(["show", "main:README.md"], repo).stdout == readme and git.rev_parse(repo, "other") == other
+    assert git.run(["show", "HEAD:work.txt"], checkout).stdout == "real work\n"
+    assert subprocess.run(["git", "config", "--get", "core.fsmonitor"], cwd=checkout, capture_output=True,
+                          text=True).stdout == ""

@@ -24,7 +24,7 @@ import pytest
 
 from gasworks import git
 from gasworks.store.sqlite import SQLiteStore
-from tests.faults.test_sandbox import need_bwrap
+from tests.faults.test_sandbox import agent_run, need_bwrap
 from tests.test_dispatcher import add, agent_processes, drain, make_dispatcher
 from tests.test_refinery import queue_up
 from tests.test_run_process import create, finish, running_attempts, statuses, wait_for
@@ -102,12 +102,7 @@ def test_a_setsid_child_of_an_agent_run_agent_ends_with_the_run(repo, tmp_path, 
     config = f'agent = "command"\nsandbox = "{sandbox_or_skip(kind)}"\ncommand = {json.dumps(setsid_agent)}\n'
     (repo / "gasworks.toml").write_text(config)
     git.commit_all(repo, "gasworks config")
-    task = tmp_path / "task.txt"
-    task.write_text("Task gw-c1: leave a child behind\n")
-    done = subprocess.run([sys.executable, "-m", "gasworks", "agent-run", "--task-file", str(task), "--json"],
-                          cwd=repo, capture_output=True, text=True, timeout=120)
-    out = json.loads(done.stdout)
-    assert out["status"] == "no_change", (out, done.stderr)
+    out = agent_run(repo, tmp_path, "Task gw-c1: leave a child behind\n", expect="no_change")
     assert "SETSID CHILD" in Path(out["log"]).read_text(), "the agent did not start its child"
     wait_for(lambda: not marked(marker), timeout=10, what="the setsid child to be ended")
     assert agent_processes(repo) == []

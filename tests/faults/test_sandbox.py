@@ -136,14 +136,20 @@ def test_agent_run_in_a_gas_town_worktree_is_sandboxed_too(repo, tmp_path):
     main_before = main_ref.read_bytes()
     polecat = tmp_path / "polecats" / "toast"
     git.run(["worktree", "add", "-q", "-b", "polecat/toast/gw-s1", str(polecat)], repo)
-    task = tmp_path / "task.txt"
-    task.write_text("Task gw-s1: try to escape\n")
-    done = subprocess.run([sys.executable, "-m", "gasworks", "agent-run", "--task-file", str(task), "--json"],
-                          cwd=polecat, capture_output=True, text=True, timeout=120)
-    out = json.loads(done.stdout)
-    assert out["status"] == "done", (out, done.stderr)
+    out = agent_run(polecat, tmp_path, "Task gw-s1: try to escape\n", expect="done")
     assert hostile_results(Path(out["log"])) == {"outside the checkout": "Read-only file system",
                                                  "the main branch": "Read-only file system", "private tmp": "written"}
     assert not marker.exists()
     assert (outside / "note.txt").read_text() == "untouched\n" and main_ref.read_bytes() == main_before
     assert git.run(["show", "--name-only", "--format=", "HEAD"], polecat).stdout.split() == ["inside.txt"]
+
+
+def agent_run(checkout: Path, tmp_path: Path, task_text: str, *, expect: str) -> dict:
+    """`gasworks agent-run --json` on a task file in checkout, as qwen-agent runs it; its JSON."""
+    task = tmp_path / "task.txt"
+    task.write_text(task_text)
+    done = subprocess.run([sys.executable, "-m", "gasworks", "agent-run", "--task-file", str(task), "--json"],
+                          cwd=checkout, capture_output=True, text=True, timeout=120)
+    out = json.loads(done.stdout)
+    assert out["status"] == expect, (out, done.stderr, Path(out["log"]).read_text() if out.get("log") else "")
+    return out
