@@ -120,7 +120,9 @@ def has_remote(root: Path, remote: str) -> bool:
 
 
 def fetch(root: Path, remote: str, refspecs: list[str]) -> None:
-    run(["fetch", "-q", "--no-tags", remote, *refspecs], root)
+    """Fetch from the shared remote, every new object checked (other hosts' agents made them)."""
+    run(["-c", "fetch.fsckObjects=true", "fetch", "-q", "--no-tags", "--no-recurse-submodules", remote, *refspecs],
+        root)
 
 
 def push(root: Path, remote: str, refspec: str) -> None:
