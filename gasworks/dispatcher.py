@@ -316,10 +316,11 @@ class Dispatcher:
             if head:
                 git.move_branch(worktree, branch_for(run.resolves or run.task_id), head)
         self._take_suggestions(run)
-        big = git.oversized(worktree, run.base, "HEAD", limit)
+        changed = git.changed_files(worktree)
+        big = git.oversized(worktree, run.base, "HEAD", limit, changed=changed)
         if big:
             raise GitError(f"files over max_file_mb ({self.config.max_file_mb:g} MiB): {', '.join(big[:5])}")
-        if not run.stop_reason and git.is_dirty(worktree):
+        if not run.stop_reason and changed:
             git.commit_all(worktree, f"gasworks: changes left uncommitted by the agent ({run.task_id})")
         commits = git.commits_between(worktree, run.base) if not git.same_tree(worktree, run.base, "HEAD") else []
         git.detach_at(worktree, "HEAD")  # free the branch, so another slot may take it later

@@ -485,9 +485,10 @@ def busy_branch(gitdir: Path) -> str:
     return ""
 
 
-def checkout_gitdirs(root: Path) -> list[tuple[Path, Path]]:
-    """(checkout, its git dir) for the main checkout and every linked worktree of the repository."""
-    common = git_common_dir(root)
+def checkout_gitdirs(root: Path, common: Path | None = None) -> list[tuple[Path, Path]]:
+    """(checkout, its git dir) for the main checkout and every linked worktree of the repository
+    (whose common git dir may be given, known already)."""
+    common = common or git_common_dir(root)
     found = [(root, common)]
     admin_root = common / "worktrees"
     for admin in sorted(admin_root.iterdir()) if admin_root.is_dir() else []:
@@ -532,8 +533,7 @@ def clean_detach(tree: Tree, commit: str) -> None:
     pointing where gasworks says."""
     restore_pointer(tree)
     try:
-        discard_changes(tree)
-        run(["checkout", "-q", "-f", "--detach", commit], tree)
+        run(["checkout", "-q", "-f", "--detach", commit], tree)  # -f: every tracked file as commit has it
         run(["clean", "-q", "-ffdx"], tree)
     except GitError:  # what git itself cannot remove (a path too long for it): emptied without git
         for entry in tree.path.iterdir():
@@ -652,10 +652,11 @@ def move_branch(tree: Tree, branch: str, commit: str) -> None:
     run(["reset", "-q"], tree)
 
 
-def oversized(place: Where, base: str, head: str, limit: int, *, env: dict[str, str] | None = None) -> list[str]:
+def oversized(place: Where, base: str, head: str, limit: int, *, env: dict[str, str] | None = None,
+              changed: list[str] | None = None) -> list[str]:
     """Files that commits base..head bring in (and, in a checkout, files left uncommitted) larger than
     limit bytes, as "path (N MiB)". Sizes come from git's object headers and the file system, never
-    by reading the files."""
+    by reading the files. `changed`: the uncommitted paths, when the caller has them already."""
     found = []
     raw = run(["diff", "--raw", "-z", "--no-renames", "--no-abbrev", base, head, "--"], place, env=env,
               errors="surrogateescape").stdout.split("\0")
@@ -668,7 +669,7 @@ def oversized(place: Where, base: str, head: str, limit: int, *, env: dict[str, 
                   if size.isdigit() and int(size) > limit]
     if env is None:
         folder = where(place)
-        for name in changed_files(place):
+        for name in changed_files(place) if changed is None else changed:
             try:
                 size = os.lstat(folder / name).st_size
             except OSError:

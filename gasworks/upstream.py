@@ -62,6 +62,7 @@ class LocalUpstream:
     def __init__(self, root: Path, target: str, state_dir: Path | None = None) -> None:
         self.root, self.target = root, target
         self.state_dir = state_dir  # where a landing under way is noted (.gasworks/)
+        self.common: Path | None = None  # the repository's git dir, once looked up
 
     def refresh(self, force: bool = False) -> None:
         pass
@@ -115,9 +116,9 @@ class LocalUpstream:
         """Why the target cannot move now: a checkout of it is in the middle of a rebase, merge,
         cherry-pick, revert or bisect (during a rebase or bisect of the target, HEAD is detached
         but the branch is still the user's)."""
-        for checkout, gitdir in git.checkout_gitdirs(self.root):
-            on_target = git.busy_branch(gitdir) == self.target or \
-                        (checkout.resolve() == self.root.resolve() and git.current_branch(self.root) == self.target)
+        self.common = self.common or git.git_common_dir(self.root)
+        for checkout, gitdir in git.checkout_gitdirs(self.root, self.common):
+            on_target = git.busy_branch(gitdir) == self.target or _on(gitdir, self.target)
             found = git.unfinished(gitdir) if on_target else None
             if found:
                 what, fix = found
@@ -271,6 +272,14 @@ def make_upstream(root: Path, config: Config, state_dir: Path | None = None) -> 
     if not git.ref_exists(root, upstream.tracking(target)):
         raise ConfigError(f"target branch {target!r} does not exist on {config.remote}; push it or set `branch`")
     return upstream
+
+
+def _on(gitdir: Path, branch: str) -> bool:
+    """Whether the checkout of this git dir has branch checked out (its HEAD, read as git writes it)."""
+    try:
+        return (gitdir / "HEAD").read_text(encoding="utf-8").strip() == f"ref: refs/heads/{branch}"
+    except OSError:
+        return False
 
 
 def _files_in(message: str) -> list[str]:
