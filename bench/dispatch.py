@@ -46,6 +46,7 @@ Run from the repository root:
     python bench/dispatch.py --tasks 100      # choose the number of tasks
     python bench/dispatch.py --workers 1,2,8  # choose worker counts
     python bench/dispatch.py --json           # results as JSON on stdout
+    python bench/dispatch.py --sandbox bwrap  # agents under bubblewrap (needs bwrap)
 
 Progress goes to stderr; the tables (or JSON) to stdout.
 """
@@ -234,12 +235,14 @@ SPANS = {  # name -> (from, to)
 }
 
 
-def bench_workers(workers: int, n: int) -> dict[str, Any]:
-    progress(f"workers={workers}, tasks={n}: making a repository and importing the tasks")
+def bench_workers(workers: int, n: int, sandbox: str = "none") -> dict[str, Any]:
+    progress(f"workers={workers}, tasks={n}, sandbox={sandbox}: making a repository and importing the tasks")
     with tempfile.TemporaryDirectory(prefix="gasworks-bench-dispatch-") as tmp:
         root = Path(tmp) / "repo"
         make_repo(root)
         task_ids = seed_tasks(root, Path(tmp) / "task_queue.json", n)
+        with open(root / "gasworks.toml", "a", encoding="utf-8") as config:
+            config.write(f'\nsandbox = "{sandbox}"\n')
         progress(f"  running gasworks run --agent fake --workers {workers} --until-done")
         run = run_fleet_cli(root, workers, Path(tmp) / "run.log", timeout=60 + RUN_TIMEOUT_PER_TASK * n)
         progress(f"  exit code {run.code} after {run.wall_seconds:.1f} s; reading the records")
@@ -398,12 +401,14 @@ def main(argv: list[str] | None = None) -> int:
                                                        f"{QUICK_TASKS} with --quick)")
     parser.add_argument("--quick", action="store_true", help=f"{QUICK_TASKS} tasks per run")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--sandbox", choices=["none", "bwrap"], default="none",
+                        help="run the agents (and gates) under bubblewrap, as sandbox = \"bwrap\" does")
     args = parser.parse_args(argv)
     n = args.tasks or (QUICK_TASKS if args.quick else DEFAULT_TASKS)
 
     with tempfile.TemporaryDirectory(prefix="gasworks-bench-clock-") as tmp:
         lag = fs_clock_lag_ms(Path(tmp))
-    results = [bench_workers(workers, n) for workers in args.workers]
+    results = [bench_workers(workers, n, args.sandbox) for workers in args.workers]
     offsets = [r["pid_started_minus_spawn_ms"] for r in results if r["pid_started_minus_spawn_ms"] is not None]
     report = {
         "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
