@@ -667,6 +667,11 @@ def oversized(place: Where, base: str, head: str, limit: int, *, env: dict[str, 
                     stdin="".join(f"{oid}\n" for oid in blobs)).stdout.split("\n")
         found += [f"{blobs[oid]} ({int(size) >> 20} MiB)" for oid, _, size in (line.partition(" ") for line in sizes)
                   if size.isdigit() and int(size) > limit]
+    # Also what history alone carries (a big file added, then removed again): a fetch would bring it.
+    listed = run(["rev-list", "--objects", f"--filter=blob:limit={limit + 1}", "--filter-print-omitted", head,
+                  "--not", base, "--"], place, env=env, check=False).stdout.split("\n")
+    if not found:
+        found += [f"an object {line[1:13]} in its history" for line in listed if line.startswith("~")]
     if env is None:
         folder = where(place)
         for name in changed_files(place) if changed is None else changed:

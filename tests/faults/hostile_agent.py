@@ -12,6 +12,7 @@ The block is JSON with any of these keys, done in this order:
                                that append to MARKER when git runs them
     git_config [KEY, VALUE]    `git config KEY VALUE` in the worktree's repository
     write_dotgit TEXT          write TEXT over the worktree's .git (file or folder)
+    history_big SIZE           commit a file of SIZE bytes, then remove it in a second commit
     commit     true            `git add -A`, force-add the files and links above (ignored or
                                not), and commit
     forge_object [REV, TEXT, OBJECTS]  overwrite the loose object REV names (say main:README.md)
@@ -121,6 +122,18 @@ def long_path(worktree: Path, depth: int) -> None:
     plumb(worktree, [(mode, kind, oid, "deep")], "a very long path")
 
 
+def history_big(worktree: Path, size: int) -> None:
+    """Commit a file of size bytes, then a commit that removes it again."""
+    identity = ["-c", "user.name=h", "-c", "user.email=h@h"]
+    _write(worktree / "big.bin", "x" * size)
+    git(worktree, "add", "big.bin")
+    git(worktree, *identity, "commit", "-q", "-m", "big")
+    git(worktree, "rm", "-q", "big.bin")
+    _write(worktree / "small.txt", "small\n")
+    git(worktree, "add", "small.txt")
+    git(worktree, *identity, "commit", "-q", "-m", "gone again")
+
+
 def main() -> int:
     worktree, task_file = Path(sys.argv[1]), Path(sys.argv[2])
     found = re.search(r"```hostile\n(.*?)\n```", task_file.read_text(encoding="utf-8"), re.S)
@@ -131,6 +144,7 @@ def main() -> int:
         ("evil_gitdir", lambda value: evil_gitdir(worktree, value)),
         ("git_config", lambda value: git(worktree, "config", *value)),
         ("write_dotgit", lambda value: (worktree / ".git").write_text(value)),
+        ("history_big", lambda value: history_big(worktree, value)),
         ("commit", lambda value: (git(worktree, "add", "-A"),
                                   git(worktree, "add", "-f", "--", *plan.get("files", {}), *plan.get("links", {})),
                                   git(worktree, "-c", "user.name=h", "-c", "user.email=h@h", "commit", "-q",

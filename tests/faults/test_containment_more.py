@@ -77,6 +77,16 @@ def test_a_huge_file_committed_in_the_sandbox_is_refused_before_it_is_fetched(pr
     assert int(objects.split("size: ")[1].split()[0]) < 1024, objects  # KiB of loose objects
 
 
+@pytest.mark.parametrize("sandbox", sandboxes())
+def test_a_huge_file_added_and_removed_again_is_refused_too(project_dir, sandbox):
+    """Only the branch's history holds it (the tree at its head does not): it would still land."""
+    dispatcher, _ = hostile_dispatcher(project_dir, sandbox=sandbox, max_file_mb=1)
+    task_id = hostile_task(dispatcher, "history only", history_big=3 << 20)
+    drain_one(dispatcher, task_id)
+    attempt = dispatcher.store.attempts(task_id)[0]
+    assert attempt.outcome == "failed" and "in its history" in attempt.note, attempt
+
+
 def test_a_hard_link_out_of_the_sandbox_cannot_be_made(project_dir, tmp_path):
     need_bwrap()
     target = tmp_path / "users-file"
