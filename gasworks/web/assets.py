@@ -38,8 +38,8 @@ th { color: var(--muted); font-weight: 600; }
 .slot { border: 1px solid var(--line); border-radius: 4px; padding: .4em .6em; }
 .quiet { color: var(--warn); }
 .status-landed, .outcome-success { color: var(--ok); }
-.status-conflict, .status-gate_failed, .outcome-failed, .outcome-timeout, .outcome-stalled,
-.outcome-gate_failed, .outcome-error { color: var(--bad); }
+.status-conflict, .status-gate_failed, .status-refused, .outcome-failed, .outcome-timeout, .outcome-stalled,
+.outcome-gate_failed, .outcome-refused, .outcome-error { color: var(--bad); }
 form.inline { display: inline-flex; gap: .3em; align-items: center; margin-right: .8em; }
 form.new { display: flex; flex-wrap: wrap; gap: .4em; align-items: flex-start; }
 form.new input[name=title] { min-width: 20em; flex: 1; } form.new textarea { min-width: 20em; flex: 2; height: 2.2em; }
