@@ -23,14 +23,14 @@ from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, 
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
-from gasworks.models import FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outcome, Task
+from gasworks.models import (AGENT_ASSIGNEE_PREFIX, FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outcome,
+                             Task)
 from gasworks.project import Project
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.upstream import make_upstream
 from gasworks.worktrees import Slot, WorktreePool, branch_for
 
-ASSIGNEE_PREFIX = "gasworks:"
 STALL_CHECK_SECONDS = 5.0
 CLAIM_CHECK_SECONDS = 3.0  # how soon an agent whose task was cancelled (closed by hand) is stopped
 NEEDS_HUMAN = "needs-human"
@@ -67,7 +67,7 @@ class Dispatcher:
         self.refinery = Refinery(project, store, config, self.upstream, say=say)
         # Claims and attempts carry the host's name, so a restart here touches only its own.
         self.host_prefix = f"{config.host_id}/" if config.host_id else ""
-        self.me = ASSIGNEE_PREFIX + self.host_prefix
+        self.me = AGENT_ASSIGNEE_PREFIX + self.host_prefix
         self.worker: RefineryWorker | None = None  # None: tick() runs the merge queue itself
         self.running: dict[str, Running] = {}  # slot name -> live agent
         self.paused_until = 0.0  # the circuit breaker: no claims while the model endpoints are down
@@ -152,8 +152,9 @@ class Dispatcher:
         if self.stopping:
             return False
         # Several hosts: a task another host works on comes back here if that host dies.
-        return bool(self.store.ready(limit=1)) or bool(self.config.remote and any(
-            task.assignee.startswith(ASSIGNEE_PREFIX) for task in self.store.list_tasks(statuses=["in_progress"])))
+        elsewhere = self.config.remote and any(task.assignee.startswith(AGENT_ASSIGNEE_PREFIX)
+                                               for task in self.store.list_tasks(statuses=["in_progress"]))
+        return bool(self.store.ready(limit=1)) or bool(elsewhere)
 
     def stop(self, *, hard: bool = False) -> None:
         """First call: claim nothing more, let agents finish. With hard: end every agent now."""

@@ -48,6 +48,19 @@ def allowed_targets(status: str) -> frozenset[str]:
     return ALLOWED_TRANSITIONS.get(status, CUSTOM_STATUS_TARGETS)
 
 
+# The names the fleet claims tasks under (gasworks:w3, gasworks:host/w3): claims, not people.
+AGENT_ASSIGNEE_PREFIX = "gasworks:"
+
+
+def releases_claim(from_status: str, to_status: str, assignee: str) -> bool:
+    """Whether a status change lets go of the assignee: a claim released back to open, or the
+    fleet's own claim name on a task that leaves its hands (back to open, blocked, deferred), so
+    that nothing stale keeps the fleet from taking the task again (agents take unassigned tasks)."""
+    if to_status == "open" and from_status in ("in_progress", "merging"):
+        return True
+    return assignee.startswith(AGENT_ASSIGNEE_PREFIX) and to_status in ("open", "blocked", "deferred")
+
+
 class DepType(str, enum.Enum):
     BLOCKS = "blocks"
     PARENT_CHILD = "parent-child"

@@ -172,22 +172,29 @@ def update(ctx: click.Context, task_id: str, title: str | None, description: str
            acceptance: str | None, notes: str | None, priority: int | None, status: str | None,
            assignee: str | None, add_labels: tuple[str, ...], remove_labels: tuple[str, ...], claim: bool,
            as_json: bool) -> None:
-    """Change a task's fields, status or labels, or claim it (like `bd update`)."""
+    """Change a task's fields, status or labels, or claim it (like `bd update`).
+
+    All or nothing: what can be refused (the claim, the status change) is done first, so a
+    refused command changes nothing. `--claim --assignee NAME` claims the task for NAME."""
     project = open_project()
     store = project.open_store()
     task_id = store.resolve_id(task_id)
     actor = actor_name(ctx)
+    if claim and status and status != "in_progress":
+        raise InvalidValueError(f"--claim makes {task_id} in_progress; it cannot also be set to {status}")
+    if title is not None and not title.strip():
+        raise InvalidValueError("a task needs a non-empty title")
     fields = {"title": title, "description": description, "design": design, "acceptance_criteria": acceptance,
-              "notes": notes, "priority": priority, "assignee": assignee}
+              "notes": notes, "priority": priority, "assignee": None if claim else assignee}
     changes = {name: value for name, value in fields.items() if value is not None}
+    if claim:
+        store.claim(task_id, assignee or actor, lease_seconds=project.config.lease_seconds)
+    elif status:
+        store.transition(task_id, status, actor=actor)
     if changes:
         store.update_fields(task_id, actor=actor, **changes)
     if add_labels or remove_labels:
         store.change_labels(task_id, actor=actor, add=split_list(add_labels), remove=split_list(remove_labels))
-    if status:
-        store.transition(task_id, status, actor=actor)
-    if claim:
-        store.claim(task_id, actor, lease_seconds=project.config.lease_seconds)
     task = store.get_task(task_id)
     if as_json:
         output.emit_json(task_to_record(task))

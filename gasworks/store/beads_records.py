@@ -12,7 +12,7 @@ from typing import Any
 
 from gasworks.beads import task_from_record
 from gasworks.errors import InvalidValueError, TrackerError
-from gasworks.models import Task, now_iso
+from gasworks.models import Task, now_iso, releases_claim
 from gasworks.store import NewTask
 from gasworks.store.bd import BdResult, capped, csv_value
 
@@ -126,7 +126,7 @@ def status_flags(current: Task, to_status: str) -> list[str]:
     """`bd update`'s flags for a status change other than closing."""
     was_merging = current.status == "merging"
     flags = [f"--status={'in_progress' if to_status == 'merging' else to_status}"]
-    if to_status == "open" and current.status in ("in_progress", "merging"):
+    if releases_claim(current.status, to_status, current.assignee):
         flags.append("--assignee=")  # the claim is released
     if to_status == "merging" and not was_merging:
         flags += label_flags(add=[MERGING_LABEL])

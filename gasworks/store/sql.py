@@ -12,7 +12,8 @@ from typing import Any
 
 from gasworks import ids
 from gasworks.errors import ClaimError, CycleError, InvalidValueError, NotFoundError, TransitionError
-from gasworks.models import DONE_STATUSES, GATING_DEP_TYPES, Comment, Task, allowed_targets, now_iso
+from gasworks.models import (DONE_STATUSES, GATING_DEP_TYPES, Comment, Task, allowed_targets, now_iso,
+                             releases_claim)
 from gasworks.store import NewTask
 from gasworks.store import rows as sqlrows
 from gasworks.store.attempts import AttemptsMixin
@@ -215,7 +216,7 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
             sets.update(closed_at="", close_reason="")
         if assignee is not None:
             sets["assignee"] = assignee
-        elif to_status == "open" and current.status in ("in_progress", "merging"):
+        elif releases_claim(current.status, to_status, current.assignee):
             sets["assignee"] = ""  # the claim is released, so the next claimer can take it
         assignments = ", ".join(f"{name} = ?" for name in sets)
         changed = db.execute(

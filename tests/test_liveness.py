@@ -1,0 +1,73 @@
+"""Liveness: a task a human sends back to the fleet is taken again, whichever route they use."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from gasworks.web import actions
+from tests.test_dispatcher import add, fake_script, make_dispatcher
+
+
+def drain_until(dispatcher, condition, limit: float = 30.0) -> None:
+    deadline = time.monotonic() + limit
+    while not condition():
+        dispatcher.tick(time.time())
+        assert time.monotonic() < deadline, "the fleet never took the task again"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("route", ["update -s open", "dashboard retry", "close, then reopen"])
+def test_a_task_that_needed_a_human_is_taken_again_after_any_route_back(gw, project_dir, route):
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1, max_attempts=1)
+    task_id = add(dispatcher, "fails the first time", description=fake_script(exit=3))
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "blocked")
+    assert not dispatcher.store.get_task(task_id).assignee.startswith("gasworks:")
+    gw("update", task_id, "-d", "plain work this time")
+    if route == "update -s open":
+        gw("update", task_id, "-s", "open")
+    elif route == "dashboard retry":
+        actions.retry(dispatcher.store, task_id, actor="web")
+    else:
+        gw("close", task_id)
+        gw("reopen", task_id)
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "closed"
+                and len(dispatcher.store.attempts(task_id)) == 2)
+
+
+def test_a_task_the_refinery_closed_and_a_human_reopens_is_taken_again(gw, project_dir):
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1)
+    task_id = add(dispatcher, "lands, then is reopened")
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "closed")
+    gw("update", task_id, "-d", fake_script(write={"more.txt": "more\n"}))
+    gw("reopen", task_id)
+    drain_until(dispatcher, lambda: len(dispatcher.store.attempts(task_id)) == 2
+                and dispatcher.store.get_task(task_id).status == "closed")
+
+
+def test_a_refused_claim_changes_nothing(gw, project_dir, monkeypatch):
+    task_id = gw.json("create", "the original title", "-p", "2")["id"]
+    monkeypatch.setenv("GASWORKS_ACTOR", "p1")
+    gw("update", task_id, "--claim")
+    monkeypatch.setenv("GASWORKS_ACTOR", "p2")
+    refused = gw("update", task_id, "--claim", "-p", "0", "--title", "stolen", "--add-label", "mine", code=1)
+    assert "claimed by p1" in refused.stderr
+    task = gw.json("show", task_id)
+    assert (task["title"], task["priority"], task["assignee"], task.get("labels", [])) == \
+        ("the original title", 2, "p1", [])
+
+
+def test_claim_with_an_assignee_claims_for_that_name(gw, project_dir):
+    task_id = gw.json("create", "for p3")["id"]
+    gw("update", task_id, "--claim", "--assignee", "p3")
+    task = gw.json("show", task_id)
+    assert (task["status"], task["assignee"]) == ("in_progress", "p3")
+
+
+def test_a_refused_status_change_changes_nothing_else(gw, project_dir):
+    task_id = gw.json("create", "stays as it was")["id"]
+    gw("close", task_id)
+    gw("update", task_id, "-s", "merging", "--title", "changed", code=1)
+    gw("update", task_id, "-s", "no-such-status", "--title", "changed", code=1)
+    assert gw.json("show", task_id)["title"] == "stays as it was"
