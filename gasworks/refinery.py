@@ -44,6 +44,7 @@ HELD_RETRY_SECONDS = 5.0
 GATE_TAIL_LINES = 40
 AUTO_WINDOW = 20  # recent gate results that size "auto" batches
 GATE_MARK = "gate"  # GASWORKS_ATTEMPT of gate processes
+ROUND_ERROR_BACKOFF, ROUND_ERROR_BACKOFF_MAX = 2.0, 120.0  # seconds before a round after git failed in one
 GATE_POINTER = "integration.git"  # the integration tree's .git file as the sandboxed gate sees it
 
 
@@ -76,6 +77,8 @@ class Refinery:
         self._gate_proc: subprocess.Popen | None = None
         self._last_tail = ""  # output of the last failing gate run, for the task's notes
         self._tree: git.Tree | None = None
+        self.round_errors = 0       # merge rounds in a row in which git failed
+        self.backoff_until = 0.0    # no round before then, after such a failure
 
     # -- the round --------------------------------------------------------------------------
 
@@ -113,7 +116,7 @@ class Refinery:
             if not self._lock():
                 return False
             self._unlock()
-        if self.held and now < self.held.next_try:
+        if (self.held and now < self.held.next_try) or now < self.backoff_until:
             return False
         resolved = self._resolved_conflicts()
         if not (self.held or resolved or self.store.merges(statuses=[MergeStatus.QUEUED.value], limit=1)):
@@ -131,10 +134,29 @@ class Refinery:
                                        limit=self.batch_size())
             if not queued or self.upstream.tip() == self.broken_tip:
                 return bool(resolved)
-            self._round(queued)
+            for line in git.repair(self.tree):  # we hold the merge lock: no git of ours runs there
+                self.say(f"merge queue: {line}")
+            self._guarded_round(queued, now)
             return True
         finally:
             self._unlock()
+
+    def _guarded_round(self, queued: list[Merge], now: float) -> None:
+        """A round; when git fails in it (a lock, a signing program, a full disk), its merges go back
+        to the queue rather than stay `merging`, and the next round waits a little longer each time."""
+        try:
+            self._round(queued)
+        except GitError as exc:
+            self.round_errors += 1
+            wait = min(ROUND_ERROR_BACKOFF * 2 ** (self.round_errors - 1), ROUND_ERROR_BACKOFF_MAX)
+            self.backoff_until = now + wait
+            stranded = [m for m in self.store.merges(statuses=[MergeStatus.MERGING.value])
+                        if m.id in {q.id for q in queued}]
+            self._requeue(stranded, oneline(f"git failed in the merge round: {exc}", 300))
+            self.say(f"merge queue: git failed ({oneline(str(exc), 200)}); "
+                     f"{len(stranded)} merge(s) back in the queue, next round in {wait:g} s")
+            return
+        self.round_errors = 0
 
     def abort(self) -> None:
         """Stop the gate now (second Ctrl+C); the round puts its branches back in the queue."""

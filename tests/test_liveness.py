@@ -71,3 +71,33 @@ def test_a_refused_status_change_changes_nothing_else(gw, project_dir):
     gw("update", task_id, "-s", "merging", "--title", "changed", code=1)
     gw("update", task_id, "-s", "no-such-status", "--title", "changed", code=1)
     assert gw.json("show", task_id)["title"] == "stays as it was"
+
+
+@pytest.mark.parametrize("trouble", ["a stale index.lock in the integration tree", "commit.gpgsign with no gpg"])
+def test_a_merge_round_survives_what_git_left_or_was_told(project_dir, trouble):
+    from gasworks import git
+
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1, merge_batch_size=1)
+    if trouble.startswith("a stale"):
+        (project_dir / ".git" / "worktrees" / "integration" / "index.lock").write_text("")
+    else:
+        git.run(["config", "commit.gpgsign", "true"], project_dir)
+        git.run(["config", "gpg.program", str(project_dir / "no-such-gpg")], project_dir)
+    task_id = add(dispatcher, "lands anyway")
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "closed")
+
+
+def test_a_merge_round_that_git_fails_puts_its_merges_back_in_the_queue(project_dir):
+    import shutil
+
+    dispatcher, lines = make_dispatcher(project_dir, num_workers=1)
+    index = project_dir / ".git" / "worktrees" / "integration" / "index"
+    index.unlink()
+    index.mkdir()  # no git command can use this tree until it is fixed
+    task_id = add(dispatcher, "waits, queued")
+    drain_until(dispatcher, lambda: any("git failed" in line for line in lines))
+    assert [m.status for m in dispatcher.store.merges(task_id=task_id)] == ["queued"]
+    assert dispatcher.refinery.backoff_until > time.time()
+    shutil.rmtree(index)
+    dispatcher.refinery.backoff_until = 0.0
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "closed")
