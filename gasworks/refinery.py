@@ -13,6 +13,7 @@ overwritten. A conflict becomes a task; a gate failure sends the task back with 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import threading
@@ -27,7 +28,7 @@ from filelock import FileLock, Timeout
 from gasworks import git, logs, process, sandbox
 from gasworks.agents import TASK_FILE
 from gasworks.config import Config
-from gasworks.errors import GasworksError, GitError, NotFoundError, TransitionError
+from gasworks.errors import ConfigError, GasworksError, GitError, NotFoundError, TransitionError
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
@@ -83,6 +84,15 @@ class Refinery:
     # -- the round --------------------------------------------------------------------------
 
     def ensure(self) -> None:
+        """The integration worktree made, and every gate program found: a gate that cannot start would
+        fail every branch and then the target itself, and the queue would wait for good."""
+        for argv in self.config.gate:
+            program = argv[0]
+            if "/" not in program and "\\" not in program and shutil.which(program) is None:
+                raise ConfigError(f"gate command {program!r} is not installed or not on PATH (gate = "
+                                  f"{self.config.gate}): install it, or fix `gate` in gasworks.toml")
+            if Path(program).is_absolute() and not Path(program).exists():
+                raise ConfigError(f"gate command {program} does not exist: fix `gate` in gasworks.toml")
         registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
         if self.integration.resolve() not in registered:
             git.worktree_add(self.root, self.integration, self.upstream.tip())

@@ -101,3 +101,14 @@ def test_a_merge_round_that_git_fails_puts_its_merges_back_in_the_queue(project_
     shutil.rmtree(index)
     dispatcher.refinery.backoff_until = 0.0
     drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "closed")
+
+
+def test_a_gate_program_that_does_not_exist_stops_the_run_at_once_saying_so(project_dir):
+    from tests.conftest import run_gasworks
+
+    (project_dir / "gasworks.toml").write_text('gate = [["no-such-gate-program", "-q"]]\n')
+    run_gasworks(["create", "a task"], project_dir)
+    done = run_gasworks(["run", "--agent", "fake", "--workers", "1", "--until-done"], project_dir)
+    assert done.returncode != 0
+    assert "no-such-gate-program" in done.stderr and "not installed" in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
