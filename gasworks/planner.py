@@ -1,8 +1,10 @@
 """The planner: a big goal becomes an epic of small tasks with dependencies, from one model call.
 
 The model sees the goal and a compact view of the repository and answers with JSON constrained
-by a schema. The plan is checked (dependencies point at earlier tasks, no cycles, not too many
-tasks); a bad answer gets one repair round, then a clear error, and nothing is written.
+by a schema. The plan is checked (not too many tasks, each with a title); what has an obvious fix
+is fixed and reported (a dependency on the task itself, on a task that does not exist, or one
+that would close a circle is dropped), so a plan never fails on its dependencies; a bad answer
+gets one repair round, then a clear error, and nothing is written.
 Near-duplicates of open tasks are dropped (a dependency on one goes to the open task instead).
 """
 
@@ -59,7 +61,7 @@ class PlannedTask:
     acceptance_criteria: str = ""
     priority: int = 2
     files: list[str] = field(default_factory=list)
-    depends_on: list[int] = field(default_factory=list)  # 1-based numbers of earlier tasks
+    depends_on: list[int] = field(default_factory=list)  # 1-based numbers of the tasks it waits for
     duplicate_of: str = ""  # an open task it repeats: not created
 
 
@@ -117,29 +119,33 @@ def parse_plan(text: str, max_tasks: int, fixes: list[str] | None = None) -> lis
             priority=priority if isinstance(priority, int) and 0 <= priority <= 4 else 2,
             files=[str(f) for f in item.get("files") or [] if str(f).strip()][:8],
             depends_on=sorted(set(deps))))
-    cycle = find_cycle(tasks)
-    if cycle:
-        raise PlanError("the dependencies go round in a circle: " + " -> ".join(str(n) for n in cycle))
+    drop_cycles(tasks, fixes)
     return tasks
 
 
-def find_cycle(tasks: list[PlannedTask]) -> list[int]:
-    state: dict[int, int] = {}  # 1: on the path, 2: done
+def drop_cycles(tasks: list[PlannedTask], fixes: list[str]) -> None:
+    """Keep each dependency in turn (task 1's first, each task's in number order) unless it would
+    close a circle; those are dropped and said in `fixes`. The same plan always loses the same edges."""
+    kept: dict[int, list[int]] = {number: [] for number in range(1, len(tasks) + 1)}
 
-    def visit(number: int, path: list[int]) -> list[int]:
-        state[number] = 1
-        for dep in tasks[number - 1].depends_on:
-            if state.get(dep) == 1:
-                return path[path.index(dep):] + [dep] if dep in path else [number, dep]
-            if dep not in state and (found := visit(dep, path + [dep])):
-                return found
-        state[number] = 2
-        return []
+    def reaches(start: int, goal: int) -> bool:
+        seen, todo = set(), [start]
+        while todo:
+            current = todo.pop()
+            if current == goal:
+                return True
+            if current not in seen:
+                seen.add(current)
+                todo += kept[current]
+        return False
 
-    for number in range(1, len(tasks) + 1):
-        if number not in state and (found := visit(number, [number])):
-            return found
-    return []
+    for number, task in enumerate(tasks, start=1):
+        for dep in task.depends_on:
+            if reaches(dep, number):
+                fixes.append(f"task {number} depended on task {dep}, which depends on it in turn: dropped that")
+            else:
+                kept[number].append(dep)
+        task.depends_on = kept[number]
 
 
 def mark_duplicates(tasks: list[PlannedTask], open_titles: dict[str, str]) -> None:
