@@ -262,11 +262,11 @@ class RemoteUpstream:
 def make_upstream(root: Path, config: Config, state_dir: Path | None = None) -> Upstream:
     """Where work lands; state_dir (.gasworks/) keeps the note of a landing under way."""
     if not config.remote:
-        return LocalUpstream(root, target_branch(root, config), state_dir=state_dir)
+        return LocalUpstream(root, target_branch(root, config, state_dir), state_dir=state_dir)
     if not git.has_remote(root, config.remote):
         raise ConfigError(f"remote = {config.remote!r}: this repository has no such git remote (git remote add "
                           f"{config.remote} URL)")
-    target = target_name(root, config)
+    target = target_name(root, config, state_dir)
     upstream = RemoteUpstream(root, config.remote, target)
     upstream.refresh(force=True)
     if not git.ref_exists(root, upstream.tracking(target)):

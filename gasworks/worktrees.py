@@ -23,17 +23,31 @@ def branch_for(task_id: str) -> str:
     return f"{BRANCH_PREFIX}{task_id}"
 
 
-def target_name(root: Path, config: Config) -> str:
-    """The configured branch, or the one checked out in the repository."""
-    return config.branch or git.current_branch(root) or "main"
+TARGET_FILE = "target"  # in .gasworks/: the branch work lands on, as the first run found it
 
 
-def target_branch(root: Path, config: Config) -> str:
+def target_name(root: Path, config: Config, state_dir: Path | None = None) -> str:
+    """The configured branch; else the one the first run here found checked out, kept in state_dir
+    (so that checking out another branch later never sends queued work there); else the one checked
+    out now."""
+    if config.branch:
+        return config.branch
+    kept = state_dir / TARGET_FILE if state_dir is not None else None
+    if kept is not None and kept.is_file():
+        return kept.read_text(encoding="utf-8").strip() or "main"
+    name = git.current_branch(root) or "main"
+    if kept is not None and kept.parent.is_dir():
+        git.write_new(kept, f"{name}\n".encode())
+    return name
+
+
+def target_branch(root: Path, config: Config, state_dir: Path | None = None) -> str:
     """target_name(), which must exist here."""
-    name = target_name(root, config)
+    name = target_name(root, config, state_dir)
     if not git.branch_exists(root, name):
         known = ", ".join(git.branches(root)) or "none (make a first commit)"
-        raise ConfigError(f"target branch {name!r} does not exist (branches: {known}); set `branch`")
+        raise ConfigError(f"target branch {name!r} does not exist (branches: {known}); set `branch` in "
+                          f"gasworks.toml, or remove .gasworks/{TARGET_FILE} to use the branch checked out")
     return name
 
 

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from gasworks.refinery import RefineryWorker
 from gasworks.web import actions
 from tests.test_dispatcher import add, fake_script, make_dispatcher
 
@@ -112,3 +113,40 @@ def test_a_gate_program_that_does_not_exist_stops_the_run_at_once_saying_so(proj
     assert done.returncode != 0
     assert "no-such-gate-program" in done.stderr and "not installed" in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_list_status_all_lists_everything_and_an_unknown_status_is_an_error(gw, project_dir):
+    kept = gw.json("create", "open one")["id"]
+    done = gw.json("create", "closed one")["id"]
+    gw("close", done)
+    assert {t["id"] for t in gw.json("list", "--status", "all")} == {kept, done}
+    refused = gw("list", "--status", "opne", code=1)
+    assert "no task has status opne" in refused.stderr and "open" in refused.stderr
+
+
+def test_a_store_cut_to_nothing_is_said_not_taken_for_an_empty_one(gw, project_dir):
+    from tests.conftest import run_gasworks
+
+    gw("create", "a task that must not seem gone")
+    db = project_dir / ".gasworks" / "gasworks.db"
+    for extra in (".gasworks/gasworks.db-wal", ".gasworks/gasworks.db-shm"):
+        (project_dir / extra).unlink(missing_ok=True)
+    db.write_bytes(b"")
+    done = run_gasworks(["list"], project_dir)
+    assert done.returncode != 0 and "is empty (0 bytes)" in done.stderr and "Traceback" not in done.stderr
+    assert db.stat().st_size == 0  # left as it was, for the user to put back
+
+
+def test_a_restart_on_another_branch_still_lands_queued_work_on_the_first_target(project_dir):
+    from gasworks import git
+
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1)
+    dispatcher.worker = RefineryWorker(dispatcher.refinery)  # never started: the branch stays queued
+    task_id = add(dispatcher, "queued on main")
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "merging")
+    git.run(["checkout", "-q", "-b", "my-feature"], project_dir)
+    restarted, lines = make_dispatcher(project_dir, num_workers=1)
+    assert restarted.target == "main"
+    drain_until(restarted, lambda: restarted.store.get_task(task_id).status == "closed")
+    assert git.run(["cat-file", "-e", f"main:fake/{task_id}.txt"], project_dir, check=False).returncode == 0
+    assert git.run(["cat-file", "-e", f"my-feature:fake/{task_id}.txt"], project_dir, check=False).returncode != 0

@@ -12,7 +12,7 @@ from gasworks.beads import task_to_record
 from gasworks.cli.base import actor_name, cli, json_option, limit_option, open_project, priority_value, split_list
 from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
 from gasworks.ingest import FORMATS, decode_text, read_tasks, read_text_file
-from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES
+from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
 from gasworks.project import init_project
 from gasworks.store import NewTask
 
@@ -124,9 +124,15 @@ def ready(limit: int | None, as_json: bool) -> None:
 @json_option
 def list_(statuses: tuple[str, ...], labels: tuple[str, ...], issue_type: str | None, assignee: str | None,
           show_all: bool, limit: int | None, as_json: bool) -> None:
-    """List tasks (closed ones only with --all or --status closed)."""
+    """List tasks (closed ones only with --all or --status closed; --status all: every status)."""
     store = open_project().open_store()
     wanted = split_list(statuses)
+    if "all" in wanted:
+        wanted, show_all = [], True
+    unknown = [name for name in wanted if name not in {s.value for s in Status} and name not in store.counts()]
+    if unknown:  # a Beads custom status is known once a task has it
+        known = sorted({s.value for s in Status} | set(store.counts()) - {"ready", "waiting"})
+        raise InvalidValueError(f"no task has status {', '.join(unknown)} (statuses: {', '.join(known)}, or all)")
     tasks = store.list_tasks(statuses=wanted or None, labels=split_list(labels), issue_type=issue_type,
                              assignee=assignee, limit=limit, include_closed=show_all or bool(wanted))
     output.emit_tasks(tasks, as_json, empty="no tasks")

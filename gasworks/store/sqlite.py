@@ -21,6 +21,11 @@ class SQLiteStore(SQLStore):
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
         self._lock = threading.RLock()
+        wal = self.path.with_name(self.path.name + "-wal")
+        if self.path.is_file() and self.path.stat().st_size == 0 and not (wal.is_file() and wal.stat().st_size):
+            # SQLite would take it for a new, empty store, and every task would seem gone
+            raise StoreError(f"the store {self.path} is empty (0 bytes): it was cut short (a full disk, a copy "
+                             "gone wrong). Put back a copy, or remove the file to start an empty store")
         try:
             self._conn = sqlite3.connect(
                 str(self.path), timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None, check_same_thread=False

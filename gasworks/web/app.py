@@ -217,6 +217,7 @@ def _listen(host: str, port: int) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
+        sock.listen(socket.SOMAXCONN)  # before the URL is printed: a client may connect at once
     except OSError as exc:
         sock.close()
         raise GasworksError(f"cannot listen on {host}:{port}: {exc.strerror or exc}; pick another --port "

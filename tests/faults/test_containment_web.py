@@ -290,3 +290,16 @@ def test_the_printed_url_signs_in_and_then_writes_work(project_dir, seeded, serv
         assert cancelled.status_code == 200 and cancelled.json()["status"] == "closed"
     titles = {t[0]: t for t in snapshot(project_dir)[0]}
     assert titles[task_id][1:4] == ("From the board", "open", 0) and titles[seeded["first"]][2] == "closed"
+
+
+def test_the_printed_url_answers_at_once(project_dir, seeded):
+    """The URL is printed when the server already listens: a client that connects the moment it
+    reads it (a script, a busy CI machine) is never refused."""
+    import socket
+
+    running = start(project_dir)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=10):
+            pass
+    finally:
+        stop(running.proc)
