@@ -150,3 +150,11 @@ def test_a_restart_on_another_branch_still_lands_queued_work_on_the_first_target
     drain_until(restarted, lambda: restarted.store.get_task(task_id).status == "closed")
     assert git.run(["cat-file", "-e", f"main:fake/{task_id}.txt"], project_dir, check=False).returncode == 0
     assert git.run(["cat-file", "-e", f"my-feature:fake/{task_id}.txt"], project_dir, check=False).returncode != 0
+
+
+def test_agent_runs_help_says_where_the_task_id_comes_from_as_it_really_parses_it(gw):
+    from gasworks.agents.oneshot import task_id_of
+
+    shown = " ".join(gw("agent-run", "--help").stdout.split())
+    assert '"Task <id>: <title>"' in shown and "Task ID:" not in shown
+    assert task_id_of("Task gw-a1b2: fix it\n") == "gw-a1b2"

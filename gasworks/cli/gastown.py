@@ -19,8 +19,8 @@ from gasworks.errors import InvalidValueError
                    "checkout, it is never committed).")
 @click.option("--agent", type=click.Choice(AGENTS), default=None, help="Which agent (default: `agent` in config).")
 @click.option("--model", default=None, help="Model for Aider (default: `model` in config).")
-@click.option("--task-id", default="", help="Id for the log and the agent (default: from \"Task ID:\" on the "
-                                           "first line, else \"task\").")
+@click.option("--task-id", default="", help="Id for the log and the agent (default: the id in a first line "
+                                           "\"Task <id>: <title>\", as gasworks writes task files, else \"task\").")
 @click.option("--timeout", type=click.FloatRange(min=0), default=None,
               help="Seconds before the agent is stopped (default: attempt_timeout; 0: no limit).")
 @click.option("--keep-out", multiple=True, metavar="PATH",
