@@ -54,6 +54,7 @@ class Running:
     activity: tuple = ()    # (log size, worktree status) when last looked at, for stall detection
     active_at: float = 0.0  # when that last changed
     checked: float = 0.0    # when it was last looked at
+    number: int = 0         # the attempt's number within its task (1: the first)
 
 
 class Dispatcher:
@@ -107,7 +108,8 @@ class Dispatcher:
             self.store.finish_attempt(attempt.id, outcome=Outcome.ORPHANED.value,
                                       note="its dispatcher stopped without finishing it",
                                       task_status="open" if ours else None)
-            done.append(f"requeued {attempt.task_id}: attempt {attempt.id} was left running by a stopped dispatcher")
+            done.append(f"requeued {attempt.task_id}: attempt {attempt.number} was left running by a stopped "
+                        "dispatcher")
         shutil.rmtree(self.project.state_dir / ATTEMPTS_DIR, ignore_errors=True)  # their agents are gone
         for path in [slot.path for slot in self.pool.slots] + [self.refinery.integration]:
             try:
@@ -212,8 +214,8 @@ class Dispatcher:
         self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(log_path))
         files = frozenset(label for label in task.labels if label.startswith(FILES_LABEL))
         self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now, resolves=resolves,
-                                          files=files, active_at=now, checked=now)
-        self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.id})")
+                                          files=files, active_at=now, checked=now, number=attempt.number)
+        self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.number})")
 
     def _sandboxed(self, spec: LaunchSpec, slot: Slot, branch: str, log_path: Path, attempt_id: int) -> LaunchSpec:
         """Under `sandbox = "bwrap"`, the same launch inside bubblewrap, committing into a git dir of
@@ -487,7 +489,7 @@ class Dispatcher:
         if run is None:
             return {"slot": slot.name, "task": None, "elapsed": None, "last_line": ""}
         attempt_log = self.project.logs_dir / run.task_id / f"{run.attempt_id}.log"
-        return {"slot": slot.name, "task": run.task_id, "attempt": run.attempt_id,
+        return {"slot": slot.name, "task": run.task_id, "attempt": run.number, "attempt_id": run.attempt_id,
                 "elapsed": round(now - run.started, 1), "last_line": logs.last_line(attempt_log)}
 
 

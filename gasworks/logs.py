@@ -125,17 +125,17 @@ def quiet_seconds(path: Path, now: float) -> float | None:
         return None
 
 
-def pick_attempt(store: Any, task_id: str, attempt_id: int | None = None) -> Attempt:
-    """The task's attempt with that id, or its latest."""
+def pick_attempt(store: Any, task_id: str, number: int | None = None) -> Attempt:
+    """The task's attempt with that number (1: its first), or its latest."""
     found = store.attempts(task_id)
     if not found:
         raise NotFoundError(f"{task_id} has no attempts yet")
-    if attempt_id is None:
+    if number is None:
         return found[-1]
     for attempt in found:
-        if attempt.id == attempt_id:
+        if attempt.number == number:
             return attempt
-    raise NotFoundError(f"{task_id} has no attempt {attempt_id} (it has {', '.join(str(a.id) for a in found)})")
+    raise NotFoundError(f"{task_id} has no attempt {number} (it has {', '.join(str(a.number) for a in found)})")
 
 
 def attempt_lines(store: Any, logs_dir: Path, attempt: Attempt, *, last: int | None = None, keep_following: bool,

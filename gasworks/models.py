@@ -233,6 +233,7 @@ class Attempt:
     pid_started: float | None = None
     tokens_in: int = 0
     tokens_out: int = 0
+    number: int = 0  # 1 for the task's first attempt, 2 for its second...: what users see; `id` is global
 
 
 class MergeStatus(str, enum.Enum):

@@ -117,15 +117,14 @@ def slot_info(project: Project, store: Any, attempt: Any, now: float) -> dict[st
     """One running attempt as the status views show it."""
     path = logs.log_path(project.logs_dir, attempt)
     started = epoch(attempt.started_at)
-    tries = [a.id for a in store.attempts(attempt.task_id)]
     try:
         title = store.get_task(attempt.task_id).title
     except NotFoundError:  # gone meanwhile: show the slot anyway
         title = ""
     tokens_in, tokens_out = _tokens(project.logs_dir, attempt)
-    return {"slot": attempt.slot, "task": attempt.task_id, "attempt": attempt.id, "started_at": attempt.started_at,
-            "pid": attempt.pid, "log": str(path), "title": title,
-            "try": tries.index(attempt.id) + 1 if attempt.id in tries else len(tries),
+    return {"slot": attempt.slot, "task": attempt.task_id, "attempt": attempt.number, "attempt_id": attempt.id,
+            "started_at": attempt.started_at, "pid": attempt.pid, "log": str(path), "title": title,
+            "try": attempt.number,
             "elapsed": round(max(0.0, now - started), 1) if started is not None else None,
             "quiet": None if (q := logs.quiet_seconds(path, now)) is None else round(q, 1),
             "last_line": logs.last_line(path), "tokens_in": tokens_in, "tokens_out": tokens_out}
@@ -184,7 +183,7 @@ def watch_view(report: dict[str, Any]) -> Group:
                    wide="last log line")
     for slot in report["slots"]:
         quiet = slot["quiet"]
-        attempt = f"#{slot['attempt']}" + (f" (try {slot['try']})" if slot["try"] > 1 else "")
+        attempt = str(slot["attempt"])
         table.add_row(slot["slot"], slot["task"], Text(oneline(slot["title"], 40)), attempt,
                       seconds_text(slot["elapsed"]),
                       Text(seconds_text(quiet), "yellow" if quiet is not None and quiet >= QUIET_WARN_SECONDS else ""),

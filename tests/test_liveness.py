@@ -158,3 +158,15 @@ def test_agent_runs_help_says_where_the_task_id_comes_from_as_it_really_parses_i
     shown = " ".join(gw("agent-run", "--help").stdout.split())
     assert '"Task <id>: <title>"' in shown and "Task ID:" not in shown
     assert task_id_of("Task gw-a1b2: fix it\n") == "gw-a1b2"
+
+
+def test_attempts_are_numbered_per_task_in_the_run_log_logs_and_json(gw, project_dir):
+    dispatcher, lines = make_dispatcher(project_dir, num_workers=1, max_attempts=1)
+    add(dispatcher, "another task first")  # takes the global attempt id 1
+    drain_until(dispatcher, lambda: not dispatcher.store.ready(limit=5) and not dispatcher.running)
+    task_id = add(dispatcher, "fails once", description=fake_script(exit=3))
+    drain_until(dispatcher, lambda: len(dispatcher.store.attempts(task_id)) >= 1 and not dispatcher.running)
+    assert any(f"started {task_id}" in line and "(attempt 1)" in line for line in lines), lines
+    shown = gw.json("logs", task_id, "--attempt", "1")
+    assert shown["attempt"] == 1 and shown["attempt_id"] == dispatcher.store.attempts(task_id)[0].id != 1
+    assert "has no attempt 2 (it has 1)" in gw("logs", task_id, "--attempt", "2", code=3).stderr

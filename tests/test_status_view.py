@@ -45,7 +45,7 @@ def test_plain_view_prints_timestamped_lines(capsys):
 
 WATCH_REPORT = {
     "root": "/repo", "run_pid": 4242,
-    "slots": [{"slot": "w1", "task": "gw-a1b2", "title": "Add a subtract function", "attempt": 7, "try": 2,
+    "slots": [{"slot": "w1", "task": "gw-a1b2", "title": "Add a subtract function", "attempt": 2, "try": 2,
                "elapsed": 125.0, "quiet": 75.0, "tokens_in": 12000, "tokens_out": 345,
                "last_line": "editing calc.py", "started_at": "", "pid": 1, "log": ""}],
     "idle_slots": ["w2"],
@@ -74,7 +74,7 @@ def test_watch_view_shows_a_row_per_slot_the_merge_queue_counts_and_throughput()
     assert lines[0] == "gasworks run: active (pid 4242) in /repo"
     assert lines[1].split() == ["slot", "task", "title", "attempt", "elapsed", "quiet", "tokens", "in/out", "last",
                                 "log", "line"]
-    assert lines[2].split() == ["w1", "gw-a1b2", "Add", "a", "subtract", "function", "#7", "(try", "2)", "2m", "05s",
+    assert lines[2].split() == ["w1", "gw-a1b2", "Add", "a", "subtract", "function", "2", "2m", "05s",
                                 "1m", "15s", "12,000/345", "editing", "calc.py"]
     assert lines[3].split() == ["w2", "idle"]
     assert lines[4] == "merge queue: gw-c3d4 merging, gw-e5f6 queued"
@@ -116,8 +116,8 @@ def test_watch_view_of_a_known_fleet_state_in_the_store(project_dir):
     assert report["run_pid"] is None and report["idle_slots"] == []  # no `gasworks run` here: no idle slots
     text = render(watch_view(report), width=200)
     row = next(line for line in text.splitlines() if line.startswith("w3"))
-    assert row.split() == ["w3", task.id, "Fix", "the", "[bold]parser[/bold]", "[/]", f"#{attempt.id}", "(try",
-                           "2)", "1m", "30s", "1m", "20s", "900/80", "writing", "[red]calc.py[/]"]
+    assert row.split() == ["w3", task.id, "Fix", "the", "[bold]parser[/bold]", "[/]", "2",  # its second attempt
+                           "1m", "30s", "1m", "20s", "900/80", "writing", "[red]calc.py[/]"]
     assert text.splitlines()[0] == f"gasworks run: not running in {project.root}"
     store.close()
 

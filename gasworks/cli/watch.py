@@ -43,13 +43,13 @@ def status(watch: bool, interval: float, count: int | None, as_json: bool) -> No
 
 @cli.command()
 @click.argument("task_id")
-@click.option("--attempt", "attempt_id", type=click.IntRange(min=1), default=None, metavar="N",
-              help="Which attempt, by the number `gasworks status` shows (default: the latest).")
+@click.option("--attempt", "number", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Which attempt of the task: 1 for its first (default: the latest).")
 @click.option("-f", "--follow", is_flag=True, help="Go on printing what the agent writes until the attempt ends.")
 @click.option("-n", "--lines", "last", type=click.IntRange(min=0), default=None,
               help="Start with only the last N lines (default: the whole log).")
 @json_option
-def logs(task_id: str, attempt_id: int | None, follow: bool, last: int | None, as_json: bool) -> None:
+def logs(task_id: str, number: int | None, follow: bool, last: int | None, as_json: bool) -> None:
     """Print the log of a task's latest attempt (or --attempt N); with -f, follow it live.
 
     Logs live in .gasworks/logs/TASK/ATTEMPT.log. Control characters an agent printed are shown
@@ -61,10 +61,11 @@ def logs(task_id: str, attempt_id: int | None, follow: bool, last: int | None, a
         raise click.UsageError("--json prints the log once: drop --follow")
     project = open_project()
     store = project.open_store()
-    attempt = attempt_logs.pick_attempt(store, store.resolve_id(task_id), attempt_id)
+    attempt = attempt_logs.pick_attempt(store, store.resolve_id(task_id), number)
     lines = attempt_logs.attempt_lines(store, project.logs_dir, attempt, last=last, keep_following=follow)
     if as_json:
-        output.emit_json({"task": attempt.task_id, "attempt": attempt.id, "slot": attempt.slot,
+        output.emit_json({"task": attempt.task_id, "attempt": attempt.number, "attempt_id": attempt.id,
+                          "slot": attempt.slot,
                           "outcome": attempt.outcome or "running",
                           "log": str(attempt_logs.log_path(project.logs_dir, attempt)), "lines": list(lines)})
         return
@@ -74,8 +75,8 @@ def logs(task_id: str, attempt_id: int | None, follow: bool, last: int | None, a
     except KeyboardInterrupt:
         return
     if follow:
-        ended = attempt_logs.pick_attempt(store, attempt.task_id, attempt.id)
-        click.echo(f"attempt {ended.id} ended: {ended.outcome}"
+        ended = attempt_logs.pick_attempt(store, attempt.task_id, attempt.number)
+        click.echo(f"attempt {ended.number} ended: {ended.outcome}"
                    + (f" (exit {ended.exit_code})" if ended.exit_code is not None else ""), err=True)
 
 

@@ -62,7 +62,8 @@ class AttemptsMixin(StoreBase):
     def attempts(self, task_id: str | None = None, *, running: bool = False, limit: int = 1000) -> list[Attempt]:
         where = ["1 = 1"] + (["task_id = ?"] if task_id else []) + (["ended_at = ''"] if running else [])
         with self._tx() as db:
-            found = db.execute(f"SELECT * FROM attempts WHERE {' AND '.join(where)} ORDER BY id DESC LIMIT ?",
+            found = db.execute(f"SELECT {sqlrows.ATTEMPT_COLUMNS} FROM attempts WHERE {' AND '.join(where)} "
+                               "ORDER BY id DESC LIMIT ?",
                                (*([task_id] if task_id else []), limit)).fetchall()
         return [sqlrows.attempt_from_row(r) for r in reversed(found)]
 

@@ -116,12 +116,17 @@ def attempt_from_row(row: Any) -> Attempt:
         ended_at=row["ended_at"], exit_code=row["exit_code"], outcome=row["outcome"], log_path=row["log_path"],
         branch=row["branch"], base_commit=row["base_commit"], commits=json.loads(row["commits"]),
         note=row["note"], pid=row["pid"], pid_started=row["pid_started"], tokens_in=row["tokens_in"],
-        tokens_out=row["tokens_out"],
+        tokens_out=row["tokens_out"], number=row["attempt_number"],
     )
 
 
+# Every attempt row with its number within its task (the first attempt of a task is 1).
+ATTEMPT_COLUMNS = ("*, (SELECT count(*) FROM attempts earlier WHERE earlier.task_id = attempts.task_id "
+                   "AND earlier.id <= attempts.id) AS attempt_number")
+
+
 def load_attempt(db: Any, attempt_id: int) -> Attempt:
-    row = db.execute("SELECT * FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
+    row = db.execute(f"SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE id = ?", (attempt_id,)).fetchone()
     if row is None:
         raise NotFoundError(f"no attempt {attempt_id}")
     return attempt_from_row(row)

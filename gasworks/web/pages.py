@@ -75,7 +75,8 @@ def _attempt(project: Project, attempt: Attempt, now: float) -> dict[str, Any]:
     path = logs.log_path(project.logs_dir, attempt)
     lines = logs.tail(path, TASK_LOG_LINES)
     start, end = epoch(attempt.started_at), epoch(attempt.ended_at)
-    return {"id": attempt.id, "slot": attempt.slot, "started_at": attempt.started_at, "ended_at": attempt.ended_at,
+    return {"id": attempt.id, "number": attempt.number, "slot": attempt.slot, "started_at": attempt.started_at,
+            "ended_at": attempt.ended_at,
             "seconds": round((end or now) - start, 1) if start is not None else None,
             "outcome": attempt.outcome or "running", "exit_code": attempt.exit_code, "note": attempt.note,
             "branch": attempt.branch, "base_commit": attempt.base_commit, "commits": list(attempt.commits),

@@ -71,10 +71,9 @@ def slots_html(live: dict[str, Any]) -> str:
     for slot in live["slots"]:
         quiet = slot["quiet"]
         quiet_css = ' class="quiet"' if quiet is not None and quiet >= QUIET_WARN_SECONDS else ""
-        tries = f" (try {e(slot['try'])})" if slot["try"] > 1 else ""
         cards.append(
             f'<div class="slot" id="slot-{e(slot["slot"])}"><div><b>{e(slot["slot"])}</b> {task_link(slot["task"])} '
-            f'{e(slot["title"])}</div><div class="meta">attempt #{e(slot["attempt"])}{tries} &middot; '
+            f'{e(slot["title"])}</div><div class="meta">attempt {e(slot["attempt"])} &middot; '
             f'{e(seconds_text(slot["elapsed"]))} &middot; <span{quiet_css}>quiet {e(seconds_text(quiet))}</span>'
             f' &middot; tokens {e(slot["tokens_in"])}/{e(slot["tokens_out"])}</div>'
             f'<pre class="tail">{lines(slot["tail"])}</pre></div>')
@@ -175,7 +174,7 @@ def _attempt_html(task_id: str, attempt: dict[str, Any], last: bool) -> str:
     shown = len(attempt["log_tail"])
     commits = ", ".join(c[:12] for c in attempt["commits"])
     return (
-        f'<details{" open" if last else ""}><summary>attempt #{e(attempt["id"])} in {e(attempt["slot"])}: '
+        f'<details{" open" if last else ""}><summary>attempt {e(attempt["number"])} in {e(attempt["slot"])}: '
         f'<span class="outcome-{e(attempt["outcome"])}">{e(attempt["outcome"])}</span> &middot; '
         f'{e(seconds_text(attempt["seconds"]))} &middot; tokens {e(attempt["tokens_in"])}/{e(attempt["tokens_out"])}'
         f'</summary><p>started {when(attempt["started_at"])}'
