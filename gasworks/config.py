@@ -67,7 +67,8 @@ class Config(BaseModel):
         "inside", description="inside: worktrees/w1..wN in the repository; sibling: ../<worktree_prefix>1..N.")
     worktree_prefix: str = Field("", description="Name stem of sibling worktrees (default: <repo name>-w).")
     branch: str = Field("", description="Target branch agents start from and merge into (default: the "
-                                        "branch checked out in the repository).")
+                                        "branch checked out when the first run started, kept in "
+                                        ".gasworks/target).")
     auto_merge_worktrees: bool = Field(True, description="Merge finished branches into the target branch.")
     create_bead_on_merge_conflict: bool = Field(True, description="A merge conflict becomes a new task.")
     merge_slot: str = Field(".gasworks/merge.lock", description="Lock file that makes merges one at a time.")
