@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gasworks import git, logs, process, sandbox
+from gasworks import attempt_repo, git, logs, process, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, LaunchSpec, render_task_file
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
@@ -222,7 +222,7 @@ class Dispatcher:
         the attempt's own (the repository's objects and refs stay read-only); otherwise as it is."""
         if not self.bwrap:
             return spec
-        private = git.private_gitdir(self.pool.tree(slot), self._attempt_dir(attempt_id), branch)
+        private = attempt_repo.private_gitdir(self.pool.tree(slot), self._attempt_dir(attempt_id), branch)
         return sandbox.sandboxed(spec, bwrap=self.bwrap, worktree=slot.path, branch=branch, log_dir=log_path.parent,
                                  repo_root=self.root, extra=self.config.sandbox_writable, private_git=private)
 
@@ -313,14 +313,14 @@ class Dispatcher:
         folder = self._attempt_dir(run.attempt_id)
         if folder.is_dir():  # sandboxed: its commits are in its own git dir, checked as they come in
             try:
-                head = git.import_private(worktree, folder / "git", str(run.attempt_id), run.base, limit)
+                head = attempt_repo.import_private(worktree, folder / "git", str(run.attempt_id), run.base, limit)
             finally:
                 shutil.rmtree(folder, ignore_errors=True)
             if head:
-                git.move_branch(worktree, branch_for(run.resolves or run.task_id), head)
+                attempt_repo.move_branch(worktree, branch_for(run.resolves or run.task_id), head)
         self._take_suggestions(run)
         changed = git.changed_files(worktree)
-        big = git.oversized(worktree, run.base, "HEAD", limit, changed=changed)
+        big = attempt_repo.oversized(worktree, run.base, "HEAD", limit, changed=changed)
         if big:
             raise GitError(f"files over max_file_mb ({self.config.max_file_mb:g} MiB): {', '.join(big[:5])}")
         if not run.stop_reason and changed:

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gasworks import git, process, sandbox
+from gasworks import attempt_repo, git, process, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, get_agent
 from gasworks.config import Config
 from gasworks.errors import GasworksError
@@ -147,10 +147,10 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
 
 def _take_commits(tree: git.Tree, private: Path, base: str, config: Config) -> None:
     """Bring what a sandboxed agent committed into the checkout's branch (see git.import_private)."""
-    head = git.import_private(tree, private / "git", f"agent-run-{os.getpid()}", base,
+    head = attempt_repo.import_private(tree, private / "git", f"agent-run-{os.getpid()}", base,
                               int(config.max_file_mb * (1 << 20)))
     if head:
-        git.move_branch(tree, git.current_branch(tree), head)
+        attempt_repo.move_branch(tree, git.current_branch(tree), head)
 
 
 def _kept_out(name: str, keep_out: tuple[str, ...]) -> bool:
@@ -175,7 +175,7 @@ def _start(agent: Agent, config: Config, result: RunResult, run_dir: Path, tree:
         objects_at = sandbox.SHARED_OBJECTS if tree.gitdir == tree.common else None  # a main checkout
         spec = sandbox.sandboxed(spec, bwrap=sandbox.find_bwrap(), worktree=checkout, branch=branch,
                                  log_dir=run_dir, repo_root=git.main_root(checkout), extra=config.sandbox_writable,
-                                 private_git=git.private_gitdir(tree, private, branch, objects_at=objects_at))
+                                 private_git=attempt_repo.private_gitdir(tree, private, branch, objects_at=objects_at))
     env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": result.task_id, "GASWORKS_SLOT": SLOT,
            "GASWORKS_ATTEMPT": str(ATTEMPT), "GASWORKS_WORKTREE": str(checkout),
            "GASWORKS_USAGE_FILE": str(result.log.with_suffix(".usage.json")),
