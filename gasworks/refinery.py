@@ -13,9 +13,7 @@ overwritten. A conflict becomes a task; a gate failure sends the task back with 
 from __future__ import annotations
 
 import os
-import shutil
 import socket
-import subprocess
 import threading
 import time
 from collections.abc import Callable
@@ -25,10 +23,11 @@ from pathlib import Path, PurePosixPath
 import psutil
 from filelock import FileLock, Timeout
 
-from gasworks import git, logs, process, sandbox
+from gasworks import git
 from gasworks.agents import TASK_FILE
 from gasworks.config import Config
-from gasworks.errors import ConfigError, GasworksError, GitError, NotFoundError, TransitionError
+from gasworks.gate import Gate
+from gasworks.errors import GasworksError, GitError, NotFoundError, TransitionError
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
@@ -42,11 +41,8 @@ CONFLICT_LABEL = "merge-conflict"
 GATE_BROKEN_LABEL = "gate-broken"
 LOCK_NAME = "refinery"
 HELD_RETRY_SECONDS = 5.0
-GATE_TAIL_LINES = 40
 AUTO_WINDOW = 20  # recent gate results that size "auto" batches
-GATE_MARK = "gate"  # GASWORKS_ATTEMPT of gate processes
 ROUND_ERROR_BACKOFF, ROUND_ERROR_BACKOFF_MAX = 2.0, 120.0  # seconds before a round after git failed in one
-GATE_POINTER = "integration.git"  # the integration tree's .git file as the sandboxed gate sees it
 
 
 @dataclass
@@ -75,7 +71,7 @@ class Refinery:
         self.known_good = ""        # the last commit the gate passed on, so its own check can be skipped
         self.aborting = False
         self.recovered = False      # recover_queue() has run under this refinery's lock
-        self._gate_proc: subprocess.Popen | None = None
+        self.gate = Gate(config, self.root, self.integration, self.logs, lambda: self.tree)
         self._last_tail = ""  # output of the last failing gate run, for the task's notes
         self._tree: git.Tree | None = None
         self.round_errors = 0       # merge rounds in a row in which git failed
@@ -86,13 +82,7 @@ class Refinery:
     def ensure(self) -> None:
         """The integration worktree made, and every gate program found: a gate that cannot start would
         fail every branch and then the target itself, and the queue would wait for good."""
-        for argv in self.config.gate:
-            program = argv[0]
-            if "/" not in program and "\\" not in program and shutil.which(program) is None:
-                raise ConfigError(f"gate command {program!r} is not installed or not on PATH (gate = "
-                                  f"{self.config.gate}): install it, or fix `gate` in gasworks.toml")
-            if Path(program).is_absolute() and not Path(program).exists():
-                raise ConfigError(f"gate command {program} does not exist: fix `gate` in gasworks.toml")
+        self.gate.check()
         registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
         if self.integration.resolve() not in registered:
             git.worktree_add(self.root, self.integration, self.upstream.tip())
@@ -171,8 +161,7 @@ class Refinery:
     def abort(self) -> None:
         """Stop the gate now (second Ctrl+C); the round puts its branches back in the queue."""
         self.aborting = True
-        if self._gate_proc is not None:
-            process.terminate_group(self._gate_proc.pid, hard=True)
+        self.gate.stop()
 
     def _round(self, queued: list[Merge]) -> None:
         tip = self.upstream.tip()
@@ -277,46 +266,9 @@ class Refinery:
         if not self.config.gate:
             return True, ""
         started = time.monotonic()
-        passed, tail = self._run_gate(f"{merges[0].id}")
+        passed, tail = self.gate.run(f"{merges[0].id}")
         self.store.record_gate_run([m.id for m in merges], seconds=time.monotonic() - started, passed=passed)
         return passed, tail
-
-    def _run_gate(self, name: str) -> tuple[bool, str]:
-        for number, argv in enumerate(self.config.gate, start=1):
-            log = self.logs / f"{name}-{int(time.time() * 1000)}-{number}.log"
-            try:
-                self._gate_proc = process.spawn(self._gate_argv(argv), cwd=self.integration, log_path=log,
-                                                env={**os.environ, **self._gate_marks()})
-            except OSError as exc:
-                return False, f"could not start gate command {argv[0]!r}: {exc.strerror or exc}"
-            try:
-                code = self._gate_proc.wait(timeout=self.config.gate_timeout)
-            except subprocess.TimeoutExpired:
-                process.terminate_group(self._gate_proc.pid, hard=True)
-                self._gate_proc.wait()
-                code = None
-            process.terminate_group(self._gate_proc.pid, hard=True)
-            self._gate_proc = None
-            if code != 0:
-                lines = logs.tail(log, GATE_TAIL_LINES)
-                why = "timed out" if code is None else f"exited {code}"
-                return False, f"$ {' '.join(argv)}  ({why})\n" + "\n".join(lines)
-        return True, ""
-
-    def _gate_argv(self, argv: list[str]) -> list[str]:
-        """The gate runs the branch's own code: under `sandbox = "bwrap"` it may write only the
-        integration tree (whose .git file it cannot change) and sandbox_writable."""
-        if self.config.sandbox != "bwrap":
-            return argv
-        pointer = self.integration.parent / GATE_POINTER  # in .gasworks/, beside the tree
-        git.write_new(pointer, f"gitdir: {self.tree.gitdir}\n".encode())
-        return sandbox.gate_argv(argv, bwrap=sandbox.find_bwrap(), tree=self.tree, repo_root=self.root,
-                                 extra=self.config.sandbox_writable, pointer=pointer)
-
-    def _gate_marks(self) -> dict[str, str]:
-        """What every gate process carries in its environment, so that a restart finds and ends the
-        gates a stopped refinery left running (process.end_attempt), also those that left its group."""
-        return {"GASWORKS_WORKTREE": str(self.integration), "GASWORKS_ATTEMPT": GATE_MARK}
 
     def _advance(self, tip: str, candidate: str, merges: list[Merge]) -> str:
         """Land candidate: the target moves and the tasks close in one compare-and-set (store.land)."""
@@ -389,7 +341,7 @@ class Refinery:
         if tip != self.known_good:
             git.clean_detach(self.tree, tip)
             started = time.monotonic()
-            tip_passes, tip_tail = self._run_gate(f"tip-{tip[:12]}")
+            tip_passes, tip_tail = self.gate.run(f"tip-{tip[:12]}")
             self.store.record_gate_run([merge.id], seconds=time.monotonic() - started, passed=tip_passes,
                                        on_tip=True)
             if not tip_passes:
@@ -521,7 +473,7 @@ class Refinery:
         if stopped_holder:
             self.say(f"took over the merge lock of a stopped refinery ({stopped_holder})")
         if stopped_holder or not self.recovered:
-            for pid in process.end_attempt(self.integration, GATE_MARK):  # we hold the lock: no gate is ours
+            for pid in self.gate.end_leftovers():  # we hold the lock: no gate running here is ours
                 self.say(f"ended gate process {pid} left running by a stopped refinery")
             self.upstream.refresh(force=True)
             for line in self.recover_queue():

@@ -1,0 +1,86 @@
+"""The merge gate: the `gate` commands, run one after another in the integration tree. They run
+the branch's own code, so under `sandbox = "bwrap"` they may write only that tree; each is a
+process group whose processes carry marks, so a restart finds and ends a gate a killed run left."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from gasworks import git, logs, process, sandbox
+from gasworks.config import Config
+from gasworks.errors import ConfigError
+
+TAIL_LINES = 40  # of a failing command's output, for the task's notes
+MARK = "gate"  # GASWORKS_ATTEMPT of gate processes
+POINTER = "integration.git"  # the integration tree's .git file as the sandboxed gate sees it
+
+
+class Gate:
+    def __init__(self, config: Config, root: Path, integration: Path, logs_dir: Path,
+                 tree: Callable[[], git.Tree]) -> None:
+        self.config, self.root, self.integration, self.logs_dir = config, root, integration, logs_dir
+        self.tree = tree  # the integration tree's git dirs, looked up once it exists
+        self.proc: subprocess.Popen | None = None
+
+    def check(self) -> None:
+        """Every program found: a gate that cannot start would fail every branch and then the target
+        itself, and the queue would wait for good."""
+        for argv in self.config.gate:
+            program = argv[0]
+            if "/" not in program and "\\" not in program and shutil.which(program) is None:
+                raise ConfigError(f"gate command {program!r} is not installed or not on PATH (gate = "
+                                  f"{self.config.gate}): install it, or fix `gate` in gasworks.toml")
+            if Path(program).is_absolute() and not Path(program).exists():
+                raise ConfigError(f"gate command {program} does not exist: fix `gate` in gasworks.toml")
+
+    def run(self, name: str) -> tuple[bool, str]:
+        """Every command in turn, each within gate_timeout; (passed, the failing command's tail)."""
+        for number, argv in enumerate(self.config.gate, start=1):
+            log = self.logs_dir / f"{name}-{int(time.time() * 1000)}-{number}.log"
+            try:
+                self.proc = process.spawn(self._argv(argv), cwd=self.integration, log_path=log,
+                                          env={**os.environ, **self.marks()})
+            except OSError as exc:
+                return False, f"could not start gate command {argv[0]!r}: {exc.strerror or exc}"
+            try:
+                code = self.proc.wait(timeout=self.config.gate_timeout)
+            except subprocess.TimeoutExpired:
+                process.terminate_group(self.proc.pid, hard=True)
+                self.proc.wait()
+                code = None
+            process.terminate_group(self.proc.pid, hard=True)
+            self.proc = None
+            if code != 0:
+                why = "timed out" if code is None else f"exited {code}"
+                return False, f"$ {' '.join(argv)}  ({why})\n" + "\n".join(logs.tail(log, TAIL_LINES))
+        return True, ""
+
+    def stop(self) -> None:
+        """End the running command's whole process group now (a second Ctrl+C)."""
+        if self.proc is not None:
+            process.terminate_group(self.proc.pid, hard=True)
+
+    def end_leftovers(self) -> list[int]:
+        """End gate processes a stopped refinery left running; call only under the merge lock."""
+        return process.end_attempt(self.integration, MARK)
+
+    def marks(self) -> dict[str, str]:
+        """What every gate process carries in its environment (process.end_attempt finds them by it,
+        also those that left the command's process group)."""
+        return {"GASWORKS_WORKTREE": str(self.integration), "GASWORKS_ATTEMPT": MARK}
+
+    def _argv(self, argv: list[str]) -> list[str]:
+        """Under `sandbox = "bwrap"`: writable only the integration tree (whose .git file it cannot
+        change) and sandbox_writable."""
+        if self.config.sandbox != "bwrap":
+            return argv
+        tree = self.tree()
+        pointer = self.integration.parent / POINTER  # in .gasworks/, beside the tree
+        git.write_new(pointer, f"gitdir: {tree.gitdir}\n".encode())
+        return sandbox.gate_argv(argv, bwrap=sandbox.find_bwrap(), tree=tree, repo_root=self.root,
+                                 extra=self.config.sandbox_writable, pointer=pointer)
