@@ -230,14 +230,15 @@ def worktree_prune(root: Path) -> None:
 
 def reset_to(path: Where, branch: str, commit: str) -> None:
     """Make the worktree at path a clean checkout of a fresh `branch` at `commit`."""
-    if isinstance(path, Tree):
-        restore_pointer(path)
     discard_changes(path)
     run(["checkout", "-q", "-f", "-B", branch, commit], path)
 
 
 def discard_changes(path: Where) -> None:
-    """Drop local changes and untracked (also ignored) files in the worktree at path."""
+    """Drop local changes and untracked (also ignored) files in the worktree at path (a Tree's `.git`
+    file written back as gasworks made it, too)."""
+    if isinstance(path, Tree):
+        restore_pointer(path)
     run(["reset", "-q", "--hard"], path)
     run(["clean", "-q", "-ffdx"], path)
 
@@ -351,8 +352,6 @@ def merge_keeping_conflicts(path: Where, branch: str, message: str) -> tuple[boo
 
 def clean_checkout(path: Where, branch: str) -> None:
     """Check out an existing branch at path, with local changes and untracked files removed."""
-    if isinstance(path, Tree):
-        restore_pointer(path)
     discard_changes(path)
     run(["checkout", "-q", "-f", branch], path)
 
@@ -424,18 +423,12 @@ def linked_tree(root: Path, path: Path) -> Tree:
     """The Tree of the linked worktree at path, its git dirs found from the repository at root (whose
     own .git folder is the user's), never from the worktree's `.git` file."""
     common = git_common_dir(root)
-    expected = (Path(path).absolute() / ".git")
-    admin_root = common / "worktrees"
-    candidates = [admin_root / Path(path).name]
-    if admin_root.is_dir():
-        candidates += sorted(admin_root.iterdir())
-    for admin in candidates:
-        try:
-            pointer = Path((admin / "gitdir").read_text(encoding="utf-8").strip())
-        except OSError:
-            continue
-        if pointer == expected or pointer.resolve() == expected.resolve():
-            return Tree(Path(path).absolute(), admin, common)
+    wanted = Path(path).absolute()
+    linked = checkout_gitdirs(root, common)[1:]
+    # the folder git names after the worktree first, should another claim the same path
+    for checkout, admin in sorted(linked, key=lambda found: found[1].name != wanted.name):
+        if checkout == wanted or checkout.resolve() == wanted.resolve():
+            return Tree(wanted, admin, common)
     raise GitError(f"{path} is not a registered worktree of {root} (git worktree prune, then run gasworks again)")
 
 

@@ -150,8 +150,8 @@ class Refinery:
             self.round_errors += 1
             wait = min(ROUND_ERROR_BACKOFF * 2 ** (self.round_errors - 1), ROUND_ERROR_BACKOFF_MAX)
             self.backoff_until = now + wait
-            stranded = [m for m in self.store.merges(statuses=[MergeStatus.MERGING.value])
-                        if m.id in {q.id for q in queued}]
+            ids = {merge.id for merge in queued}
+            stranded = [m for m in self.store.merges(statuses=[MergeStatus.MERGING.value]) if m.id in ids]
             self._requeue(stranded, oneline(f"git failed in the merge round: {exc}", 300))
             self.say(f"merge queue: git failed ({oneline(str(exc), 200)}); "
                      f"{len(stranded)} merge(s) back in the queue, next round in {wait:g} s")
@@ -351,9 +351,7 @@ class Refinery:
                 return
             self.known_good = tip
         self._end(merge, MergeStatus.GATE_FAILED, note=oneline(tail.splitlines()[0] if tail else "", 200))
-        attempts = self.store.attempts(merge.task_id)
-        if attempts:
-            self.store.set_attempt_outcome(attempts[-1].id, "gate_failed", "its branch failed the merge gate")
+        self._judge_last_attempt(merge, "gate_failed", "its branch failed the merge gate")
         send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
                   max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
 
@@ -382,13 +380,17 @@ class Refinery:
                 + "; leave those paths alone", human=False)
         return True
 
+    def _judge_last_attempt(self, merge: Merge, outcome: str, note: str) -> None:
+        """The attempt that made the branch gets the outcome the queue found (it had `success`)."""
+        attempts = self.store.attempts(merge.task_id)
+        if attempts:
+            self.store.set_attempt_outcome(attempts[-1].id, outcome, note)
+
     def _refuse(self, merge: Merge, why: str, *, human: bool) -> None:
         """The branch is not merged: its task waits for a human (human=True), or goes back to its
         agent with the reason, as a failed attempt."""
         self._end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
-        attempts = self.store.attempts(merge.task_id)
-        if attempts:
-            self.store.set_attempt_outcome(attempts[-1].id, Outcome.REFUSED.value, why)
+        self._judge_last_attempt(merge, Outcome.REFUSED.value, why)
         if human:
             self.store.send_back(merge.task_id, to_status="blocked", add_labels=[NEEDS_HUMAN], actor="refinery",
                                  note=why)

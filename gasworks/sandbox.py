@@ -57,7 +57,7 @@ def sandboxed(spec: LaunchSpec, *, bwrap: str, worktree: Path, branch: str, log_
               extra: Iterable[Path] = (), private_git: Path | None = None) -> LaunchSpec:
     """The agent's launch inside bubblewrap. Writable: its worktree, its log folder, what the agent
     declares it needs and `extra` (sandbox_writable), and for its commits either `private_git` (the
-    attempt's own git dir, from git.private_gitdir, seen through its `dotgit` file bound over the
+    attempt's own git dir, from attempt_repo.private_gitdir, seen through its `dotgit` file bound over the
     worktree's .git file: the repository's objects and refs stay read-only) or, without one, what
     a commit on `branch` writes in the git folder (agent-run in a Gas Town worktree)."""
     log_dir.mkdir(parents=True, exist_ok=True)  # its usage and transcript files go there

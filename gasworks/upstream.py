@@ -93,7 +93,7 @@ class LocalUpstream:
         if git.rev_parse(checkout, "HEAD") != tip:
             return "moved", ""
         paths = git.changed_paths(self.root, tip, candidate)
-        in_way = self.in_the_way(paths)
+        in_way = untracked_in_the_way(checkout, paths)
         if in_way:
             return "held", f"{checkout} has untracked or ignored files where the change lands: " \
                            f"{', '.join(in_way[:10])}; move them away (gasworks never overwrites them)"

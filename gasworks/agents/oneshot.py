@@ -146,7 +146,7 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
 
 
 def _take_commits(tree: git.Tree, private: Path, base: str, config: Config) -> None:
-    """Bring what a sandboxed agent committed into the checkout's branch (see git.import_private)."""
+    """Bring what a sandboxed agent committed into the checkout's branch (see attempt_repo.import_private)."""
     head = attempt_repo.import_private(tree, private / "git", f"agent-run-{os.getpid()}", base,
                               int(config.max_file_mb * (1 << 20)))
     if head:

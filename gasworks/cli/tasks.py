@@ -129,9 +129,10 @@ def list_(statuses: tuple[str, ...], labels: tuple[str, ...], issue_type: str | 
     wanted = split_list(statuses)
     if "all" in wanted:
         wanted, show_all = [], True
-    unknown = [name for name in wanted if name not in {s.value for s in Status} and name not in store.counts()]
+    in_use = set(store.counts()) if wanted else set()
+    unknown = [name for name in wanted if name not in {s.value for s in Status} and name not in in_use]
     if unknown:  # a Beads custom status is known once a task has it
-        known = sorted({s.value for s in Status} | set(store.counts()) - {"ready", "waiting"})
+        known = sorted({s.value for s in Status} | in_use - {"ready", "waiting"})
         raise InvalidValueError(f"no task has status {', '.join(unknown)} (statuses: {', '.join(known)}, or all)")
     tasks = store.list_tasks(statuses=wanted or None, labels=split_list(labels), issue_type=issue_type,
                              assignee=assignee, limit=limit, include_closed=show_all or bool(wanted))
