@@ -17,7 +17,7 @@ For each batch size (default 1, 4, 8 and "auto") it makes, in a temporary direct
 
 and drains the queue with the real refinery, in this process:
 
-    Refinery(project, store, config, LocalUpstream(root, "main")).ensure(), then .process() until .pending() is False
+    Refinery(project, store, config, LocalUpstream(root, "main")).ensure(), then .process() until .moving() is False
 
 with `load_config(root, overrides={"gate": [...], "merge_batch_size": K, "max_attempts": 1})`
 (GASWORKS_* environment variables are ignored). The drain time is the wall time of that loop.
@@ -182,7 +182,7 @@ def drain(refinery: Refinery) -> tuple[float, int, str]:
     """process() until nothing is pending; (wall seconds, rounds that did something, problem or '')."""
     started = time.perf_counter()
     rounds, idle_since = 0, None
-    while refinery.pending():
+    while refinery.moving():
         if refinery.process():
             rounds, idle_since = rounds + 1, None
             continue

@@ -123,6 +123,9 @@ class Config(BaseModel):
     retry_backoff_max: float = Field(600.0, ge=0, description="The longest such wait.")
     breaker_seconds: float = Field(30.0, ge=0, description="When the model endpoints stop answering, claim no "
                                                            "tasks for this long, then check them again.")
+    until_done_patience: float = Field(600.0, ge=0, description="With --until-done: how long the run waits for "
+                                                                "model endpoints that stopped answering (or a full "
+                                                                "log folder) before it ends and says so.")
     stall_timeout: float = Field(600.0, ge=0, description="Stop an agent after this many seconds with no log "
                                                           "output and no file change (0: never).")
 
@@ -386,6 +389,9 @@ TEMPLATE = """\
 # stall_timeout = 600
 # When agents find the model endpoints down, claiming pauses this long between health checks.
 # breaker_seconds = 30
+# With --until-done, a run whose endpoints stay down (or whose log folder stays full) this long
+# ends and says so, rather than wait all night.
+# until_done_patience = 600
 
 # sandbox = "bwrap": each agent's process tree sees the file system read-only (a private
 # /tmp aside) and may write only its own worktree; needs bubblewrap (apt-get install bubblewrap).

@@ -21,20 +21,23 @@ from pathlib import Path
 from gasworks import attempt_repo, git, logs, process, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, LaunchSpec, render_task_file
 from gasworks.config import Config
-from gasworks.errors import GasworksError, GitError
+from gasworks.errors import EndpointDownError, GasworksError, GitError
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
+from gasworks.llm import probe
 from gasworks.models import (AGENT_ASSIGNEE_PREFIX, FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outcome,
                              Task)
 from gasworks.project import Project
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.upstream import make_upstream
+from gasworks.waits import Wait, WaitLog, clock, left_for_humans, minutes
 from gasworks.worktrees import Slot, WorktreePool, branch_for
 
 STALL_CHECK_SECONDS = 5.0
 CLAIM_CHECK_SECONDS = 3.0  # how soon an agent whose task was cancelled (closed by hand) is stopped
 NEEDS_HUMAN = "needs-human"
 WAKE_CHECK_SECONDS = 0.02
+WAITS_CHECK_SECONDS = 5.0  # how often the run looks at what it waits on (said once a minute)
 LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
 ATTEMPTS_DIR = "attempts"  # sandboxed attempts' own git dirs, in .gasworks/
 
@@ -76,6 +79,9 @@ class Dispatcher:
         self.logs_full = False  # the log folder had no room when last looked at: no claims
         self.bwrap = sandbox.find_bwrap() if config.sandbox == "bwrap" else ""
         self.claims_checked = 0.0  # when the running tasks' claims were last read
+        self.claims_stopped = 0.0  # since when the breaker or a full log folder keeps it from claiming
+        self.waits = WaitLog(say)
+        self.waits_checked = 0.0
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -88,6 +94,20 @@ class Dispatcher:
             self.say(line)
         self.refinery.ensure()
         self.agent.prepare(self.project.state_dir)
+        self._probe_endpoints()
+
+    def _probe_endpoints(self) -> None:
+        """Ask every model server the agent will use once, before anything is claimed: with none
+        answering, the run stops here and says why, instead of failing attempts until someone looks."""
+        specs = self.agent.probe_targets()
+        if not specs:
+            return
+        found = probe.probe_all(specs)
+        if not any(p.ok for p in found):
+            raise EndpointDownError(probe.explain(found) + "\nnothing was claimed")
+        for endpoint in found:
+            if not endpoint.ok:
+                self.say(f"model endpoint {endpoint.line()}")
 
     def recover(self) -> list[str]:
         """End what a crashed run left behind: agent processes, unfinished attempts, claims."""
@@ -132,8 +152,14 @@ class Dispatcher:
         elif self.worker.error is not None:
             raise self.worker.error
         if not self.stopping and now >= self.paused_until and self._model_answers(now) and self._room_for_logs():
+            self.claims_stopped = 0.0
             self._refresh_upstream()
             self._fill(now)
+        elif not self.stopping and not self.claims_stopped and (self.paused_until or self.logs_full):
+            self.claims_stopped = now
+        if now - self.waits_checked >= WAITS_CHECK_SECONDS:
+            self.waits_checked = now
+            self.waits.observe(now, self.current_waits(now))
 
     def _refresh_upstream(self) -> None:
         """See what other hosts landed, so new attempts start from it; a remote that does not answer
@@ -143,20 +169,52 @@ class Dispatcher:
         except GasworksError as exc:
             self.say(f"could not fetch from the remote: {exc}")
 
-    def busy(self) -> bool:
-        """Anything still to do: agents running, branches to merge, or (unless stopping) ready work."""
+    def busy(self, now: float) -> bool:
+        """Whether anything can still move without a human: agents running, merges to make, or
+        (unless stopping) ready work it can claim. Ready work it cannot claim, because the model
+        endpoints are down or the log folder is full, counts for until_done_patience seconds."""
         if self.running or (self.worker is not None and self.worker.in_round):
             return True
         if self.refinery.aborting:
             return False
-        if self.refinery.pending():  # finished work is merged even while stopping, within the grace
+        if self.refinery.moving():  # finished work is merged even while stopping, within the grace
             return True
         if self.stopping:
             return False
         # Several hosts: a task another host works on comes back here if that host dies.
         elsewhere = self.config.remote and any(task.assignee.startswith(AGENT_ASSIGNEE_PREFIX)
                                                for task in self.store.list_tasks(statuses=["in_progress"]))
-        return bool(self.store.ready(limit=1)) or bool(elsewhere)
+        if elsewhere:
+            return True
+        if not self.store.ready(limit=1):
+            return False
+        return not self.claims_stopped or now - self.claims_stopped < self.config.until_done_patience
+
+    def current_waits(self, now: float) -> list[Wait]:
+        """What the run waits on right now, for the once-a-minute line."""
+        found = []
+        if self.paused_until:
+            found.append(Wait("endpoints", "the model endpoints do not answer: no new tasks until one does"))
+        if self.logs_full:
+            found.append(Wait("logs", f"the log folder {self.project.logs_dir} is full: no new tasks"))
+        found += [Wait(f"held:{task_id}", f"the merge of {task_id} waits: {why}")
+                  for task_id, why in self.refinery.waiting().items()]
+        if not found and not self.running and not self.refinery.moving():
+            counts = self.store.counts()
+            found.append(Wait("idle", f"nothing to do: {counts['ready']} ready, {counts['waiting']} waiting on "
+                                      f"other work, {counts.get('blocked', 0)} blocked"))
+        return found
+
+    def left_over(self, now: float) -> list[str]:
+        """What keeps the run from being done, for the end of an --until-done run: what waits on whom."""
+        lines = []
+        if self.claims_stopped and self.store.ready(limit=1):
+            why = "the model endpoints do not answer" if self.paused_until else "the log folder is full"
+            lines.append(f"ready work was not started: {why} (since {clock(self.claims_stopped)}, "
+                         f"{minutes(now - self.claims_stopped)})")
+        lines += [f"the merge of {task_id} waits: {why}; it is tried again when the run starts again"
+                  for task_id, why in self.refinery.waiting().items()]
+        return lines + left_for_humans(self.store)
 
     def stop(self, *, hard: bool = False) -> None:
         """First call: claim nothing more, let agents finish. With hard: end every agent now."""
@@ -523,7 +581,7 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
                 dispatcher.stop(hard=True)
             dispatcher.tick(now)
             on_tick(now)
-            if (deadline is not None or until_done) and not dispatcher.busy():
+            if (deadline is not None or until_done) and not dispatcher.busy(now):
                 break
             dispatcher.wait(poll_seconds, interrupted=lambda: len(received) > handled)
             handled = len(received)
@@ -541,5 +599,9 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
     if received:
         return 130
     counts = dispatcher.store.counts()
-    left = counts.get("blocked", 0) + counts["waiting"]
+    left = sum(counts.get(status, 0) for status in ("blocked", "waiting", "ready", "in_progress", "merging"))
+    if until_done and left:
+        dispatcher.say("left undone, waiting on a human:")
+        for line in dispatcher.left_over(time.time()):
+            dispatcher.say(f"  {line}")
     return 1 if until_done and left else 0

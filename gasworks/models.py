@@ -243,7 +243,7 @@ class MergeStatus(str, enum.Enum):
     CONFLICT = "conflict"        # does not merge cleanly; a conflict task was made
     RESOLVED = "resolved"        # its conflict task closed; the branch was queued again
     GATE_FAILED = "gate_failed"  # the gate failed with this branch; its task went back to open
-    HELD = "held"                # the target's checkout has local edits in the way
+    HELD = "held"                # waits for a human: git kept failing in merge rounds (see its note)
     DROPPED = "dropped"          # its task was closed or reopened meanwhile; nothing to land
     REFUSED = "refused"          # it touches what no branch may: gasworks's state or config, ignored files
 

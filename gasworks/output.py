@@ -8,6 +8,7 @@ import os
 import re
 import sys
 import tempfile
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -48,6 +49,62 @@ def progress(message: str, quiet: bool = False) -> Iterator[None]:
 
     with Console(stderr=True).status(message):
         yield
+
+
+class Phases:
+    """What long work is doing now and for how long: a live line on a terminal; elsewhere a line on
+    stderr when the phase changes and every `every` seconds while it lasts, so a log shows it too."""
+
+    def __init__(self, first: str, every: float = 15.0) -> None:
+        import threading
+
+        self.text, self.every = first, every
+        self.since = self.said = time.monotonic()
+        self.lock, self.stopped = threading.Lock(), threading.Event()
+        self.status: Any = None
+        if sys.stderr.isatty():
+            from rich.console import Console
+
+            self.status = Console(stderr=True).status(first)
+        self.ticker = threading.Thread(target=self._tick, name="gasworks-progress", daemon=True)
+
+    def __enter__(self) -> Phases:
+        if self.status is not None:
+            self.status.start()
+        self._show(force=True)
+        self.ticker.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.stopped.set()
+        self.ticker.join()
+        if self.status is not None:
+            self.status.stop()
+
+    def __call__(self, text: str) -> None:
+        """The next phase."""
+        with self.lock:
+            self.text, self.since = text, time.monotonic()
+        self._show(force=True)
+
+    def _tick(self) -> None:
+        while not self.stopped.wait(1.0):
+            self._show()
+
+    def _show(self, force: bool = False) -> None:
+        with self.lock:
+            now = time.monotonic()
+            elapsed = now - self.since
+            line = f"{self.text} ({elapsed:.0f} s)" if elapsed >= 1 else f"{self.text}..."
+            if self.status is not None:
+                self.status.update(line)
+            elif force or now - self.said >= self.every:
+                self.said = now
+                click.echo(line, err=True)
+
+
+def no_phases(_text: str) -> None:
+    """Phases for --json: nothing on screen."""
 
 
 def emit_json(data: Any) -> None:

@@ -11,12 +11,13 @@ Near-duplicates of open tasks are dropped (a dependency on one goes to the open 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gasworks import git
-from gasworks.errors import GasworksError
+from gasworks.errors import EndpointDownError, GasworksError
 from gasworks.ingest import normalise_title
 from gasworks.llm import ChatClient, Usage
 from gasworks.models import FILES_LABEL
@@ -159,7 +160,8 @@ def mark_duplicates(tasks: list[PlannedTask], open_titles: dict[str, str]) -> No
             seen[key] = f"#{number}"
 
 
-async def make_plan(client: ChatClient, goal: str, view: str, *, max_tasks: int) -> Plan:
+async def make_plan(client: ChatClient, goal: str, view: str, *, max_tasks: int,
+                    phase: Callable[[str], None] = lambda _text: None) -> Plan:
     messages = [{"role": "system", "content": SYSTEM},
                 {"role": "user", "content": f"{view}\n\nGoal:\n{goal}\n\nAt most {max_tasks} tasks."}]
     usage, schema = Usage(), plan_schema(max_tasks)
@@ -172,6 +174,7 @@ async def make_plan(client: ChatClient, goal: str, view: str, *, max_tasks: int)
         except PlanError as exc:
             if attempt:
                 raise PlanError(f"the model's plan was unusable twice ({exc}); nothing was written") from None
+            phase(f"the plan cannot be used ({exc}): asking the model to repair it")
             messages += [{"role": "assistant", "content": reply.text},
                          {"role": "user", "content": f"That plan cannot be used: {exc}. Answer again with a "
                                                      "corrected plan."}]
@@ -223,23 +226,32 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
                       for n, t in enumerate(plan.tasks, start=1)]}
 
 
-def run_plan(project: Any, store: Any, goal: str, *, max_tasks: int, dry_run: bool) -> tuple[Plan, list[Any]]:
-    """Ask the configured model (or the embedded one) for a plan; write it unless dry_run.
-    Returns the plan and the tasks created (the epic first)."""
+def run_plan(project: Any, store: Any, goal: str, *, max_tasks: int, dry_run: bool,
+             phase: Callable[[str], None] = lambda _text: None) -> tuple[Plan, list[Any]]:
+    """Ask the configured model (or the embedded one) for a plan; write it unless dry_run. Every
+    endpoint is probed first: with none answering, the error says why and how to fix it. `phase`
+    hears what is happening, for a progress line. Returns the plan and the tasks created (the epic first)."""
     import asyncio
 
+    from gasworks.llm import probe
     from gasworks.llm.embedded import model_endpoints
     from gasworks.llm.pool import pool_from_specs
 
+    phase("checking the model endpoints" if project.config.endpoints else "starting the embedded model")
     specs, engine = model_endpoints(project.config, project.state_dir)
     try:
+        found = probe.probe_all(specs)
+        if not any(p.ok for p in found):
+            raise EndpointDownError(probe.explain(found) + "\nnothing was written")
+
         async def ask() -> Plan:
             pool = pool_from_specs(specs, project.state_dir / "llm-slots")
             try:
-                return await make_plan(pool, goal, repo_view(project.root), max_tasks=max_tasks)
+                return await make_plan(pool, goal, repo_view(project.root), max_tasks=max_tasks, phase=phase)
             finally:
                 await pool.aclose()
 
+        phase("waiting for the model's plan")
         plan = asyncio.run(ask())
     finally:
         if engine is not None:
@@ -248,4 +260,5 @@ def run_plan(project: Any, store: Any, goal: str, *, max_tasks: int, dry_run: bo
     mark_duplicates(plan.tasks, open_titles)
     if dry_run:
         return plan, []
+    phase("writing the tasks")
     return plan, store.create_tasks(to_new_tasks(plan), prefix=project.config.prefix, actor="planner")

@@ -43,6 +43,7 @@ LOCK_NAME = "refinery"
 HELD_RETRY_SECONDS = 5.0
 AUTO_WINDOW = 20  # recent gate results that size "auto" batches
 ROUND_ERROR_BACKOFF, ROUND_ERROR_BACKOFF_MAX = 2.0, 120.0  # seconds before a round after git failed in one
+ROUND_ERROR_LIMIT = 5  # rounds in a row in which git failed: then their merges wait for a human (held)
 
 
 @dataclass
@@ -96,16 +97,38 @@ class Refinery:
             self._tree = git.linked_tree(self.root, self.integration)
         return self._tree
 
-    def pending(self) -> bool:
-        """Anything queued, being merged, held, or about to be queued again (its conflict resolved)."""
-        return bool(self.held or self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value],
-                                                   limit=1) or self._resolved_conflicts())
+    def moving(self) -> bool:
+        """Merges it can make without a human: queued (also while a round's backoff lasts), being merged
+        (not held by edits in the user's checkout), or resolved conflicts to queue again. While the
+        gate fails on the target itself, only a branch that fixes that can land."""
+        held = {m.id for m in self.held.merges} if self.held else set()
+        active = [m for m in self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value])
+                  if m.id not in held]
+        if active and self._tip_broken():
+            active = [m for m in active if m.status == MergeStatus.MERGING.value or self._fixes_gate(m)]
+        return bool(active or self._resolved_conflicts())
+
+    def waiting(self) -> dict[str, str]:
+        """Merges that wait on something only a person can change: task id -> why."""
+        found = {m.task_id: self.held.message for m in self.held.merges} if self.held else {}
+        if self._tip_broken():
+            for merge in self.store.merges(statuses=[MergeStatus.QUEUED.value]):
+                if not self._fixes_gate(merge):
+                    found.setdefault(merge.task_id, f"the gate fails on {self.target} itself; nothing else lands "
+                                                    "until that is fixed")
+        return found
+
+    def _tip_broken(self) -> bool:
+        return bool(self.broken_tip) and self.upstream.tip() == self.broken_tip
+
+    def _fixes_gate(self, merge: Merge) -> bool:
+        return GATE_BROKEN_LABEL in self.store.get_task(merge.task_id).labels
 
     def files_in_flight(self) -> frozenset[str]:
         """`files:` labels of tasks whose branch has not landed yet (queued, merging, or waiting for its
         conflict to be resolved): a new task on those files would start from a tip without them."""
         waiting = self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
-                                              MergeStatus.CONFLICT.value])
+                                              MergeStatus.CONFLICT.value, MergeStatus.HELD.value])
         return frozenset(label for merge in waiting for label in self.store.get_task(merge.task_id).labels
                          if label.startswith(FILES_LABEL))
 
@@ -130,9 +153,13 @@ class Refinery:
             if self.held:
                 self._retry_held(now)
                 return True
-            queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
-                                       limit=self.batch_size())
-            if not queued or self.upstream.tip() == self.broken_tip:
+            if self._tip_broken():  # nothing lands on a target whose gate fails, except the fix
+                queued = [m for m in self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True)
+                          if self._fixes_gate(m)][:1]
+            else:
+                queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
+                                           limit=self.batch_size())
+            if not queued:
                 return bool(resolved)
             for line in git.repair(self.tree):  # we hold the merge lock: no git of ours runs there
                 self.say(f"merge queue: {line}")
@@ -143,16 +170,28 @@ class Refinery:
 
     def _guarded_round(self, queued: list[Merge], now: float) -> None:
         """A round; when git fails in it (a lock, a signing program, a full disk), its merges go back
-        to the queue rather than stay `merging`, and the next round waits a little longer each time."""
+        to the queue rather than stay `merging`, and the next round waits a little longer each time.
+        After ROUND_ERROR_LIMIT such rounds in a row they are held, with the error, for a human."""
         try:
             self._round(queued)
         except GitError as exc:
             self.round_errors += 1
-            wait = min(ROUND_ERROR_BACKOFF * 2 ** (self.round_errors - 1), ROUND_ERROR_BACKOFF_MAX)
-            self.backoff_until = now + wait
             ids = {merge.id for merge in queued}
             stranded = [m for m in self.store.merges(statuses=[MergeStatus.MERGING.value]) if m.id in ids]
-            self._requeue(stranded, oneline(f"git failed in the merge round: {exc}", 300))
+            error = oneline(str(exc), 300)
+            if self.round_errors >= ROUND_ERROR_LIMIT:
+                self.round_errors = 0
+                for merge in stranded:
+                    self.store.update_merge(merge.id, status=MergeStatus.HELD.value,
+                                            note=f"held after {ROUND_ERROR_LIMIT} merge rounds in a row failed in "
+                                                 f"git ({error}); fix that, then `gasworks merge-retry "
+                                                 f"{merge.task_id}`")
+                self.say(f"merge queue: git failed {ROUND_ERROR_LIMIT} rounds in a row ({oneline(str(exc), 200)}); "
+                         f"held for a human: {', '.join(m.task_id for m in stranded)}")
+                return
+            wait = min(ROUND_ERROR_BACKOFF * 2 ** (self.round_errors - 1), ROUND_ERROR_BACKOFF_MAX)
+            self.backoff_until = now + wait
+            self._requeue(stranded, f"git failed in the merge round ({self.round_errors} in a row): {error}")
             self.say(f"merge queue: git failed ({oneline(str(exc), 200)}); "
                      f"{len(stranded)} merge(s) back in the queue, next round in {wait:g} s")
             return
@@ -338,7 +377,7 @@ class Refinery:
         target is broken, not the branch), the task goes back with the gate's output in its notes."""
         tail = self._last_tail if tail is None else tail
         tip = self.upstream.tip()
-        if tip != self.known_good:
+        if tip not in (self.known_good, self.broken_tip):  # on a known broken tip, a fix that failed is blamed
             git.clean_detach(self.tree, tip)
             started = time.monotonic()
             tip_passes, tip_tail = self.gate.run(f"tip-{tip[:12]}")
@@ -433,6 +472,9 @@ class Refinery:
             raise TransitionError(f"{task_id} is already in the merge queue")
         if self.store.get_task(task_id).status != "merging":
             self.store.transition(task_id, "merging", actor="refinery", reason=note)
+        for held in self.store.merges(task_id=task_id, statuses=[MergeStatus.HELD.value]):
+            self.store.update_merge(held.id, status=MergeStatus.DROPPED.value, ended_at=now_iso(),
+                                    note=f"{held.note}; {note}")
         return self.store.enqueue_merge(task_id, branch, head)
 
     def _requeue(self, merges: list[Merge], note: str) -> None:
@@ -493,7 +535,7 @@ class Refinery:
                 self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note="requeued after a restart")
                 done.append(f"requeued the merge of {merge.task_id}: left half-done by a stopped refinery")
         live = {m.task_id for m in self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
-                                                              MergeStatus.CONFLICT.value])}
+                                                              MergeStatus.CONFLICT.value, MergeStatus.HELD.value])}
         for task in self.store.list_tasks(statuses=["merging"]):
             if task.id in live:
                 continue

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from gasworks.agents.builtin import Agent, Budget
 from gasworks.project import find_project
 from gasworks.status import status_report
 from tests.test_dispatcher import add, drain, make_dispatcher
-from tests.test_llm_clients import OpenAIProtocol, servers  # noqa: F401  (the fixture)
+from tests.test_llm_clients import MODEL, OpenAIProtocol, servers  # noqa: F401  (the fixture)
 
 
 def test_builtin_agent_on_the_embedded_model_records_attempt_transcript_and_tokens(project_dir):
@@ -39,15 +38,12 @@ def test_builtin_agent_on_the_embedded_model_records_attempt_transcript_and_toke
     assert not psutil.pid_exists(engine_pid)  # the engine stops with the run
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
-
-def test_a_model_that_is_down_does_not_count_against_the_task_and_pauses_claiming(project_dir):
-    down = [{"url": f"http://127.0.0.1:{free_port()}", "kind": "openai", "model": "m", "max_concurrency": 1}]
+def test_a_model_that_goes_down_does_not_count_against_the_task_and_pauses_claiming(project_dir, servers):  # noqa: F811
+    server = servers()  # up while the run starts (its probe), then gone
+    down = [{"url": server.url, "kind": "openai", "model": MODEL, "max_concurrency": 1}]
     dispatcher, lines = make_dispatcher(project_dir, agent="builtin", num_workers=1, max_attempts=1, endpoints=down)
+    server.stop()
     task_id = add(dispatcher, "anything")
     deadline = time.monotonic() + 60
     while not dispatcher.store.attempts(task_id) or not dispatcher.store.attempts(task_id)[0].ended_at:
@@ -96,7 +92,7 @@ def test_tokens_show_in_the_status_while_the_agent_still_works(project_dir, serv
     list_files = OpenAIProtocol.reply('{"action": "list_files"}', prompt=300, completion=20)
     thinking = OpenAIProtocol.reply('{"action": "finish", "summary": "done"}', prompt=350, completion=9, delay=60)
     server.script(OpenAIProtocol.chat_path, list_files, thinking)
-    endpoints = [{"url": server.url, "kind": "openai", "model": "m", "max_concurrency": 1}]
+    endpoints = [{"url": server.url, "kind": "openai", "model": MODEL, "max_concurrency": 1}]
     dispatcher, _ = make_dispatcher(project_dir, agent="builtin", num_workers=1, endpoints=endpoints)
     project = find_project(project_dir)
     task_id = add(dispatcher, "take your time")

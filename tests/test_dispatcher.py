@@ -35,7 +35,7 @@ def drain(dispatcher: Dispatcher, limit: float = 120.0) -> None:
     deadline = time.monotonic() + limit
     while True:
         dispatcher.tick(time.time())
-        if not dispatcher.busy():
+        if not dispatcher.busy(time.time()):
             return
         assert time.monotonic() < deadline, "the fleet did not finish in time"
         time.sleep(0.05)

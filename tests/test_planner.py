@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gasworks.store.sqlite import SQLiteStore
-from tests.test_llm_clients import OpenAIProtocol, servers  # noqa: F401  (the fixture)
+from tests.test_llm_clients import MODEL, OpenAIProtocol, servers  # noqa: F401  (the fixture)
 
 
 def plan_reply(*tasks: dict) -> object:
@@ -24,7 +24,7 @@ def gasworks(root: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def use_server(root: Path, url: str) -> None:
-    (root / "gasworks.toml").write_text(f'endpoints = [{{url = "{url}", kind = "openai", model = "planner"}}]\n')
+    (root / "gasworks.toml").write_text(f'endpoints = [{{url = "{url}", kind = "openai", model = "{MODEL}"}}]\n')
 
 
 def test_a_goal_becomes_an_epic_with_ordered_dependent_tasks(project_dir, servers):  # noqa: F811 (the imported fixture)

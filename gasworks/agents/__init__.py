@@ -57,6 +57,11 @@ class Agent(Protocol):
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         """How to start this agent on one attempt."""
 
+    def probe_targets(self) -> list[dict]:
+        """The model servers its attempts will talk to, as endpoint specs ({kind, url, model}), after
+        prepare(): a run probes them before it claims anything. [] when it talks to none, or to one
+        gasworks cannot name."""
+
 
 _REGISTRY = {
     "builtin": "gasworks.agents.builtin:BuiltinAgent",

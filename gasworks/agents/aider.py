@@ -60,6 +60,14 @@ class AiderAgent:
             settings = model_settings(self.config.model, num_ctx=self.config.num_ctx)
         self.settings_file.write_text(settings, encoding="utf-8")
 
+    def probe_targets(self) -> list[dict]:
+        if self.api_base:
+            return [{"kind": "openai", "url": self.api_base, "model": self.config.embedded_model}]
+        provider, _, model = self.config.model.partition("/")
+        if provider in ("ollama", "ollama_chat") and model:  # Aider's (litellm's) names for Ollama's API
+            return [{"kind": "ollama", "url": self.config.ollama_api_base, "model": model}]
+        return []  # another provider: litellm knows where it lives, gasworks does not
+
     @property
     def aider_model(self) -> str:
         return f"openai/{self.config.embedded_model}" if self.config.model == EMBEDDED else self.config.model

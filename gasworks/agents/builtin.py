@@ -229,6 +229,9 @@ class BuiltinAgent:
         """Use the configured endpoints, or start the embedded model (stopped again by close())."""
         self.endpoints, self.engine = model_endpoints(self.config, state_dir)
 
+    def probe_targets(self) -> list[dict]:
+        return list(self.endpoints)
+
     def healthy(self) -> bool:
         """Whether any model endpoint answers (the dispatcher asks before it claims again)."""
         async def check() -> bool:

@@ -24,6 +24,9 @@ class CommandAgent:
         if "{" not in program and shutil.which(program) is None and not Path(program).is_file():
             raise ConfigError(f"cannot find the agent program {program!r} (from `command`)")
 
+    def probe_targets(self) -> list[dict]:
+        return []  # no model server of gasworks's choosing
+
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         values = {"task_file": str(ctx.task_file), "worktree": str(ctx.worktree), "task_id": ctx.task_id,
                   "slot": ctx.slot, "attempt": str(ctx.attempt), "repo_root": str(ctx.repo_root)}

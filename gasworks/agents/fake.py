@@ -43,6 +43,9 @@ class FakeAgent:
     def prepare(self, state_dir: Path) -> None:
         pass
 
+    def probe_targets(self) -> list[dict]:
+        return []  # no model server of gasworks's choosing
+
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         return LaunchSpec([sys.executable, "-m", "gasworks.agents.fake", str(ctx.task_file)])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import threading
@@ -128,7 +129,7 @@ def _merge_until_stopped(merger: Any, once: bool, stopping: Callable[[], bool]) 
         try:
             while not stopping():
                 worked = merger.process()
-                if once and not worked and not merger.pending():
+                if once and not worked and not merger.moving():
                     return
                 if not worked:
                     time.sleep(0.2)
@@ -193,16 +194,19 @@ def plan(goal: str, max_tasks: int, dry_run: bool, as_json: bool) -> None:
     """Split a big GOAL into small tasks with dependencies (an epic and its children).
 
     The model (the configured endpoints, or the embedded one) sees the goal and a view of the
-    repository, and answers in a JSON schema. A plan with a cycle or bad references gets one
-    repair round, then a clear error, and nothing is written. Tasks that repeat an open task
-    are dropped. Each task's expected files become `files:` labels for the scheduler.
+    repository, and answers in a JSON schema. Every endpoint is probed first; with none
+    answering, the error says why (refused, timed out, HTTP status, unknown model) and how to
+    fix it. Dependencies that close a cycle are dropped and reported ("fixed:");
+    a plan with bad references gets one repair round, then a clear error, and nothing is
+    written. Tasks that repeat an open task are dropped. Each task's expected files become
+    `files:` labels for the scheduler. A progress line says what it waits for meanwhile.
     """
     from gasworks.planner import plan_dict, run_plan
 
     project = open_project()
     store = project.open_store()
-    with output.progress("asking the model for a plan", quiet=as_json):
-        made_plan, created = run_plan(project, store, goal, max_tasks=max_tasks, dry_run=dry_run)
+    with contextlib.nullcontext(output.no_phases) if as_json else output.Phases("planning") as phase:
+        made_plan, created = run_plan(project, store, goal, max_tasks=max_tasks, dry_run=dry_run, phase=phase)
     report = {**plan_dict(made_plan), "dry_run": dry_run, "created": [t.id for t in created]}
     if as_json:
         output.emit_json(report)

@@ -50,6 +50,7 @@ class Endpoint:
     peak: int = 0
     down_until: float = 0.0
     served: int = 0
+    last_error: str = ""  # why it was last set aside
     semaphore: asyncio.Semaphore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -100,8 +101,9 @@ class EndpointPool:
                 endpoint.peak = max(endpoint.peak, endpoint.in_flight)
                 try:
                     result = await endpoint.client.chat(messages, **options)
-                except EndpointDownError:
+                except EndpointDownError as exc:
                     endpoint.down_until = time.monotonic() + self.recheck_seconds
+                    endpoint.last_error = str(exc)
                     continue
                 finally:
                     endpoint.in_flight -= 1
@@ -111,7 +113,8 @@ class EndpointPool:
                 endpoint.semaphore.release()
             endpoint.served += 1
             return result
-        raise AllEndpointsDown("every model endpoint is down: " + ", ".join(e.client.name for e in self.endpoints))
+        raise AllEndpointsDown("every model endpoint is down: " + "; ".join(
+            f"{e.client.name} ({e.last_error or 'set aside after failing'})" for e in self.endpoints))
 
     async def check(self) -> dict[str, bool]:
         """Health-check every endpoint now; a healthy one is back in rotation at once."""

@@ -1,0 +1,139 @@
+"""Probing model endpoints before work starts: does each one answer, and with the model asked for?
+
+A run or a plan asks every configured endpoint once. One that does not answer is named with the
+cause (connection refused, no answer in time, an HTTP status, a model the server does not offer,
+with the names it does) and what to do about it, so that nobody finds out from failed attempts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+PROBE_SECONDS = 5.0
+OLLAMA_PORT = 11434
+FIX_ENDPOINTS = "or set `endpoints` in gasworks.toml (remove them to use the embedded model)"
+
+
+@dataclass
+class Probe:
+    """What one endpoint answered. `ok` endpoints have an empty cause."""
+
+    endpoint: str                    # "openai http://127.0.0.1:8000" or "ollama http://...": as the clients name it
+    ok: bool
+    cause: str = ""
+    hint: str = ""
+    models: list[str] = field(default_factory=list)  # what the server offers, when it said
+
+    def line(self) -> str:
+        return f"{self.endpoint}: " + ("answers" if self.ok else f"{self.cause}; {self.hint}")
+
+
+def explain(probes: list[Probe]) -> str:
+    """The error text when no endpoint answers: one line per endpoint, cause and fix."""
+    return "no model endpoint answers:\n" + "\n".join(f"  {p.line()}" for p in probes)
+
+
+def probe_all(specs: list[dict[str, Any]], timeout: float = PROBE_SECONDS) -> list[Probe]:
+    """Probe every endpoint spec ({kind, url, model}) at once; each within `timeout` seconds."""
+    async def every() -> list[Probe]:
+        return list(await asyncio.gather(*(probe(spec, timeout) for spec in specs)))
+
+    return asyncio.run(every())
+
+
+async def probe(spec: dict[str, Any], timeout: float = PROBE_SECONDS) -> Probe:
+    import httpx
+
+    kind, url, model = spec["kind"], str(spec["url"]).rstrip("/"), str(spec["model"])
+    base = url if kind == "ollama" or url.endswith("/v1") else f"{url}/v1"
+    listing = "/api/tags" if kind == "ollama" else "/models"
+    name = f"{kind} {url}"
+    async with httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as http:
+        try:
+            response = await http.get(base + listing)
+        except httpx.HTTPError as exc:
+            return Probe(name, False, _cause(exc, url, timeout), _start_hint(kind, url))
+        if response.status_code >= 400:
+            return Probe(name, False, f"answered HTTP {response.status_code} to GET {base + listing}",
+                         f"is this the server's address? {_protocol_hint(kind)}")
+        models = _offered(kind, response)
+        if models is None:
+            return Probe(name, False, f"answered GET {base + listing}, but not as {_protocol(kind)} would",
+                         _protocol_hint(kind))
+        if _offers(kind, model, models) or await _takes(http, kind, base, model):
+            return Probe(name, True, models=models)
+        offered = ", ".join(models[:12]) + (" ..." if len(models) > 12 else "") if models else "none"
+        fix = f"pull it with `ollama pull {model}`" if kind == "ollama" else "start the server with that model"
+        return Probe(name, False, f"does not offer the model {model!r} (it offers: {offered})",
+                     f"{fix}, or name one it offers in `endpoints`", models)
+
+
+def _cause(exc: Exception, url: str, timeout: float) -> str:
+    import socket
+
+    import httpx
+
+    if isinstance(exc, httpx.TimeoutException):
+        return f"no answer within {timeout:g} s"
+    chain: list[BaseException] = []
+    reason: BaseException | None = exc
+    while reason is not None and len(chain) < 10:  # httpx wraps the socket's error a few times
+        chain.append(reason)
+        reason = reason.__cause__ or reason.__context__
+    if any(isinstance(e, ConnectionRefusedError) or getattr(e, "errno", None) == errno.ECONNREFUSED for e in chain):
+        return f"connection refused (nothing listens at {urlsplit(url).netloc})"
+    if any(isinstance(e, socket.gaierror) for e in chain):
+        return f"cannot find the host {urlsplit(url).hostname!r}"
+    return f"cannot connect ({chain[-1] or type(chain[-1]).__name__})"
+
+
+def _start_hint(kind: str, url: str) -> str:
+    if kind == "ollama" or urlsplit(url).port == OLLAMA_PORT:
+        return f"start Ollama with `ollama serve`, {FIX_ENDPOINTS}"
+    return f"start the model server, {FIX_ENDPOINTS}"
+
+
+def _protocol(kind: str) -> str:
+    return "Ollama" if kind == "ollama" else "an OpenAI-compatible server"
+
+
+def _protocol_hint(kind: str) -> str:
+    if kind == "ollama":
+        return "Ollama answers GET /api/tags; for an OpenAI-compatible server use kind = \"openai\""
+    return "an OpenAI-compatible server answers GET /v1/models; for Ollama's own API use kind = \"ollama\""
+
+
+def _offered(kind: str, response: Any) -> list[str] | None:
+    """The model names in a listing, or None when the answer is not a listing of that protocol."""
+    try:
+        data = response.json()
+        rows = data["models"] if kind == "ollama" else data["data"]
+        return [str(row.get("name") or row.get("model") or row.get("id") or "") for row in rows]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def _offers(kind: str, model: str, models: list[str]) -> bool:
+    """Ollama takes "qwen2.5-coder" for "qwen2.5-coder:latest"."""
+    if kind == "ollama" and ":" not in model:
+        return model in models or f"{model}:latest" in models
+    return model in models
+
+
+async def _takes(http: Any, kind: str, base: str, model: str) -> bool:
+    """A model the listing does not name may still be served (llama.cpp's server answers to any
+    name): a one-token request decides."""
+    import httpx
+
+    path = "/api/chat" if kind == "ollama" else "/chat/completions"
+    body: dict[str, Any] = {"model": model, "messages": [{"role": "user", "content": "hi"}], "stream": False}
+    body.update({"options": {"num_predict": 1}} if kind == "ollama" else {"max_tokens": 1})
+    try:
+        response = await http.post(base + path, json=body)
+    except httpx.HTTPError:
+        return False
+    return response.status_code < 400
