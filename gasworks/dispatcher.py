@@ -601,7 +601,7 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
     counts = dispatcher.store.counts()
     left = sum(counts.get(status, 0) for status in ("blocked", "waiting", "ready", "in_progress", "merging"))
     if until_done and left:
-        dispatcher.say("left undone, waiting on a human:")
+        dispatcher.say("left undone:")
         for line in dispatcher.left_over(time.time()):
             dispatcher.say(f"  {line}")
     return 1 if until_done and left else 0
