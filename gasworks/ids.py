@@ -13,7 +13,7 @@ NONCES_PER_LENGTH = 10
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 # Ids end up in branch names and file paths, so anything else is refused at the door.
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
 MAX_ID_LENGTH = 100
 
 
@@ -51,7 +51,7 @@ def check_id(task_id: str) -> str:
 
 
 def check_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+    if not isinstance(prefix, str) or not PREFIX_RE.fullmatch(prefix):
         raise InvalidValueError(
             f"invalid id prefix {prefix!r}: use 1-20 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"

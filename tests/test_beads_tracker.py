@@ -154,7 +154,7 @@ def test_auto_picks_bd_when_the_repository_has_beads_and_bd_is_installed(repo, b
     assert "tasks live in Beads" in run_gasworks(["init"], repo).stdout
     task_id = run_gasworks(["create", "Through bd", "-q"], repo).stdout.strip()
     assert task_id.startswith("demo-") and issues(repo)[task_id]["title"] == "Through bd"
-    shown = json.loads(run_gasworks(["show", task_id, "--json"], repo).stdout)
+    shown = json.loads(run_gasworks(["show", task_id, "--json"], repo).stdout)[0]
     assert shown["title"] == "Through bd"
 
 
