@@ -105,7 +105,7 @@ def test_task_text_never_reaches_bd_where_it_could_be_read_as_an_option(beads_re
     gw = Cli()
     script = fake_script(suggest=["--version", "$(touch pwned-by-a-suggestion)"])
     gw("create", "-d", script, "--", "--help")
-    gw("create", "-d", "-", "--", "$(touch pwned)")
+    gw("create", "-d", "-", "--", "$(touch pwned)", input="-")  # -d -: from stdin, as in bd; the text is "-"
     gw("create", "--design", "--json", "--", "--json")
 
     result = run_gasworks(["run", "--agent", "fake", "--until-done", "--workers", "2"], beads_repo)
