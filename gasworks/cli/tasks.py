@@ -376,7 +376,7 @@ def dep_add(ctx: click.Context, task_id: str, depends_on: str, dep_type: str, as
 @json_option
 @click.pass_context
 def dep_rm(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> None:
-    """Remove the dependency of TASK_ID on DEPENDS_ON."""
+    """Remove the dependency of TASK_ID on DEPENDS_ON (also `dep remove`, as in bd)."""
     store = open_project().open_store()
     task_id = store.resolve_id(task_id)
     store.remove_dependency(task_id, depends_on, actor=actor_name(ctx))
@@ -384,6 +384,9 @@ def dep_rm(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> 
         output.emit_json({"status": "removed", "issue_id": task_id, "depends_on_id": depends_on})
     else:
         click.echo(f"{task_id} no longer depends on {depends_on}")
+
+
+dep.add_command(dep_rm, name="remove")  # bd's name for it
 
 
 @dep.command(name="tree")
