@@ -37,6 +37,19 @@ def candidate_ids(prefix: str, seed: str):
             yield f"{prefix}-{hash_suffix(f'{seed}|{nonce}', length)}"
 
 
+def id_prefix(task_id: str) -> str:
+    """The prefix of an id as bd reads it: before the last '-' when what follows (up to a child's
+    '.N') looks like a number or a hash (bd-a1b2.3 -> bd, web-app-a3f8e9 -> web-app), else before
+    the first (vc-baseline-test -> vc); "" without one."""
+    head, _, tail = task_id.rpartition("-")
+    if not head:
+        return ""
+    base = tail.split(".", 1)[0]
+    looks_like_hash = 3 <= len(base) <= 8 and base.isalnum() and base.isascii() and base == base.lower() and (
+        len(base) == 3 or any(c.isdigit() for c in base))
+    return head if not base or base.isdigit() or looks_like_hash else task_id.partition("-")[0]
+
+
 def child_id(parent_id: str, number: int) -> str:
     return f"{parent_id}.{number}"
 

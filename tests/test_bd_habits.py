@@ -162,3 +162,20 @@ def test_help_explains_the_new_commands():
     assert all(f"  {command}" in Cli()("label", "--help").stdout for command in ("add", "remove", "list", "list-all"))
     for command in ("search", "blocked", "show", "update", "close", "reopen", "label"):
         assert "(like `bd" in " ".join(Cli()(command, "--help").stdout.split()), command
+
+
+@pytest.mark.parametrize("task_id, prefix", [
+    ("bd-a1b2", "bd"), ("bd-a1b2.3", "bd"), ("web-app-a3f8e9", "web-app"), ("beads-vscode-1", "beads-vscode"),
+    ("my-cool-app-123", "my-cool-app"), ("bd-a3f", "bd"), ("vc-baseline-test", "vc"), ("nodash", ""),
+])
+def test_an_id_prefix_is_read_as_bd_reads_it(task_id: str, prefix: str):
+    from gasworks.ids import id_prefix
+
+    assert id_prefix(task_id) == prefix  # the examples of bd's ExtractIssuePrefix
+
+
+def test_the_prefix_most_tasks_carry_wins(gw: Cli, project_dir: Path):
+    lines = [bd_record(i, f"t{n}") for n, i in enumerate(["web-app-a3f8e9", "web-app-b4c5", "bd-a1b2"])]
+    (project_dir / "mixed.jsonl").write_text("\n".join(lines) + "\n")
+    gw("import", "mixed.jsonl")
+    assert gw.json("create", "next")["id"].startswith("web-app-")

@@ -7,6 +7,7 @@ from collections import Counter
 from typing import Any
 
 from gasworks.errors import AmbiguousIdError, NotFoundError
+from gasworks.ids import id_prefix
 from gasworks.models import BLOCKING_DEP_TYPES, Dependency, Event, Task
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
@@ -120,11 +121,11 @@ class QueriesMixin(StoreBase):
         return {r[0]: r[1] for r in rows}
 
     def common_prefix(self) -> str | None:
-        """The id prefix most tasks carry (`bd` of bd-a1b2 and bd-a1b2.1), None with no tasks; a tie
+        """The id prefix most tasks carry, as bd reads one (ids.id_prefix), None with no tasks; a tie
         goes to the prefix first in order."""
         with self._tx() as db:
             ids = [r[0] for r in db.execute("SELECT id FROM tasks")]
-        counts = Counter(task_id.split(".", 1)[0].rpartition("-")[0] for task_id in ids)
+        counts = Counter(map(id_prefix, ids))
         counts.pop("", None)
         return min(counts, key=lambda prefix: (-counts[prefix], prefix)) if counts else None
 
