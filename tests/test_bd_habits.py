@@ -179,3 +179,20 @@ def test_the_prefix_most_tasks_carry_wins(gw: Cli, project_dir: Path):
     (project_dir / "mixed.jsonl").write_text("\n".join(lines) + "\n")
     gw("import", "mixed.jsonl")
     assert gw.json("create", "next")["id"].startswith("web-app-")
+
+
+def test_a_batch_is_one_transaction_on_every_backend(store):
+    from gasworks.errors import NotFoundError
+    from gasworks.store import NewTask
+
+    a, b = (store.create_task(NewTask(title), prefix="gw", actor="t") for title in ("a", "b"))
+    with pytest.raises(NotFoundError), store.batch():
+        store.close_task(a.id, actor="t")
+        store.update_fields(b.id, actor="t", title="changed")
+        store.get_task("gw-none")
+    assert (store.get_task(a.id).status, store.get_task(b.id).title) == ("open", "b")
+    assert [e.kind for e in store.events(a.id)] == ["created"]  # its events went with it
+    with store.batch():
+        store.close_task(a.id, actor="t")
+        store.update_fields(b.id, actor="t", title="changed")
+    assert (store.get_task(a.id).status, store.get_task(b.id).title) == ("closed", "changed")

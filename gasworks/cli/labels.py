@@ -35,22 +35,17 @@ def _change(ctx: click.Context, args: tuple[str, ...], as_json: bool, *, add: bo
         click.echo(f"{verb.capitalize()} label {output.oneline(name)!r} {where} {task_id}")
 
 
-@label.command(name="add")
-@click.argument("args", nargs=-1, required=True, metavar="ID... LABEL")
-@json_option
-@click.pass_context
-def label_add(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
-    """Add LABEL to each task ID."""
-    _change(ctx, args, as_json, add=True)
+def _label_command(name: str, add: bool, doc: str) -> None:
+    @label.command(name=name, help=doc)
+    @click.argument("args", nargs=-1, required=True, metavar="ID... LABEL")
+    @json_option
+    @click.pass_context
+    def command(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
+        _change(ctx, args, as_json, add=add)
 
 
-@label.command(name="remove")
-@click.argument("args", nargs=-1, required=True, metavar="ID... LABEL")
-@json_option
-@click.pass_context
-def label_remove(ctx: click.Context, args: tuple[str, ...], as_json: bool) -> None:
-    """Remove LABEL from each task ID (one without it is left as it is)."""
-    _change(ctx, args, as_json, add=False)
+_label_command("add", True, "Add LABEL to each task ID (all or nothing).")
+_label_command("remove", False, "Remove LABEL from each task ID (all or nothing; one without it stays as it is).")
 
 
 @label.command(name="list")
