@@ -253,17 +253,18 @@ def show(task_ids: tuple[str, ...], as_json: bool) -> None:
 
 @cli.command()
 @click.argument("task_ids", nargs=-1, required=True)
-@click.option("--title", default=None)
+@click.option("--title", default=None, help="New title.")
 @description_options
-@click.option("--design", default=None)
-@click.option("--acceptance", default=None, help="Acceptance criteria.")
-@click.option("--notes", default=None)
-@click.option("-p", "--priority", default=None, callback=priority_value, help="0-4 or P0-P4.")
+@click.option("--design", default=None, help="New design notes.")
+@click.option("--acceptance", default=None, help="New acceptance criteria.")
+@click.option("--notes", default=None, help="New notes (they replace the old ones).")
+@click.option("-p", "--priority", default=None, callback=priority_value, help="0-4 or P0-P4, 0 highest.")
 @click.option("-s", "--status", default=None, help="New status (checked against the allowed transitions).")
-@click.option("-a", "--assignee", default=None)
-@click.option("--add-label", "add_labels", multiple=True, metavar="LABELS")
-@click.option("--remove-label", "remove_labels", multiple=True, metavar="LABELS")
-@click.option("--claim", is_flag=True, help="Claim it for yourself (atomic; fails if someone holds it).")
+@click.option("-a", "--assignee", default=None, help="Assign to this name ('' unassigns).")
+@click.option("--add-label", "add_labels", multiple=True, metavar="LABELS", help="Add labels (comma-separated).")
+@click.option("--remove-label", "remove_labels", multiple=True, metavar="LABELS",
+              help="Remove labels (comma-separated).")
+@click.option("--claim", is_flag=True, help="Claim each for yourself (atomic; fails if someone holds one).")
 @json_option
 @click.pass_context
 def update(ctx: click.Context, task_ids: tuple[str, ...], title: str | None, description: str | None,
