@@ -59,8 +59,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # -- tasks
-    prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2). Unset: the prefix most "
-                                            "of the tasks carry (bd after importing bd-* issues), else gw.")
+    prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2). Unset: the prefix most of "
+                                            "the newest 1,000 tasks carry (bd after importing bd-* issues), else gw.")
     lease_seconds: float = Field(900.0, gt=0, description="Lifetime of a claim unless its holder renews it.")
     # -- the fleet (keys of the classic dispatch_config.json keep their names)
     num_workers: int = Field(14, ge=1, le=256, description="Agents running at once, one worktree each.")

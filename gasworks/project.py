@@ -64,7 +64,7 @@ class Project:
 
 def task_prefix(config: Config, store: Any) -> str:
     """The prefix of new task ids: `prefix` when gasworks.toml (or the environment) sets it, else the
-    one most of the repository's tasks carry, as bd keeps its configured prefix (after importing
+    one most of the newest 1,000 tasks carry, as bd keeps its configured prefix (after importing
     bd-* issues, new tasks are bd-* too), else the default, gw."""
     if "prefix" not in config.model_fields_set:
         found = store.common_prefix()

@@ -196,3 +196,11 @@ def test_a_batch_is_one_transaction_on_every_backend(store):
         store.close_task(a.id, actor="t")
         store.update_fields(b.id, actor="t", title="changed")
     assert (store.get_task(a.id).status, store.get_task(b.id).title) == ("closed", "changed")
+
+
+def test_the_prefix_is_counted_over_the_newest_tasks(store):
+    from gasworks.store import NewTask
+
+    for prefix in ("aa", "aa", "aa", "bb", "bb"):
+        store.create_task(NewTask(f"a {prefix} task"), prefix=prefix, actor="t")
+    assert store.common_prefix() == "aa" and store.common_prefix(newest=2) == "bb"

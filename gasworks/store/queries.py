@@ -120,11 +120,12 @@ class QueriesMixin(StoreBase):
             rows = db.execute("SELECT label, count(*) FROM labels GROUP BY label ORDER BY label").fetchall()
         return {r[0]: r[1] for r in rows}
 
-    def common_prefix(self) -> str | None:
-        """The id prefix most tasks carry, as bd reads one (ids.id_prefix), None with no tasks; a tie
-        goes to the prefix first in order."""
+    def common_prefix(self, newest: int = 1000) -> str | None:
+        """The id prefix most of the `newest` tasks carry, as bd reads one (ids.id_prefix), None with
+        no tasks; a tie goes to the prefix first in order. (The newest, so that a store of 20,000
+        tasks answers in a few milliseconds, and a renamed prefix wins once it is in use.)"""
         with self._tx() as db:
-            ids = [r[0] for r in db.execute("SELECT id FROM tasks")]
+            ids = [r[0] for r in db.execute("SELECT id FROM tasks ORDER BY created_ts DESC, id LIMIT ?", (newest,))]
         counts = Counter(map(id_prefix, ids))
         counts.pop("", None)
         return min(counts, key=lambda prefix: (-counts[prefix], prefix)) if counts else None
