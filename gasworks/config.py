@@ -59,7 +59,8 @@ class Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # -- tasks
-    prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2).")
+    prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2). Unset: the prefix most of "
+                                            "the newest 1,000 tasks carry (bd after importing bd-* issues), else gw.")
     lease_seconds: float = Field(900.0, gt=0, description="Lifetime of a claim unless its holder renews it.")
     # -- the fleet (keys of the classic dispatch_config.json keep their names)
     num_workers: int = Field(14, ge=1, le=256, description="Agents running at once, one worktree each.")
@@ -333,6 +334,8 @@ TEMPLATE = """\
 # bd_sync = true             # with bd: `bd sync` once when a run ends (bd versions that have it)
 
 # Prefix of new task ids: "gw" gives ids like gw-a1b2 (children gw-a1b2.1, gw-a1b2.2).
+# Unset, new tasks take the prefix most of the tasks carry (bd-a1b2 after importing
+# bd's issues), and gw when there are none.
 # prefix = "gw"
 
 # How long a claim on a task lasts unless its holder renews it (seconds). A running

@@ -26,7 +26,7 @@ from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.llm import probe
 from gasworks.models import (AGENT_ASSIGNEE_PREFIX, FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outcome,
                              Task)
-from gasworks.project import Project
+from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.upstream import make_upstream
@@ -468,7 +468,7 @@ class Dispatcher:
             return
         titles, dropped = parse_suggestions(text)
         made, refused = self.store.add_suggestions(
-            titles, source=run.resolves or run.task_id, prefix=self.config.prefix,
+            titles, source=run.resolves or run.task_id, prefix=task_prefix(self.config, self.store),
             actor=self.me + run.slot.name, max_per_task=self.config.max_suggestions_per_task,
             backlog_cap=self.config.max_suggested_backlog)
         lost = {k: v for k, v in {**dropped, **refused}.items() if v}

@@ -13,7 +13,7 @@ NONCES_PER_LENGTH = 10
 _ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
 # Ids end up in branch names and file paths, so anything else is refused at the door.
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*(\.[A-Za-z0-9_-]+)*$")
-_PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
+PREFIX_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,19}$")
 MAX_ID_LENGTH = 100
 
 
@@ -37,6 +37,19 @@ def candidate_ids(prefix: str, seed: str):
             yield f"{prefix}-{hash_suffix(f'{seed}|{nonce}', length)}"
 
 
+def id_prefix(task_id: str) -> str:
+    """The prefix of an id as bd reads it: before the last '-' when what follows (up to a child's
+    '.N') looks like a number or a hash (bd-a1b2.3 -> bd, web-app-a3f8e9 -> web-app), else before
+    the first (vc-baseline-test -> vc); "" without one."""
+    head, _, tail = task_id.rpartition("-")
+    if not head:
+        return ""
+    base = tail.split(".", 1)[0]
+    looks_like_hash = 3 <= len(base) <= 8 and base.isalnum() and base.isascii() and base == base.lower() and (
+        len(base) == 3 or any(c.isdigit() for c in base))
+    return head if not base or base.isdigit() or looks_like_hash else task_id.partition("-")[0]
+
+
 def child_id(parent_id: str, number: int) -> str:
     return f"{parent_id}.{number}"
 
@@ -51,7 +64,7 @@ def check_id(task_id: str) -> str:
 
 
 def check_prefix(prefix: str) -> str:
-    if not isinstance(prefix, str) or not _PREFIX_RE.fullmatch(prefix):
+    if not isinstance(prefix, str) or not PREFIX_RE.fullmatch(prefix):
         raise InvalidValueError(
             f"invalid id prefix {prefix!r}: use 1-20 lowercase letters, digits, '-' or '_', "
             "starting with a letter or digit"

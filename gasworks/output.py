@@ -147,6 +147,12 @@ def print_task_details(details: dict[str, Any]) -> None:
                           ("acceptance_criteria", "Acceptance criteria"), ("notes", "Notes")):
         if details.get(name):
             click.echo(f"\n{heading}:\n{safe(details[name])}")
+    if details.get("comments"):
+        click.echo("\nComments:")
+        for comment in details["comments"]:
+            click.echo(f"  {comment['created_at']}  {safe(comment['author'])}")
+            for line in comment["text"].splitlines() or [""]:
+                click.echo(f"    {safe(line)}")
     if details["events"]:
         click.echo("\nEvents:")
         for event in details["events"]:

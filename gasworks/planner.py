@@ -260,5 +260,7 @@ def run_plan(project: Any, store: Any, goal: str, *, max_tasks: int, dry_run: bo
     mark_duplicates(plan.tasks, open_titles)
     if dry_run:
         return plan, []
+    from gasworks.project import task_prefix
+
     phase("writing the tasks")
-    return plan, store.create_tasks(to_new_tasks(plan), prefix=project.config.prefix, actor="planner")
+    return plan, store.create_tasks(to_new_tasks(plan), prefix=task_prefix(project.config, store), actor="planner")

@@ -16,6 +16,7 @@ from filelock import FileLock, Timeout
 from gasworks import git
 from gasworks.config import CONFIG_FILE, TEMPLATE, Config, load_config
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
+from gasworks.ids import PREFIX_RE
 from gasworks.store import open_store
 from gasworks.store.bd import BdCli, find_bd, resolve_tracker
 from gasworks.store.sql import SQLStore
@@ -59,6 +60,17 @@ class Project:
 
             return BeadsStore(self.mirror_path, BdCli(self.config.bd_cmd, self.root), sync=self.config.bd_sync)
         return open_store(self.config.store or self.db_path, keepalive=self.config.store_keepalive)
+
+
+def task_prefix(config: Config, store: Any) -> str:
+    """The prefix of new task ids: `prefix` when gasworks.toml (or the environment) sets it, else the
+    one most of the newest 1,000 tasks carry, as bd keeps its configured prefix (after importing
+    bd-* issues, new tasks are bd-* too), else the default, gw."""
+    if "prefix" not in config.model_fields_set:
+        found = store.common_prefix()
+        if found and PREFIX_RE.fullmatch(found):
+            return found
+    return config.prefix
 
 
 def find_project(start: Path, overrides: Mapping[str, Any] | None = None) -> Project:

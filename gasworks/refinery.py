@@ -30,7 +30,7 @@ from gasworks.gate import Gate
 from gasworks.errors import GasworksError, GitError, NotFoundError, TransitionError
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
 from gasworks.output import oneline
-from gasworks.project import Project
+from gasworks.project import Project, task_prefix
 from gasworks.store import NewTask
 from gasworks.store.sql import SQLStore
 from gasworks.upstream import Upstream
@@ -365,7 +365,7 @@ class Refinery:
         task = self.store.create_task(NewTask(
             f"Resolve merge conflict: {merge.branch}", priority=1, labels=[CONFLICT_LABEL, *files],
             description=conflict_description(merge, files, tip, self.target),
-            deps=[(merge.task_id, "discovered-from")]), prefix=self.config.prefix, actor="refinery")
+            deps=[(merge.task_id, "discovered-from")]), prefix=task_prefix(self.config, self.store), actor="refinery")
         self.store.add_dependency(merge.task_id, task.id, "blocks", actor="refinery")
         self.store.transition(merge.task_id, "blocked", actor="refinery", expected="merging",
                               reason=f"merge conflict; resolved by {task.id}")
@@ -446,7 +446,7 @@ class Refinery:
             labels=[GATE_BROKEN_LABEL],
             description=f"The gate fails on the untouched tip of {self.target} ({tip}), so no branch can land "
                         f"until it passes again. The merge queue waits until {self.target} moves.\n\n{tail}"),
-            prefix=self.config.prefix, actor="refinery")
+            prefix=task_prefix(self.config, self.store), actor="refinery")
         self.say(f"the gate fails on {self.target} itself ({tip[:12]}): filed {task.id}; the queue waits")
 
     def _resolved_conflicts(self) -> list[Merge]:

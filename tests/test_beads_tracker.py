@@ -105,7 +105,7 @@ def test_task_text_never_reaches_bd_where_it_could_be_read_as_an_option(beads_re
     gw = Cli()
     script = fake_script(suggest=["--version", "$(touch pwned-by-a-suggestion)"])
     gw("create", "-d", script, "--", "--help")
-    gw("create", "-d", "-", "--", "$(touch pwned)")
+    gw("create", "-d", "-", "--", "$(touch pwned)", input="-")  # -d -: from stdin, as in bd; the text is "-"
     gw("create", "--design", "--json", "--", "--json")
 
     result = run_gasworks(["run", "--agent", "fake", "--until-done", "--workers", "2"], beads_repo)
@@ -154,7 +154,7 @@ def test_auto_picks_bd_when_the_repository_has_beads_and_bd_is_installed(repo, b
     assert "tasks live in Beads" in run_gasworks(["init"], repo).stdout
     task_id = run_gasworks(["create", "Through bd", "-q"], repo).stdout.strip()
     assert task_id.startswith("demo-") and issues(repo)[task_id]["title"] == "Through bd"
-    shown = json.loads(run_gasworks(["show", task_id, "--json"], repo).stdout)
+    shown = json.loads(run_gasworks(["show", task_id, "--json"], repo).stdout)[0]
     assert shown["title"] == "Through bd"
 
 

@@ -70,13 +70,13 @@ def test_create_show_update_close_reopen(gw: Cli):
     task_id = created["id"]
     assert created["priority"] == 1 and created["issue_type"] == "bug"
     assert created["labels"] == ["area:parser", "urgent"]
-    shown = gw.json("show", task_id[:6])
+    shown = gw.json("show", task_id[:6])[0]
     assert shown["description"] == "It chokes on tabs" and shown["events"][0]["kind"] == "created"
-    updated = gw.json("update", task_id, "--title", "Fix the tab parser", "--priority", "0", "--notes", "n",
-                      "--add-label", "x", "--remove-label", "urgent")
+    [updated] = gw.json("update", task_id, "--title", "Fix the tab parser", "--priority", "0", "--notes", "n",
+                        "--add-label", "x", "--remove-label", "urgent")
     assert (updated["title"], updated["priority"], updated["labels"]) == ("Fix the tab parser", 0,
                                                                         ["area:parser", "x"])
-    claimed = gw.json("update", task_id, "--claim")
+    [claimed] = gw.json("update", task_id, "--claim")
     assert (claimed["status"], claimed["assignee"]) == ("in_progress", "tester")
     assert gw("update", task_id, "--claim", code=1).stderr.startswith("gasworks: error: ")
     closed = gw.json("close", task_id, "--reason", "fixed in abc123")
@@ -170,7 +170,7 @@ def test_import_markdown_and_queue_from_the_cli(gw: Cli, project_dir: Path):
 def test_hostile_text_is_stored_faithfully_and_shown_safely(gw: Cli):
     title = "$(rm -rf ~) `id`; echo | cat \u202eevil\U0001f600 \x1b[31mred"
     task_id = gw.json("create", title, "-d", "--help\n../../etc/passwd")["id"]
-    shown = gw.json("show", task_id)
+    shown = gw.json("show", task_id)[0]
     assert shown["title"] == title and shown["description"] == "--help\n../../etc/passwd"
     text = gw("show", task_id).stdout
     assert "\x1b" not in text and "\\x1b[31mred" in text

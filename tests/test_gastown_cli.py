@@ -69,8 +69,8 @@ def test_sling_closed_task_is_refused(gw):
     result = gw("sling", other, task, code=1)
     assert f"{task} is closed: reopen it first" in result.stderr
     assert result.stderr.count("\n") == 1
-    assert gw.json("show", other)["id"] == other  # nothing slung: all or nothing
-    assert not any(e["kind"] == "slung" for e in gw.json("show", other)["events"])
+    assert gw.json("show", other)[0]["id"] == other  # nothing slung: all or nothing
+    assert not any(e["kind"] == "slung" for e in gw.json("show", other)[0]["events"])
 
 
 def test_sling_an_epic_slings_its_unfinished_children(gw):

@@ -132,7 +132,7 @@ def test_task_queue_depends_on_names_other_items_of_the_file(gw, project_dir):
     gw("import", "task_queue.json")
     tasks = {t["title"]: t for t in gw.json("list")}
     assert [t["title"] for t in gw.json("ready")] == ["first"]
-    shown = gw.json("show", tasks["third"]["id"])
+    shown = gw.json("show", tasks["third"]["id"])[0]
     assert sorted(d["depends_on_id"] for d in shown["dependencies"]) == sorted([tasks["first"]["id"],
                                                                                  tasks["second"]["id"]])
     (project_dir / "bad.json").write_text('[{"id": 1, "title": "x"},\n {"title": "y", "depends_on": 7}]')

@@ -54,7 +54,7 @@ def test_a_refused_claim_changes_nothing(gw, project_dir, monkeypatch):
     monkeypatch.setenv("GASWORKS_ACTOR", "p2")
     refused = gw("update", task_id, "--claim", "-p", "0", "--title", "stolen", "--add-label", "mine", code=1)
     assert "claimed by p1" in refused.stderr
-    task = gw.json("show", task_id)
+    task = gw.json("show", task_id)[0]
     assert (task["title"], task["priority"], task["assignee"], task.get("labels", [])) == \
         ("the original title", 2, "p1", [])
 
@@ -62,7 +62,7 @@ def test_a_refused_claim_changes_nothing(gw, project_dir, monkeypatch):
 def test_claim_with_an_assignee_claims_for_that_name(gw, project_dir):
     task_id = gw.json("create", "for p3")["id"]
     gw("update", task_id, "--claim", "--assignee", "p3")
-    task = gw.json("show", task_id)
+    task = gw.json("show", task_id)[0]
     assert (task["status"], task["assignee"]) == ("in_progress", "p3")
 
 
@@ -71,7 +71,7 @@ def test_a_refused_status_change_changes_nothing_else(gw, project_dir):
     gw("close", task_id)
     gw("update", task_id, "-s", "merging", "--title", "changed", code=1)
     gw("update", task_id, "-s", "no-such-status", "--title", "changed", code=1)
-    assert gw.json("show", task_id)["title"] == "stays as it was"
+    assert gw.json("show", task_id)[0]["title"] == "stays as it was"
 
 
 @pytest.mark.parametrize("trouble", ["a stale index.lock in the integration tree", "commit.gpgsign with no gpg"])

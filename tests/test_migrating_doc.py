@@ -21,6 +21,7 @@ import pytest
 
 from gasworks import git
 from tests import fakebd
+from tests.conftest import Cli
 from tests.test_llm_clients import OpenAIProtocol, servers  # noqa: F401  (the fixture)
 from tests.test_planner import plan_reply
 from tests.test_polecat import Town, fake_script
@@ -39,6 +40,7 @@ POLECAT_STEPS = ("gt prime --hook", "gt heartbeat", "gt hook --json", "gt done")
 class Table:
     header: list[str]
     rows: list[tuple[str | None, str | None]] = field(default_factory=list)  # None: a cell in words
+    notes: list[str] = field(default_factory=list)  # a third column, as written
 
     def column(self, side: int) -> list[str]:
         return [row[side] for row in self.rows if row[side] is not None]
@@ -70,6 +72,7 @@ def read_page() -> Page:
                 table = page.tables[cells[0]] = Table(cells)
             elif not set("".join(cells)) <= set("-: "):
                 table.rows.append((code_of(cells[0]), code_of(cells[1])))
+                table.notes.append(cells[2] if len(cells) > 2 else "")
             continue
         table = None
         page.spans |= {span for span in re.findall(r"`([^`]+)`", line)
@@ -324,10 +327,30 @@ def test_every_command_on_the_page_is_run_by_these_tests():
     """Table cells and sh lines run in the tests above; a command in the text must be one of them (or
     a prefix of one), or one of the polecat's steps, checked against qwen-agent's calls."""
     page = read_page()
-    assert set(page.tables) == {"classic", "bd", "gt"}
+    assert set(page.tables) == {"classic", "bd", "gt", "bd command"}
     commands = [shlex.split(c) for t in page.tables.values() for c in t.column(0) + t.column(1)] + \
         [shlex.split(line) for line in page.block]
     assert len(commands) >= 40
     for span in page.spans - set(POLECAT_STEPS):
         words = shlex.split(span)
         assert any(command[:len(words)] == words for command in commands), f"nothing runs `{span}`"
+
+
+def test_the_bd_command_table_says_what_gasworks_has():
+    """Each bd command has a verdict. "same" names the gasworks command, which exists; the flags its
+    verdict names are in that command's --help, and those after "no" are not."""
+    table = read_page().tables["bd command"]
+    assert len(table.rows) >= 25
+    for (theirs, ours), verdict in zip(table.rows, table.notes):
+        assert theirs and theirs.startswith("bd "), theirs
+        assert verdict.startswith(("same", "not supported")), verdict
+        if verdict.startswith("not supported"):
+            assert ours is None, theirs
+            continue
+        assert ours is not None and ours.split()[1:] == theirs.split()[1:], (theirs, ours)
+        result = Cli()(*ours.split()[1:], "--help")
+        has, _, lacks = verdict.partition("no `")
+        for flags, present in ((has, True), ("`" + lacks if lacks else "", False)):
+            for flag in re.findall(r"`(-[-\w]*)", flags):
+                found = re.search(rf"(?<![\w-]){re.escape(flag)}(?![\w-])", result.stdout) is not None
+                assert found == present, f"{ours}: {flag} {'missing from' if present else 'is in'} its --help"

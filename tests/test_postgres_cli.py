@@ -24,7 +24,7 @@ def test_init_create_claim_and_close_on_a_postgresql_store(repo, pg_url):
     ready = json.loads(run_gasworks(["ready", "--json"], repo, env=env).stdout)
     assert [t["id"] for t in ready] == [first]
     claimed = run_gasworks(["update", first, "--claim", "--json"], repo, env=env)
-    assert claimed.returncode == 0 and json.loads(claimed.stdout)["status"] == "in_progress"
+    assert claimed.returncode == 0 and json.loads(claimed.stdout)[0]["status"] == "in_progress"
     assert run_gasworks(["close", first], repo, env=env).returncode == 0
     assert [t["id"] for t in json.loads(run_gasworks(["ready", "--json"], repo, env=env).stdout)] == [second]
     exported = run_gasworks(["export"], repo, env=env).stdout.splitlines()

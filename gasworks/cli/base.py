@@ -5,6 +5,7 @@ User mistakes become one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -54,6 +55,8 @@ class _Group(click.Group):
             _check_utf8(ctx)
             return super().invoke(ctx)
         except GasworksError as exc:
+            if ctx.meta.get(JSON_WANTED):  # as bd does under --json: {"error": ...} on stdout
+                click.echo(json.dumps({"error": str(exc)}, indent=2, ensure_ascii=False))
             click.echo(f"gasworks: error: {exc}", err=True)
             ctx.exit(exc.exit_code)
         except KeyboardInterrupt:
@@ -80,7 +83,19 @@ def open_project() -> Project:
     return find_project(Path.cwd())
 
 
-json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+JSON_WANTED = "gasworks.json"  # in ctx.meta (shared by every context of a command): --json was given
+
+
+def _json_wanted(ctx: click.Context, _param: click.Parameter, value: bool) -> bool:
+    """`--json` after the command, or before it (`gasworks --json ready`, as bd takes it anywhere)."""
+    wanted = bool(value) or bool(ctx.meta.get(JSON_WANTED))
+    if wanted:
+        ctx.meta[JSON_WANTED] = True
+    return wanted
+
+
+json_option = click.option("--json", "as_json", is_flag=True, callback=_json_wanted,
+                           help="Print JSON instead of text (errors too: {\"error\": ...} on stdout).")
 limit_option = click.option("-n", "--limit", type=click.IntRange(min=0), default=None,
                             help="Show at most this many (default: all).")
 
@@ -102,6 +117,8 @@ def priority_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> 
 @click.option("--actor", default=None, metavar="NAME",
               help="Who is acting, for assignees and events (default: $GASWORKS_ACTOR, $BEADS_ACTOR, "
                    "git user.name, $USER).")
+@click.option("--json", "as_json", is_flag=True, callback=_json_wanted, expose_value=False,
+              help="JSON output from every command that has it, as `COMMAND --json` (like `bd --json`).")
 def cli(actor: str | None) -> None:
     """Run a fleet of local coding agents on one git repository.
 

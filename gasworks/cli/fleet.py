@@ -19,7 +19,7 @@ from gasworks.cli.base import actor_name, cli, json_option, open_project
 from gasworks.config import AGENTS
 from gasworks.errors import InvalidValueError
 from gasworks.ingest import read_text_file
-from gasworks.project import ensure_excludes, find_project, run_lock
+from gasworks.project import ensure_excludes, find_project, run_lock, task_prefix
 
 
 @cli.command()
@@ -172,7 +172,7 @@ def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: b
     # Undecodable bytes or a NUL: refuse the whole file (and keep it) rather than lose its lines.
     titles, dropped = parse_suggestions(read_text_file(path, nul_ok=False))
     made, refused = store.add_suggestions(
-        titles, source=store.resolve_id(source) if source else None, prefix=project.config.prefix,
+        titles, source=store.resolve_id(source) if source else None, prefix=task_prefix(project.config, store),
         actor=actor_name(ctx), max_per_task=len(titles) if not source else project.config.max_suggestions_per_task,
         backlog_cap=project.config.max_suggested_backlog)
     git.write_new(path, b"")  # the tasks are stored: only now is the file cleared (never through a link)

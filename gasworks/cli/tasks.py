@@ -1,9 +1,11 @@
-"""Commands on tasks: init, create, ready, list, show, update, close, reopen, dep, import, export."""
+"""Commands on tasks: init, create, ready, list, search, blocked, show, update, close, reopen, dep, import,
+export. Their names, flags and JSON follow bd's (Beads), so bd users can type what they know."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -13,7 +15,7 @@ from gasworks.cli.base import actor_name, cli, json_option, limit_option, open_p
 from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
 from gasworks.ingest import FORMATS, decode_text, read_tasks, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
-from gasworks.project import init_project
+from gasworks.project import init_project, task_prefix
 from gasworks.store import NewTask
 
 
@@ -65,10 +67,32 @@ def _read_text_file(name: str) -> str:
         raise InvalidValueError(f"description file {exc}") from None
 
 
+def description_options(command: Any) -> Any:
+    """-d TEXT, --body-file FILE and --stdin, as bd's create and update take them."""
+    for option in reversed((
+        click.option("-d", "--description", default=None, help="Description text ('-': read it from stdin)."),
+        click.option("--body-file", "--description-file", "body_file", metavar="FILE",
+                     help="Read the description from FILE ('-' for stdin), exactly as written."),
+        click.option("--stdin", "from_stdin", is_flag=True, help="Read the description from stdin (as --body-file -)."),
+    )):
+        command = option(command)
+    return command
+
+
+def _description(description: str | None, body_file: str | None, from_stdin: bool) -> str | None:
+    """The description given one way (None: not given), as bd reads -d, -d -, --body-file and --stdin."""
+    given = [name for name, value in (("--description", description is not None),
+                                      ("--body-file", body_file is not None), ("--stdin", from_stdin)) if value]
+    if len(given) > 1:
+        raise InvalidValueError(f"give the description one way, not {' and '.join(given)}")
+    if from_stdin or description == "-":
+        return _read_text_file("-")
+    return _read_text_file(body_file) if body_file is not None else description
+
+
 @cli.command()
 @click.argument("title")
-@click.option("-d", "--description", default="", help="Description text.")
-@click.option("--description-file", metavar="FILE", help="Read the description from FILE ('-' for stdin).")
+@description_options
 @click.option("--design", default="", help="Design notes.")
 @click.option("--acceptance", default="", help="Acceptance criteria.")
 @click.option("-p", "--priority", default="2", callback=priority_value, help="0-4 or P0-P4, 0 highest (default 2).")
@@ -81,12 +105,14 @@ def _read_text_file(name: str) -> str:
 @click.option("-q", "--quiet", is_flag=True, help="Print only the new id.")
 @json_option
 @click.pass_context
-def create(ctx: click.Context, title: str, description: str, description_file: str | None, design: str,
-           acceptance: str, priority: int, issue_type: str, parent: str | None, deps: tuple[str, ...],
+def create(ctx: click.Context, title: str, description: str | None, body_file: str | None, from_stdin: bool,
+           design: str, acceptance: str, priority: int, issue_type: str, parent: str | None, deps: tuple[str, ...],
            labels: tuple[str, ...], assignee: str, quiet: bool, as_json: bool) -> None:
-    """Create a task (like `bd create`)."""
-    if description_file:
-        description = _read_text_file(description_file)
+    """Create a task (like `bd create`).
+
+    Its id takes the prefix of gasworks.toml's `prefix` when set there, else the prefix most
+    of the repository's tasks carry (bd-a1b2 after importing bd's issues), else gw."""
+    description = _description(description, body_file, from_stdin) or ""
     project = open_project()
     store = project.open_store()
     new = NewTask(
@@ -95,7 +121,7 @@ def create(ctx: click.Context, title: str, description: str, description_file: s
         parent=store.resolve_id(parent) if parent else "",
         deps=[(store.resolve_id(target), kind) for target, kind in _parse_deps(deps)],
     )
-    task = store.create_task(new, prefix=project.config.prefix, actor=actor_name(ctx))
+    task = store.create_task(new, prefix=task_prefix(project.config, store), actor=actor_name(ctx))
     if as_json:
         output.emit_json(task_to_record(task))
     elif quiet:
@@ -113,125 +139,204 @@ def ready(limit: int | None, as_json: bool) -> None:
     output.emit_tasks(tasks, as_json, empty="no ready tasks")
 
 
+def status_filter(store: Any, values: tuple[str, ...]) -> tuple[list[str], bool]:
+    """--status values (comma-separated or repeated) -> (statuses, every status). A Beads custom
+    status is known once a task has it; `all` means every status."""
+    wanted = split_list(values)
+    if "all" in wanted:
+        return [], True
+    in_use = set(store.counts()) if wanted else set()
+    unknown = [name for name in wanted if name not in {s.value for s in Status} and name not in in_use]
+    if unknown:
+        known = sorted({s.value for s in Status} | in_use - {"ready", "waiting"})
+        raise InvalidValueError(f"no task has status {', '.join(unknown)} (statuses: {', '.join(known)}, or all)")
+    return wanted, False
+
+
 @cli.command(name="list")
 @click.option("-s", "--status", "statuses", multiple=True, metavar="STATUS",
-              help="Only these statuses (comma-separated or repeated).")
+              help="Only these statuses (comma-separated or repeated; all: every status).")
+@click.option("-p", "--priority", default=None, callback=priority_value, help="Only this priority (0-4 or P0-P4).")
 @click.option("-l", "--label", "labels", multiple=True, metavar="LABEL", help="Only tasks with all these labels.")
 @click.option("-t", "--type", "issue_type", default=None, help="Only this issue type.")
 @click.option("-a", "--assignee", default=None, help="Only tasks assigned to this name.")
+@click.option("--title", "--title-contains", "title", default=None, metavar="TEXT",
+              help="Only titles containing TEXT, ignoring case.")
+@click.option("--desc-contains", "description", default=None, metavar="TEXT",
+              help="Only descriptions containing TEXT, ignoring case.")
 @click.option("--all", "show_all", is_flag=True, help="Include closed tasks.")
 @limit_option
 @json_option
-def list_(statuses: tuple[str, ...], labels: tuple[str, ...], issue_type: str | None, assignee: str | None,
-          show_all: bool, limit: int | None, as_json: bool) -> None:
-    """List tasks (closed ones only with --all or --status closed; --status all: every status)."""
+def list_(statuses: tuple[str, ...], priority: int | None, labels: tuple[str, ...], issue_type: str | None,
+          assignee: str | None, title: str | None, description: str | None, show_all: bool, limit: int | None,
+          as_json: bool) -> None:
+    """List tasks (like `bd list`): closed ones only with --all or --status, by priority then age."""
     store = open_project().open_store()
-    wanted = split_list(statuses)
-    if "all" in wanted:
-        wanted, show_all = [], True
-    in_use = set(store.counts()) if wanted else set()
-    unknown = [name for name in wanted if name not in {s.value for s in Status} and name not in in_use]
-    if unknown:  # a Beads custom status is known once a task has it
-        known = sorted({s.value for s in Status} | in_use - {"ready", "waiting"})
-        raise InvalidValueError(f"no task has status {', '.join(unknown)} (statuses: {', '.join(known)}, or all)")
+    wanted, every = status_filter(store, statuses)
     tasks = store.list_tasks(statuses=wanted or None, labels=split_list(labels), issue_type=issue_type,
-                             assignee=assignee, limit=limit, include_closed=show_all or bool(wanted))
+                             assignee=assignee, limit=limit, include_closed=show_all or every or bool(wanted),
+                             priority=priority, title=title, description=description)
     output.emit_tasks(tasks, as_json, empty="no tasks")
 
 
 @cli.command()
-@click.argument("task_id")
+@click.argument("query", required=False)
+@click.option("--query", "query_option", default=None, help="The text to find (instead of QUERY).")
+@click.option("-s", "--status", "statuses", multiple=True, metavar="STATUS",
+              help="Only these statuses (comma-separated or repeated; default: every status).")
+@click.option("-l", "--label", "labels", multiple=True, metavar="LABEL", help="Only tasks with all these labels.")
+@click.option("-t", "--type", "issue_type", default=None, help="Only this issue type.")
+@click.option("-a", "--assignee", default=None, help="Only tasks assigned to this name.")
+@click.option("-n", "--limit", type=click.IntRange(min=0), default=50, show_default=True,
+              help="Show at most this many (0: all).")
 @json_option
-def show(task_id: str, as_json: bool) -> None:
-    """Show one task: fields, labels, dependencies, dependents and recent events."""
+def search(query: str | None, query_option: str | None, statuses: tuple[str, ...], labels: tuple[str, ...],
+           issue_type: str | None, assignee: str | None, limit: int, as_json: bool) -> None:
+    """Find tasks whose id, title or description contains QUERY, ignoring case (like `bd search`)."""
+    text = query or query_option
+    if not text or not text.strip():
+        raise InvalidValueError("give the text to find: gasworks search QUERY")
     store = open_project().open_store()
-    task = store.get_task(store.resolve_id(task_id))
-    details = {
-        **task_to_record(task),
-        "blocked": store.is_blocked(task.id),
-        "blocked_by": store.blockers(task.id),
-        "dependents": [{"id": d.issue_id, "type": d.type} for d in store.dependents(task.id)],
-        "lease_expires_at": task.lease_expires_at,
-        "events": [output.event_dict(e) for e in store.events(task.id, limit=20)],
-    }
-    if as_json:
-        output.emit_json(details)
-    else:
-        output.print_task_details(details)
+    wanted, _ = status_filter(store, statuses)
+    tasks = store.list_tasks(statuses=wanted or None, labels=split_list(labels), issue_type=issue_type,
+                             assignee=assignee, limit=limit or None, text=text)
+    if not as_json and tasks:
+        click.echo(f"Found {len(tasks)} tasks matching {output.oneline(text)!r}:")
+    output.emit_tasks(tasks, as_json, empty=f"no tasks match {output.oneline(text)!r}")
 
 
 @cli.command()
-@click.argument("task_id")
-@click.option("--title", default=None)
-@click.option("-d", "--description", default=None)
-@click.option("--design", default=None)
-@click.option("--acceptance", default=None, help="Acceptance criteria.")
-@click.option("--notes", default=None)
-@click.option("-p", "--priority", default=None, callback=priority_value, help="0-4 or P0-P4.")
+@limit_option
+@json_option
+def blocked(limit: int | None, as_json: bool) -> None:
+    """List unfinished tasks held back by unfinished work, with what holds each back (like `bd blocked`)."""
+    store = open_project().open_store()
+    tasks = store.list_tasks(blocked=True, limit=limit)
+    rows = [{**task_to_record(task), "blocked_by": store.blockers(task.id)} for task in tasks]
+    if as_json:
+        output.emit_json([{**row, "blocked_by_count": len(row["blocked_by"])} for row in rows])
+        return
+    if not tasks:
+        click.echo("no blocked tasks", err=True)
+    for task, row in zip(tasks, rows):
+        click.echo(output.task_line(task))
+        click.echo(f"  blocked by {', '.join(row['blocked_by'])}" if row["blocked_by"] else
+                   "  blocked through a parent that waits on unfinished work (see `gasworks dep tree`)")
+
+
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@json_option
+def show(task_ids: tuple[str, ...], as_json: bool) -> None:
+    """Show tasks: fields, labels, dependencies, dependents, comments and recent events (like
+    `bd show`). With --json, an array of one object per id, as bd gives."""
+    store = open_project().open_store()
+    details = []
+    for task_id in [store.resolve_id(t) for t in task_ids]:  # every id known before anything is shown
+        task = store.get_task(task_id)
+        details.append({
+            **task_to_record(task),
+            "blocked": store.is_blocked(task.id),
+            "blocked_by": store.blockers(task.id),
+            "dependents": [{"id": d.issue_id, "type": d.type} for d in store.dependents(task.id)],
+            "lease_expires_at": task.lease_expires_at,
+            "events": [output.event_dict(e) for e in store.events(task.id, limit=20)],
+        })
+    if as_json:
+        output.emit_json(details)
+        return
+    for number, one in enumerate(details):
+        if number:
+            click.echo("\n" + "\u2500" * 60)
+        output.print_task_details(one)
+
+
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@click.option("--title", default=None, help="New title.")
+@description_options
+@click.option("--design", default=None, help="New design notes.")
+@click.option("--acceptance", default=None, help="New acceptance criteria.")
+@click.option("--notes", default=None, help="New notes (they replace the old ones).")
+@click.option("-p", "--priority", default=None, callback=priority_value, help="0-4 or P0-P4, 0 highest.")
 @click.option("-s", "--status", default=None, help="New status (checked against the allowed transitions).")
-@click.option("-a", "--assignee", default=None)
-@click.option("--add-label", "add_labels", multiple=True, metavar="LABELS")
-@click.option("--remove-label", "remove_labels", multiple=True, metavar="LABELS")
-@click.option("--claim", is_flag=True, help="Claim it for yourself (atomic; fails if someone holds it).")
+@click.option("-a", "--assignee", default=None, help="Assign to this name ('' unassigns).")
+@click.option("--add-label", "add_labels", multiple=True, metavar="LABELS", help="Add labels (comma-separated).")
+@click.option("--remove-label", "remove_labels", multiple=True, metavar="LABELS",
+              help="Remove labels (comma-separated).")
+@click.option("--claim", is_flag=True, help="Claim each for yourself (atomic; fails if someone holds one).")
 @json_option
 @click.pass_context
-def update(ctx: click.Context, task_id: str, title: str | None, description: str | None, design: str | None,
-           acceptance: str | None, notes: str | None, priority: int | None, status: str | None,
-           assignee: str | None, add_labels: tuple[str, ...], remove_labels: tuple[str, ...], claim: bool,
-           as_json: bool) -> None:
-    """Change a task's fields, status or labels, or claim it (like `bd update`).
+def update(ctx: click.Context, task_ids: tuple[str, ...], title: str | None, description: str | None,
+           body_file: str | None, from_stdin: bool, design: str | None, acceptance: str | None, notes: str | None,
+           priority: int | None, status: str | None, assignee: str | None, add_labels: tuple[str, ...],
+           remove_labels: tuple[str, ...], claim: bool, as_json: bool) -> None:
+    """Change tasks' fields, status or labels, or claim them (like `bd update ID...`).
 
-    All or nothing: what can be refused (the claim, the status change) is done first, so a
-    refused command changes nothing. `--claim --assignee NAME` claims the task for NAME."""
+    All or nothing, in one transaction: if one id is unknown or one change is refused, no
+    task changes. `--claim --assignee NAME` claims for NAME. With --json, an array, as bd gives."""
     project = open_project()
     store = project.open_store()
-    task_id = store.resolve_id(task_id)
-    actor = actor_name(ctx)
     if claim and status and status != "in_progress":
-        raise InvalidValueError(f"--claim makes {task_id} in_progress; it cannot also be set to {status}")
+        raise InvalidValueError(f"--claim makes a task in_progress; it cannot also be set to {status}")
     if title is not None and not title.strip():
         raise InvalidValueError("a task needs a non-empty title")
-    fields = {"title": title, "description": description, "design": design, "acceptance_criteria": acceptance,
-              "notes": notes, "priority": priority, "assignee": None if claim else assignee}
+    fields = {"title": title, "description": _description(description, body_file, from_stdin), "design": design,
+              "acceptance_criteria": acceptance, "notes": notes, "priority": priority,
+              "assignee": None if claim else assignee}
     changes = {name: value for name, value in fields.items() if value is not None}
-    if claim:
-        store.claim(task_id, assignee or actor, lease_seconds=project.config.lease_seconds)
-    elif status:
-        store.transition(task_id, status, actor=actor)
-    if changes:
-        store.update_fields(task_id, actor=actor, **changes)
-    if add_labels or remove_labels:
-        store.change_labels(task_id, actor=actor, add=split_list(add_labels), remove=split_list(remove_labels))
-    task = store.get_task(task_id)
+    actor = actor_name(ctx)
+    with store.batch():
+        ids = [store.resolve_id(t) for t in task_ids]
+        for task_id in ids:
+            if claim:
+                store.claim(task_id, assignee or actor, lease_seconds=project.config.lease_seconds)
+            elif status:
+                store.transition(task_id, status, actor=actor)
+            if changes:
+                store.update_fields(task_id, actor=actor, **changes)
+            if add_labels or remove_labels:
+                store.change_labels(task_id, actor=actor, add=split_list(add_labels),
+                                    remove=split_list(remove_labels))
+        tasks = [store.get_task(task_id) for task_id in ids]
     if as_json:
-        output.emit_json(task_to_record(task))
-    else:
+        output.emit_json([task_to_record(task) for task in tasks])
+        return
+    for task in tasks:
         click.echo(f"Updated {task.id}: {output.task_line(task)}")
 
 
 @cli.command()
 @click.argument("task_ids", nargs=-1, required=True)
-@click.option("-r", "--reason", default="", help="Why it is closed (default 'Closed').")
-@click.option("--force", is_flag=True, help="Close an epic even if it has unfinished children.")
+@click.option("-r", "--reason", default="", help="Why they are closed (default 'Closed').")
+@click.option("-f", "--force", is_flag=True, help="Close an epic even if it has unfinished children.")
 @json_option
 @click.pass_context
 def close(ctx: click.Context, task_ids: tuple[str, ...], reason: str, force: bool, as_json: bool) -> None:
-    """Close tasks."""
+    """Close tasks (like `bd close ID...`): all or nothing, in one transaction."""
     store = open_project().open_store()
-    closed = [store.close_task(store.resolve_id(t), actor=actor_name(ctx), reason=reason, force=force)
-              for t in task_ids]
+    with store.batch():
+        closed = [store.close_task(task_id, actor=actor_name(ctx), reason=reason, force=force)
+                  for task_id in [store.resolve_id(t) for t in task_ids]]
     _say_done(closed, "Closed", as_json)
 
 
 @cli.command()
 @click.argument("task_ids", nargs=-1, required=True)
+@click.option("-r", "--reason", default="", help="Why they are reopened: kept as a comment on each, as bd does.")
 @json_option
 @click.pass_context
-def reopen(ctx: click.Context, task_ids: tuple[str, ...], as_json: bool) -> None:
-    """Reopen closed tasks."""
+def reopen(ctx: click.Context, task_ids: tuple[str, ...], reason: str, as_json: bool) -> None:
+    """Reopen closed tasks (like `bd reopen ID...`): all or nothing, in one transaction."""
     store = open_project().open_store()
-    opened = [store.transition(store.resolve_id(t), "open", actor=actor_name(ctx), expected="closed")
-              for t in task_ids]
+    actor = actor_name(ctx)
+    with store.batch():
+        ids = [store.resolve_id(t) for t in task_ids]
+        for task_id in ids:
+            store.transition(task_id, "open", actor=actor, expected="closed", reason=reason)
+            if reason:
+                store.add_comment(task_id, reason, author=actor)
+        opened = [store.get_task(task_id) for task_id in ids]
     _say_done(opened, "Reopened", as_json)
 
 
@@ -272,7 +377,7 @@ def dep_add(ctx: click.Context, task_id: str, depends_on: str, dep_type: str, as
 @json_option
 @click.pass_context
 def dep_rm(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> None:
-    """Remove the dependency of TASK_ID on DEPENDS_ON."""
+    """Remove the dependency of TASK_ID on DEPENDS_ON (also `dep remove`, as in bd)."""
     store = open_project().open_store()
     task_id = store.resolve_id(task_id)
     store.remove_dependency(task_id, depends_on, actor=actor_name(ctx))
@@ -280,6 +385,9 @@ def dep_rm(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> 
         output.emit_json({"status": "removed", "issue_id": task_id, "depends_on_id": depends_on})
     else:
         click.echo(f"{task_id} no longer depends on {depends_on}")
+
+
+dep.add_command(dep_rm, name="remove")  # bd's name for it
 
 
 @dep.command(name="tree")
@@ -333,8 +441,9 @@ def import_(ctx: click.Context, file: Path, fmt: str | None, dry_run: bool, as_j
     project = open_project()
     with output.progress(f"importing {file}", quiet=as_json):
         tasks = read_tasks(file, fmt)
-        result = project.open_store().import_tasks(tasks, prefix=project.config.prefix, actor=actor_name(ctx),
-                                                   dry_run=dry_run)
+        store = project.open_store()
+        result = store.import_tasks(tasks, prefix=task_prefix(project.config, store), actor=actor_name(ctx),
+                                    dry_run=dry_run)
     summary = {"file": str(file), "read": len(tasks), "created": result.created, "updated": result.updated,
                "skipped": result.skipped, "dry_run": dry_run, "ids": result.ids}
     if as_json:

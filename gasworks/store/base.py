@@ -14,6 +14,7 @@ class StoreBase:
     SQL through it; sql.py, which puts them together, supplies `_transition()`."""
 
     path: Any
+    _batch: Any = None  # the open transaction of batch(), which every _tx() inside joins
 
     def close(self) -> None:
         raise NotImplementedError
@@ -22,6 +23,17 @@ class StoreBase:
     def _tx(self, write: bool = False, serial: bool = True) -> Iterator[Any]:
         raise NotImplementedError
         yield
+
+    @contextmanager
+    def batch(self) -> Iterator[None]:
+        """Run every store call made inside in this one write transaction: all of them happen, or,
+        when one raises, none (a CLI command on several ids). The backends' `_tx()` joins it."""
+        with self._tx(write=True) as db:
+            self._batch = db
+            try:
+                yield
+            finally:
+                self._batch = None
 
     def _transition(self, db: Any, task_id: str, to_status: str, *, actor: str, **kwargs: Any) -> None:
         """The one way a status changes, inside the caller's transaction (see SQLStore._transition)."""

@@ -146,6 +146,9 @@ class PostgresStore(SQLStore):
     @contextmanager
     def _tx(self, write: bool = False, serial: bool = True) -> Iterator[_Connection]:
         with self._lock:
+            if self._batch is not None:  # inside batch(): its transaction (this thread holds the lock)
+                yield self._batch
+                return
             try:
                 self._conn.execute("BEGIN" if write else "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
                 if write and serial:

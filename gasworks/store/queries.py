@@ -3,14 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 from typing import Any
 
 from gasworks.errors import AmbiguousIdError, NotFoundError
+from gasworks.ids import id_prefix
 from gasworks.models import BLOCKING_DEP_TYPES, Dependency, Event, Task
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
 
 NO_LIMIT = 2 ** 62  # LIMIT for "all rows", in SQL both backends take
+
+
+def _like(part: str) -> str:
+    """A LIKE pattern (ESCAPE '!') matching `part` anywhere, lower-cased as the column is."""
+    escaped = part.lower().replace("!", "!!").replace("%", "!%").replace("_", "!_")
+    return f"%{escaped}%"
 
 
 class QueriesMixin(StoreBase):
@@ -73,7 +81,11 @@ class QueriesMixin(StoreBase):
 
     def list_tasks(self, statuses: list[str] | None = None, labels: list[str] | None = None,
                    issue_type: str | None = None, assignee: str | None = None,
-                   limit: int | None = None, include_closed: bool = True) -> list[Task]:
+                   limit: int | None = None, include_closed: bool = True, *, priority: int | None = None,
+                   title: str | None = None, description: str | None = None, text: str | None = None,
+                   blocked: bool = False) -> list[Task]:
+        """Tasks matching every filter given. `title`, `description` and `text` (id, title or
+        description) match a part, ignoring case; `blocked`: held back by unfinished work."""
         where, params = ["1 = 1"], []
         if not include_closed:
             where.append("t.status != 'closed'")
@@ -83,12 +95,17 @@ class QueriesMixin(StoreBase):
         for label in labels or []:
             where.append("EXISTS (SELECT 1 FROM labels l WHERE l.task_id = t.id AND l.label = ?)")
             params.append(label)
-        if issue_type:
-            where.append("t.issue_type = ?")
-            params.append(issue_type)
-        if assignee is not None:
-            where.append("t.assignee = ?")
-            params.append(assignee)
+        for column, value in (("t.issue_type", issue_type), ("t.assignee", assignee), ("t.priority", priority)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        for columns, part in ((("t.title",), title), (("t.description",), description),
+                              (("t.id", "t.title", "t.description"), text)):
+            if part:
+                where.append("(" + " OR ".join(f"lower({c}) LIKE ? ESCAPE '!'" for c in columns) + ")")
+                params += [_like(part)] * len(columns)
+        if blocked:
+            where.append(f"t.blocked = 1 AND t.status NOT IN ({sqlrows.DONE})")
         params.append(NO_LIMIT if limit is None else limit)
         with self._tx() as db:
             rows = db.execute(
@@ -96,6 +113,22 @@ class QueriesMixin(StoreBase):
                 "LIMIT ?", params
             ).fetchall()
         return [sqlrows.row_to_task(r) for r in rows]
+
+    def label_counts(self) -> dict[str, int]:
+        """Every label in use, with how many tasks carry it, by name."""
+        with self._tx() as db:
+            rows = db.execute("SELECT label, count(*) FROM labels GROUP BY label ORDER BY label").fetchall()
+        return {r[0]: r[1] for r in rows}
+
+    def common_prefix(self, newest: int = 1000) -> str | None:
+        """The id prefix most of the `newest` tasks carry, as bd reads one (ids.id_prefix), None with
+        no tasks; a tie goes to the prefix first in order. (The newest, so that a store of 20,000
+        tasks answers in a few milliseconds, and a renamed prefix wins once it is in use.)"""
+        with self._tx() as db:
+            ids = [r[0] for r in db.execute("SELECT id FROM tasks ORDER BY created_ts DESC, id LIMIT ?", (newest,))]
+        counts = Counter(map(id_prefix, ids))
+        counts.pop("", None)
+        return min(counts, key=lambda prefix: (-counts[prefix], prefix)) if counts else None
 
     def dependents(self, task_id: str) -> list[Dependency]:
         with self._tx() as db:

@@ -49,6 +49,9 @@ class SQLiteStore(SQLStore):
         """One transaction; writes (claims too: SQLite has no row locks) take the write lock up
         front, so they never interleave."""
         with self._lock:
+            if self._batch is not None:  # inside batch(): its transaction (this thread holds the lock)
+                yield self._batch
+                return
             try:
                 self._conn.execute("BEGIN IMMEDIATE" if write else "BEGIN")
             except sqlite3.OperationalError as exc:

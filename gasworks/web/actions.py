@@ -7,7 +7,7 @@ from typing import Any
 
 from gasworks.errors import InvalidValueError, TransitionError
 from gasworks.models import Task, parse_issue_type, parse_priority
-from gasworks.project import Project
+from gasworks.project import Project, task_prefix
 from gasworks.store import NewTask
 from gasworks.witness import NEEDS_HUMAN
 
@@ -26,7 +26,7 @@ def create(project: Project, store: Any, fields: dict[str, str], actor: str) -> 
                   issue_type=parse_issue_type(fields.get("type") or "task"),
                   labels=_split(fields.get("labels", "")),
                   deps=[(store.resolve_id(target), "blocks") for target in _split(fields.get("deps", ""))])
-    return store.create_task(new, prefix=project.config.prefix, actor=actor)
+    return store.create_task(new, prefix=task_prefix(project.config, store), actor=actor)
 
 
 def retry(store: Any, task_id: str, actor: str) -> Task:

@@ -69,7 +69,7 @@ def test_hostile_titles_round_trip_through_create_show_list_export_and_import(gw
     ids = {gw("create", "-q", "--", title).stdout.strip(): title for title in titles}
     assert len(ids) == len(titles) and all(re.fullmatch(r"gw-[0-9a-z]{4,8}", task_id) for task_id in ids)
     for task_id, title in ids.items():
-        assert gw.json("show", task_id)["title"] == title
+        assert gw.json("show", task_id)[0]["title"] == title
     assert {t["id"]: t["title"] for t in gw.json("list")} == ids
     exported = export(gw)
     assert {task_id: r["title"] for task_id, r in records(exported).items()} == ids
@@ -95,7 +95,7 @@ def test_nul_from_a_jsonl_import_is_stored_as_given_and_shown_escaped(gw, projec
               "created_at": "2026-01-01T00:00:00Z", "updated_at": "2026-01-01T00:00:00Z"}
     (tmp_path / "nul.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
     gw("import", str(tmp_path / "nul.jsonl"))
-    shown = gw.json("show", "gw-nul1")
+    shown = gw.json("show", "gw-nul1")[0]
     assert (shown["title"], shown["description"], shown["labels"]) == ("ti\x00tle", "a\x00b\r\n", ["l\x00b"])
     assert shown["comments"][0]["text"] == "c\x00d"
     assert [t["title"] for t in gw.json("list", "--label", "l\x00b")] == ["ti\x00tle"]
@@ -116,7 +116,7 @@ def test_a_megabyte_description_file_with_nul_and_crlf_is_kept_byte_for_byte(gw,
     from_file = gw("create", "-q", "from a file", "--description-file", str(source)).stdout.strip()
     from_stdin = gw("create", "-q", "from stdin", "--description-file", "-", input=text.encode("utf-8")).stdout.strip()
     for task_id in (from_file, from_stdin):
-        assert gw.json("show", task_id)["description"] == text
+        assert gw.json("show", task_id)[0]["description"] == text
         assert "\\x00" in gw("show", task_id).stdout  # the text view escapes NUL, JSON has \u0000
     target = tmp_path / "out.jsonl"
     gw("export", "-o", str(target))
@@ -313,7 +313,7 @@ def test_a_committed_suggestions_file_in_bad_bytes_does_not_stop_the_fleet(gw, p
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stdout + result.stderr
     tasks = gw.json("list", "--all")
     assert {t["title"]: t["status"] for t in tasks} == {"work": "closed", "new idea": "closed"}
-    assert gw.json("show", task_id)["status"] == "closed"
+    assert gw.json("show", task_id)[0]["status"] == "closed"
     kept = subprocess.run(["git", "show", f"main:{SUGGESTIONS_FILE}"], cwd=project_dir, capture_output=True,
                           check=True).stdout
     assert kept == b"old idea\nbad \xff byte\n"  # the repository's own file is left alone
