@@ -149,8 +149,11 @@ def drop_cycles(tasks: list[PlannedTask], fixes: list[str]) -> None:
         task.depends_on = kept[number]
 
 
-def mark_duplicates(tasks: list[PlannedTask], open_titles: dict[str, str]) -> None:
-    """Mark planned tasks that repeat an open task (or an earlier planned one) by normalised title."""
+def mark_duplicates(tasks: list[PlannedTask], open_titles: dict[str, str], fixes: list[str] | None = None) -> None:
+    """Mark planned tasks that repeat an open task (or an earlier planned one) by normalised title.
+    What depended on a repeat depends on its original instead; a dependency that this turns into a
+    task depending on itself, or into a cycle, is dropped and said in `fixes`."""
+    fixes = [] if fixes is None else fixes
     seen: dict[str, str] = dict(open_titles)
     for number, task in enumerate(tasks, start=1):
         key = normalise_title(task.title)
@@ -158,6 +161,16 @@ def mark_duplicates(tasks: list[PlannedTask], open_titles: dict[str, str]) -> No
             task.duplicate_of = seen[key]
         else:
             seen[key] = f"#{number}"
+    original = {number: int(task.duplicate_of[1:]) if task.duplicate_of.startswith("#") else number
+                for number, task in enumerate(tasks, start=1)}
+    for number, task in enumerate(tasks, start=1):
+        if task.duplicate_of:
+            task.depends_on = []  # not created: its dependents wait on the original
+            continue
+        if any(original[dep] == number for dep in task.depends_on):
+            fixes.append(f"task {number} depended on a repeat of itself: dropped that")
+        task.depends_on = sorted({original[dep] for dep in task.depends_on} - {number})
+    drop_cycles(tasks, fixes)
 
 
 async def make_plan(client: ChatClient, goal: str, view: str, *, max_tasks: int,
@@ -257,7 +270,7 @@ def run_plan(project: Any, store: Any, goal: str, *, max_tasks: int, dry_run: bo
         if engine is not None:
             engine.stop()
     open_titles = {normalise_title(t.title): t.id for t in store.list_tasks(include_closed=False)}
-    mark_duplicates(plan.tasks, open_titles)
+    mark_duplicates(plan.tasks, open_titles, plan.fixes)
     if dry_run:
         return plan, []
     from gasworks.project import task_prefix

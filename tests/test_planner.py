@@ -144,3 +144,25 @@ def test_any_plan_is_left_without_a_cycle_and_always_the_same_way(deps):
         assert ready, f"a cycle is left: {[t.depends_on for t in first]}"
         done |= ready
     assert all(set(t.depends_on) <= set(p.depends_on) for t, p in zip(first, plan()))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", "d", "e"]), st.lists(st.integers(0, 9), max_size=4)),
+                min_size=1, max_size=8),
+       st.sets(st.sampled_from(["a", "b", "c"]), max_size=2))
+def test_any_answer_with_repeated_titles_becomes_tasks_in_an_order_that_exists(items, already_open):
+    """A repeat that an earlier task depended on sent the ordering round in a circle (RecursionError):
+    2 of 10 plans on the embedded model failed so. Whatever the titles and numbers, the plan is
+    mended and every dependency points to a task created before it."""
+    from gasworks.llm import Usage
+    from gasworks.planner import Plan, mark_duplicates, parse_plan, to_new_tasks
+
+    answer = json.dumps({"tasks": [{"title": title, "depends_on": deps} for title, deps in items]})
+    fixes: list[str] = []
+    tasks = parse_plan(answer, 8, fixes)
+    mark_duplicates(tasks, {title: f"gw-{title}" for title in already_open}, fixes)
+    news = to_new_tasks(Plan("goal", tasks, Usage(), fixes=fixes))
+    for position, new in enumerate(news):
+        for ref, _kind in new.deps:
+            assert ref.startswith("gw-") or int(ref[1:]) < position, (answer, [n.deps for n in news])
+    assert len(news) == 1 + len({t.title for t in tasks if not t.duplicate_of})
