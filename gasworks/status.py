@@ -26,6 +26,7 @@ from gasworks.errors import NotFoundError
 from gasworks.output import oneline
 from gasworks.project import Project, active_run, run_slots
 from gasworks.stats import closed_since, epoch, seconds_text
+from gasworks.waits import left_for_humans
 
 QUIET_WARN_SECONDS = 60.0  # a slot whose log has not grown for this long is shown as quiet
 RECENT_MERGES = 5
@@ -151,6 +152,7 @@ def status_report(project: Project, store: Any, *, now: float | None = None) -> 
                           for m in store.merges(limit=50) if m.status not in ("queued", "merging")][:RECENT_MERGES],
         "counts": store.counts(),
         "needs_human": len(store.list_tasks(labels=["needs-human"], include_closed=False)),
+        "waiting_on_humans": left_for_humans(store),
         "throughput": {"closed_last_10_min": closed_since(closed, now - 600),
                        "closed_last_hour": closed_since(closed, now - 3600)},
         "overlaps_avoided": store.event_count("overlap_avoided"),
@@ -172,6 +174,8 @@ def print_status(report: dict[str, Any]) -> None:
         click.echo(f"  merge queue: {merge['task']} {merge['status']}" + (f" ({oneline(merge['note'])})"
                                                                           if merge["note"] else ""))
     click.echo("  " + ", ".join(f"{n} {s}" for s, n in report["counts"].items()))
+    for line in report["waiting_on_humans"]:
+        click.echo(f"  waits on a human: {oneline(line, 200)}")
 
 
 def watch_view(report: dict[str, Any]) -> Group:
@@ -205,6 +209,7 @@ def watch_view(report: dict[str, Any]) -> Group:
     parts.append(Text.assemble(("tasks: ", "bold"), counts or "none"))
     if report["needs_human"]:
         parts.append(Text(f"{report['needs_human']} blocked task(s) need a human (label needs-human)", "red"))
+    parts += [Text(f"  {oneline(line, 200)}", "red") for line in report["waiting_on_humans"]]
     parts.append(Text.assemble(("throughput: ", "bold"), f"{through['closed_last_10_min']} closed in the last "
                                f"10 min, {through['closed_last_hour']} in the last hour"))
     return Group(*parts)

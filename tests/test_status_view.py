@@ -57,6 +57,7 @@ WATCH_REPORT = {
                        "conflict_task": "gw-k1l2", "note": "calc.py"}],
     "counts": {"closed": 5, "in_progress": 1, "merging": 2, "ready": 3, "waiting": 1},
     "needs_human": 1,
+    "waiting_on_humans": ["gw-zz is blocked: 3 failed attempts [needs-human]"],
     "throughput": {"closed_last_10_min": 2, "closed_last_hour": 5},
 }
 
@@ -82,7 +83,8 @@ def test_watch_view_shows_a_row_per_slot_the_merge_queue_counts_and_throughput()
     assert lines[6].split() == ["conflict", "gw-i9j0", "->", "gw-k1l2", "(gate", "runs", "0)", "calc.py"]
     assert lines[7] == "tasks: 5 closed, 1 in_progress, 2 merging, 3 ready, 1 waiting"
     assert lines[8] == "1 blocked task(s) need a human (label needs-human)"
-    assert lines[9] == "throughput: 2 closed in the last 10 min, 5 in the last hour"
+    assert lines[9] == "  gw-zz is blocked: 3 failed attempts [needs-human]"
+    assert lines[10] == "throughput: 2 closed in the last 10 min, 5 in the last hour"
 
 
 def test_watch_view_of_a_known_fleet_state_in_the_store(project_dir):

@@ -14,6 +14,10 @@ With no instructions it writes `fake/<task-id>.txt` and commits. A fenced block 
 
 Given GASWORKS_RESOLVE_ONTO (a merge-conflict task), it merges that branch in instead and
 resolves each conflict by keeping both sides.
+
+With `endpoints` configured it depends on them as a model-backed agent does (its intelligence is
+fake, its server is not): the run probes them first, and each attempt first asks one of them
+for its model list, exiting 75 (the model is down) when none answers.
 """
 
 from __future__ import annotations
@@ -44,10 +48,19 @@ class FakeAgent:
         pass
 
     def probe_targets(self) -> list[dict]:
-        return []  # no model server of gasworks's choosing
+        return [endpoint.model_dump() for endpoint in self.config.endpoints]
+
+    def healthy(self) -> bool:
+        """Whether any endpoint answers (the dispatcher asks before it claims again)."""
+        from gasworks.llm.probe import probe_all
+
+        return not self.config.endpoints or any(p.ok for p in probe_all(self.probe_targets(), timeout=2.0))
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
-        return LaunchSpec([sys.executable, "-m", "gasworks.agents.fake", str(ctx.task_file)])
+        lists = [f"{e.url.rstrip('/')}{'/api/tags' if e.kind == 'ollama' else '/v1/models'}"
+                 for e in self.config.endpoints]
+        return LaunchSpec([sys.executable, "-m", "gasworks.agents.fake", str(ctx.task_file)],
+                          {"GASWORKS_FAKE_ENDPOINTS": json.dumps(lists)} if lists else {})
 
 
 def script_of(task_text: str) -> dict[str, Any]:
@@ -118,8 +131,28 @@ def resolve_by_union(worktree: Path, onto: str) -> None:
     print(f"merged {onto}", flush=True)
 
 
+def endpoint_answers(urls: list[str]) -> bool:
+    import urllib.request
+
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # 127.0.0.1 servers, never a proxy
+    for url in urls:
+        try:
+            with opener.open(url, timeout=2.0) as response:
+                if response.status < 400:
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def main() -> None:
+    from gasworks.agents import ENDPOINT_DOWN_EXIT
+
     task_file = Path(sys.argv[1])
+    urls = json.loads(os.environ.get("GASWORKS_FAKE_ENDPOINTS") or "[]")
+    if urls and not endpoint_answers(urls):
+        print(f"fake agent: no model endpoint answers ({', '.join(urls)})", file=sys.stderr, flush=True)
+        sys.exit(ENDPOINT_DOWN_EXIT)
     worktree = Path(os.environ.get("GASWORKS_WORKTREE") or task_file.parent)
     task_id = os.environ.get("GASWORKS_TASK_ID", "unknown")
     try:
