@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import time
 
 import pytest
@@ -170,3 +171,22 @@ def test_attempts_are_numbered_per_task_in_the_run_log_logs_and_json(gw, project
     shown = gw.json("logs", task_id, "--attempt", "1")
     assert shown["attempt"] == 1 and shown["attempt_id"] == dispatcher.store.attempts(task_id)[0].id != 1
     assert "has no attempt 2 (it has 1)" in gw("logs", task_id, "--attempt", "2", code=3).stderr
+
+
+@pytest.mark.skipif(not shutil.which("bwrap"), reason="needs bubblewrap (scripts/system-deps installs it)")
+def test_a_read_only_state_folder_is_one_clear_line_not_a_traceback(gw, project_dir):
+    """Root ignores file modes, so the folder is made read-only the way a mount does it."""
+    import subprocess
+    import sys
+
+    gw("create", "a task")
+    state = project_dir / ".gasworks"
+    for args in (["list"], ["ready", "--json"], ["run", "--agent", "fake", "--until-done"]):
+        done = subprocess.run(["bwrap", "--bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--ro-bind", str(state),
+                               str(state), sys.executable, "-m", "gasworks", *args], cwd=project_dir,
+                              capture_output=True, text=True, timeout=60)
+        assert "Traceback" not in done.stderr, done.stderr
+        if done.returncode == 0 and args[0] != "run":
+            continue  # SQLite can read while another process keeps its shared-memory file
+        assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
+        assert "read-only" in done.stderr.lower(), done.stderr

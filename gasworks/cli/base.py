@@ -5,6 +5,7 @@ User mistakes become one line on stderr and a non-zero exit, never a traceback.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -38,6 +39,10 @@ def _check_utf8(ctx: click.Context) -> None:
                                         f"{exc.start + 1})") from None
 
 
+# The machine's state, not a bug: said in one line, never as a traceback.
+USER_FIXES_OS_ERRORS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
+
+
 class _Command(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         _check_utf8(ctx)
@@ -55,16 +60,25 @@ class _Group(click.Group):
             _check_utf8(ctx)
             return super().invoke(ctx)
         except GasworksError as exc:
-            if ctx.meta.get(JSON_WANTED):  # as bd does under --json: {"error": ...} on stdout
-                click.echo(json.dumps({"error": str(exc)}, indent=2, ensure_ascii=False))
-            click.echo(f"gasworks: error: {exc}", err=True)
-            ctx.exit(exc.exit_code)
+            _fail(ctx, str(exc), exc.exit_code)
         except KeyboardInterrupt:
             click.echo("gasworks: interrupted", err=True)
             ctx.exit(130)
         except BrokenPipeError:  # `gasworks list | head`
             sys.stderr.close()
             ctx.exit(0)
+        except OSError as exc:
+            if exc.errno not in USER_FIXES_OS_ERRORS:
+                raise
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(ctx, f"{exc.strerror or exc}{where}; nothing more was done", 1)
+
+
+def _fail(ctx: click.Context, message: str, code: int) -> None:
+    if ctx.meta.get(JSON_WANTED):  # as bd does under --json: {"error": ...} on stdout
+        click.echo(json.dumps({"error": message}, indent=2, ensure_ascii=False))
+    click.echo(f"gasworks: error: {message}", err=True)
+    ctx.exit(code)
 
 
 def actor_name(ctx: click.Context) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import threading
 from collections.abc import Iterator
@@ -37,6 +38,11 @@ class SQLiteStore(SQLStore):
             self._conn.execute("PRAGMA foreign_keys = ON")
             self._migrate()
         except sqlite3.DatabaseError as exc:
+            folder = self.path.parent
+            if folder.is_dir() and not os.access(folder, os.W_OK):
+                raise StoreError(f"cannot open the store {self.path}: its folder {folder} is read-only, and "
+                                 "gasworks writes there even to read (SQLite keeps its shared-memory file beside "
+                                 "the store); make the folder writable") from None
             raise StoreError(f"cannot open the store {self.path}: {exc}") from None
 
     def close(self) -> None:
