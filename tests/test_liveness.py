@@ -20,7 +20,8 @@ def drain_until(dispatcher, condition, limit: float = 30.0) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("route", ["update -s open", "dashboard retry", "close, then reopen"])
+@pytest.mark.parametrize("route", ["update -s open", "dashboard retry", "close, then reopen",
+                                   "dashboard cancel, then reopen", "dashboard priority, then update -s open"])
 def test_a_task_that_needed_a_human_is_taken_again_after_any_route_back(gw, project_dir, route):
     dispatcher, _ = make_dispatcher(project_dir, num_workers=1, max_attempts=1)
     task_id = add(dispatcher, "fails the first time", description=fake_script(exit=3))
@@ -31,6 +32,12 @@ def test_a_task_that_needed_a_human_is_taken_again_after_any_route_back(gw, proj
         gw("update", task_id, "-s", "open")
     elif route == "dashboard retry":
         actions.retry(dispatcher.store, task_id, actor="web")
+    elif route == "dashboard cancel, then reopen":
+        actions.cancel(dispatcher.store, task_id, actor="web")
+        gw("reopen", task_id)
+    elif route == "dashboard priority, then update -s open":
+        actions.set_priority(dispatcher.store, task_id, "0", actor="web")
+        gw("update", task_id, "-s", "open")
     else:
         gw("close", task_id)
         gw("reopen", task_id)
@@ -190,3 +197,49 @@ def test_a_read_only_state_folder_is_one_clear_line_not_a_traceback(gw, project_
             continue  # SQLite can read while another process keeps its shared-memory file
         assert done.returncode != 0 and len(done.stderr.strip().splitlines()) == 1, done.stderr
         assert "read-only" in done.stderr.lower(), done.stderr
+
+
+def test_a_merge_the_gate_refused_is_taken_again_after_merge_retry(gw, project_dir, tmp_path):
+    import sys
+
+    red = tmp_path / "gate-is-red"
+    red.write_text("a flaky outside cause\n")
+    gate = [sys.executable, "-c", f"import pathlib, sys; sys.exit(1 if pathlib.Path({str(red)!r}).exists() "
+                                  "and pathlib.Path('fake').exists() else 0)"]  # the tip alone passes
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1, max_attempts=1, gate=[gate])
+    task_id = add(dispatcher, "refused by a red gate")
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "blocked")
+    red.unlink()
+    gw("merge-retry", task_id)
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(task_id).status == "closed")
+    assert len(dispatcher.store.attempts(task_id)) == 1  # its branch landed; no agent ran again
+
+
+def test_a_task_a_human_reopens_in_bd_is_taken_again(tmp_path, repo, monkeypatch):
+    """With the Beads tracker, a blocked task sent back with `bd update --status open` runs again."""
+    import json
+    import os
+    import subprocess
+
+    from gasworks.project import init_project
+    from tests import fakebd
+    from tests.conftest import run_gasworks
+
+    fakebd.install(tmp_path / "bin")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("FAKEBD_LOG", str(tmp_path / "bd-calls.jsonl"))
+
+    def bd(*args: str):
+        done = subprocess.run(["bd", *args], cwd=repo, capture_output=True, text=True, check=True)
+        return json.loads(done.stdout) if "--json" in args else done.stdout
+
+    bd("init", "--prefix=demo")
+    init_project(repo)
+    (repo / "gasworks.toml").write_text("max_attempts = 1\nretry_backoff = 0\n")
+    task_id = bd("create", "--json", "--title=fails at first", f"--description={fake_script(exit=3)}")["id"]
+    first = run_gasworks(["run", "--agent", "fake", "--until-done", "--workers", "1"], repo)
+    assert first.returncode == 1 and bd("show", "--json", task_id)[0]["status"] == "blocked", first.stdout
+    bd("update", "--json", task_id, "--status=open", "--description=plain work this time")
+    again = run_gasworks(["run", "--agent", "fake", "--until-done", "--workers", "1"], repo)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert bd("show", "--json", task_id)[0]["status"] == "closed"
