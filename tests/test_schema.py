@@ -22,11 +22,12 @@ def test_blank_database_migrates_to_the_full_schema(tmp_path):
     SQLiteStore(path).close()
     schema = _schema(path)
     assert set(schema) == {"tasks", "dependencies", "labels", "comments", "attempts", "events", "merges", "locks",
-                           "gate_runs"}
+                           "gate_runs", "memories"}
     assert {"id", "title", "description", "design", "acceptance_criteria", "notes", "status", "priority",
             "issue_type", "assignee", "created_at", "updated_at", "closed_at", "close_reason",
             "lease_expires_at", "extra"} <= schema["tasks"]
-    assert {"issue_id", "depends_on_id", "type"} <= schema["dependencies"]
+    assert {"issue_id", "depends_on_id", "type", "gate"} <= schema["dependencies"]
+    assert {"never_ready", "defer_ts"} <= schema["tasks"] and schema["memories"] == {"key", "value"}
     assert {"task_id", "slot", "started_at", "ended_at", "exit_code", "outcome", "log_path"} <= schema["attempts"]
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
