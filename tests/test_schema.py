@@ -58,3 +58,28 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
         SQLiteStore(path)
+
+
+def test_a_store_from_before_the_beads_columns_gets_them_filled_from_what_it_kept(tmp_path):
+    """Flags, defer times and gates that rows kept in `extra` before migration 3 count at once."""
+    from gasworks.store.schema import M001_INITIAL, M002_SLING_RANK, run_script
+
+    path = tmp_path / "gasworks.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    for script in (M001_INITIAL, M002_SLING_RANK):
+        run_script(db, script)
+    rows = [("x-pinned", '{"pinned": true}'), ("x-later", '{"defer_until": "2999-01-01T00:00:00Z"}'),
+            ("x-plain", "{}"), ("x-any", "{}"), ("x-s", "{}"), ("x-s.1", "{}"), ("x-s.2", "{}")]
+    db.executemany("INSERT INTO tasks (id, title, status, created_at, created_ts, updated_at, extra) "
+                   "VALUES (?, 't', 'open', '2026-01-01T00:00:00Z', 0, '2026-01-01T00:00:00Z', ?)", rows)
+    db.execute("UPDATE tasks SET status = 'closed' WHERE id = 'x-s.1'")
+    db.executemany("INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) VALUES (?, ?, ?, '', ?)",
+                   [("x-s.1", "x-s", "parent-child", "{}"), ("x-s.2", "x-s", "parent-child", "{}"),
+                    ("x-any", "x-s", "waits-for", '{"metadata": "{\\"gate\\":\\"any-children\\"}"}')])
+    db.execute("PRAGMA user_version = 2")
+    db.execute("COMMIT")
+    db.close()
+    store = SQLiteStore(path)
+    assert {t.id for t in store.ready()} == {"x-plain", "x-any", "x-s", "x-s.2"}
+    store.close()
