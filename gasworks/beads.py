@@ -28,9 +28,9 @@ ANY_CHILDREN = "any-children"
 # -- what Beads reads from the fields gasworks keeps opaquely -------------------------------
 
 def never_ready(extra: dict[str, Any]) -> bool:
-    """Beads leaves pinned and ephemeral ("wisp", the pre-v0.38 name) issues out of ready work,
-    whatever their status."""
-    return any(extra.get(flag) is True for flag in ("pinned", "ephemeral", "wisp"))
+    """Beads leaves pinned issues out of ready work whatever their status, and wisps: issues it
+    keeps in its wisps table, the ephemeral ("wisp" before v0.38) and no-history ones."""
+    return any(extra.get(flag) is True for flag in ("pinned", "ephemeral", "wisp", "no_history"))
 
 
 def defer_epoch(extra: dict[str, Any]) -> float | None:

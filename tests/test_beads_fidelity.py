@@ -33,6 +33,7 @@ def test_pinned_and_ephemeral_flags_and_a_future_defer_keep_work_out_of_ready(st
             {"id": "x-pinned", "title": "pinned flag, open status", "pinned": True},
             {"id": "x-wisp", "title": "ephemeral", "ephemeral": True},
             {"id": "x-old-wisp", "title": "ephemeral, by its pre-v0.38 name", "wisp": True},
+            {"id": "x-no-history", "title": "kept with the wisps too", "no_history": True},
             {"id": "x-later", "title": "deferred to the far future", "defer_until": "2999-01-01T00:00:00Z"},
             {"id": "x-past", "title": "deferred until a day gone by", "defer_until": "2000-01-01T00:00:00+02:00"},
             {"id": "x-later.1", "title": "child of a deferred parent",

@@ -109,7 +109,7 @@ class ImportExportMixin(StoreBase):
         with self._tx() as db:
             deps: dict[str, list[Dependency]] = {}
             dependents: Counter[str] = Counter()
-            for r in db.execute("SELECT * FROM dependencies ORDER BY issue_id, created_at, depends_on_id"):
+            for r in db.execute(f"SELECT * FROM dependencies ORDER BY issue_id, {sqlrows.DEPENDENCY_ORDER}"):
                 deps.setdefault(r["issue_id"], []).append(sqlrows.dependency_from_row(r))
                 dependents[r["depends_on_id"]] += r["type"] == "blocks"
             comments: dict[str, list[Comment]] = {}

@@ -88,6 +88,8 @@ _OPEN_WORK = f"t.status = 'open' AND t.never_ready = 0 AND t.issue_type NOT IN (
 READY_WHERE = f"{_OPEN_WORK} AND t.blocked = 0 AND NOT {_DEFERRED}"
 WAITING_WHERE = f"{_OPEN_WORK} AND (t.blocked = 1 OR {_DEFERRED})"
 READY_ORDER = "ORDER BY t.rank, t.priority, t.created_ts, t.id"
+# A task's edges in the order its file listed them; edges added since come after, oldest first.
+DEPENDENCY_ORDER = "pos, created_at, depends_on_id"
 
 
 
@@ -166,7 +168,7 @@ def load_task(db: Any, task_id: str, full: bool = True) -> Task:
     if full:
         task.dependencies = [
             dependency_from_row(r) for r in db.execute(
-                "SELECT * FROM dependencies WHERE issue_id = ? ORDER BY created_at, depends_on_id", (task_id,)
+                f"SELECT * FROM dependencies WHERE issue_id = ? ORDER BY {DEPENDENCY_ORDER}", (task_id,)
             )
         ]
         task.comments = [
@@ -238,10 +240,10 @@ def upsert_task(db: Any, task: Task) -> None:
                    (task.id,))
     db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING", [(task.id, lb) for lb in task.labels])
     db.executemany(
-        "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra, gate) VALUES (?, ?, ?, ?, ?, ?) "
-        "ON CONFLICT (issue_id, depends_on_id) DO NOTHING",
-        [(task.id, d.depends_on_id, d.type, d.created_at, json.dumps(d.extra, ensure_ascii=False), gate(d.extra))
-         for d in task.dependencies],
+        "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra, gate, pos) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue_id, depends_on_id) DO NOTHING",
+        [(task.id, d.depends_on_id, d.type, d.created_at, json.dumps(d.extra, ensure_ascii=False), gate(d.extra), pos)
+         for pos, d in enumerate(task.dependencies)],
     )
     db.executemany(
         "INSERT INTO comments (id, task_id, author, text, created_at) VALUES (?, ?, ?, ?, ?)",

@@ -166,8 +166,10 @@ M003_BEADS_FIELDS = """
         -- Beads' pinned or ephemeral flag; defer_until as epoch seconds (not ready before then)
         ALTER TABLE tasks ADD COLUMN never_ready INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE tasks ADD COLUMN defer_ts REAL;
-        -- a waits-for edge's gate: 'any-children', or '' for all children
+        -- a waits-for edge's gate: 'any-children', or '' for all children; pos: the edge's place
+        -- in its task's list, as the file gave it (export keeps the order)
         ALTER TABLE dependencies ADD COLUMN gate TEXT NOT NULL DEFAULT '';
+        ALTER TABLE dependencies ADD COLUMN pos INTEGER NOT NULL DEFAULT 0;
         CREATE TABLE memories (
             key TEXT PRIMARY KEY,
             value TEXT NOT NULL
