@@ -72,7 +72,9 @@ def _timestamp(record: dict, key: str) -> str:
 
 
 def _priority(record: dict) -> int:
-    value = record.get("priority", 2)
+    """A line without a priority is P0: bd wrote `priority` with omitempty, so 0 was left out, and
+    its import reads a missing priority as 0 (types.Issue.SetDefaults sets none)."""
+    value = record.get("priority", 0)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4:
         raise InvalidValueError(f"field 'priority' must be an integer 0-4, got {value!r}")
     return value

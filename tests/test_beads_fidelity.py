@@ -66,6 +66,13 @@ def test_memories_are_kept_on_import_and_written_back_after_the_issues_by_key(gw
                          {"_type": "memory", "key": "zebra", "value": "last by key"}]
 
 
+def test_a_line_without_a_priority_is_p0_as_bd_wrote_it(store, tmp_path):
+    """Older bd left `priority` out when it was 0 (omitempty); bd's import reads it back as 0."""
+    source = _write(tmp_path / "issues.jsonl", {"id": "x-p0", "title": "urgent", "created_at": T0, "updated_at": T0})
+    store.import_tasks(read_tasks(source), prefix="gw", actor="t")
+    assert store.get_task("x-p0").priority == 0
+
+
 def test_the_first_edge_to_a_target_is_the_one_kept(store):
     result = _import(store,
                      {"id": "x-other", "title": "still open"},
