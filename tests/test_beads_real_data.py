@@ -38,8 +38,8 @@ def _export(store) -> str:
 
 def _expected(record: dict, beads: beads_rules.Beads) -> dict:
     """The line as gasworks should give it back: every key (a priority left out is P0), with the
-    edges Beads does not store left out (but an edge to an issue not in the file, which gasworks keeps and Beads drops: it
-    holds nothing back either way), labels in bd's order (sorted)."""
+    edges Beads does not store left out (but an edge to an issue not in the file, which gasworks
+    keeps and Beads drops: it holds nothing back either way), labels in bd's order (sorted)."""
     kept = {(e.target, e.type) for e in beads.edges if e.source == record["id"] and e.dropped in ("", "missing")}
     expected = {"priority": 0, **record}  # bd left P0 out (omitempty); current bd and gasworks write it
     deps = [d for d in record.get("dependencies") or [] if (d["depends_on_id"], d.get("type") or "blocks") in kept]

@@ -74,9 +74,10 @@ def test_a_store_from_before_the_beads_columns_gets_them_filled_from_what_it_kep
     db.executemany("INSERT INTO tasks (id, title, status, created_at, created_ts, updated_at, extra) "
                    "VALUES (?, 't', 'open', '2026-01-01T00:00:00Z', 0, '2026-01-01T00:00:00Z', ?)", rows)
     db.execute("UPDATE tasks SET status = 'closed' WHERE id = 'x-s.1'")
-    db.executemany("INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) VALUES (?, ?, ?, '', ?)",
-                   [("x-s.1", "x-s", "parent-child", "{}"), ("x-s.2", "x-s", "parent-child", "{}"),
-                    ("x-any", "x-s", "waits-for", '{"metadata": "{\\"gate\\":\\"any-children\\"}"}')])
+    edges = [("x-s.1", "x-s", "parent-child", "{}"), ("x-s.2", "x-s", "parent-child", "{}"),
+             ("x-any", "x-s", "waits-for", '{"metadata": "{\\"gate\\":\\"any-children\\"}"}')]
+    db.executemany("INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) "
+                   "VALUES (?, ?, ?, '', ?)", edges)
     db.execute("PRAGMA user_version = 2")
     db.execute("COMMIT")
     db.close()

@@ -11,7 +11,7 @@ from gasworks import output
 from gasworks.beads import task_to_record
 from gasworks.cli.base import actor_name, cli, json_option, limit_option, open_project, priority_value, split_list
 from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
-from gasworks.ingest import FORMATS, decode_text, read_file, read_tasks, read_text_file
+from gasworks.ingest import FORMATS, decode_text, read_file, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
 from gasworks.project import init_project
 from gasworks.store import NewTask
