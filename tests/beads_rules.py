@@ -106,16 +106,12 @@ def load(text: str) -> Beads:
 
 
 def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
-    todo, seen = [start], {start}
-    while todo:
-        node = todo.pop()
-        if node == goal:
-            return True
-        for nxt in graph.get(node, ()):
-            if nxt not in seen:
-                seen.add(nxt)
-                todo.append(nxt)
-    return False
+    """Beads' cycleReachabilityQuery: the closure of `start` over the edges, level by level."""
+    closure, frontier = {start}, {start}
+    while frontier and goal not in closure:
+        frontier = {nxt for node in frontier for nxt in graph.get(node, ())} - closure
+        closure |= frontier
+    return goal in closure
 
 
 def _wisp(record: dict) -> bool:
