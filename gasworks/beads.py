@@ -15,13 +15,41 @@ from gasworks.models import Comment, Dependency, Task, parse_time
 
 TEXT_FIELDS = ("description", "design", "acceptance_criteria", "notes")
 _TIME_FIELDS = ("created_at", "updated_at", "closed_at")
-# Counts `bd export` adds; derived from the graph, so not kept.
-_DERIVED = ("dependency_count", "dependent_count", "comment_count", "content_hash")
 _KNOWN = {
     "id", "title", *TEXT_FIELDS, "status", "priority", "issue_type", "assignee",
-    *_TIME_FIELDS, "close_reason", "labels", "dependencies", "comments", *_DERIVED,
+    *_TIME_FIELDS, "close_reason", "labels", "dependencies", "comments",
 }
+# Counts `bd export` adds (after `comments`); kept where a line carried them, written back fresh.
+COUNT_KEYS = ("dependency_count", "dependent_count", "comment_count")
 MAX_DEP_TYPE_LENGTH = 50
+ANY_CHILDREN = "any-children"
+
+
+# -- what Beads reads from the fields gasworks keeps opaquely -------------------------------
+
+def never_ready(extra: dict[str, Any]) -> bool:
+    """Beads leaves pinned issues out of ready work whatever their status, and wisps: issues it
+    keeps in its wisps table, the ephemeral ("wisp" before v0.38) and no-history ones."""
+    return any(extra.get(flag) is True for flag in ("pinned", "ephemeral", "wisp", "no_history"))
+
+
+def defer_epoch(extra: dict[str, Any]) -> float | None:
+    """`defer_until` as epoch seconds (ready work waits until then), or None."""
+    value = extra.get("defer_until")
+    return parse_time(value).timestamp() if isinstance(value, str) and value.strip() else None
+
+
+def gate(dep_extra: dict[str, Any]) -> str:
+    """A waits-for edge's gate: "any-children", or "" for Beads' default (all children). The
+    metadata is an object, or a JSON string as current `bd export` writes it; anything unreadable
+    is the default, as in Beads' ParseWaitsForGateMetadata."""
+    metadata = dep_extra.get("metadata")
+    if isinstance(metadata, str):
+        try:
+            metadata = json.loads(metadata)
+        except ValueError:
+            return ""
+    return ANY_CHILDREN if isinstance(metadata, dict) and metadata.get("gate") == ANY_CHILDREN else ""
 
 
 def _string(record: dict, key: str, default: str = "") -> str:
@@ -44,7 +72,9 @@ def _timestamp(record: dict, key: str) -> str:
 
 
 def _priority(record: dict) -> int:
-    value = record.get("priority", 2)
+    """A line without a priority is P0: bd wrote `priority` with omitempty, so 0 was left out, and
+    its import reads a missing priority as 0 (types.Issue.SetDefaults sets none)."""
+    value = record.get("priority", 0)
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 4:
         raise InvalidValueError(f"field 'priority' must be an integer 0-4, got {value!r}")
     return value
@@ -96,6 +126,7 @@ def task_from_record(record: Any) -> Task:
     if not isinstance(deps, list) or not isinstance(comments, list):
         raise InvalidValueError("fields 'dependencies' and 'comments' must be lists")
     status = _string(record, "status", "open") or "open"
+    _timestamp(record, "defer_until")
     return Task(
         id=task_id,
         title=title,
@@ -125,7 +156,7 @@ def task_to_record(task: Task) -> dict[str, Any]:
     for name in ("assignee", "created_at", "updated_at", "closed_at", "close_reason"):
         if getattr(task, name) or name in ("created_at", "updated_at"):
             record[name] = getattr(task, name)
-    record.update(task.extra)
+    record.update((k, v) for k, v in task.extra.items() if k not in COUNT_KEYS)
     if task.labels:
         record["labels"] = list(task.labels)
     if task.dependencies:
@@ -139,8 +170,13 @@ def task_to_record(task: Task) -> dict[str, Any]:
             {"id": c.id, "issue_id": task.id, "author": c.author, "text": c.text, "created_at": c.created_at}
             for c in task.comments
         ]
+    record.update((k, v) for k, v in task.extra.items() if k in COUNT_KEYS)
     return record
 
 
 def dumps(task: Task) -> str:
     return json.dumps(task_to_record(task), ensure_ascii=False, separators=(",", ":"))
+
+
+def memory_line(key: str, value: str) -> str:
+    return json.dumps({"_type": "memory", "key": key, "value": value}, ensure_ascii=False, separators=(",", ":"))

@@ -68,24 +68,38 @@ def read_text_file(path: Path, *, nul_ok: bool = True) -> str:
 
 
 def read_tasks(path: Path, fmt: str | None = None) -> list[Task]:
+    return read_file(path, fmt)[0]
+
+
+def read_file(path: Path, fmt: str | None = None) -> tuple[list[Task], dict[str, str]]:
+    """The tasks of a file, and its memories (Beads JSONL `{"_type":"memory"}` lines; others have none)."""
     path = Path(path)
     if not path.is_file():
         raise ImportFormatError(f"{path}: no such file")
     fmt = fmt or detect_format(path)
     text = read_text_file(path, nul_ok=fmt != "markdown")
-    parser = {"beads": parse_beads_jsonl, "queue": parse_task_queue, "markdown": parse_markdown}.get(fmt)
+    if fmt == "beads":
+        return parse_beads_file(text, str(path))
+    parser = {"queue": parse_task_queue, "markdown": parse_markdown}.get(fmt)
     if parser is None:
         raise ImportFormatError(f"unknown format {fmt!r}: use one of {', '.join(FORMATS)}")
     tasks = parser(text, str(path))
-    if not tasks and fmt != "beads":
+    if not tasks:
         raise ImportFormatError(f"{path}: no tasks found")
-    return tasks
+    return tasks, {}
 
 
 def parse_beads_jsonl(text: str, source: str) -> list[Task]:
-    """One Beads issue per line. Memory records and tombstones are skipped, as `bd import` does."""
+    return parse_beads_file(text, source)[0]
+
+
+def parse_beads_file(text: str, source: str) -> tuple[list[Task], dict[str, str]]:
+    """One Beads issue per line, and memories. As `bd import` does: tombstones and the `_schema`
+    header line are skipped, memories without a key or a value too, and a later memory with the
+    same key wins."""
     by_id: dict[str, Task] = {}
     unnamed: list[Task] = []
+    memories: dict[str, str] = {}
     # Lines end at newlines only: splitlines() would also cut at U+2028 or U+0085 inside a title.
     for number, line in enumerate(_LINE_END.split(text), start=1):
         if not line.strip():
@@ -96,7 +110,14 @@ def parse_beads_jsonl(text: str, source: str) -> list[Task]:
         problem = _json_problem(record)
         if problem:
             raise ImportFormatError(f"{source}:{number}: {problem}")
-        if isinstance(record, dict) and (record.get("_type") == "memory" or record.get("status") == "tombstone"):
+        if isinstance(record, dict) and record.get("_type") == "memory":
+            key, value = record.get("key"), record.get("value")
+            if not all(isinstance(v, str) for v in (key, value)):
+                raise ImportFormatError(f"{source}:{number}: a memory's 'key' and 'value' must be strings")
+            if key and value:
+                memories[key] = value
+            continue
+        if isinstance(record, dict) and (record.get("status") == "tombstone" or "_schema" in record):
             continue
         try:
             task = task_from_record(record)
@@ -106,7 +127,7 @@ def parse_beads_jsonl(text: str, source: str) -> list[Task]:
             unnamed.append(task)
         elif task.id not in by_id or _newer(task, by_id[task.id]):
             by_id[task.id] = task  # the same id twice (a merged file): the newer line wins
-    return [*by_id.values(), *unnamed]
+    return [*by_id.values(), *unnamed], memories
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")

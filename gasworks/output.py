@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import click
 
-from gasworks.beads import dumps, task_to_record
+from gasworks.beads import dumps, memory_line, task_to_record
 from gasworks.models import Event, Merge, Task, parse_time
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
@@ -173,22 +173,26 @@ def print_tree(node: dict[str, Any], prefix: str = "", last: bool = True, root: 
         print_tree(child, prefix + extension, index == len(children) - 1, root=False)
 
 
-def write_jsonl(tasks: Iterable[Task], stream: IO[str]) -> int:
+def write_jsonl(tasks: Iterable[Task], stream: IO[str], memories: dict[str, str] | None = None) -> int:
+    """Tasks, one a line, then memories in the order given (as `bd export` writes them: after the
+    issues, by key). The count is of tasks."""
     count = 0
     for task in tasks:
         stream.write(dumps(task) + "\n")
         count += 1
+    for key, value in (memories or {}).items():
+        stream.write(memory_line(key, value) + "\n")
     stream.flush()
     return count
 
 
-def write_jsonl_file(tasks: Iterable[Task], target: Path) -> int:
+def write_jsonl_file(tasks: Iterable[Task], target: Path, memories: dict[str, str] | None = None) -> int:
     """Write to a temporary file beside the target, then rename: readers never see half a file."""
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:
         with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as stream:
-            count = write_jsonl(tasks, stream)
+            count = write_jsonl(tasks, stream, memories)
             os.fsync(stream.fileno())
         os.replace(temp, target)
     except BaseException:

@@ -22,11 +22,12 @@ def test_blank_database_migrates_to_the_full_schema(tmp_path):
     SQLiteStore(path).close()
     schema = _schema(path)
     assert set(schema) == {"tasks", "dependencies", "labels", "comments", "attempts", "events", "merges", "locks",
-                           "gate_runs"}
+                           "gate_runs", "memories"}
     assert {"id", "title", "description", "design", "acceptance_criteria", "notes", "status", "priority",
             "issue_type", "assignee", "created_at", "updated_at", "closed_at", "close_reason",
             "lease_expires_at", "extra"} <= schema["tasks"]
-    assert {"issue_id", "depends_on_id", "type"} <= schema["dependencies"]
+    assert {"issue_id", "depends_on_id", "type", "gate"} <= schema["dependencies"]
+    assert {"never_ready", "defer_ts"} <= schema["tasks"] and schema["memories"] == {"key", "value"}
     assert {"task_id", "slot", "started_at", "ended_at", "exit_code", "outcome", "log_path"} <= schema["attempts"]
     db = sqlite3.connect(path)
     assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
@@ -57,3 +58,29 @@ def test_not_a_database_is_a_clear_error(tmp_path):
     path.write_bytes(b"this is not sqlite" * 100)
     with pytest.raises(StoreError, match="cannot open the store"):
         SQLiteStore(path)
+
+
+def test_a_store_from_before_the_beads_columns_gets_them_filled_from_what_it_kept(tmp_path):
+    """Flags, defer times and gates that rows kept in `extra` before migration 3 count at once."""
+    from gasworks.store.schema import M001_INITIAL, M002_SLING_RANK, run_script
+
+    path = tmp_path / "gasworks.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("BEGIN")
+    for script in (M001_INITIAL, M002_SLING_RANK):
+        run_script(db, script)
+    rows = [("x-pinned", '{"pinned": true}'), ("x-later", '{"defer_until": "2999-01-01T00:00:00Z"}'),
+            ("x-plain", "{}"), ("x-any", "{}"), ("x-s", "{}"), ("x-s.1", "{}"), ("x-s.2", "{}")]
+    db.executemany("INSERT INTO tasks (id, title, status, created_at, created_ts, updated_at, extra) "
+                   "VALUES (?, 't', 'open', '2026-01-01T00:00:00Z', 0, '2026-01-01T00:00:00Z', ?)", rows)
+    db.execute("UPDATE tasks SET status = 'closed' WHERE id = 'x-s.1'")
+    edges = [("x-s.1", "x-s", "parent-child", "{}"), ("x-s.2", "x-s", "parent-child", "{}"),
+             ("x-any", "x-s", "waits-for", '{"metadata": "{\\"gate\\":\\"any-children\\"}"}')]
+    db.executemany("INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) "
+                   "VALUES (?, ?, ?, '', ?)", edges)
+    db.execute("PRAGMA user_version = 2")
+    db.execute("COMMIT")
+    db.close()
+    store = SQLiteStore(path)
+    assert {t.id for t in store.ready()} == {"x-plain", "x-any", "x-s", "x-s.2"}
+    store.close()

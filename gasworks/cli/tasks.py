@@ -13,7 +13,7 @@ from gasworks import output
 from gasworks.beads import task_to_record
 from gasworks.cli.base import actor_name, cli, json_option, limit_option, open_project, priority_value, split_list
 from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
-from gasworks.ingest import FORMATS, decode_text, read_tasks, read_text_file
+from gasworks.ingest import FORMATS, decode_text, read_file, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
 from gasworks.project import init_project, task_prefix
 from gasworks.store import NewTask
@@ -134,7 +134,13 @@ def create(ctx: click.Context, title: str, description: str | None, body_file: s
 @limit_option
 @json_option
 def ready(limit: int | None, as_json: bool) -> None:
-    """List tasks ready to work on: open, nothing unfinished in the way; by priority, then oldest first."""
+    """List tasks ready to work on: open, nothing unfinished in the way; by priority, then oldest first.
+
+    As `bd ready`: not pinned, not ephemeral, not deferred (defer_until in the future, of the task
+    or its parent), nothing unfinished in the way (blocks, conditional-blocks, waits-for, and the
+    same for every parent up the chain). Unlike bd, epics are never listed: they are bookkeeping,
+    their children are the work.
+    """
     tasks = open_project().open_store().ready(limit)
     output.emit_tasks(tasks, as_json, empty="no ready tasks")
 
@@ -407,18 +413,19 @@ def dep_tree(task_id: str, as_json: bool) -> None:
 @click.option("-o", "--output", "target", default=None, metavar="FILE",
               help="Write to FILE (e.g. .beads/issues.jsonl) atomically instead of stdout.")
 def export_(target: str | None) -> None:
-    """Export every task as Beads JSONL, one issue per line, sorted by id."""
+    """Export every task as Beads JSONL, one issue per line, sorted by id, then Beads' memories by key."""
     project = open_project()
     if project.tracker() == "beads":
         raise TrackerError("tasks live in bd here (tracker = \"beads\"): export them with `bd export`; "
                            "gasworks would write only the tasks it has seen")
-    tasks = project.open_store().export_tasks()
+    store = project.open_store()
+    tasks, memories = store.export_tasks(), store.memories()
     if target is None:
-        count = output.write_jsonl(tasks, sys.stdout)
+        count = output.write_jsonl(tasks, sys.stdout, memories)
         click.echo(f"exported {count} tasks", err=True)
     else:
         with output.progress(f"exporting to {target}"):
-            count = output.write_jsonl_file(tasks, Path(target))
+            count = output.write_jsonl_file(tasks, Path(target), memories)
         click.echo(f"exported {count} tasks to {target}", err=True)
 
 
@@ -440,12 +447,15 @@ def import_(ctx: click.Context, file: Path, fmt: str | None, dry_run: bool, as_j
     """
     project = open_project()
     with output.progress(f"importing {file}", quiet=as_json):
-        tasks = read_tasks(file, fmt)
+        tasks, memories = read_file(file, fmt)
         store = project.open_store()
         result = store.import_tasks(tasks, prefix=task_prefix(project.config, store), actor=actor_name(ctx),
-                                    dry_run=dry_run)
+                                    dry_run=dry_run, memories=memories)
     summary = {"file": str(file), "read": len(tasks), "created": result.created, "updated": result.updated,
-               "skipped": result.skipped, "dry_run": dry_run, "ids": result.ids}
+               "skipped": result.skipped, "dry_run": dry_run, "ids": result.ids, "memories": result.memories,
+               "warnings": result.warnings}
+    for warning in result.warnings:
+        click.echo(f"gasworks: warning: {warning}", err=True)
     if as_json:
         output.emit_json(summary)
     else:

@@ -32,6 +32,8 @@ class ImportResult:
     updated: int = 0
     skipped: int = 0
     ids: list[str] = field(default_factory=list)
+    memories: int = 0
+    warnings: list[str] = field(default_factory=list)  # edges left out, as Beads leaves them out
 
 
 class Store(Protocol):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
-from gasworks.models import GATING_DEP_TYPES, Comment, Dependency, Task, iso_from_micros, now_iso
+from gasworks.beads import COUNT_KEYS
+from gasworks.models import BLOCKING_DEP_TYPES, Comment, Dependency, Task, iso_from_micros, now_iso
 from gasworks.store import ImportResult
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
@@ -19,17 +21,25 @@ class _DryRun(Exception):
 class ImportExportMixin(StoreBase):
     """Whole tasks, with labels, dependencies and comments, as files carry them."""
 
-    def import_tasks(self, tasks: list[Task], *, prefix: str, actor: str, dry_run: bool = False) -> ImportResult:
-        """Upsert by id, newer updated_at wins (ties keep ours); all or nothing.
+    def import_tasks(self, tasks: list[Task], *, prefix: str, actor: str, dry_run: bool = False,
+                     memories: dict[str, str] | None = None) -> ImportResult:
+        """Upsert by id, newer updated_at wins (ties keep ours); all or nothing. Memories (Beads'
+        key/value notes) are set from the file.
 
         Tasks without an id (markdown, task_queue.json) are skipped when a task with the same
-        title and description exists, so importing the same file twice adds nothing.
+        title and description exists, so importing the same file twice adds nothing. Edges Beads
+        would not store are left out with a warning: a second edge to the same target, and a
+        blocks edge that closes a cycle of blocks edges.
         """
         result = ImportResult()
         now = now_iso()
         try:
             with self._tx(write=True) as db:
                 self._import(db, tasks, result, prefix=prefix, actor=actor, now=now)
+                for key, value in (memories or {}).items():
+                    db.execute("INSERT INTO memories (key, value) VALUES (?, ?) "
+                               "ON CONFLICT (key) DO UPDATE SET value = excluded.value", (key, value))
+                    result.memories += 1
                 if dry_run:
                     raise _DryRun
         except _DryRun:
@@ -40,6 +50,7 @@ class ImportExportMixin(StoreBase):
                 actor: str, now: str) -> None:
         start = time.time_ns() // 1000  # whole microseconds: a float epoch cannot tell 1 µs apart
         present = self._give_ids(db, tasks, prefix, actor)
+        written = []
         for index, task in enumerate(tasks):
             if index in present:
                 result.skipped += 1
@@ -53,15 +64,17 @@ class ImportExportMixin(StoreBase):
             if old is not None and sqlrows.epoch(task.updated_at) <= sqlrows.epoch(old["updated_at"]):
                 result.skipped += 1
                 continue
+            written.append((task, old["status"] if old else None))
+        graph = sqlrows.blocking_graph(db, {task.id for task, _ in written})
+        for task, old_status in written:
+            task.dependencies = _edges_beads_keeps(task, graph, result.warnings)
             sqlrows.upsert_task(db, task)
-            sqlrows.insert_event(db, task.id, "imported", actor, old["status"] if old else "", task.status, at=now)
+            sqlrows.insert_event(db, task.id, "imported", actor, old_status or "", task.status, at=now)
             result.ids.append(task.id)
-            if old is None:
+            if old_status is None:
                 result.created += 1
             else:
                 result.updated += 1
-        if any(d.type in GATING_DEP_TYPES for t in tasks for d in t.dependencies):
-            sqlrows.refuse_cycles(db)
         if result.ids:
             sqlrows.refresh_all_blocked(db)
 
@@ -91,11 +104,14 @@ class ImportExportMixin(StoreBase):
         return present
 
     def export_tasks(self) -> Iterator[Task]:
-        """Every task with its labels, dependencies and comments, ordered by id."""
+        """Every task with its labels, dependencies and comments, ordered by id. Tasks that came
+        with bd's counts get them afresh (bd counts blocks edges only)."""
         with self._tx() as db:
             deps: dict[str, list[Dependency]] = {}
-            for r in db.execute("SELECT * FROM dependencies ORDER BY issue_id, created_at, depends_on_id"):
+            dependents: Counter[str] = Counter()
+            for r in db.execute(f"SELECT * FROM dependencies ORDER BY issue_id, {sqlrows.DEPENDENCY_ORDER}"):
                 deps.setdefault(r["issue_id"], []).append(sqlrows.dependency_from_row(r))
+                dependents[r["depends_on_id"]] += r["type"] == "blocks"
             comments: dict[str, list[Comment]] = {}
             for r in db.execute("SELECT * FROM comments ORDER BY task_id, seq"):
                 comments.setdefault(r["task_id"], []).append(sqlrows.comment_from_row(r))
@@ -104,4 +120,35 @@ class ImportExportMixin(StoreBase):
             task = sqlrows.row_to_task(row)
             task.dependencies = deps.get(task.id, [])
             task.comments = comments.get(task.id, [])
+            if any(key in task.extra for key in COUNT_KEYS):
+                counts = (sum(d.type == "blocks" for d in task.dependencies), dependents[task.id], len(task.comments))
+                task.extra.update(zip(COUNT_KEYS, counts))
             yield task
+
+    def memories(self) -> dict[str, str]:
+        """Beads' memories, by key."""
+        with self._tx() as db:
+            return {r[0]: r[1] for r in db.execute("SELECT key, value FROM memories ORDER BY key")}
+
+
+def _edges_beads_keeps(task: Task, graph: dict[str, set[str]], warnings: list[str]) -> list[Dependency]:
+    """A task's edges as Beads stores them, in file order: the first edge to each target (one edge
+    per pair), no edge to itself, and no blocks edge that closes a cycle of blocks edges (`graph`,
+    which gains the edges kept). The others are left out with a warning, as `bd import` does."""
+    kept, targets = [], set()
+    for dep in task.dependencies:
+        edge = f"{task.id} -> {dep.depends_on_id} ({dep.type})"
+        if dep.depends_on_id in targets:
+            warnings.append(f"skipped dependency {edge}: {task.id} already has an edge to {dep.depends_on_id}")
+            continue
+        if dep.depends_on_id == task.id:
+            warnings.append(f"skipped dependency {edge}: a task cannot depend on itself")
+            continue
+        if dep.type in BLOCKING_DEP_TYPES:
+            if sqlrows.reaches(graph, dep.depends_on_id, task.id):
+                warnings.append(f"skipped dependency {edge}: it would close a cycle of blocking edges")
+                continue
+            graph.setdefault(task.id, set()).add(dep.depends_on_id)
+        targets.add(dep.depends_on_id)
+        kept.append(dep)
+    return kept

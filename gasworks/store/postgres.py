@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from gasworks.errors import ConfigError, StoreError
 from gasworks.store import rows as sqlrows
-from gasworks.store.schema import MIGRATIONS, SCHEMA_VERSION, for_postgres, run_script
+from gasworks.store.schema import BEADS_COLUMNS_VERSION, MIGRATIONS, SCHEMA_VERSION, for_postgres, run_script
 from gasworks.store.sql import SQLStore
 
 WRITE_LOCK = 0x6761_7377  # "gasw": the advisory lock every serialised write holds
@@ -28,7 +28,7 @@ CONNECT_TIMEOUT_SECONDS = 10
 _REWRITES = {
     sqlrows.LABELS_JSON: "(SELECT coalesce(json_agg(label ORDER BY label), '[]')::text FROM labels l "
                          "WHERE l.task_id = t.id)",
-    **{sqlrows.GATE_OF_EDGE.format(edge=edge): f"({edge}.extra::jsonb #>> '{{metadata,gate}}')" for edge in ("d", "w")},
+    sqlrows.NOW_EPOCH: "extract(epoch from now())",
 }
 _PLACEHOLDER = re.compile(r"%|\?")
 
@@ -218,6 +218,8 @@ class PostgresStore(SQLStore):
                                  f"understands ({SCHEMA_VERSION}): upgrade gasworks")
             for number in range(version, SCHEMA_VERSION):
                 run_script(self._conn, for_postgres(MIGRATIONS[number]))
+            if 0 < version < BEADS_COLUMNS_VERSION:
+                sqlrows.backfill_beads_columns(db)
             if row is None:
                 db.execute("INSERT INTO gasworks_schema (version) VALUES (?)", (SCHEMA_VERSION,))
             elif version != SCHEMA_VERSION:

@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 from gasworks import ids
-from gasworks.errors import CycleError, NotFoundError, StoreError
+from gasworks.beads import ANY_CHILDREN, defer_epoch, gate, never_ready
+from gasworks.errors import NotFoundError, StoreError
 from gasworks.models import (
     BLOCKING_DEP_TYPES,
     DONE_STATUSES,
@@ -26,7 +27,7 @@ from gasworks.models import (
 
 # The two expressions that differ between SQLite and PostgreSQL; postgres.py swaps them.
 LABELS_JSON = "(SELECT json_group_array(label) FROM labels l WHERE l.task_id = t.id)"
-GATE_OF_EDGE = "json_extract({edge}.extra, '$.metadata.gate')"
+NOW_EPOCH = "((julianday('now') - 2440587.5) * 86400.0)"
 
 TASK_COLUMNS = (
     "t.id, t.title, t.description, t.design, t.acceptance_criteria, t.notes, t.status, t.priority, "
@@ -43,12 +44,12 @@ DONE = sql_list(DONE_STATUSES)
 
 
 def _waits_for_unmet(edge: str) -> str:
-    """SQL: the `waits-for` edge `edge` still holds its task back (the target's children are unfinished)."""
+    """SQL: the `waits-for` edge `edge` still holds its task back: the target has an unfinished child,
+    and (for an any-children gate) none closed yet."""
     children = f"SELECT 1 FROM dependencies c JOIN tasks ct ON ct.id = c.issue_id " \
                f"WHERE c.depends_on_id = {edge}.depends_on_id AND c.type = 'parent-child'"
-    return f"""(CASE WHEN {GATE_OF_EDGE.format(edge=edge)} = 'any-children'
-        THEN EXISTS ({children}) AND NOT EXISTS ({children} AND ct.status = 'closed')
-        ELSE EXISTS ({children} AND ct.status NOT IN ({DONE})) END)"""
+    return f"""(EXISTS ({children} AND ct.status NOT IN ({DONE}))
+        AND NOT ({edge}.gate = '{ANY_CHILDREN}' AND EXISTS ({children} AND ct.status = 'closed')))"""
 
 
 def _holds_back(edge: str) -> str:
@@ -79,9 +80,16 @@ _BLOCKED_LOCALLY = f"""(CASE WHEN t.status NOT IN ({DONE}) AND (
     OR EXISTS (SELECT 1 FROM dependencies d JOIN tasks p ON p.id = d.depends_on_id
                WHERE d.issue_id = t.id AND d.type = 'parent-child' AND p.blocked = 1)) THEN 1 ELSE 0 END)"""
 
-READY_WHERE = f"t.status = 'open' AND t.blocked = 0 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
-WAITING_WHERE = f"t.status = 'open' AND t.blocked = 1 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
+# Deferred (Beads' defer_until, while in the future): the task itself, or its parent.
+_DEFERRED = f"""(coalesce(t.defer_ts, 0) > {NOW_EPOCH} OR EXISTS (
+    SELECT 1 FROM dependencies dp JOIN tasks p ON p.id = dp.depends_on_id
+    WHERE dp.issue_id = t.id AND dp.type = 'parent-child' AND p.defer_ts > {NOW_EPOCH}))"""
+_OPEN_WORK = f"t.status = 'open' AND t.never_ready = 0 AND t.issue_type NOT IN ({sql_list(NON_WORK_TYPES)})"
+READY_WHERE = f"{_OPEN_WORK} AND t.blocked = 0 AND NOT {_DEFERRED}"
+WAITING_WHERE = f"{_OPEN_WORK} AND (t.blocked = 1 OR {_DEFERRED})"
 READY_ORDER = "ORDER BY t.rank, t.priority, t.created_ts, t.id"
+# A task's edges in the order its file listed them; edges added since come after, oldest first.
+DEPENDENCY_ORDER = "pos, created_at, depends_on_id"
 
 
 
@@ -160,7 +168,7 @@ def load_task(db: Any, task_id: str, full: bool = True) -> Task:
     if full:
         task.dependencies = [
             dependency_from_row(r) for r in db.execute(
-                "SELECT * FROM dependencies WHERE issue_id = ? ORDER BY created_at, depends_on_id", (task_id,)
+                f"SELECT * FROM dependencies WHERE issue_id = ? ORDER BY {DEPENDENCY_ORDER}", (task_id,)
             )
         ]
         task.comments = [
@@ -209,30 +217,33 @@ def gating_path(db: Any, start: str, goal: str) -> list[str]:
 
 
 def upsert_task(db: Any, task: Task) -> None:
+    """Write a whole task as a file carries it. As in Beads, one edge per pair: a later edge to
+    the same target is ignored."""
     db.execute(
         "INSERT INTO tasks (id, title, description, design, acceptance_criteria, notes, status, priority, "
-        "issue_type, assignee, created_at, created_ts, updated_at, closed_at, close_reason, extra) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
+        "issue_type, assignee, created_at, created_ts, updated_at, closed_at, close_reason, extra, never_ready, "
+        "defer_ts) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET "
         "title = excluded.title, description = excluded.description, design = excluded.design, "
         "acceptance_criteria = excluded.acceptance_criteria, notes = excluded.notes, status = excluded.status, "
         "priority = excluded.priority, issue_type = excluded.issue_type, assignee = excluded.assignee, "
         "created_at = excluded.created_at, created_ts = excluded.created_ts, updated_at = excluded.updated_at, "
         "closed_at = excluded.closed_at, close_reason = excluded.close_reason, extra = excluded.extra, "
-        "lease_expires_at = NULL",
+        "never_ready = excluded.never_ready, defer_ts = excluded.defer_ts, lease_expires_at = NULL",
         (task.id, task.title, task.description, task.design, task.acceptance_criteria, task.notes, task.status,
          task.priority, task.issue_type, task.assignee, task.created_at, epoch(task.created_at),
-         task.updated_at, task.closed_at, task.close_reason, json.dumps(task.extra, ensure_ascii=False)),
+         task.updated_at, task.closed_at, task.close_reason, json.dumps(task.extra, ensure_ascii=False),
+         int(never_ready(task.extra)), defer_epoch(task.extra)),
     )
     for table in ("labels", "dependencies", "comments"):
         db.execute(f"DELETE FROM {table} WHERE {'issue_id' if table == 'dependencies' else 'task_id'} = ?",
                    (task.id,))
     db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING", [(task.id, lb) for lb in task.labels])
     db.executemany(
-        "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) VALUES (?, ?, ?, ?, ?) "
-        "ON CONFLICT (issue_id, depends_on_id) DO UPDATE SET type = excluded.type, created_at = excluded.created_at, "
-        "extra = excluded.extra",
-        [(task.id, d.depends_on_id, d.type, d.created_at, json.dumps(d.extra, ensure_ascii=False))
-         for d in task.dependencies],
+        "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra, gate, pos) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (issue_id, depends_on_id) DO NOTHING",
+        [(task.id, d.depends_on_id, d.type, d.created_at, json.dumps(d.extra, ensure_ascii=False), gate(d.extra), pos)
+         for pos, d in enumerate(task.dependencies)],
     )
     db.executemany(
         "INSERT INTO comments (id, task_id, author, text, created_at) VALUES (?, ?, ?, ?, ?)",
@@ -240,33 +251,29 @@ def upsert_task(db: Any, task: Task) -> None:
     )
 
 
-def refuse_cycles(db: Any) -> None:
-    """Raise CycleError naming a cycle among gating edges, if the graph has one."""
-    graph: dict[str, list[str]] = {}
+def blocking_graph(db: Any, leave_out: set[str]) -> dict[str, set[str]]:
+    """The blocks/conditional-blocks edges stored, but for those of the tasks in `leave_out`:
+    issue_id -> the ids it waits on."""
+    graph: dict[str, set[str]] = {}
     for source, target in db.execute(
-        f"SELECT issue_id, depends_on_id FROM dependencies WHERE type IN ({sql_list(GATING_DEP_TYPES)})"
+        f"SELECT issue_id, depends_on_id FROM dependencies WHERE type IN ({sql_list(BLOCKING_DEP_TYPES)})"
     ):
-        graph.setdefault(source, []).append(target)
-    state: dict[str, int] = {}  # 1 = on the current path, 2 = finished
-    for root in graph:
-        if root in state:
-            continue
-        stack, path = [(root, iter(graph.get(root, ())))], [root]
-        state[root] = 1
-        while stack:
-            node, children = stack[-1]
-            child = next(children, None)
-            if child is None:
-                state[node] = 2
-                stack.pop()
-                path.pop()
-            elif state.get(child) == 1:
-                cycle = path[path.index(child):] + [child]
-                raise CycleError(f"dependency cycle: {' -> '.join(cycle)}")
-            elif child not in state:
-                state[child] = 1
-                stack.append((child, iter(graph.get(child, ()))))
-                path.append(child)
+        if source not in leave_out:
+            graph.setdefault(source, set()).add(target)
+    return graph
+
+
+def reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
+    seen, stack = {start}, [start]
+    while stack:
+        node = stack.pop()
+        if node == goal:
+            return True
+        for nxt in graph.get(node, ()):
+            if nxt not in seen:
+                seen.add(nxt)
+                stack.append(nxt)
+    return False
 
 
 def dependency_tree(db: Any, task_id: str, max_depth: int = 20) -> dict[str, Any]:
@@ -333,3 +340,16 @@ def affected_by_edge(db: Any, issue_id: str, depends_on_id: str, dep_type: str) 
 def refresh_all_blocked(db: Any) -> None:
     """Recompute every flag from the definition (after a bulk import)."""
     db.execute(f"UPDATE tasks SET blocked = (SELECT {BLOCKED_PREDICATE} FROM tasks t WHERE t.id = tasks.id)")
+
+
+def backfill_beads_columns(db: Any) -> None:
+    """Fill the columns migration 3 added from the Beads fields rows already keep in `extra`."""
+    for task_id, extra in db.execute("SELECT id, extra FROM tasks WHERE extra != '{}'").fetchall():
+        fields = json.loads(extra)
+        db.execute("UPDATE tasks SET never_ready = ?, defer_ts = ? WHERE id = ?",
+                   (int(never_ready(fields)), defer_epoch(fields), task_id))
+    for issue_id, target, extra in db.execute(
+            "SELECT issue_id, depends_on_id, extra FROM dependencies WHERE type = 'waits-for'").fetchall():
+        db.execute("UPDATE dependencies SET gate = ? WHERE issue_id = ? AND depends_on_id = ?",
+                   (gate(json.loads(extra)), issue_id, target))
+    refresh_all_blocked(db)

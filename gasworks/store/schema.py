@@ -159,5 +159,23 @@ M002_SLING_RANK = """
         CREATE INDEX tasks_ready ON tasks (status, blocked, rank, priority, created_ts, id);
         """
 
-MIGRATIONS: list[str] = [M001_INITIAL, M002_SLING_RANK]
+# Beads fidelity: what `ready` reads from Beads fields kept in `extra` gets columns of its own
+# (filled by rows.upsert_task; rows.backfill_beads_columns fills them for rows already there),
+# and memories (`bd remember`, the `{"_type":"memory"}` lines) are kept for export.
+M003_BEADS_FIELDS = """
+        -- Beads' pinned or ephemeral flag; defer_until as epoch seconds (not ready before then)
+        ALTER TABLE tasks ADD COLUMN never_ready INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE tasks ADD COLUMN defer_ts REAL;
+        -- a waits-for edge's gate: 'any-children', or '' for all children; pos: the edge's place
+        -- in its task's list, as the file gave it (export keeps the order)
+        ALTER TABLE dependencies ADD COLUMN gate TEXT NOT NULL DEFAULT '';
+        ALTER TABLE dependencies ADD COLUMN pos INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE memories (
+            key TEXT PRIMARY KEY,
+            value TEXT NOT NULL
+        ) WITHOUT ROWID;
+        """
+
+MIGRATIONS: list[str] = [M001_INITIAL, M002_SLING_RANK, M003_BEADS_FIELDS]
+BEADS_COLUMNS_VERSION = 3  # stores migrating from before this get rows.backfill_beads_columns
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -166,9 +166,10 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
         replaced = db.execute("SELECT type FROM dependencies WHERE issue_id = ? AND depends_on_id = ?",
                               (issue_id, depends_on_id)).fetchone()
         db.execute(
-            "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra) VALUES (?, ?, ?, ?, ?) "
+            "INSERT INTO dependencies (issue_id, depends_on_id, type, created_at, extra, pos) VALUES (?, ?, ?, ?, ?, "
+            "(SELECT coalesce(max(pos) + 1, 0) FROM dependencies WHERE issue_id = ?)) "
             "ON CONFLICT (issue_id, depends_on_id) DO UPDATE SET type = excluded.type",
-            (issue_id, depends_on_id, dep_type, now, json.dumps({"created_by": actor} if actor else {})),
+            (issue_id, depends_on_id, dep_type, now, json.dumps({"created_by": actor} if actor else {}), issue_id),
         )
         db.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, issue_id))
         seeds = sqlrows.affected_by_edge(db, issue_id, depends_on_id, dep_type)

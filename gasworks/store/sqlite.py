@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from gasworks.errors import StoreError
-from gasworks.store.schema import MIGRATIONS, SCHEMA_VERSION, run_script
+from gasworks.store import rows as sqlrows
+from gasworks.store.schema import BEADS_COLUMNS_VERSION, MIGRATIONS, SCHEMA_VERSION, run_script
 from gasworks.store.sql import SQLStore
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -79,5 +80,7 @@ class SQLiteStore(SQLStore):
                 )
             for number in range(version, SCHEMA_VERSION):
                 run_script(db, MIGRATIONS[number])
+            if 0 < version < BEADS_COLUMNS_VERSION:
+                sqlrows.backfill_beads_columns(db)
             if version != SCHEMA_VERSION:
                 db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
