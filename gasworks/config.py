@@ -16,10 +16,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from gasworks.errors import ConfigError, InvalidValueError
 from gasworks.ids import check_prefix
+from gasworks.settings import Field, Problem, Settings, SettingsError, field_validator
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -35,10 +34,8 @@ COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "
 AGENTS = ("builtin", "aider", "command", "fake")
 
 
-class EndpointConfig(BaseModel):
+class EndpointConfig(Settings):
     """One model server: `kind` is the protocol (openai for vLLM, llama.cpp, LM Studio; ollama)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
     kind: Literal["openai", "ollama"] = "openai"
@@ -53,10 +50,8 @@ class EndpointConfig(BaseModel):
         return value
 
 
-class Config(BaseModel):
+class Config(Settings):
     """Settings for one repository. Unknown keys are refused, so a typo never goes unnoticed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # -- tasks
     prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2).")
@@ -228,18 +223,21 @@ class Config(BaseModel):
         return self.worktree_prefix or f"{root.name}-w"
 
 
-def _describe(errors: list[dict[str, Any]], origins: Mapping[str, str]) -> str:
-    accepted = ", ".join(Config.model_fields)
-    problems = []
-    for item in errors:
-        key = str(item["loc"][0]) if item["loc"] else "(file)"
+def _describe(problems: list[Problem], origins: Mapping[str, str]) -> str:
+    messages = []
+    for problem in problems:
+        key, inside = str(problem.loc[0]), "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                                                   for part in problem.loc[1:])
         where = origins.get(key, "default")
-        if item["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown key {key!r} (accepted keys: {accepted})")
+        if problem.unknown and not inside:
+            messages.append(f"{where}: unknown key {key!r} (accepted keys: {', '.join(problem.value)})")
+        elif problem.unknown:
+            messages.append(f"{where}: key {key!r}: unknown key {inside.rpartition('.')[2]!r} in {key}"
+                            f"{inside.rpartition('.')[0]} (accepted keys: {', '.join(problem.value)})")
         else:
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: key {key!r}: {message} (got {item.get('input')!r})")
-    return "; ".join(problems)
+            at = f" at {key}{inside}" if inside else ""
+            messages.append(f"{where}: key {key!r}{at}: {problem.message} (got {problem.value!r})")
+    return "; ".join(messages)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
@@ -271,7 +269,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX):].lower()
-        if key not in Config.model_fields:
+        if key not in Config.keys():
             continue  # GASWORKS_ACTOR and friends are not settings
         try:
             values[key] = json.loads(raw) if raw.strip().startswith("[") else raw
@@ -298,9 +296,9 @@ def load_config(root: Path, env: Mapping[str, str] | None = None,
         merged.update(values)
         origins.update(dict.fromkeys(values, source))
     try:
-        return Config(**merged)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors(), origins)) from None
+        return Config.validate(merged)
+    except SettingsError as exc:
+        raise ConfigError(_describe(exc.problems, origins)) from None
 
 
 TEMPLATE = """\
