@@ -91,6 +91,13 @@ def clean_env(**settings: str) -> dict[str, str]:
     return {**env, **GIT_ENV, "GASWORKS_ACTOR": "bench", **settings}
 
 
+def with_bytecode_cache(env: dict[str, str], folder: Path) -> dict[str, str]:
+    """env with Python's bytecode cache on, kept in folder (not beside the sources): start-up is
+    then measured as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(folder)}
+
+
 def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, env=clean_env(),
                             stdin=subprocess.DEVNULL)

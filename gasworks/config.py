@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import string
 import sys
 from collections.abc import Mapping
 from pathlib import Path
@@ -175,6 +173,8 @@ class Config(Settings):
     @classmethod
     def _argv(cls, value: Any) -> Any:
         if isinstance(value, str):
+            import shlex  # here, like string below: checks run only on values given
+
             value = shlex.split(value, posix=os.name != "nt")
         if not value:
             raise ValueError("must name a program")
@@ -196,6 +196,8 @@ class Config(Settings):
     @field_validator("command")
     @classmethod
     def _template(cls, value: list[str]) -> list[str]:
+        import string
+
         for part in value:
             for _, name, _, _ in string.Formatter().parse(part):
                 if name is not None and name not in COMMAND_PLACEHOLDERS:

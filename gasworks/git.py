@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -333,6 +331,8 @@ def is_ancestor(path: Where, older: str, newer: str) -> bool:
 
 def merge_keeping_conflicts(path: Where, branch: str, message: str) -> tuple[bool, list[str]]:
     """Merge branch in at path; on conflict leave the merge in progress and return the conflicted files."""
+    import tempfile  # here, like shutil below: the quick commands (`gasworks ready`) never load them
+
     # The message may hold task text, so it goes through a file, never the command line.
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg", delete=False) as handle:
         handle.write(message)
@@ -529,6 +529,8 @@ def clean_detach(tree: Tree, commit: str) -> None:
         run(["checkout", "-q", "-f", "--detach", commit], tree)  # -f: every tracked file as commit has it
         run(["clean", "-q", "-ffdx"], tree)
     except GitError:  # what git itself cannot remove (a path too long for it): emptied without git
+        import shutil
+
         for entry in tree.path.iterdir():
             if entry.name != ".git":
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -550,6 +552,8 @@ def write_new(path: Path, data: bytes) -> None:
     the user's ~/.bashrc, say) is replaced, not written through."""
     if path.is_symlink() or path.exists():
         if path.is_dir() and not path.is_symlink():
+            import shutil
+
             shutil.rmtree(path)
         else:
             path.unlink()

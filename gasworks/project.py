@@ -10,9 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-from filelock import FileLock, Timeout
-
 from gasworks import git
 from gasworks.config import CONFIG_FILE, TEMPLATE, Config, load_config
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
@@ -136,6 +133,8 @@ def _tracker_note(project: Project) -> list[str]:
 @contextlib.contextmanager
 def run_lock(project: Project) -> Iterator[None]:
     """One `gasworks run` per repository: a second one is refused, naming the first."""
+    from filelock import FileLock, Timeout  # here, not at the top: the quick commands never take it
+
     lock = FileLock(str(project.state_dir / "run.lock"))
     pid_file = project.state_dir / "run.pid"
     try:
@@ -169,6 +168,8 @@ def run_slots(project: Project, pid: int) -> int:
 def active_run(project: Project) -> int | None:
     """The pid of the `gasworks run` active here, or None. Read from its pid file, never by trying
     its lock: a look that held the lock for a moment could make a run starting then refuse to."""
+    import psutil  # here, not at the top: the quick commands never look for a run
+
     pid_file = project.state_dir / "run.pid"
     try:
         written = pid_file.stat().st_mtime

@@ -1,8 +1,8 @@
 """Declared, validated settings in the standard library: what config.py's models are made of.
 
 Every command loads the config, and the quick ones (`gasworks ready`, the fake agent) answer in a
-few tens of milliseconds, so the checks here do not import pydantic. A `Settings` subclass is a
-frozen dataclass declared as a pydantic model would be (`name: type = Field(default, ge=..,
+few tens of milliseconds, so the checks here do not import pydantic. A `Settings` subclass is
+declared as a pydantic model would be (`name: type = Field(default, ge=..,
 description=..)`, `@field_validator`), and it reads values the way the config layers give them,
 like pydantic's lax mode: TOML and JSON values as they are, environment variables as text ("4" for
 a number, "true" for a flag, a JSON list). A bad value or an unknown key raises SettingsError,
@@ -12,9 +12,9 @@ what was given.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
+import sys
 import types
 import typing
 from collections.abc import Callable, Mapping
@@ -46,14 +46,30 @@ class _Validator(NamedTuple):
     before: bool
 
 
-def Field(default: Any = dataclasses.MISSING, *, description: str = "", gt: float | None = None,  # noqa: N802
+_REQUIRED = object()
+
+
+class _Field(NamedTuple):
+    default: Any = _REQUIRED
+    description: str = ""
+    bounds: tuple[tuple[str, float], ...] = ()
+    pattern: str | None = None
+
+
+class _Spec(NamedTuple):
+    name: str
+    hint: Any
+    field: _Field
+    before: tuple[Callable[..., Any], ...]
+    after: tuple[Callable[..., Any], ...]
+
+
+def Field(default: Any = _REQUIRED, *, description: str = "", gt: float | None = None,  # noqa: N802
           ge: float | None = None, le: float | None = None, pattern: str | None = None) -> Any:
-    """A setting's default, bounds (numbers), pattern (text) and meaning."""
+    """A setting's default (a list is copied for each instance), bounds (numbers), pattern (text)
+    and meaning."""
     bounds = tuple((name, limit) for name, limit in (("gt", gt), ("ge", ge), ("le", le)) if limit is not None)
-    metadata = {"description": description, "bounds": bounds, "pattern": pattern}
-    if isinstance(default, list):
-        return dataclasses.field(default_factory=default.copy, metadata=metadata)
-    return dataclasses.field(default=default, metadata=metadata)
+    return _Field(default, description, bounds, pattern)
 
 
 def field_validator(*names: str, mode: Literal["before", "after"] = "after") -> Callable[[Any], _Validator]:
@@ -65,45 +81,75 @@ def field_validator(*names: str, mode: Literal["before", "after"] = "after") -> 
 
 
 class Settings:
-    """Base of a group of settings: subclasses become frozen, keyword-only dataclasses that check
-    every value when made (`Cls(**values)`) and refuse unknown keys in `Cls.validate(values)`."""
+    """Base of a group of settings: each annotated class attribute is one, and an instance is frozen,
+    made with keyword arguments only, every value given checked (`Cls(**values)`);
+    `Cls.validate(values)` also turns unknown and missing keys into Problems."""
 
-    __checks__: tuple[tuple[str, Any, Mapping[str, Any], tuple[Callable, ...], tuple[Callable, ...]], ...] = ()
+    __specs__: tuple[_Spec, ...] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         validators = [v for v in vars(cls).values() if isinstance(v, _Validator)]
-        dataclasses.dataclass(frozen=True, kw_only=True)(cls)
-        hints = typing.get_type_hints(cls)
-        cls.__checks__ = tuple(
-            (f.name, hints[f.name], f.metadata,
-             tuple(v.func for v in validators if f.name in v.names and v.before),
-             tuple(v.func for v in validators if f.name in v.names and not v.before))
-            for f in dataclasses.fields(cls))
+        module = vars(sys.modules[cls.__module__])
+        specs = []
+        for name, hint in vars(cls).get("__annotations__", {}).items():
+            declared = vars(cls).get(name, _REQUIRED)
+            specs.append(_Spec(name, eval(hint, module) if isinstance(hint, str) else hint,  # noqa: S307
+                               declared if isinstance(declared, _Field) else _Field(declared),
+                               tuple(v.func for v in validators if name in v.names and v.before),
+                               tuple(v.func for v in validators if name in v.names and not v.before)))
+        cls.__specs__ = tuple(specs)
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
+        unknown = [key for key in values if key not in self.keys()]
+        missing = [s.name for s in self.__specs__ if s.field.default is _REQUIRED and s.name not in values]
+        if unknown or missing:
+            raise TypeError(f"{type(self).__name__}: unknown {unknown}, missing {missing}")
         problems: list[Problem] = []
-        for name, hint, metadata, before, after in self.__checks__:
+        for name, hint, field, before, after in self.__specs__:
+            if name not in values:  # a default is what it is declared to be, unchecked (as in pydantic)
+                object.__setattr__(self, name, field.default.copy() if isinstance(field.default, list)
+                                   else field.default)
+                continue
+            given = values[name]
             try:
-                value = getattr(self, name)
+                value = given.copy() if isinstance(given, list) else given
                 for check in before:
                     value = check(type(self), value)
                 value = _coerce(hint, value, (name,))
-                _check_limits(metadata, value, (name,))
+                _check_limits(field, value)
                 for check in after:
                     value = check(type(self), value)
             except SettingsError as exc:
                 problems.extend(exc.problems)
             except ValueError as exc:
-                problems.append(Problem((name,), str(exc), getattr(self, name)))
+                problems.append(Problem((name,), str(exc), given))
             else:
                 object.__setattr__(self, name, value)
         if problems:
             raise SettingsError(problems)
 
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"{type(self).__name__} is frozen: make a new one")
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, spec.name) for spec in self.__specs__)
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(f'{s.name}={getattr(self, s.name)!r}' for s in self.__specs__)})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {spec.name: getattr(self, spec.name) for spec in self.__specs__}
+
     @classmethod
     def keys(cls) -> tuple[str, ...]:
-        return tuple(check[0] for check in cls.__checks__)
+        return tuple(spec.name for spec in cls.__specs__)
 
     @classmethod
     def validate(cls, values: Mapping[str, Any]) -> Any:
@@ -111,10 +157,8 @@ class Settings:
         problem in one SettingsError: unknown keys, missing required ones, bad values."""
         keys = cls.keys()
         problems = [Problem((key,), "unknown key", keys, unknown=True) for key in values if key not in keys]
-        required = [f.name for f in dataclasses.fields(cls)  # type: ignore[arg-type]
-                    if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-        missing = [Problem((key,), "missing: this key is required", dict(values)) for key in required
-                   if key not in values]
+        missing = [Problem((s.name,), "missing: this key is required", dict(values)) for s in cls.__specs__
+                   if s.field.default is _REQUIRED and s.name not in values]
         try:
             made = None if missing else cls(**{key: value for key, value in values.items() if key in keys})
         except SettingsError as exc:
@@ -151,7 +195,8 @@ def _coerce(hint: Any, value: Any, loc: tuple[str | int, ...]) -> Any:
 
 
 def _coerce_union(members: tuple[Any, ...], value: Any, loc: tuple[str | int, ...]) -> Any:
-    exact = [m for m in members if type(value) is m or (typing.get_origin(m) is Literal and value in typing.get_args(m))]
+    exact = [m for m in members
+             if type(value) is m or (typing.get_origin(m) is Literal and value in typing.get_args(m))]
     expected = []
     for member in exact + [m for m in members if m not in exact]:
         try:
@@ -188,12 +233,12 @@ def _coerce_settings(cls: type[Settings], value: Any, loc: tuple[str | int, ...]
         raise SettingsError([p._replace(loc=(*loc, *p.loc)) for p in exc.problems]) from None
 
 
-def _check_limits(metadata: Mapping[str, Any], value: Any, loc: tuple[str | int, ...]) -> None:
+def _check_limits(field: _Field, value: Any) -> None:
     for name, words, holds in _BOUNDS:
-        limit = dict(metadata.get("bounds", ())).get(name)
+        limit = dict(field.bounds).get(name)
         if limit is not None and isinstance(value, (int, float)) and not holds(value, limit):
             raise ValueError(f"Input should be {words} {limit}")
-    pattern = metadata.get("pattern")
+    pattern = field.pattern
     if pattern and isinstance(value, str) and not re.search(pattern, value):
         raise ValueError(f"String should match pattern '{pattern}'")
 

@@ -14,9 +14,7 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -42,6 +40,8 @@ def find_bd(bd_cmd: Sequence[str]) -> str | None:
         return None
     if os.sep in program or (os.altsep and os.altsep in program):
         return program if os.access(program, os.X_OK) else None
+    import shutil  # here, like tempfile below: the quick commands never load them without bd
+
     return shutil.which(program)
 
 
@@ -119,6 +119,8 @@ class BdCli:
 
 
 def _write_body(text: str) -> str:
+    import tempfile
+
     handle, path = tempfile.mkstemp(prefix="gasworks-bd-", suffix=".txt")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(text)
