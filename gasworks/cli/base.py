@@ -67,7 +67,7 @@ class _Group(click.Group):
 
 # The module that declares each command: a command imports only its own module (and what that module
 # needs), so `gasworks ready` never loads the fleet's machinery. A command missing here still works
-# (an unknown name loads every module); tests/test_cli.py checks that this table is complete.
+# (an unknown name loads every module); tests/test_startup.py checks that this table is complete.
 COMMAND_MODULES = {
     "gasworks.cli.tasks": ("init", "create", "ready", "list", "show", "update", "close", "reopen", "dep", "export",
                            "import"),
