@@ -106,6 +106,18 @@ def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedP
     return result
 
 
+def make_repo(root: Path, readme: str, branch: str = "main") -> None:
+    """A fresh repository on branch with one commit (a README.md) and its own identity (no global
+    config needed)."""
+    root.mkdir()
+    git(["init", "-q", "-b", branch], root)
+    for key, value in (("user.name", "bench"), ("user.email", "bench@localhost"), ("commit.gpgsign", "false")):
+        git(["config", key, value], root)
+    (root / "README.md").write_text(f"{readme}\n", encoding="utf-8")
+    git(["add", "README.md"], root)
+    git(["commit", "-q", "-m", "Initial commit"], root)
+
+
 def gasworks(args: list[str], cwd: Path) -> str:
     result = subprocess.run([sys.executable, "-m", "gasworks", *args], check=False, cwd=cwd, capture_output=True,
                             text=True, env=clean_env(), stdin=subprocess.DEVNULL)

@@ -77,6 +77,7 @@ from common import (  # bench/ is on sys.path here
     emit,
     gasworks,
     git,
+    make_repo,
     percentile,
     positive,
     print_rows,
@@ -110,17 +111,6 @@ echo committed
 
 
 # -- running the command line ----------------------------------------------------------------
-
-
-def make_repo(root: Path) -> None:
-    """A fresh repository on `main` with one commit and its own identity (no global config needed)."""
-    root.mkdir()
-    git(["init", "-q", "-b", TARGET], root)
-    for key, value in (("user.name", "bench"), ("user.email", "bench@localhost"), ("commit.gpgsign", "false")):
-        git(["config", key, value], root)
-    (root / "README.md").write_text("dispatch benchmark repository\n", encoding="utf-8")
-    git(["add", "README.md"], root)
-    git(["commit", "-q", "-m", "Initial commit"], root)
 
 
 def seed_tasks(root: Path, queue_file: Path, n: int) -> list[str]:
@@ -262,7 +252,7 @@ def bench_workers(workers: int, n: int, sandbox: str = "none", agent: str = "fak
              "importing the tasks")
     with tempfile.TemporaryDirectory(prefix="gasworks-bench-dispatch-") as tmp:
         root = Path(tmp) / "repo"
-        make_repo(root)
+        make_repo(root, "dispatch benchmark repository", TARGET)
         task_ids = seed_tasks(root, Path(tmp) / "task_queue.json", n)
         with open(root / "gasworks.toml", "a", encoding="utf-8") as config:
             config.write(f'\nsandbox = "{sandbox}"\n')

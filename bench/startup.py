@@ -44,7 +44,7 @@ from common import (  # bench/ is on sys.path here
     clean_env,
     emit,
     gasworks,
-    git,
+    make_repo,
     percentile,
     positive,
     print_rows,
@@ -70,13 +70,9 @@ def timed(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, str]:
     return elapsed, result.stdout
 
 
-def make_repo(root: Path) -> str:
+def make_project(root: Path) -> str:
     """A repository with a gasworks project and SEED_TASKS tasks; returns the id of one of them."""
-    root.mkdir()
-    git(["init", "-q", "-b", "main"], root)
-    for key, value in (("user.name", "bench"), ("user.email", "bench@localhost"), ("commit.gpgsign", "false")):
-        git(["config", key, value], root)
-    git(["commit", "-q", "--allow-empty", "-m", "Initial commit"], root)
+    make_repo(root, "start-up benchmark repository")
     gasworks(["init"], root)
     ids = [gasworks(["create", f"Seeded task {i + 1:02d}", "-d", "Something to list.", "-q"], root).strip()
            for i in range(SEED_TASKS)]
@@ -109,7 +105,7 @@ def measure(rounds: int) -> dict[str, Any]:
         env = with_bytecode_cache(clean_env(), Path(tmp) / "pycache")
         root = Path(tmp) / "repo"
         progress(f"making a repository with {SEED_TASKS} tasks")
-        shown = make_repo(root)
+        shown = make_project(root)
         task_file = Path(tmp) / "task.txt"
         task_file.write_text(f"Task bench-fake: write a file\n\n{FAKE_SCRIPT}", encoding="utf-8")
         one_round(root, shown, task_file, env)  # warm-up: writes the bytecode cache, fills the page cache
