@@ -18,11 +18,6 @@ from gasworks.errors import ConfigError, InvalidValueError
 from gasworks.ids import check_prefix
 from gasworks.settings import Field, Problem, Settings, SettingsError, field_validator
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
-
 CONFIG_FILE = "gasworks.toml"
 CLASSIC_CONFIG_FILE = "dispatch_config.json"
 ENV_PREFIX = "GASWORKS_"
@@ -30,6 +25,9 @@ ENV_PREFIX = "GASWORKS_"
 # it reaches the agent only through the task file.
 COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
 AGENTS = ("builtin", "aider", "command", "fake")
+# A TOML file of blank lines and comments only (as `gasworks init` writes it) sets nothing, so it is
+# read without loading the TOML parser; a comment holding a character TOML forbids still goes to it.
+_NOTHING_SET = re.compile(r"(?:[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?\n)*[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?")
 
 
 class EndpointConfig(Settings):
@@ -244,12 +242,20 @@ def _describe(problems: list[Problem], origins: Mapping[str, str]) -> str:
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         line = exc.object.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if _NOTHING_SET.fullmatch(text):
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
