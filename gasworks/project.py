@@ -25,6 +25,8 @@ EXCLUDES = (".gasworks/", "worktrees/", ".current_task.txt", ".aider*")
 
 @dataclass(frozen=True)
 class Project:
+    """A repository set up for gasworks: its main checkout and its validated config."""
+
     root: Path
     config: Config
 

@@ -28,6 +28,8 @@ class NewTask:
 
 @dataclass(slots=True)
 class ImportResult:
+    """What an import did: how many tasks it created, updated and skipped, and their ids."""
+
     created: int = 0
     updated: int = 0
     skipped: int = 0
