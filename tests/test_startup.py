@@ -17,6 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 import gasworks
+from gasworks import git
 from gasworks.cli import cli
 from gasworks.cli.base import COMMAND_MODULES
 
@@ -98,3 +99,31 @@ def test_unknown_command_is_one_clear_line():
     result = CliRunner().invoke(cli, ["redy"])
     assert result.exit_code == 2
     assert "No such command 'redy'" in result.output
+
+
+def git_toplevel(path: Path) -> Path:
+    out = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir", "--show-toplevel"],
+                         cwd=path, capture_output=True, text=True, check=True).stdout.splitlines()
+    return Path(out[0]).parent if Path(out[0]).name == ".git" else Path(out[1])
+
+
+def test_a_plain_checkout_is_found_as_git_finds_it(repo, tmp_path):
+    deep = repo / "src" / "pkg"
+    deep.mkdir(parents=True)
+    link = tmp_path / "link"
+    link.symlink_to(repo)
+    for where in (repo, deep, link / "src"):
+        assert git._plain_checkout(where) == git_toplevel(where) == git.main_root(where)
+
+
+def test_git_is_asked_where_the_layout_is_unusual(repo, tmp_path):
+    linked = tmp_path / "linked"
+    git.run(["worktree", "add", "-q", "--detach", str(linked)], repo)
+    assert git._plain_checkout(linked) is None  # a .git file
+    assert git.main_root(linked) == git_toplevel(linked) == repo.resolve()
+    assert git._plain_checkout(repo / ".git") is None
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    assert git._plain_checkout(outside) is None  # no repository around it (tmp_path is outside repo)
+    git.run(["config", "core.worktree", str(tmp_path)], repo)
+    assert git._plain_checkout(repo) is None
