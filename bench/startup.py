@@ -5,6 +5,8 @@ then times, in rounds, each of these as a subprocess of the same interpreter as 
 (`python -m gasworks ...`, which is what the `gasworks` entry point runs):
 
     python -c pass                  the floor: interpreter start-up with this environment's site
+                                    (in a development checkout that includes the editable install's
+                                    import hook, about half of it here)
     gasworks ready --json
     gasworks list
     gasworks show ID
@@ -15,10 +17,11 @@ then times, in rounds, each of these as a subprocess of the same interpreter as 
                                     leaves the work uncommitted (start-up, import, one file written)
 
 Every round runs each of them once, in that order, so load on the machine falls on all of them
-alike. Python's bytecode cache is on (in the temporary directory), as for an installed package,
-even where PYTHONDONTWRITEBYTECODE is set; one warm-up round fills it. It prints the median and
-p90 wall time of each and the ratio of its median to the median of `python -c pass` measured in
-the same run. The goal is every ratio within 3x. Nothing is asserted.
+alike; the load average is printed, as other work on the machine moves every figure. Python's
+bytecode cache is on (in the temporary directory), as for an installed package, even where
+PYTHONDONTWRITEBYTECODE is set; one warm-up round fills it. It prints the median and p90 wall time
+of each and the ratio of its median to the median of `python -c pass` measured in the same run.
+The goal is every ratio within 3x. Nothing is asserted.
 
 Run from the repository root (PYTHONPATH chooses which gasworks is measured, as for every bench):
 
@@ -32,6 +35,7 @@ Progress goes to stderr; the table (or JSON) to stdout.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -118,7 +122,8 @@ def measure(rounds: int) -> dict[str, Any]:
     rows = [{"command": name, "median_ms": round(statistics.median(values), 1),
              "p90_ms": round(percentile(values, 90), 1),
              "ratio": round(statistics.median(values) / floor, 2)} for name, values in samples.items()]
-    return {"python": sys.executable, "rounds": rounds, "goal_ratio": GOAL, "results": rows}
+    load = [round(x, 2) for x in os.getloadavg()] if hasattr(os, "getloadavg") else None
+    return {"python": sys.executable, "rounds": rounds, "goal_ratio": GOAL, "load_average": load, "results": rows}
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -129,7 +134,7 @@ def print_table(report: dict[str, Any]) -> None:
     print()
     print(f"{report['rounds']} rounds, each command once per round; every command runs as `{report['python']} "
           "-m gasworks ...`,\nthe same interpreter as `python -c pass`, in a repository holding "
-          f"{SEED_TASKS} tasks or more.")
+          f"{SEED_TASKS} tasks or more.\nLoad average (1, 5, 15 min) at the end: {report['load_average']}.")
 
 
 def main(argv: list[str] | None = None) -> int:
