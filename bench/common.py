@@ -91,12 +91,31 @@ def clean_env(**settings: str) -> dict[str, str]:
     return {**env, **GIT_ENV, "GASWORKS_ACTOR": "bench", **settings}
 
 
+def with_bytecode_cache(env: dict[str, str], folder: Path) -> dict[str, str]:
+    """env with Python's bytecode cache on, kept in folder (not beside the sources): start-up is
+    then measured as an installed package has it, even where PYTHONDONTWRITEBYTECODE is set."""
+    env = {k: v for k, v in env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    return {**env, "PYTHONPYCACHEPREFIX": str(folder)}
+
+
 def git(args: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
     result = subprocess.run(["git", *args], check=False, cwd=cwd, capture_output=True, text=True, env=clean_env(),
                             stdin=subprocess.DEVNULL)
     if check and result.returncode != 0:
         raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
     return result
+
+
+def make_repo(root: Path, readme: str, branch: str = "main") -> None:
+    """A fresh repository on branch with one commit (a README.md) and its own identity (no global
+    config needed)."""
+    root.mkdir()
+    git(["init", "-q", "-b", branch], root)
+    for key, value in (("user.name", "bench"), ("user.email", "bench@localhost"), ("commit.gpgsign", "false")):
+        git(["config", key, value], root)
+    (root / "README.md").write_text(f"{readme}\n", encoding="utf-8")
+    git(["add", "README.md"], root)
+    git(["commit", "-q", "-m", "Initial commit"], root)
 
 
 def gasworks(args: list[str], cwd: Path) -> str:

@@ -47,6 +47,12 @@ Run from the repository root:
     python bench/dispatch.py --workers 1,2,8  # choose worker counts
     python bench/dispatch.py --json           # results as JSON on stdout
     python bench/dispatch.py --sandbox bwrap  # agents under bubblewrap (needs bwrap)
+    python bench/dispatch.py --agent fake,shell  # also with a shell-script agent, and the ratio
+
+`--agent shell` runs the same work as a POSIX shell script (agent = "command"): it writes the same
+file and commits it with git, so the two differ only in the agent's own start-up and language.
+Agents and gasworks run with Python's bytecode cache on (kept in the temporary directory), as an
+installed package has it, even where PYTHONDONTWRITEBYTECODE is set.
 
 Progress goes to stderr; the tables (or JSON) to stdout.
 """
@@ -71,11 +77,13 @@ from common import (  # bench/ is on sys.path here
     emit,
     gasworks,
     git,
+    make_repo,
     percentile,
     positive,
     print_rows,
     progress,
     run_bounded,
+    with_bytecode_cache,
 )
 
 from gasworks.dispatcher import run_fleet
@@ -88,20 +96,21 @@ DEFAULT_WORKERS = (1, 4, 14)
 TARGET = "main"
 POLL_SECONDS = inspect.signature(run_fleet).parameters["poll_seconds"].default
 RUN_TIMEOUT_PER_TASK = 30.0  # generous: a run that takes longer than this per task is stopped
+AGENTS = ("fake", "shell")
+# The fake agent's default work in sh, for agent = "command": one file, one commit.
+SHELL_AGENT = """\
+set -e
+cd "$2"
+echo "shell agent on $1"
+mkdir -p fake
+printf 'done by the shell agent: %s\\n' "$1" > "fake/$1.txt"
+git add -A
+git -c core.hooksPath=/dev/null commit -q -m "fake: $1"
+echo committed
+"""
 
 
 # -- running the command line ----------------------------------------------------------------
-
-
-def make_repo(root: Path) -> None:
-    """A fresh repository on `main` with one commit and its own identity (no global config needed)."""
-    root.mkdir()
-    git(["init", "-q", "-b", TARGET], root)
-    for key, value in (("user.name", "bench"), ("user.email", "bench@localhost"), ("commit.gpgsign", "false")):
-        git(["config", key, value], root)
-    (root / "README.md").write_text("dispatch benchmark repository\n", encoding="utf-8")
-    git(["add", "README.md"], root)
-    git(["commit", "-q", "-m", "Initial commit"], root)
 
 
 def seed_tasks(root: Path, queue_file: Path, n: int) -> list[str]:
@@ -124,11 +133,14 @@ class RunResult:
     output: str
 
 
-def run_fleet_cli(root: Path, workers: int, log_file: Path, timeout: float) -> RunResult:
-    """`gasworks run --agent fake --workers W --until-done`, timed from spawn to exit; output to a file."""
-    argv = [sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--workers", str(workers), "--until-done"]
+def run_fleet_cli(root: Path, workers: int, log_file: Path, timeout: float, agent: str = "fake") -> RunResult:
+    """`gasworks run --agent fake --workers W --until-done` (--agent command for the shell agent), timed
+    from spawn to exit; output to a file."""
+    kind = "command" if agent == "shell" else agent
+    argv = [sys.executable, "-m", "gasworks", "run", "--agent", kind, "--workers", str(workers), "--until-done"]
     started_epoch = time.time()
-    code, wall = run_bounded(argv, root, clean_env(), log_file, timeout)
+    env = with_bytecode_cache(clean_env(), log_file.parent / "pycache")
+    code, wall = run_bounded(argv, root, env, log_file, timeout)
     return RunResult(code, wall, started_epoch, log_file.read_text(encoding="utf-8", errors="replace"))
 
 
@@ -235,16 +247,22 @@ SPANS = {  # name -> (from, to)
 }
 
 
-def bench_workers(workers: int, n: int, sandbox: str = "none") -> dict[str, Any]:
-    progress(f"workers={workers}, tasks={n}, sandbox={sandbox}: making a repository and importing the tasks")
+def bench_workers(workers: int, n: int, sandbox: str = "none", agent: str = "fake") -> dict[str, Any]:
+    progress(f"workers={workers}, tasks={n}, sandbox={sandbox}, agent={agent}: making a repository and "
+             "importing the tasks")
     with tempfile.TemporaryDirectory(prefix="gasworks-bench-dispatch-") as tmp:
         root = Path(tmp) / "repo"
-        make_repo(root)
+        make_repo(root, "dispatch benchmark repository", TARGET)
         task_ids = seed_tasks(root, Path(tmp) / "task_queue.json", n)
         with open(root / "gasworks.toml", "a", encoding="utf-8") as config:
             config.write(f'\nsandbox = "{sandbox}"\n')
-        progress(f"  running gasworks run --agent fake --workers {workers} --until-done")
-        run = run_fleet_cli(root, workers, Path(tmp) / "run.log", timeout=60 + RUN_TIMEOUT_PER_TASK * n)
+            if agent == "shell":
+                (Path(tmp) / "agent.sh").write_text(SHELL_AGENT, encoding="utf-8")
+                config.write(f'command = ["sh", {json.dumps(str(Path(tmp) / "agent.sh"))}, "{{task_id}}", '
+                             '"{worktree}"]\n')
+        progress(f"  running gasworks run --agent {agent} --workers {workers} --until-done")
+        run = run_fleet_cli(root, workers, Path(tmp) / "run.log", timeout=60 + RUN_TIMEOUT_PER_TASK * n,
+                            agent=agent)
         progress(f"  exit code {run.code} after {run.wall_seconds:.1f} s; reading the records")
         warnings = [] if run.code == 0 else [f"gasworks run exited with {run.code}; its last lines:\n"
                                              + "\n".join(run.output.splitlines()[-10:])]
@@ -272,6 +290,7 @@ def bench_workers(workers: int, n: int, sandbox: str = "none") -> dict[str, Any]
     offsets = [(t.pid_started - t.spawn) * 1000 for t in times if t.pid_started is not None and t.spawn is not None]
     return {
         "workers": workers,
+        "agent": agent,
         "tasks": n,
         "exit_code": run.code,
         "wall_seconds": round(run.wall_seconds, 2),
@@ -317,30 +336,42 @@ def med_p90(span: dict[str, Any] | None) -> tuple[str, str]:
 
 
 def speed_up(result: dict[str, Any], results: list[dict[str, Any]]) -> str:
-    base = next((r for r in results if r["workers"] == 1), None)
+    base = next((r for r in results if r["workers"] == 1 and r.get("agent") == result.get("agent")), None)
     if base is None:
         return "n/a"
     return f"{base['wall_seconds'] / result['wall_seconds']:.2f}x"
 
 
+def print_agent_ratios(results: list[dict[str, Any]]) -> None:
+    """With both agents measured: the fake agent's wall time over the shell agent's, per worker count."""
+    shell = {r["workers"]: r for r in results if r["agent"] == "shell"}
+    rows = [(str(r["workers"]), f"{r['wall_seconds']:.1f}", f"{shell[r['workers']]['wall_seconds']:.1f}",
+             f"{r['wall_seconds'] / shell[r['workers']]['wall_seconds']:.2f}x")
+            for r in results if r["agent"] == "fake" and r["workers"] in shell]
+    if rows:
+        print()
+        print("The fake agent (Python) against the same work as a shell script, wall time of the whole run:")
+        print_rows(("workers", "fake s", "shell s", "fake / shell"), rows)
+
+
 def print_tables(report: dict[str, Any]) -> None:
     results = report["results"]
-    header = ("workers", "tasks", "wall s", "tasks/min", "speed-up", "claim->start med ms", "p90 ms",
+    header = ("agent", "workers", "tasks", "wall s", "tasks/min", "speed-up", "claim->start med ms", "p90 ms",
               "exit->merged med ms", "p90 ms")
     rows = []
     for r in results:
-        rows.append((str(r["workers"]), str(r["tasks"]), f"{r['wall_seconds']:.1f}", f"{r['tasks_per_minute']:.1f}",
-                     speed_up(r, results), *med_p90(r["spans"]["claim_to_start"]),
+        rows.append((r["agent"], str(r["workers"]), str(r["tasks"]), f"{r['wall_seconds']:.1f}",
+                     f"{r['tasks_per_minute']:.1f}", speed_up(r, results), *med_p90(r["spans"]["claim_to_start"]),
                      *med_p90(r["spans"]["exit_to_merged"])))
     print_rows(header, rows)
     print()
     print("Where the time goes (median / p90 ms per task):")
-    header = ("workers", "start-up s", "drain s", "drain tasks/min", "claim->attempt", "attempt->spawn",
+    header = ("agent", "workers", "start-up s", "drain s", "drain tasks/min", "claim->attempt", "attempt->spawn",
               "agent run", "exit->noticed", "noticed->closed", "claim->closed")
     rows = []
     for r in results:
         spans = r["spans"]
-        cells = [str(r["workers"]), f"{r['startup_seconds']}", f"{r['drain_seconds']}",
+        cells = [r["agent"], str(r["workers"]), f"{r['startup_seconds']}", f"{r['drain_seconds']}",
                  f"{r['drain_tasks_per_minute']}"]
         for name in ("claim_to_attempt_row", "attempt_row_to_spawn", "agent_run", "exit_to_noticed",
                      "noticed_to_closed", "claim_to_closed"):
@@ -381,6 +412,7 @@ One run per worker count: other load on the machine moves these numbers from run
 This machine has {report['cpu_count']} CPU core(s): the dispatcher, every agent and every git command share
 them, and merges are serial, so the speed-up is bounded by about {report['cpu_count']}x however many workers
 run; with more workers than cores, per-task overheads grow because processes wait for a CPU.""")
+    print_agent_ratios(results)
     warnings = [(r["workers"], w) for r in results for w in r["warnings"]]
     if warnings:
         print()
@@ -393,6 +425,13 @@ run; with more workers than cores, per-task overheads grow because processes wai
 # -- command line ----------------------------------------------------------------------------
 
 
+def agent_names(text: str) -> list[str]:
+    names = [part.strip() for part in text.split(",") if part.strip()]
+    if not names or set(names) - set(AGENTS):
+        raise argparse.ArgumentTypeError(f"expected agents from {', '.join(AGENTS)}, got {text!r}")
+    return names
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workers", type=lambda text: counts(text, "worker counts", 256),
@@ -403,12 +442,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--sandbox", choices=["none", "bwrap"], default="none",
                         help="run the agents (and gates) under bubblewrap, as sandbox = \"bwrap\" does")
+    parser.add_argument("--agent", type=agent_names, default=["fake"],
+                        help="comma-separated agents: fake (default) and shell (the same work as a shell script)")
     args = parser.parse_args(argv)
     n = args.tasks or (QUICK_TASKS if args.quick else DEFAULT_TASKS)
 
     with tempfile.TemporaryDirectory(prefix="gasworks-bench-clock-") as tmp:
         lag = fs_clock_lag_ms(Path(tmp))
-    results = [bench_workers(workers, n, args.sandbox) for workers in args.workers]
+    results = [bench_workers(workers, n, args.sandbox, agent) for agent in args.agent for workers in args.workers]
     offsets = [r["pid_started_minus_spawn_ms"] for r in results if r["pid_started_minus_spawn_ms"] is not None]
     report = {
         "cpu_count": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),

@@ -9,22 +9,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import shlex
-import string
 import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-
 from gasworks.errors import ConfigError, InvalidValueError
 from gasworks.ids import check_prefix
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - exercised on Python 3.10 only
-    import tomli as tomllib
+from gasworks.settings import Field, Problem, Settings, SettingsError, field_validator
 
 CONFIG_FILE = "gasworks.toml"
 CLASSIC_CONFIG_FILE = "dispatch_config.json"
@@ -33,12 +25,13 @@ ENV_PREFIX = "GASWORKS_"
 # it reaches the agent only through the task file.
 COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
 AGENTS = ("builtin", "aider", "command", "fake")
+# A TOML file of blank lines and comments only (as `gasworks init` writes it) sets nothing, so it is
+# read without loading the TOML parser; a comment holding a character TOML forbids still goes to it.
+_NOTHING_SET = re.compile(r"(?:[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?\n)*[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?")
 
 
-class EndpointConfig(BaseModel):
+class EndpointConfig(Settings):
     """One model server: `kind` is the protocol (openai for vLLM, llama.cpp, LM Studio; ollama)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     url: str
     kind: Literal["openai", "ollama"] = "openai"
@@ -53,10 +46,8 @@ class EndpointConfig(BaseModel):
         return value
 
 
-class Config(BaseModel):
+class Config(Settings):
     """Settings for one repository. Unknown keys are refused, so a typo never goes unnoticed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     # -- tasks
     prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2). Unset: the prefix most of "
@@ -184,6 +175,8 @@ class Config(BaseModel):
     @classmethod
     def _argv(cls, value: Any) -> Any:
         if isinstance(value, str):
+            import shlex  # here, like string below: checks run only on values given
+
             value = shlex.split(value, posix=os.name != "nt")
         if not value:
             raise ValueError("must name a program")
@@ -205,6 +198,8 @@ class Config(BaseModel):
     @field_validator("command")
     @classmethod
     def _template(cls, value: list[str]) -> list[str]:
+        import string
+
         for part in value:
             for _, name, _, _ in string.Formatter().parse(part):
                 if name is not None and name not in COMMAND_PLACEHOLDERS:
@@ -232,28 +227,39 @@ class Config(BaseModel):
         return self.worktree_prefix or f"{root.name}-w"
 
 
-def _describe(errors: list[dict[str, Any]], origins: Mapping[str, str]) -> str:
-    accepted = ", ".join(Config.model_fields)
-    problems = []
-    for item in errors:
-        key = str(item["loc"][0]) if item["loc"] else "(file)"
+def _describe(problems: list[Problem], origins: Mapping[str, str]) -> str:
+    messages = []
+    for problem in problems:
+        key, inside = str(problem.loc[0]), "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                                                   for part in problem.loc[1:])
         where = origins.get(key, "default")
-        if item["type"] == "extra_forbidden":
-            problems.append(f"{where}: unknown key {key!r} (accepted keys: {accepted})")
+        if problem.unknown and not inside:
+            messages.append(f"{where}: unknown key {key!r} (accepted keys: {', '.join(problem.value)})")
+        elif problem.unknown:
+            messages.append(f"{where}: key {key!r}: unknown key {inside.rpartition('.')[2]!r} in {key}"
+                            f"{inside.rpartition('.')[0]} (accepted keys: {', '.join(problem.value)})")
         else:
-            message = item["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: key {key!r}: {message} (got {item.get('input')!r})")
-    return "; ".join(problems)
+            at = f" at {key}{inside}" if inside else ""
+            messages.append(f"{where}: key {key!r}{at}: {problem.message} (got {problem.value!r})")
+    return "; ".join(messages)
 
 
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError as exc:
         line = exc.object.count(b"\n", 0, exc.start) + 1
         raise ConfigError(f"{path}:{line}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    if _NOTHING_SET.fullmatch(text):
+        return {}
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -275,7 +281,7 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
         if not name.startswith(ENV_PREFIX):
             continue
         key = name[len(ENV_PREFIX):].lower()
-        if key not in Config.model_fields:
+        if key not in Config.keys():
             continue  # GASWORKS_ACTOR and friends are not settings
         try:
             values[key] = json.loads(raw) if raw.strip().startswith("[") else raw
@@ -302,9 +308,9 @@ def load_config(root: Path, env: Mapping[str, str] | None = None,
         merged.update(values)
         origins.update(dict.fromkeys(values, source))
     try:
-        return Config(**merged)
-    except ValidationError as exc:
-        raise ConfigError(_describe(exc.errors(), origins)) from None
+        return Config.validate(merged)
+    except SettingsError as exc:
+        raise ConfigError(_describe(exc.problems, origins)) from None
 
 
 TEMPLATE = """\

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import tempfile
+import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gasworks.errors import GitError, NotARepoError
+
+if TYPE_CHECKING:
+    import subprocess
 
 # Commits gasworks makes itself must work on a machine where git has no identity yet.
 _FALLBACK_IDENTITY = ("-c", "user.name=gasworks", "-c", "user.email=gasworks@localhost")
@@ -57,6 +59,8 @@ def run(args: list[str], cwd: Where, *, check: bool = True, makes_commits: bool 
     """git with argv; `makes_commits` adds a stand-in identity where git has none configured;
     `errors` is how bytes of git's output that are not UTF-8 are decoded. In a Tree, git uses the
     git dirs gasworks computed; everywhere, no configured program (hook, fsmonitor, pager) runs."""
+    import subprocess  # here: the quick commands (`gasworks ready` in a plain checkout) never run git
+
     identity = _FALLBACK_IDENTITY if makes_commits and not has_identity(cwd) else ()
     argv = ["git", *_NO_PROGRAMS, *identity, *args]
     base = {key: value for key, value in os.environ.items() if key not in _REPOSITORY_VARIABLES}
@@ -88,6 +92,9 @@ def main_root(path: Path) -> Path:
     path = Path(path)
     if not path.is_dir():
         raise NotARepoError(f"{path} is not a directory")
+    plain = _plain_checkout(path)
+    if plain is not None:
+        return plain
     result = run(["rev-parse", "--path-format=absolute", "--git-common-dir", "--show-toplevel"], path, check=False)
     if result.returncode != 0:
         raise NotARepoError(f"{path} is not inside a git repository (run `git init` first)")
@@ -96,6 +103,35 @@ def main_root(path: Path) -> Path:
         raise NotARepoError(f"{path} is inside a bare git repository; gasworks needs a checkout")
     common = Path(lines[0])
     return common.parent if common.name == ".git" else Path(lines[1])
+
+
+def _plain_checkout(path: Path) -> Path | None:
+    """The top of the ordinary checkout around path, as `git rev-parse --show-toplevel` gives it, read
+    from the file system without starting git: the nearest folder holding a `.git` folder that is a
+    repository of this user's with the default layout. None wherever git must say: a `.git` file (a
+    linked worktree, a submodule), a `.git` link, core.worktree or a bare flag in its config, another
+    owner (git's safe.directory check), a path inside a `.git` folder, or no `.git` found."""
+    real = path.resolve()
+    if ".git" in real.parts or not hasattr(os, "getuid"):
+        return None
+    for folder in (real, *real.parents):
+        dot = folder / ".git"
+        if not (dot.exists() or dot.is_symlink()):
+            continue
+        if dot.is_symlink() or not dot.is_dir() or dot.stat().st_uid != os.getuid() \
+                or not (dot / "HEAD").is_file() or not (dot / "objects").is_dir():
+            return None
+        try:
+            config = (dot / "config").read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return None
+        return folder if not _UNUSUAL_LAYOUT.search(config) else None
+    return None
+
+
+# Config lines that may move the work tree away from the folder holding `.git` (a bare line other
+# than the `bare = false` git init writes, a worktree line, an included file): git is asked instead.
+_UNUSUAL_LAYOUT = re.compile(r"^\s*(?:worktree\b|bare\b(?!\s*=\s*false\s*$)|\[include)", re.IGNORECASE | re.MULTILINE)
 
 
 def git_common_dir(root: Path) -> Path:
@@ -333,6 +369,8 @@ def is_ancestor(path: Where, older: str, newer: str) -> bool:
 
 def merge_keeping_conflicts(path: Where, branch: str, message: str) -> tuple[bool, list[str]]:
     """Merge branch in at path; on conflict leave the merge in progress and return the conflicted files."""
+    import tempfile  # here, like shutil below: the quick commands (`gasworks ready`) never load them
+
     # The message may hold task text, so it goes through a file, never the command line.
     with tempfile.NamedTemporaryFile("w", encoding="utf-8", suffix=".msg", delete=False) as handle:
         handle.write(message)
@@ -529,6 +567,8 @@ def clean_detach(tree: Tree, commit: str) -> None:
         run(["checkout", "-q", "-f", "--detach", commit], tree)  # -f: every tracked file as commit has it
         run(["clean", "-q", "-ffdx"], tree)
     except GitError:  # what git itself cannot remove (a path too long for it): emptied without git
+        import shutil
+
         for entry in tree.path.iterdir():
             if entry.name != ".git":
                 shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
@@ -550,6 +590,8 @@ def write_new(path: Path, data: bytes) -> None:
     the user's ~/.bashrc, say) is replaced, not written through."""
     if path.is_symlink() or path.exists():
         if path.is_dir() and not path.is_symlink():
+            import shutil
+
             shutil.rmtree(path)
         else:
             path.unlink()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from gasworks.errors import InvalidValueError
@@ -26,6 +25,8 @@ def base36(number: int, length: int) -> str:
 
 
 def hash_suffix(seed: str, length: int) -> str:
+    import hashlib  # here: only new ids need it, and most commands make none
+
     number = int.from_bytes(hashlib.sha256(seed.encode("utf-8", "surrogatepass")).digest()[:8], "big")
     return base36(number, length)
 

@@ -151,6 +151,8 @@ class Dependency:
 
 @dataclass(slots=True)
 class Comment:
+    """A comment on a task, as Beads keeps them."""
+
     id: Any
     issue_id: str
     author: str
@@ -160,6 +162,8 @@ class Comment:
 
 @dataclass(slots=True)
 class Task:
+    """One unit of work, with the fields of a Beads issue (beads.py turns it into a JSONL record)."""
+
     id: str
     title: str
     description: str = ""
@@ -184,6 +188,8 @@ class Task:
 
 @dataclass(slots=True)
 class Event:
+    """One change to a task (its status, a field, a label, a dependency), written with the change."""
+
     id: int
     task_id: str
     kind: str
@@ -217,6 +223,8 @@ NOT_THE_TASKS_FAULT = frozenset({Outcome.INTERRUPTED.value, Outcome.ORPHANED.val
 
 @dataclass(slots=True)
 class Attempt:
+    """One run of an agent on a task: where and when it ran, and how it ended."""
+
     id: int
     task_id: str
     slot: str
@@ -250,6 +258,8 @@ class MergeStatus(str, enum.Enum):
 
 @dataclass(slots=True)
 class Merge:
+    """A finished branch in the merge queue, and what became of it."""
+
     id: int
     task_id: str
     branch: str

@@ -7,7 +7,6 @@ import json
 import os
 import re
 import sys
-import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -188,6 +187,8 @@ def write_jsonl(tasks: Iterable[Task], stream: IO[str], memories: dict[str, str]
 
 def write_jsonl_file(tasks: Iterable[Task], target: Path, memories: dict[str, str] | None = None) -> int:
     """Write to a temporary file beside the target, then rename: readers never see half a file."""
+    import tempfile  # here: the quick commands never write files
+
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, temp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     try:

@@ -10,9 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
-from filelock import FileLock, Timeout
-
 from gasworks import git
 from gasworks.config import CONFIG_FILE, TEMPLATE, Config, load_config
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
@@ -29,6 +26,8 @@ EXCLUDES = (".gasworks/", "worktrees/", ".current_task.txt", ".aider*")
 
 @dataclass(frozen=True)
 class Project:
+    """A repository set up for gasworks: its main checkout and its validated config."""
+
     root: Path
     config: Config
 
@@ -66,7 +65,7 @@ def task_prefix(config: Config, store: Any) -> str:
     """The prefix of new task ids: `prefix` when gasworks.toml (or the environment) sets it, else the
     one most of the newest 1,000 tasks carry, as bd keeps its configured prefix (after importing
     bd-* issues, new tasks are bd-* too), else the default, gw."""
-    if "prefix" not in config.model_fields_set:
+    if "prefix" not in config.fields_set:
         found = store.common_prefix()
         if found and PREFIX_RE.fullmatch(found):
             return found
@@ -148,6 +147,8 @@ def _tracker_note(project: Project) -> list[str]:
 @contextlib.contextmanager
 def run_lock(project: Project) -> Iterator[None]:
     """One `gasworks run` per repository: a second one is refused, naming the first."""
+    from filelock import FileLock, Timeout  # here, not at the top: the quick commands never take it
+
     lock = FileLock(str(project.state_dir / "run.lock"))
     pid_file = project.state_dir / "run.pid"
     try:
@@ -181,6 +182,8 @@ def run_slots(project: Project, pid: int) -> int:
 def active_run(project: Project) -> int | None:
     """The pid of the `gasworks run` active here, or None. Read from its pid file, never by trying
     its lock: a look that held the lock for a moment could make a run starting then refuse to."""
+    import psutil  # here, not at the top: the quick commands never look for a run
+
     pid_file = project.state_dir / "run.pid"
     try:
         written = pid_file.stat().st_mtime

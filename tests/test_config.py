@@ -80,7 +80,7 @@ def test_env_list_value_is_parsed_as_json(tmp_path):
 def test_gasworks_actor_in_env_is_ignored(tmp_path):
     config = load_config(tmp_path, env={"GASWORKS_ACTOR": "bob", "NUM_WORKERS": "7"})
     assert config == Config()
-    assert "actor" not in Config.model_fields
+    assert "actor" not in Config.keys()
 
 
 # -- the classic dispatch_config.json
@@ -320,3 +320,31 @@ def test_endpoints_are_validated_with_the_key_named(tmp_path):
     assert "key 'endpoints'" in error_of(tmp_path) and "http://" in error_of(tmp_path)
     write_toml(tmp_path, 'endpoints = [{url = "http://h", model = "q", kind = "grpc"}]\n')
     assert "'openai' or 'ollama'" in error_of(tmp_path)
+
+
+@pytest.mark.parametrize("text", ["", "\n\n", "# only a comment", "# a\n\n  \t# b\t\n", "  \n#\n", "# bad \x01 char\n",
+                                  "#\x7f\n", "\ufeff# bom\n", "# a\nx = 1\n", "x = 1 # c\n", "[t]\n# c\n"])
+def test_a_file_of_comments_reads_as_the_toml_parser_reads_it(tmp_path, text):
+    tomllib = pytest.importorskip("tomllib")
+    path = tmp_path / "gasworks.toml"
+    path.write_bytes(text.encode("utf-8"))
+    try:
+        expected = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError:
+        with pytest.raises(ConfigError, match="not valid TOML"):
+            load_config(tmp_path, env={})
+        return
+    try:
+        config = load_config(tmp_path, env={})
+    except ConfigError as exc:  # a setting the parser read, refused by the config: the parser ran
+        assert expected, exc
+    else:
+        assert expected == {} and config == Config()
+
+
+def test_the_template_sets_nothing(tmp_path):
+    from gasworks.config import _NOTHING_SET, TEMPLATE
+
+    assert _NOTHING_SET.fullmatch(TEMPLATE)
+    write_toml(tmp_path, TEMPLATE)
+    assert load_config(tmp_path, env={}) == Config()

@@ -48,7 +48,7 @@ class FakeAgent:
         pass
 
     def probe_targets(self) -> list[dict]:
-        return [endpoint.model_dump() for endpoint in self.config.endpoints]
+        return [endpoint.as_dict() for endpoint in self.config.endpoints]
 
     def healthy(self) -> bool:
         """Whether any endpoint answers (the dispatcher asks before it claims again)."""

@@ -6,7 +6,7 @@ User mistakes become one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import errno
-import json
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -76,9 +76,43 @@ class _Group(click.Group):
 
 def _fail(ctx: click.Context, message: str, code: int) -> None:
     if ctx.meta.get(JSON_WANTED):  # as bd does under --json: {"error": ...} on stdout
+        import json
+
         click.echo(json.dumps({"error": message}, indent=2, ensure_ascii=False))
     click.echo(f"gasworks: error: {message}", err=True)
     ctx.exit(code)
+
+
+# The module that declares each command: a command imports only its own module (and what that module
+# needs), so `gasworks ready` never loads the fleet's machinery. A command missing here still works
+# (an unknown name loads every module); tests/test_startup.py checks that this table is complete.
+COMMAND_MODULES = {
+    "gasworks.cli.tasks": ("init", "create", "ready", "list", "search", "blocked", "show", "update", "close", "reopen",
+                           "dep", "export", "import"),
+    "gasworks.cli.labels": ("label",),
+    "gasworks.cli.fleet": ("run", "merges", "merge-retry", "refinery", "ingest", "plan", "split", "serve-model",
+                           "demo"),
+    "gasworks.cli.gastown": ("agent-run", "sling", "convoy"),
+    "gasworks.cli.watch": ("status", "logs", "stats", "web"),
+}
+
+
+class _Root(_Group):
+    """The `gasworks` group: a command's module is imported when the command is asked for."""
+
+    group_class = _Group
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands:
+            wanted = [module for module, names in COMMAND_MODULES.items() if cmd_name in names]
+            for module in wanted or COMMAND_MODULES:
+                importlib.import_module(module)  # its decorators register its commands on `cli`
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        for module in COMMAND_MODULES:
+            importlib.import_module(module)
+        return super().list_commands(ctx)
 
 
 def actor_name(ctx: click.Context) -> str:
@@ -126,7 +160,7 @@ def priority_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> 
         raise click.BadParameter(str(exc)) from None
 
 
-@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_Root, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="gasworks")
 @click.option("--actor", default=None, metavar="NAME",
               help="Who is acting, for assignees and events (default: $GASWORKS_ACTOR, $BEADS_ACTOR, "

@@ -135,7 +135,7 @@ def model_endpoints(config: Any, state_dir: Path) -> tuple[list[dict[str, Any]],
     """The configured endpoints as specs, or (with none configured) the embedded model, started now
     in a child process that the caller stops."""
     if config.endpoints:
-        return [e.model_dump() for e in config.endpoints], None
+        return [e.as_dict() for e in config.endpoints], None
     engine = ModelProcess(ServeOptions(config.embedded_model, config.embedded_parallel, config.embedded_ctx),
                           state_dir / "logs" / "embedded-model.log")
     url = engine.start()

@@ -28,6 +28,8 @@ class NewTask:
 
 @dataclass(slots=True)
 class ImportResult:
+    """What an import did: how many tasks it created, updated and skipped, and their ids."""
+
     created: int = 0
     updated: int = 0
     skipped: int = 0
@@ -55,13 +57,18 @@ class Store(Protocol):
 
 def open_store(where: str | Path, *, keepalive: float = 30.0) -> "Store":
     """A postgresql:// URL opens the PostgreSQL store (see PostgresStore for `keepalive`); anything
-    else is a SQLite file path."""
-    from gasworks.store.postgres import PostgresStore, is_postgres_url
+    else is a SQLite file path. Only the backend opened is imported."""
+    if isinstance(where, str) and is_postgres_url(where):
+        from gasworks.store.postgres import PostgresStore
+
+        return PostgresStore(where, keepalive=keepalive)
     from gasworks.store.sqlite import SQLiteStore
 
-    if isinstance(where, str) and is_postgres_url(where):
-        return PostgresStore(where, keepalive=keepalive)
     return SQLiteStore(Path(where))
+
+
+def is_postgres_url(text: str) -> bool:
+    return text.startswith(("postgresql://", "postgres://"))
 
 
 __all__ = ["ImportResult", "NewTask", "Store", "open_store"]

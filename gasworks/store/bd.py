@@ -14,15 +14,15 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
-import subprocess
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks.errors import ConfigError, TrackerError
+
+if TYPE_CHECKING:
+    import subprocess
 
 BD_TIMEOUT_SECONDS = 120.0
 MAX_ARG_CHARS = 100_000  # Linux refuses one argument over 128 KiB
@@ -31,6 +31,8 @@ TRACKERS = ("auto", "gasworks", "beads")
 
 @dataclass
 class BdResult:
+    """What one bd command gave back."""
+
     data: Any      # the parsed JSON (an object's "data" if bd wrapped it in an envelope)
     warning: str   # bd's last stderr line, for the cases where it exits 0 but did nothing
 
@@ -42,6 +44,8 @@ def find_bd(bd_cmd: Sequence[str]) -> str | None:
         return None
     if os.sep in program or (os.altsep and os.altsep in program):
         return program if os.access(program, os.X_OK) else None
+    import shutil  # here, like tempfile below: the quick commands never load them without bd
+
     return shutil.which(program)
 
 
@@ -105,6 +109,8 @@ class BdCli:
         return BdResult(data, warning)
 
     def _spawn(self, argv: list[str], command: Sequence[str], args: Sequence[str]) -> subprocess.CompletedProcess:
+        import subprocess  # here: without bd, the quick commands never start a process
+
         name = " ".join(["bd", *command])
         try:
             return subprocess.run(argv, cwd=self.cwd, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -119,6 +125,8 @@ class BdCli:
 
 
 def _write_body(text: str) -> str:
+    import tempfile
+
     handle, path = tempfile.mkstemp(prefix="gasworks-bd-", suffix=".txt")
     with os.fdopen(handle, "w", encoding="utf-8") as out:
         out.write(text)

@@ -46,10 +46,6 @@ def _keepalive_settings(seconds: float) -> dict[str, dict[str, int]]:
                        "tcp_user_timeout": (idle + 3 * interval) * 1000}}
 
 
-def is_postgres_url(text: str) -> bool:
-    return text.startswith(("postgresql://", "postgres://"))
-
-
 def redact(url: str) -> str:
     """The URL without its password, for messages."""
     parts = urlsplit(url)
