@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gasworks import attempt_repo, git, logs, process, sandbox
+from gasworks import attempt_repo, git, logs, process, sandbox, witness
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, LaunchSpec, render_task_file
 from gasworks.config import Config
 from gasworks.errors import EndpointDownError, GasworksError, GitError
@@ -31,15 +31,13 @@ from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.upstream import make_upstream
 from gasworks.waits import Wait, WaitLog, clock, left_for_humans, minutes
+from gasworks.witness import ATTEMPTS_DIR, NEEDS_HUMAN, ClaimGate
 from gasworks.worktrees import Slot, WorktreePool, branch_for
 
 STALL_CHECK_SECONDS = 5.0
 CLAIM_CHECK_SECONDS = 3.0  # how soon an agent whose task was cancelled (closed by hand) is stopped
-NEEDS_HUMAN = "needs-human"
 WAKE_CHECK_SECONDS = 0.02
 WAITS_CHECK_SECONDS = 5.0  # how often the run looks at what it waits on (said once a minute)
-LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
-ATTEMPTS_DIR = "attempts"  # sandboxed attempts' own git dirs, in .gasworks/
 
 
 @dataclass
@@ -74,12 +72,10 @@ class Dispatcher:
         self.me = AGENT_ASSIGNEE_PREFIX + self.host_prefix
         self.worker: RefineryWorker | None = None  # None: tick() runs the merge queue itself
         self.running: dict[str, Running] = {}  # slot name -> live agent
-        self.paused_until = 0.0  # the circuit breaker: no claims while the model endpoints are down
+        self.claims = ClaimGate(config, project.logs_dir, say, getattr(agent, "healthy", None))
         self.stopping = False
-        self.logs_full = False  # the log folder had no room when last looked at: no claims
         self.bwrap = sandbox.find_bwrap() if config.sandbox == "bwrap" else ""
         self.claims_checked = 0.0  # when the running tasks' claims were last read
-        self.claims_stopped = 0.0  # since when the breaker or a full log folder keeps it from claiming
         self.waits = WaitLog(say)
         self.waits_checked = 0.0
 
@@ -111,36 +107,9 @@ class Dispatcher:
 
     def recover(self) -> list[str]:
         """End what a crashed run left behind: agent processes, unfinished attempts, claims."""
-        done = []
-        for pid in process.find_agents([slot.path for slot in self.pool.slots]):
-            process.kill(pid)
-            done.append(f"ended agent process {pid} left running by a stopped dispatcher")
-        reconcile = getattr(self.store, "reconcile", None)  # tracker = beads: claims bd holds for this host
-        if reconcile is not None:
-            done += reconcile(self.me)
-        for attempt in self.store.attempts(running=True):
-            if not attempt.slot.startswith(self.host_prefix):
-                continue  # another host's
-            if attempt.pid and process.is_same_process(attempt.pid, attempt.pid_started):
-                process.terminate_group(attempt.pid, hard=True)
-            task = self.store.get_task(attempt.task_id)
-            ours = task.status == "in_progress" and task.assignee.startswith(self.me)
-            self.store.finish_attempt(attempt.id, outcome=Outcome.ORPHANED.value,
-                                      note="its dispatcher stopped without finishing it",
-                                      task_status="open" if ours else None)
-            done.append(f"requeued {attempt.task_id}: attempt {attempt.number} was left running by a stopped "
-                        "dispatcher")
-        shutil.rmtree(self.project.state_dir / ATTEMPTS_DIR, ignore_errors=True)  # their agents are gone
-        for path in [slot.path for slot in self.pool.slots] + [self.refinery.integration]:
-            try:
-                done += git.repair(git.linked_tree(self.root, path))
-            except GitError:
-                continue  # not made yet
-        for task in self.store.list_tasks(statuses=["in_progress"]):
-            if task.assignee.startswith(self.me):
-                self.store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
-                done.append(f"requeued {task.id}: claimed by a stopped dispatcher")
-        return done
+        return witness.recover(self.store, root=self.root, state_dir=self.project.state_dir,
+                               slots=[slot.path for slot in self.pool.slots], integration=self.refinery.integration,
+                               me=self.me, host_prefix=self.host_prefix)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -151,12 +120,9 @@ class Dispatcher:
             self.refinery.process(now)
         elif self.worker.error is not None:
             raise self.worker.error
-        if not self.stopping and now >= self.paused_until and self._model_answers(now) and self._room_for_logs():
-            self.claims_stopped = 0.0
+        if not self.stopping and self.claims.open(now):
             self._refresh_upstream()
             self._fill(now)
-        elif not self.stopping and not self.claims_stopped and (self.paused_until or self.logs_full):
-            self.claims_stopped = now
         if now - self.waits_checked >= WAITS_CHECK_SECONDS:
             self.waits_checked = now
             self.waits.observe(now, self.current_waits(now))
@@ -188,14 +154,14 @@ class Dispatcher:
             return True
         if not self.store.ready(limit=1):
             return False
-        return not self.claims_stopped or now - self.claims_stopped < self.config.until_done_patience
+        return self.claims.held_for(now) < self.config.until_done_patience or not self.claims.stopped_since
 
     def current_waits(self, now: float) -> list[Wait]:
         """What the run waits on right now, for the once-a-minute line."""
         found = []
-        if self.paused_until:
+        if self.claims.paused_until:
             found.append(Wait("endpoints", "the model endpoints do not answer: no new tasks until one does"))
-        if self.logs_full:
+        if self.claims.logs_full:
             found.append(Wait("logs", f"the log folder {self.project.logs_dir} is full: no new tasks"))
         found += [Wait(f"held:{task_id}", f"the merge of {task_id} waits: {why}")
                   for task_id, why in self.refinery.waiting().items()]
@@ -208,10 +174,10 @@ class Dispatcher:
     def left_over(self, now: float) -> list[str]:
         """What keeps the run from being done, for the end of an --until-done run: what waits on whom."""
         lines = []
-        if self.claims_stopped and self.store.ready(limit=1):
-            why = "the model endpoints do not answer" if self.paused_until else "the log folder is full"
-            lines.append(f"ready work was not started: {why} (since {clock(self.claims_stopped)}, "
-                         f"{minutes(now - self.claims_stopped)})")
+        if self.claims.stopped_since and self.store.ready(limit=1):
+            why = "the model endpoints do not answer" if self.claims.paused_until else "the log folder is full"
+            lines.append(f"ready work was not started: {why} (since {clock(self.claims.stopped_since)}, "
+                         f"{minutes(self.claims.held_for(now))})")
         lines += [f"the merge of {task_id} waits: {why}; it is tried again when the run starts again"
                   for task_id, why in self.refinery.waiting().items()]
         return lines + left_for_humans(self.store)
@@ -267,7 +233,7 @@ class Dispatcher:
             proc = process.spawn(spec.argv, cwd=slot.path, log_path=log_path, env=env)
         except (GasworksError, OSError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self._finish_failed(attempt.id, task.id, Outcome.ERROR.value, None, f"could not start: {why}")
+            self._finish_failed(attempt.id, task.id, Outcome.ERROR.value, None, f"could not start: {why}", now=now)
             return
         self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(log_path))
         files = frozenset(label for label in task.labels if label.startswith(FILES_LABEL))
@@ -311,15 +277,14 @@ class Dispatcher:
             commits = self._gather(run)
         except GitError as exc:  # too big, failed git's checks, or cannot be committed (a FIFO, say)
             self._finish_failed(run.attempt_id, run.task_id, Outcome.FAILED.value, code,
-                                f"its work was not taken in: {exc}")
+                                f"its work was not taken in: {exc}", now=now)
             return
         if run.stop_reason:
             outcome = run.stop_reason
         elif code == ENDPOINT_DOWN_EXIT:
             outcome = Outcome.ENDPOINT_DOWN.value
-            self.paused_until = now + self.config.breaker_seconds
-            self.say(f"the model endpoints are not answering: no new tasks for {self.config.breaker_seconds:g} s")
-        elif code != 0 and not self._room_for_logs():  # it could not write its output
+            self.claims.trip(now)
+        elif code != 0 and not self.claims.room_for_logs():  # it could not write its output
             outcome = Outcome.DISK_FULL.value
         elif code != 0:
             outcome = Outcome.FAILED.value
@@ -335,13 +300,13 @@ class Dispatcher:
                     "stalled": "no output and no file change for stall_timeout",
                     "endpoint_down": "the model could not be reached",
                     "disk_full": "the log folder is full"}.get(outcome, f"exit code {code}")
-            self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits)
+            self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits, now=now)
             return
         try:  # several hosts: the refinery may run on another one
             self.upstream.publish(branch_for(run.resolves or run.task_id))
         except GasworksError as exc:
             self._finish_failed(run.attempt_id, run.task_id, Outcome.ERROR.value, code,
-                                f"could not push its branch: {exc}", commits)
+                                f"could not push its branch: {exc}", commits, now=now)
             return
         if not self.config.auto_merge_worktrees:
             self.store.finish_attempt(run.attempt_id, outcome=outcome, exit_code=code, commits=commits,
@@ -399,55 +364,25 @@ class Dispatcher:
         return True
 
     def _finish_failed(self, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,
-                       commits: list[str] = ()) -> None:
+                       commits: list[str] = (), *, now: float) -> None:
         if outcome == Outcome.ORPHANED.value:  # the claim is someone else's now: leave the task alone
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       note="the claim was lost while the agent ran")
             return
         counts = outcome not in NOT_THE_TASKS_FAULT
-        failures = self.store.failed_attempts(task_id) + (1 if counts else 0)
-        if counts and failures >= self.config.max_attempts:
+        retry = witness.retry_or_block(self.store.failed_attempts(task_id) + counts, self.config, counts=counts)
+        if retry.status == "blocked":
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       task_status="blocked", add_labels=[NEEDS_HUMAN],
-                                      note=f"{note}; {failures} failed attempts, giving up")
-            self.say(f"{task_id}: blocked after {failures} failed attempts ({note}); labelled {NEEDS_HUMAN}")
-        else:
-            self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
-                                      task_status="open", note=note)
-            wait = min(self.config.retry_backoff * 2 ** max(0, failures - 1), self.config.retry_backoff_max) \
-                if counts else 0.0
-            if wait:
-                self.store.set_retry_at(task_id, time.time() + wait)
-            self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue"
-                     + (f", next try in {wait:g} s" if wait else ""))
-
-    def _model_answers(self, now: float) -> bool:
-        """After the breaker tripped, claim again only once a model endpoint answers a health check."""
-        if not self.paused_until:
-            return True
-        check = getattr(self.agent, "healthy", None)
-        if check is not None and not check():
-            self.paused_until = now + self.config.breaker_seconds
-            self.say(f"the model endpoints still do not answer; checking again in {self.config.breaker_seconds:g} s")
-            return False
-        self.paused_until = 0.0
-        self.say("a model endpoint answers again: claiming tasks")
-        return True
-
-    def _room_for_logs(self) -> bool:
-        """Whether the log folder has room. Agents write their output there; on a full disk they fail
-        through no fault of their task, so gasworks waits for space instead of using up attempts."""
-        try:
-            free = shutil.disk_usage(self.project.logs_dir).free
-        except OSError:
-            free = 0
-        full = free < LOG_ROOM_NEEDED
-        if full != self.logs_full:
-            self.say(f"the log folder {self.project.logs_dir} is full ({free} bytes free): no new tasks until "
-                     f"{LOG_ROOM_NEEDED >> 20} MiB is free" if full else
-                     "the log folder has room again: claiming tasks")
-        self.logs_full = full
-        return not full
+                                      note=f"{note}; {retry.failures} failed attempts, giving up")
+            self.say(f"{task_id}: blocked after {retry.failures} failed attempts ({note}); labelled {NEEDS_HUMAN}")
+            return
+        self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits, task_status="open",
+                                  note=note)
+        if retry.wait:
+            self.store.set_retry_at(task_id, now + retry.wait)
+        self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue"
+                 + (f", next try in {retry.wait:g} s" if retry.wait else ""))
 
     def _stalled(self, run: Running, now: float) -> bool:
         """No log output and no change in the worktree for stall_timeout seconds (looked at every few)."""

@@ -357,7 +357,7 @@ class Refinery:
         if not self.config.create_bead_on_merge_conflict:
             self._end(merge, MergeStatus.CONFLICT, note=f"conflicts in {', '.join(files)}")
             send_back(self.store, merge.task_id, note=f"merge conflict in {', '.join(files)}; redo on the new tip",
-                      max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
+                      config=self.config, now=time.time(), say=self.say, actor="refinery")
             return
         original = self.store.get_task(merge.task_id)
         files = dict.fromkeys([*(lb for lb in original.labels if lb.startswith(FILES_LABEL)),
@@ -392,7 +392,7 @@ class Refinery:
         self._end(merge, MergeStatus.GATE_FAILED, note=oneline(tail.splitlines()[0] if tail else "", 200))
         self._judge_last_attempt(merge, "gate_failed", "its branch failed the merge gate")
         send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
-                  max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
+                  config=self.config, now=time.time(), say=self.say, actor="refinery")
 
     def _refused(self, merge: Merge, tip: str) -> bool:
         """A branch that touches what no branch may land is refused before any gate run: gasworks's
@@ -436,7 +436,7 @@ class Refinery:
             self.say(f"{merge.task_id}: not merged: {why}; labelled {NEEDS_HUMAN}")
         else:
             send_back(self.store, merge.task_id, note=f"Not merged: {why}.",
-                      max_attempts=self.config.max_attempts, say=self.say, actor="refinery")
+                      config=self.config, now=time.time(), say=self.say, actor="refinery")
 
     def _file_gate_bug(self, tip: str, tail: str) -> None:
         if self.store.list_tasks(labels=[GATE_BROKEN_LABEL], include_closed=False):

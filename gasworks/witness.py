@@ -1,24 +1,160 @@
-"""The retry policy: when a failed task goes back to the queue, and when it needs a human instead."""
+"""The witness: what the dispatcher's loop asks before it acts, and the one retry policy.
+
+- `retry_or_block`: the single decision, for the dispatcher (an attempt that failed) and the
+  refinery (a branch the gate or a conflict sent back), of when a task goes back to the queue and
+  when it needs a human instead.
+- `ClaimGate`: whether new work may be claimed now: the circuit breaker (the model endpoints stopped
+  answering), room in the log folder, and since when claiming has been stopped (the liveness rule).
+- `recover`: what a crashed run left behind, ended and requeued.
+
+The clock is passed in (`now`); nothing here reads it.
+"""
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from gasworks.store.sqlite import SQLiteStore
+from gasworks import git, process
+from gasworks.errors import GitError
+from gasworks.models import Outcome
 
 NEEDS_HUMAN = "needs-human"
+LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
+ATTEMPTS_DIR = "attempts"  # sandboxed attempts' own git dirs, in .gasworks/
 
 
-def send_back(store: SQLiteStore, task_id: str, *, note: str, max_attempts: int,
-              say: Callable[[str], None], actor: str = "gasworks") -> str:
-    """Back to open with the note, or blocked with label needs-human once its failed attempts
-    reach max_attempts. Returns the new status."""
-    failures = store.failed_attempts(task_id)
-    if failures >= max_attempts:
+@dataclass(frozen=True)
+class Retry:
+    """What happens to a task whose attempt (or branch) failed: `status` "open" (after `wait`
+    seconds) or "blocked" (labelled needs-human)."""
+
+    status: str
+    failures: int
+    wait: float = 0.0
+
+
+def retry_or_block(failures: int, config: Any, *, counts: bool = True) -> Retry:
+    """`failures`: the task's failed attempts, this one included. One that is not the task's fault
+    (`counts` false: an endpoint down, a shutdown) goes straight back; otherwise the task waits
+    retry_backoff seconds, doubled per failure up to retry_backoff_max, and after max_attempts
+    failures it needs a human."""
+    if counts and failures >= config.max_attempts:
+        return Retry("blocked", failures)
+    wait = min(config.retry_backoff * 2 ** max(0, failures - 1), config.retry_backoff_max) if counts else 0.0
+    return Retry("open", failures, wait)
+
+
+def send_back(store: Any, task_id: str, *, note: str, config: Any, now: float, say: Callable[[str], None],
+              actor: str = "gasworks") -> str:
+    """A task whose branch was refused goes back to open with the note (after the same wait as a
+    failed attempt), or is blocked with label needs-human once its failed attempts reach
+    max_attempts. Returns the new status."""
+    retry = retry_or_block(store.failed_attempts(task_id), config)
+    if retry.status == "blocked":
         store.send_back(task_id, to_status="blocked", add_labels=[NEEDS_HUMAN], actor=actor,
-                        note=f"{note}\n({failures} failed attempts: giving up; labelled {NEEDS_HUMAN})")
-        say(f"{task_id}: blocked after {failures} failed attempts; labelled {NEEDS_HUMAN}")
+                        note=f"{note}\n({retry.failures} failed attempts: giving up; labelled {NEEDS_HUMAN})")
+        say(f"{task_id}: blocked after {retry.failures} failed attempts; labelled {NEEDS_HUMAN}")
         return "blocked"
     store.send_back(task_id, to_status="open", note=note, actor=actor)
-    say(f"{task_id}: back to the queue ({note.splitlines()[0] if note else 'no reason given'})")
+    if retry.wait:
+        store.set_retry_at(task_id, now + retry.wait)
+    say(f"{task_id}: back to the queue ({note.splitlines()[0] if note else 'no reason given'})"
+        + (f", next try in {retry.wait:g} s" if retry.wait else ""))
     return "open"
+
+
+class ClaimGate:
+    """Whether the fleet may claim new work now. Claiming pauses while the model endpoints do not
+    answer (breaker_seconds between health checks) and while the log folder has no room: both
+    failures would not be the tasks' fault, so no attempt is spent on them."""
+
+    def __init__(self, config: Any, logs_dir: Path, say: Callable[[str], None],
+                 healthy: Callable[[], bool] | None = None) -> None:
+        self.config, self.logs_dir, self.say = config, logs_dir, say
+        self.healthy = healthy      # the agent's health check of its endpoints, if it has one
+        self.paused_until = 0.0     # the breaker: no claims before then
+        self.logs_full = False      # the log folder had no room when last looked at
+        self.stopped_since = 0.0    # since when claiming has been held back (0: it is not)
+
+    def trip(self, now: float) -> None:
+        """An agent found every endpoint down."""
+        self.paused_until = now + self.config.breaker_seconds
+        self.say(f"the model endpoints are not answering: no new tasks for {self.config.breaker_seconds:g} s")
+
+    def open(self, now: float) -> bool:
+        """Whether to claim this tick; says when that changes, and keeps since when it has not."""
+        if now >= self.paused_until and self._model_answers(now) and self.room_for_logs():
+            self.stopped_since = 0.0
+            return True
+        if not self.stopped_since:
+            self.stopped_since = now
+        return False
+
+    def held_for(self, now: float) -> float:
+        """How long claiming has been held back (0: it is not)."""
+        return now - self.stopped_since if self.stopped_since else 0.0
+
+    def _model_answers(self, now: float) -> bool:
+        """After the breaker tripped, claim again only once a model endpoint answers a health check."""
+        if not self.paused_until:
+            return True
+        if self.healthy is not None and not self.healthy():
+            self.paused_until = now + self.config.breaker_seconds
+            self.say(f"the model endpoints still do not answer; checking again in {self.config.breaker_seconds:g} s")
+            return False
+        self.paused_until = 0.0
+        self.say("a model endpoint answers again: claiming tasks")
+        return True
+
+    def room_for_logs(self) -> bool:
+        """Whether the log folder has room. Agents write their output there; on a full disk they fail
+        through no fault of their task, so gasworks waits for space instead of using up attempts."""
+        try:
+            free = shutil.disk_usage(self.logs_dir).free
+        except OSError:
+            free = 0
+        full = free < LOG_ROOM_NEEDED
+        if full != self.logs_full:
+            self.say(f"the log folder {self.logs_dir} is full ({free} bytes free): no new tasks until "
+                     f"{LOG_ROOM_NEEDED >> 20} MiB is free" if full else
+                     "the log folder has room again: claiming tasks")
+        self.logs_full = full
+        return not full
+
+
+def recover(store: Any, *, root: Path, state_dir: Path, slots: list[Path], integration: Path, me: str,
+            host_prefix: str) -> list[str]:
+    """End what a crashed run of this host left behind: agent processes still running in its
+    worktrees, unfinished attempts, claims, half-done git operations. Returns what was done."""
+    done = []
+    for pid in process.find_agents(slots):
+        process.kill(pid)
+        done.append(f"ended agent process {pid} left running by a stopped dispatcher")
+    reconcile = getattr(store, "reconcile", None)  # tracker = beads: claims bd holds for this host
+    if reconcile is not None:
+        done += reconcile(me)
+    for attempt in store.attempts(running=True):
+        if not attempt.slot.startswith(host_prefix):
+            continue  # another host's
+        if attempt.pid and process.is_same_process(attempt.pid, attempt.pid_started):
+            process.terminate_group(attempt.pid, hard=True)
+        task = store.get_task(attempt.task_id)
+        ours = task.status == "in_progress" and task.assignee.startswith(me)
+        store.finish_attempt(attempt.id, outcome=Outcome.ORPHANED.value,
+                             note="its dispatcher stopped without finishing it", task_status="open" if ours else None)
+        done.append(f"requeued {attempt.task_id}: attempt {attempt.number} was left running by a stopped dispatcher")
+    shutil.rmtree(state_dir / ATTEMPTS_DIR, ignore_errors=True)  # their agents are gone
+    for path in [*slots, integration]:
+        try:
+            done += git.repair(git.linked_tree(root, path))
+        except GitError:
+            continue  # not made yet
+    for task in store.list_tasks(statuses=["in_progress"]):
+        if task.assignee.startswith(me):
+            store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
+            done.append(f"requeued {task.id}: claimed by a stopped dispatcher")
+    return done

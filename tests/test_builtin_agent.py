@@ -53,14 +53,14 @@ def test_a_model_that_goes_down_does_not_count_against_the_task_and_pauses_claim
     attempt = dispatcher.store.attempts(task_id)[0]
     assert attempt.outcome == "endpoint_down" and dispatcher.store.failed_attempts(task_id) == 0
     assert dispatcher.store.get_task(task_id).status == "open"
-    assert dispatcher.paused_until > time.time() + 20
+    assert dispatcher.claims.paused_until > time.time() + 20
     assert any("model endpoints are not answering" in line for line in lines)
     dispatcher.tick(time.time())
     assert len(dispatcher.store.attempts(task_id)) == 1  # the breaker holds: no new claim
     # When the pause ends, a health check decides: still down, so the pause starts again.
-    dispatcher.paused_until = time.time() - 1
+    dispatcher.claims.paused_until = time.time() - 1
     dispatcher.tick(time.time())
-    assert len(dispatcher.store.attempts(task_id)) == 1 and dispatcher.paused_until > time.time() + 20
+    assert len(dispatcher.store.attempts(task_id)) == 1 and dispatcher.claims.paused_until > time.time() + 20
     assert any("still do not answer" in line for line in lines)
 
 

@@ -31,8 +31,8 @@ def test_a_run_that_cannot_claim_says_why_once_a_minute(project_dir):
     dispatcher, lines = make_dispatcher(project_dir, num_workers=1)
     add(dispatcher, "ready, but the breaker is open")
     start = time.time()
-    dispatcher.paused_until = start + 10_000  # as after agents found every endpoint down
-    dispatcher.agent.healthy = lambda: False
+    dispatcher.claims.paused_until = start + 10_000  # as after agents found every endpoint down
+    dispatcher.claims.healthy = lambda: False
     for offset in (0, 6, 30, 59, 66, 100, 127):
         dispatcher.tick(start + offset)
     said = [line for line in lines if line.startswith("waiting: the model endpoints do not answer")]
