@@ -23,6 +23,7 @@ from gasworks.dispatcher import Dispatcher, run_fleet
 from gasworks.errors import InvalidValueError
 from gasworks.output import task_line, write_jsonl_file
 from gasworks.project import find_project, init_project
+from gasworks.stats import run_summary, summary_line
 from gasworks.store import NewTask
 
 CALC = "def add(a, b):\n    return a + b\n"
@@ -122,30 +123,17 @@ def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str =
     model = "the embedded model (SmolLM2-135M: it proves the loop, it cannot really code)" \
         if agent == "builtin" and not project.config.endpoints else f"the {agent} agent"
     say(f"\nRunning {workers} agents on {model}, every branch gated by the tests:")
-    started = time.monotonic()
+    started, clock = time.time(), time.monotonic()
     dispatcher = Dispatcher(project, store, get_agent(agent, project.config), project.config,
                             say=lambda line: say("  " + line))
     code = run_fleet(dispatcher, until_done=True)
-    summary = _summary(store, time.monotonic() - started)
+    summary = run_summary(store, started, time.monotonic() - clock)
+    summary["failed"] = summary["blocked"]  # the demo gives each task one attempt: failed tasks are blocked
     exported = write_jsonl_file(store.export_tasks(), directory / ".beads" / "issues.jsonl")
-    say(f"\nDone in {summary['seconds']:.0f} s: {summary['merged']} merged, {summary['failed']} failed, "
-        f"{summary['conflicts']} merge conflicts, {summary['waiting']} never started (waiting on failed work), "
-        f"{summary['tokens_in'] + summary['tokens_out']} tokens ({summary['tokens_in']} in, "
-        f"{summary['tokens_out']} out) over {summary['attempts']} attempts.")
+    say("\n" + summary_line(summary)[0].upper() + summary_line(summary)[1:] + ".")
     command = "gasworks" if shutil.which("gasworks") else f"{sys.executable} -m gasworks"
     say(f"Exported {exported} tasks to .beads/issues.jsonl. Look around:\n"
         f"  cd {directory}\n  git log --oneline --first-parent main\n"
         f"  {command} list --all\n  {command} merges\n  ls .gasworks/logs/*/   # each attempt's log and transcript")
     store.close()
     return {"directory": str(directory), "exit_code": code, "agent": agent, **summary}
-
-
-def _summary(store: Any, seconds: float) -> dict[str, Any]:
-    attempts = store.attempts(limit=100_000)
-    counts = store.counts()
-    merges = store.merges(limit=100_000)
-    return {"seconds": round(seconds, 1), "merged": sum(1 for m in merges if m.status == "landed"),
-            "failed": counts.get("blocked", 0), "waiting": counts.get("waiting", 0),
-            "conflicts": sum(1 for m in merges if m.trial == "conflict"), "attempts": len(attempts),
-            "tokens_in": sum(a.tokens_in for a in attempts), "tokens_out": sum(a.tokens_out for a in attempts),
-            "counts": counts}

@@ -199,3 +199,31 @@ def stats_lines(report: dict[str, Any]) -> list[str]:
         f"tokens         {tokens['in']:,} in, {tokens['out']:,} out{rate}",
         f"agent time     {seconds_text(report['agent_seconds'])} ({report['agent_seconds']:.0f} agent-seconds)",
     ]
+
+
+def run_summary(store: Any, since: float, seconds: float) -> dict[str, Any]:
+    """What one run (or demo) did, from `since` (epoch seconds) on: merged, attempts that failed and
+    how, conflicts, what is left blocked or waiting, tokens and time; for its closing lines."""
+    attempts = [a for a in store.attempts(limit=ALL) if (epoch(a.started_at) or 0) >= since]
+    merges = [m for m in store.merges(limit=ALL) if m.ended_at and (epoch(m.ended_at) or 0) >= since]
+    counts = store.counts()
+    return {"seconds": round(seconds, 1), "merged": sum(1 for m in merges if m.status == "landed"),
+            "failed_attempts": dict(Counter(a.outcome for a in attempts if a.outcome not in ("", "success"))),
+            "conflicts": sum(1 for m in merges if m.trial == "conflict"), "blocked": counts.get("blocked", 0),
+            "waiting": counts.get("waiting", 0), "attempts": len(attempts),
+            "tokens_in": sum(a.tokens_in for a in attempts), "tokens_out": sum(a.tokens_out for a in attempts),
+            "counts": counts}
+
+
+def summary_line(summary: dict[str, Any]) -> str:
+    """One line of what a run did, e.g. "done in 68 s: 3 merged; 2 attempts failed (1 failed,
+    1 no_change); 1 blocked, 4 waiting on unfinished work; 20,121 tokens over 7 attempts"."""
+    failed = summary["failed_attempts"]
+    how = ", ".join(f"{n} {outcome}" for outcome, n in sorted(failed.items(), key=lambda kv: -kv[1]))
+    parts = [f"{summary['merged']} merged",
+             f"{sum(failed.values())} attempt(s) failed" + (f" ({how})" if how else ""),
+             *([f"{summary['conflicts']} merge conflict(s)"] if summary["conflicts"] else []),
+             f"{summary['blocked']} blocked, {summary['waiting']} waiting on unfinished work",
+             f"{summary['tokens_in'] + summary['tokens_out']:,} tokens ({summary['tokens_in']:,} in, "
+             f"{summary['tokens_out']:,} out) over {summary['attempts']} attempt(s)"]
+    return f"done in {summary['seconds']:.0f} s: " + "; ".join(parts)

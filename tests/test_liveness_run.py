@@ -119,3 +119,20 @@ def test_a_broken_target_waits_only_for_its_fix_which_lands_and_then_the_rest(pr
     assert {dispatcher.store.get_task(t).status for t in [*innocent, bug.id]} == {"closed"}, lines
     landed = git.run(["ls-tree", "-r", "--name-only", "main"], project_dir).stdout.split()
     assert {f"fake/{bug.id}.txt", "innocent-0.txt", "innocent-1.txt"} <= set(landed)
+
+
+def test_a_run_ends_with_what_it_did_merged_failed_and_why_waiting_tokens_and_time(project_dir):
+    with open(project_dir / "gasworks.toml", "a", encoding="utf-8") as toml:
+        toml.write("\nmax_attempts = 1\n")
+    create(project_dir, "lands")
+    failing = create(project_dir, "fails", fake_script(exit=3))
+    waits = create(project_dir, "waits on the failing one")
+    from tests.faults.test_agent_faults import gasworks as cli
+
+    cli(project_dir, "dep", "add", waits, failing)
+    run, out = start_run(project_dir, "--agent", "fake", "--workers", "2")
+    output = finish(run, out)
+    assert run.returncode == 1, output
+    summary = next(line for line in output.splitlines() if "done in " in line)
+    assert "1 merged; 1 attempt(s) failed (1 failed); 1 blocked, 1 waiting on unfinished work; 0 tokens" in summary
+    assert f"{failing} is blocked: " in output and f"{waits} waits on {failing}" in output

@@ -43,6 +43,7 @@ def run(workers: int | None, agent: str | None, until_done: bool, host_id: str |
     """
     from gasworks.agents import get_agent
     from gasworks.dispatcher import Dispatcher, run_fleet
+    from gasworks.stats import run_summary, summary_line
 
     project = find_project(Path.cwd(), overrides={"num_workers": workers, "agent": agent, "host_id": host_id})
     ensure_excludes(project.root)
@@ -51,11 +52,12 @@ def run(workers: int | None, agent: str | None, until_done: bool, host_id: str |
         config = project.config
         view = fleet_status.FleetView(sys.stdout.isatty())
         dispatcher = Dispatcher(project, store, get_agent(config.agent, config), config, say=view.say)
+        started = time.time()
         with view:
             code = run_fleet(dispatcher, until_done=until_done,
                              on_tick=lambda now: view.update(dispatcher.snapshot(now)))
-        counts = store.counts()
-        view.say("done: " + ", ".join(f"{n} {s}" for s, n in counts.items()))
+        view.say(summary_line(run_summary(store, started, time.time() - started)))
+        view.say("tasks: " + ", ".join(f"{n} {s}" for s, n in store.counts().items()))
     sys.exit(code)
 
 
