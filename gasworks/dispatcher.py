@@ -31,11 +31,9 @@ from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.upstream import make_upstream
 from gasworks.waits import Wait, WaitLog, clock, left_for_humans, minutes
-from gasworks.witness import ATTEMPTS_DIR, NEEDS_HUMAN, ClaimGate
+from gasworks.witness import ATTEMPTS_DIR, NEEDS_HUMAN, ClaimGate, Watch
 from gasworks.worktrees import Slot, WorktreePool, branch_for
 
-STALL_CHECK_SECONDS = 5.0
-CLAIM_CHECK_SECONDS = 3.0  # how soon an agent whose task was cancelled (closed by hand) is stopped
 WAKE_CHECK_SECONDS = 0.02
 WAITS_CHECK_SECONDS = 5.0  # how often the run looks at what it waits on (said once a minute)
 
@@ -46,16 +44,12 @@ class Running:
     task_id: str
     attempt_id: int
     proc: subprocess.Popen
-    started: float
+    watch: Watch           # its start, claim renewal and activity, for the witness
     base: str
-    renewed: float
     stop_reason: str = ""  # set when gasworks ends it: "timeout" or "interrupted"
     resolves: str = ""     # for a merge-conflict task: the task whose branch it works on
     files: frozenset[str] = frozenset()  # its `files:` labels, kept apart from other running tasks
-    activity: tuple = ()    # (log size, worktree status) when last looked at, for stall detection
-    active_at: float = 0.0  # when that last changed
-    checked: float = 0.0    # when it was last looked at
-    number: int = 0         # the attempt's number within its task (1: the first)
+    number: int = 0        # the attempt's number within its task (1: the first)
 
 
 class Dispatcher:
@@ -75,7 +69,7 @@ class Dispatcher:
         self.claims = ClaimGate(config, project.logs_dir, say, getattr(agent, "healthy", None))
         self.stopping = False
         self.bwrap = sandbox.find_bwrap() if config.sandbox == "bwrap" else ""
-        self.claims_checked = 0.0  # when the running tasks' claims were last read
+        self.leases = witness.Leases(store, config)
         self.waits = WaitLog(say)
         self.waits_checked = 0.0
 
@@ -237,8 +231,8 @@ class Dispatcher:
             return
         self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(log_path))
         files = frozenset(label for label in task.labels if label.startswith(FILES_LABEL))
-        self.running[slot.name] = Running(slot, task.id, attempt.id, proc, now, base, now, resolves=resolves,
-                                          files=files, active_at=now, checked=now, number=attempt.number)
+        self.running[slot.name] = Running(slot, task.id, attempt.id, proc, Watch(now, now, active_at=now, checked=now),
+                                          base, resolves=resolves, files=files, number=attempt.number)
         self.say(f"{slot.name}: started {task.id} {task.title[:60]!r} (attempt {attempt.number})")
 
     def _sandboxed(self, spec: LaunchSpec, slot: Slot, branch: str, log_path: Path, attempt_id: int) -> LaunchSpec:
@@ -255,13 +249,11 @@ class Dispatcher:
 
     def _collect(self, now: float) -> None:
         for name, run in list(self.running.items()):
-            timeout = self.config.attempt_timeout
             if run.proc.poll() is None:
-                if timeout and now - run.started > timeout and not run.stop_reason:
-                    run.stop_reason = Outcome.TIMEOUT.value
-                    process.terminate_group(run.proc.pid, hard=True)
-                elif self._stalled(run, now) and not run.stop_reason:
-                    run.stop_reason = Outcome.STALLED.value
+                why = "" if run.stop_reason else witness.overdue(run.watch, now, self.config,
+                                                                 lambda run=run: self._activity(run))
+                if why:
+                    run.stop_reason = why
                     process.terminate_group(run.proc.pid, hard=True)
                 continue
             process.terminate_group(run.proc.pid, hard=True)  # whatever the agent left running
@@ -384,16 +376,10 @@ class Dispatcher:
         self.say(f"{task_id}: attempt {outcome} ({note}); back to the queue"
                  + (f", next try in {retry.wait:g} s" if retry.wait else ""))
 
-    def _stalled(self, run: Running, now: float) -> bool:
-        """No log output and no change in the worktree for stall_timeout seconds (looked at every few)."""
-        if not self.config.stall_timeout or now - run.checked < min(STALL_CHECK_SECONDS, self.config.stall_timeout):
-            return False
-        run.checked = now
+    def _activity(self, run: Running) -> tuple:
+        """What changes while an agent works: its log's size and its worktree's status."""
         log = self.project.logs_dir / run.task_id / f"{run.attempt_id}.log"
-        sign = (log.stat().st_size if log.exists() else 0, git.status_signature(self.pool.tree(run.slot)))
-        if sign != run.activity:
-            run.activity, run.active_at = sign, now
-        return now - run.active_at > self.config.stall_timeout
+        return log.stat().st_size if log.exists() else 0, git.status_signature(self.pool.tree(run.slot))
 
     def _take_suggestions(self, run: Running) -> None:
         """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is
@@ -429,22 +415,12 @@ class Dispatcher:
         return found[0] if found and self.upstream.head(branch_for(found[0])) else ""
 
     def _renew(self, now: float) -> None:
-        """Extend the claims of running agents (a write, every lease_seconds/3), and read them every
-        few seconds, so an agent whose task was cancelled meanwhile stops now rather than at renewal."""
-        held: dict[str, str] | None = None
-        if self.running and now - self.claims_checked >= CLAIM_CHECK_SECONDS:
-            held = self.store.claims([run.task_id for run in self.running.values()])
-            self.claims_checked = now
-        for run in self.running.values():
-            if run.stop_reason:
-                continue
-            if held is not None and held.get(run.task_id) != self.me + run.slot.name:
+        """Stop the agents whose claim is gone (see witness.Leases); extend the others'."""
+        live = [run for run in self.running.values() if not run.stop_reason]
+        gone = self.leases.lost([(run.task_id, self.me + run.slot.name, run.watch) for run in live], now)
+        for run in live:
+            if run.task_id in gone:
                 self._claim_gone(run)
-            elif now - run.renewed >= self.config.lease_seconds / 3:
-                if not self.store.renew_lease(run.task_id, self.me + run.slot.name,
-                                              lease_seconds=self.config.lease_seconds, now=now):
-                    self._claim_gone(run)
-                run.renewed = now
 
     def _claim_gone(self, run: Running) -> None:
         """Stop an agent whose claim is gone: cancelled or moved by hand (its attempt is recorded as
@@ -483,7 +459,7 @@ class Dispatcher:
             return {"slot": slot.name, "task": None, "elapsed": None, "last_line": ""}
         attempt_log = self.project.logs_dir / run.task_id / f"{run.attempt_id}.log"
         return {"slot": slot.name, "task": run.task_id, "attempt": run.number, "attempt_id": run.attempt_id,
-                "elapsed": round(now - run.started, 1), "last_line": logs.last_line(attempt_log)}
+                "elapsed": round(now - run.watch.started, 1), "last_line": logs.last_line(attempt_log)}
 
 
 def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float = 0.2,

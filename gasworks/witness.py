@@ -5,6 +5,8 @@
   when it needs a human instead.
 - `ClaimGate`: whether new work may be claimed now: the circuit breaker (the model endpoints stopped
   answering), room in the log folder, and since when claiming has been stopped (the liveness rule).
+- `overdue` and `Leases`: a running attempt past attempt_timeout or silent for stall_timeout; the
+  claims of running agents renewed, and read often enough that a cancelled task's agent stops soon.
 - `recover`: what a crashed run left behind, ended and requeued.
 
 The clock is passed in (`now`); nothing here reads it.
@@ -25,6 +27,59 @@ from gasworks.models import Outcome
 NEEDS_HUMAN = "needs-human"
 LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
 ATTEMPTS_DIR = "attempts"  # sandboxed attempts' own git dirs, in .gasworks/
+STALL_CHECK_SECONDS = 5.0
+CLAIM_CHECK_SECONDS = 3.0  # how soon an agent whose task was cancelled (closed by hand) is stopped
+
+
+@dataclass
+class Watch:
+    """What the witness keeps of one running attempt."""
+
+    started: float
+    renewed: float          # when its claim was last extended
+    activity: tuple = ()    # (log size, worktree status) when last looked at, for stall detection
+    active_at: float = 0.0  # when that last changed
+    checked: float = 0.0    # when it was last looked at
+
+
+def overdue(watch: Watch, now: float, config: Any, activity: Callable[[], tuple]) -> str:
+    """How to stop a running attempt, if it must stop: "timeout" past attempt_timeout, "stalled"
+    when neither its log nor its worktree changed for stall_timeout (`activity` is looked at every
+    few seconds, not every tick), else ""."""
+    if config.attempt_timeout and now - watch.started > config.attempt_timeout:
+        return Outcome.TIMEOUT.value
+    if not config.stall_timeout or now - watch.checked < min(STALL_CHECK_SECONDS, config.stall_timeout):
+        return ""
+    watch.checked = now
+    sign = activity()
+    if sign != watch.activity:
+        watch.activity, watch.active_at = sign, now
+    return Outcome.STALLED.value if now - watch.active_at > config.stall_timeout else ""
+
+
+class Leases:
+    """The claims of running agents: extended every lease_seconds/3 (a write), and read every few
+    seconds, so an agent whose task was cancelled or moved meanwhile stops now, not at renewal."""
+
+    def __init__(self, store: Any, config: Any) -> None:
+        self.store, self.config = store, config
+        self.checked = 0.0  # when the claims were last read
+
+    def lost(self, held: list[tuple[str, str, Watch]], now: float) -> set[str]:
+        """Of (task id, holder, watch) for each running agent, the task ids whose claim is gone."""
+        claims: dict[str, str] | None = None
+        if held and now - self.checked >= CLAIM_CHECK_SECONDS:
+            claims = self.store.claims([task_id for task_id, _, _ in held])
+            self.checked = now
+        gone = set()
+        for task_id, holder, watch in held:
+            if claims is not None and claims.get(task_id) != holder:
+                gone.add(task_id)
+            elif now - watch.renewed >= self.config.lease_seconds / 3:
+                if not self.store.renew_lease(task_id, holder, lease_seconds=self.config.lease_seconds, now=now):
+                    gone.add(task_id)
+                watch.renewed = now
+        return gone
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import psutil
 
-from gasworks import dispatcher as dispatcher_module
+from gasworks import witness as witness_module
 from gasworks import git
 from gasworks.web.actions import cancel
 from tests.test_dispatcher import add, drain, drain_until, fake_script, make_dispatcher
@@ -13,7 +13,7 @@ from tests.test_dispatcher import add, drain, drain_until, fake_script, make_dis
 def test_a_task_closed_while_its_agent_runs_is_left_closed_and_not_merged(project_dir, monkeypatch):
     """The agent's finish used to move the closed task to merging, which raised and ended `gasworks run`.
     (Here the agent finishes before the dispatcher looks at the claim again.)"""
-    monkeypatch.setattr(dispatcher_module, "CLAIM_CHECK_SECONDS", float("inf"))
+    monkeypatch.setattr(witness_module, "CLAIM_CHECK_SECONDS", float("inf"))
     dispatcher, lines = make_dispatcher(project_dir)
     task_id = add(dispatcher, "slow", description=fake_script(sleep=1))
     other = add(dispatcher, "quick")

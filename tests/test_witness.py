@@ -49,3 +49,16 @@ def test_a_branch_the_gate_refuses_waits_like_a_failed_attempt_before_its_next_t
         dispatcher.tick(time.time())
         time.sleep(0.05)
     assert len(dispatcher.store.attempts(task_id)) == 1  # not taken again within retry_backoff
+
+
+def test_an_attempt_is_overdue_past_its_timeout_or_when_silent_for_the_stall_timeout():
+    from gasworks.witness import Watch, overdue
+
+    config = Config(attempt_timeout=100, stall_timeout=20)
+    watch = Watch(started=0.0, renewed=0.0, active_at=0.0, checked=0.0)
+    signs = iter([(1, "a"), (1, "a"), (1, "a")])
+    assert overdue(watch, 6.0, config, lambda: next(signs)) == ""         # changed: active at 6
+    assert overdue(watch, 7.0, config, lambda: next(signs)) == ""         # not looked at again so soon
+    assert overdue(watch, 12.0, config, lambda: next(signs)) == ""        # same as at 6
+    assert overdue(watch, 27.0, config, lambda: next(signs)) == "stalled"  # 21 s with no change
+    assert overdue(Watch(0.0, 0.0), 101.0, config, lambda: ()) == "timeout"
