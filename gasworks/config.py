@@ -93,7 +93,8 @@ class Config(BaseModel):
     agent: Literal["builtin", "aider", "command", "fake"] = Field("builtin", description="Which agent runs each task.")
     endpoints: list[EndpointConfig] = Field([], description="Model servers for the builtin agent (none: the "
                                                             "embedded model).")
-    embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (shipped) or a .gguf path.")
+    embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (the default), a .gguf "
+                                                   "path or a model `gasworks models` lists.")
     embedded_parallel: int = Field(4, ge=1, le=64, description="Requests the embedded model serves at once.")
     embedded_ctx: int = Field(2048, ge=256, le=131072, description="Context per slot of the embedded model, in "
                                                                    "tokens.")
@@ -357,10 +358,10 @@ TEMPLATE = """\
 # Which agent runs a task: "builtin" (a small tool-using loop over a model), "aider",
 # "command" (the argv in `command`) or "fake" (deterministic, for demos and tests).
 # agent = "builtin"
-# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, shipped
-# with gasworks: it proves the loop, it cannot really code). For real work, e.g.:
+# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, fetched
+# once into the models folder: it proves the loop, it cannot really code). For real work, e.g.:
 # endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "qwen2.5-coder:7b", max_concurrency = 4}]
-# embedded_model = "smollm2"  # or a path to a .gguf file
+# embedded_model = "smollm2"  # or a .gguf path, or a model `gasworks models` lists
 # embedded_parallel = 4
 # embedded_ctx = 2048
 # agent_max_steps = 12

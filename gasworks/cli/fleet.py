@@ -228,7 +228,8 @@ cli.add_command(plan, name="split")
 
 
 @cli.command(name="serve-model")
-@click.option("--model", default="smollm2", show_default=True, help="smollm2 (shipped) or a path to a .gguf file.")
+@click.option("--model", default="smollm2", show_default=True,
+              help="smollm2 (the default), a path to a .gguf file, or a model `gasworks models` lists.")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Requests served at once (slots).")
 @click.option("--ctx", type=click.IntRange(256, 131072), default=2048, show_default=True,
