@@ -308,6 +308,35 @@ def load_config(root: Path, env: Mapping[str, str] | None = None,
         raise ConfigError(_describe(exc.errors(), origins)) from None
 
 
+def set_value(root: Path, key: str, value: str) -> Path:
+    """Set one top-level string key in gasworks.toml, keeping every other line and comment: the key's
+    line is replaced, or the key is added above the first table. The file is checked as a whole
+    before it replaces the old one (a temp file, then a rename); nothing is written when it fails."""
+    path = Path(root) / CONFIG_FILE
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
+    setting = f"{key} = {json.dumps(value, ensure_ascii=False)}\n"  # a JSON string is a TOML basic string
+    tables = [i for i, line in enumerate(lines) if line.lstrip().startswith("[")]
+    top = tables[0] if tables else len(lines)
+    found = [i for i in range(top) if re.match(rf"\s*{re.escape(key)}\s*=", lines[i])]
+    if found:
+        lines[found[0]] = setting
+    else:
+        if top and not lines[top - 1].endswith("\n"):
+            lines[top - 1] += "\n"
+        lines.insert(top, setting)
+    text = "".join(lines)
+    try:
+        Config(**tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}; nothing was changed") from None
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc.errors(), {}) + "; nothing was changed") from None
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+    return path
+
+
 TEMPLATE = """\
 # gasworks configuration. Every key is optional; the value shown is the default.
 # Precedence: command-line flag > GASWORKS_<KEY> environment variable > this file >

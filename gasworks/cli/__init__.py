@@ -1,7 +1,7 @@
 """The `gasworks` command: thin commands over the library, one module per group of commands.
 Every listing takes --json."""
 
-from gasworks.cli import fleet, gastown, labels, tasks, watch  # noqa: F401  (importing them registers their commands)
+from gasworks.cli import fleet, gastown, labels, models, tasks, watch  # noqa: F401  (importing them registers their commands)
 from gasworks.cli.base import cli
 
 

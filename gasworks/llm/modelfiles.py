@@ -162,8 +162,8 @@ def find_local(name: str, folder: Path | None = None) -> Path | None:
     if path.suffix == ".gguf" and path.is_file():
         return path
     parts = name.split("/")
-    if len(parts) == 3:
-        pulled = folder / f"{parts[0]}--{parts[1]}" / parts[2]
+    if len(parts) >= 3 and all(parts):
+        pulled = folder.joinpath(f"{parts[0]}--{parts[1]}", *parts[2:])
         if pulled.is_file():
             return pulled
     if "/" in name:
@@ -190,13 +190,67 @@ def name_of(path: Path, folder: Path | None = None) -> str:
     if path.name == SMOLLM2.member:
         return DEFAULT_MODEL
     relative = path.relative_to(folder)
-    if len(relative.parts) == 2 and "--" in relative.parts[0]:
-        return "/".join([*relative.parts[0].split("--", 1), relative.parts[1]])
+    if len(relative.parts) >= 2 and "--" in relative.parts[0]:
+        return "/".join([*relative.parts[0].split("--", 1), *relative.parts[1:]])
     return str(relative)
 
 
-def check_gguf(path: Path) -> None:
-    """Refuse a file that is not GGUF (its first four bytes say so)."""
+def is_gguf(path: Path) -> bool:
+    """A GGUF model file says so in its first four bytes."""
     with path.open("rb") as handle:
-        if handle.read(4) != b"GGUF":
-            raise ModelError(f"{path} is not a GGUF model file (it does not start with GGUF)")
+        return handle.read(4) == b"GGUF"
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """`OWNER/REPO/FILE.gguf` (the file may sit in folders of the repository) -> (repo id, file)."""
+    parts = spec.strip("/").split("/")
+    if len(parts) < 3 or not all(parts) or not spec.endswith(".gguf"):
+        raise ConfigError(f"{spec!r} is not OWNER/REPO/FILE.gguf (e.g. bartowski/Qwen2.5-Coder-1.5B-Instruct-GGUF/"
+                          "Qwen2.5-Coder-1.5B-Instruct-Q4_K_M.gguf)")
+    return "/".join(parts[:2]), "/".join(parts[2:])
+
+
+def pull(spec: str, folder: Path | None = None, revision: str | None = None, say: Say = _quiet) -> Path:
+    """Download OWNER/REPO/FILE.gguf from Hugging Face with huggingface_hub (its progress bar, its
+    retries; HF_ENDPOINT, HF_HOME, HF_TOKEN and HF_HUB_OFFLINE as it reads them) into the models
+    folder, and check it against the sha256 the Hub gives for it (its ETag)."""
+    repo_id, filename = split_spec(spec)
+    try:
+        import huggingface_hub
+        from huggingface_hub import constants
+    except ImportError:
+        from gasworks.errors import MissingExtraError
+
+        raise MissingExtraError("pulling models needs huggingface_hub: pip install 'gasworks[hf]'") from None
+    target = (models_dir() if folder is None else folder) / repo_id.replace("/", "--")
+    expected = ""
+    try:
+        if not constants.HF_HUB_OFFLINE:
+            meta = huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo_id, filename,
+                                                                                    revision=revision))
+            expected = meta.etag if len(meta.etag or "") == 64 else ""  # a git-LFS file's ETag is its sha256
+            size = f"{meta.size / 1e9:.2f} GB, " if meta.size else ""
+            say(f"gasworks: pulling {filename} ({size}commit {str(meta.commit_hash)[:12]}) from {repo_id} "
+                f"into {target}")
+        path = Path(huggingface_hub.hf_hub_download(repo_id, filename, revision=revision, local_dir=target))
+    except Exception as exc:  # the Hub client's own errors (network, 401/404, offline): one line
+        lines = str(exc).strip().splitlines() or [type(exc).__name__]
+        raise ModelError(f"cannot pull {spec}: {lines[0]}") from None
+    if expected:
+        got = _sha256(path)
+        if got != expected:
+            path.unlink()
+            raise ModelError(f"{spec} arrived with sha256 {got}, not the {expected} the Hub lists for it: refused "
+                             "and deleted; pull it again")
+    if not is_gguf(path):
+        path.unlink()
+        raise ModelError(f"{spec} is not a GGUF model file (it does not start with GGUF): deleted")
+    return path
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
