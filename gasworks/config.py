@@ -93,6 +93,9 @@ class Config(BaseModel):
     agent: Literal["builtin", "aider", "command", "fake"] = Field("builtin", description="Which agent runs each task.")
     endpoints: list[EndpointConfig] = Field([], description="Model servers for the builtin agent (none: the "
                                                             "embedded model).")
+    autodetect: bool = Field(True, description="With no endpoints, use a coding model that a model server on "
+                                                "127.0.0.1 offers (Ollama, llama.cpp, LM Studio, vLLM) before the "
+                                                "embedded model.")
     embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (the default), a .gguf "
                                                    "path or a model `gasworks models` lists.")
     embedded_parallel: int = Field(4, ge=1, le=64, description="Requests the embedded model serves at once.")
@@ -390,6 +393,9 @@ TEMPLATE = """\
 # The builtin agent's model servers; none means the embedded model (SmolLM2-135M, fetched
 # once into the models folder: it proves the loop, it cannot really code). For real work, e.g.:
 # endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "qwen2.5-coder:7b", max_concurrency = 4}]
+# With no endpoints, a coding model that a local Ollama (11434), llama.cpp server (8080),
+# LM Studio (1234) or vLLM (8000) offers is used first (Qwen2.5-Coder preferred); false: never.
+# autodetect = true
 # embedded_model = "smollm2"  # or a .gguf path, or a model `gasworks models` lists
 # embedded_parallel = 4
 # embedded_ctx = 2048

@@ -118,9 +118,18 @@ def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str =
                  "gate": [[sys.executable, "-c", GATE]], "agent_max_steps": 8,
                  "embedded_parallel": workers}
     project = find_project(directory, overrides=overrides)
+    found = None
+    if agent == "builtin" and not project.config.endpoints and project.config.autodetect:
+        from gasworks.llm.probe import autodetect
+
+        found = autodetect(workers, say)  # a local model server's coding model, said which and why
+        if found is not None:
+            project = find_project(directory, overrides={**overrides, "endpoints": [found]})
     store = project.open_store()
     model = "the embedded model (SmolLM2-135M: it proves the loop, it cannot really code)" \
         if agent == "builtin" and not project.config.endpoints else f"the {agent} agent"
+    if found is not None:
+        model = f"{found['model']} at {found['url']}"
     say(f"\nRunning {workers} agents on {model}, every branch gated by the tests:")
     started = time.monotonic()
     dispatcher = Dispatcher(project, store, get_agent(agent, project.config), project.config,

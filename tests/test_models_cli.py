@@ -105,7 +105,7 @@ def hub(tmp_path: Path):
 def env_for(tmp_path: Path, hub: Hub | None = None, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("HF_", "HUGGINGFACE_"))}
     env.update({"GASWORKS_MODELS_DIR": str(tmp_path / "models"), "HF_HOME": str(tmp_path / "hf-home"),
-                "HF_HUB_DISABLE_TELEMETRY": "1", "GASWORKS_LOCAL_SERVERS": "0=1"})  # no real local server
+                "HF_HUB_DISABLE_TELEMETRY": "1", "GASWORKS_LOCAL_SERVERS": "none"})
     env.update(extra)
     if hub is not None:
         env["HF_ENDPOINT"] = hub.url

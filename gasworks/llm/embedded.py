@@ -96,7 +96,7 @@ class ModelProcess:
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> str:
         ready = self.log_path.with_suffix(".ready.json")
         ready.unlink(missing_ok=True)
-        find_model(self.options.model, say=lambda line: print(line, file=sys.stderr, flush=True))  # fetched here, shown
+        find_model(self.options.model, say=_to_stderr)  # fetched here, where its progress shows
         argv = [sys.executable, "-m", "gasworks", "serve-model", *self.options.as_args(), "--ready-file", str(ready)]
         self.proc = process.spawn(argv, cwd=self.log_path.parent, log_path=self.log_path, env=os.environ)
         deadline = time.monotonic() + timeout
@@ -121,11 +121,22 @@ class ModelProcess:
         self.proc = None
 
 
-def model_endpoints(config: Any, state_dir: Path) -> tuple[list[dict[str, Any]], ModelProcess | None]:
-    """The configured endpoints as specs, or (with none configured) the embedded model, started now
-    in a child process that the caller stops."""
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def model_endpoints(config: Any, state_dir: Path,
+                    say: Callable[[str], None] = _to_stderr) -> tuple[list[dict[str, Any]], ModelProcess | None]:
+    """The configured endpoints as specs; with none, a coding model a local server offers (unless
+    autodetect = false); else the embedded model, started now in a child process that the caller stops."""
     if config.endpoints:
         return [e.model_dump() for e in config.endpoints], None
+    if config.autodetect:
+        from gasworks.llm.probe import autodetect
+
+        found = autodetect(config.embedded_parallel, say)
+        if found is not None:
+            return [found], None
     engine = ModelProcess(ServeOptions(config.embedded_model, config.embedded_parallel, config.embedded_ctx),
                           state_dir / "logs" / "embedded-model.log")
     url = engine.start()

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -93,7 +94,8 @@ class LocalServer:
 LOCAL_SERVERS = (("Ollama", "ollama", OLLAMA_PORT), ("llama.cpp server", "openai", 8080),
                  ("LM Studio", "openai", 1234), ("vLLM", "openai", 8000))
 SCAN_SECONDS = 1.0
-# Tests move the candidates to ports of their own: "11434=41001,8000=41002" scans only those two.
+# Tests move the candidates to ports of their own: "11434=41001,8000=41002" scans only those two
+# ("none": no candidate at all).
 LOCAL_SERVERS_ENV = "GASWORKS_LOCAL_SERVERS"
 
 
@@ -127,6 +129,44 @@ def scan(servers: tuple[tuple[str, str, int], ...] | None = None, host: str = "1
         return list(await asyncio.gather(*(one(*server) for server in servers)))
 
     return [found for found in asyncio.run(every()) if found is not None]
+
+
+# What makes a model a coding model, best first: a Qwen2.5-Coder, then any coder.
+CODING_MODELS = ("qwen2.5-coder", "coder", "code")
+
+
+def choose(servers: list[LocalServer]) -> tuple[LocalServer, str] | None:
+    """The coding model to use among what the servers offer: the best kind (CODING_MODELS), then
+    the most parameters its name says (7b over 1.5b), then the first server. None: no coding model."""
+    best: tuple[tuple[int, float], LocalServer, str] | None = None
+    for server in servers:
+        for model in server.models:
+            name = model.lower()
+            kind = next((rank for rank, word in enumerate(CODING_MODELS) if word in name), None)
+            if kind is None:
+                continue
+            size = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)b(?![a-z])", name)
+            key = (kind, -float(size.group(1)) if size else 0.0)
+            if best is None or key < best[0]:
+                best = (key, server, model)
+    return None if best is None else (best[1], best[2])
+
+
+def autodetect(max_concurrency: int, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """An endpoint spec for a coding model a local server offers, saying which and why; None (and
+    why, when a server answered) when there is none."""
+    found = scan()
+    choice = choose(found)
+    if choice is None:
+        if found:
+            offered = "; ".join(f"{s.label} at {s.url}: {', '.join(s.models[:6]) or 'nothing'}" for s in found)
+            say(f"gasworks: no coding model on the local model servers ({offered}); using the embedded model")
+        return None
+    server, model = choice
+    why = "a Qwen2.5-Coder, preferred" if CODING_MODELS[0] in model.lower() else "the best coding model offered"
+    say(f"gasworks: no endpoints set, so using {model} from {server.label} at {server.url} ({why}); set "
+        "`endpoints` in gasworks.toml to choose, or autodetect = false for the embedded model")
+    return {"kind": server.kind, "url": server.url, "model": model, "max_concurrency": max_concurrency}
 
 
 def _cause(exc: Exception, url: str, timeout: float) -> str:
