@@ -1,9 +1,10 @@
 """`gasworks demo`: a sample repository with tests and a backlog of a dozen tasks, worked end to end.
 
-By default the builtin agent runs on a local model server's coding model when one is up, else on
-the embedded model (SmolLM2-135M, fetched once into the models folder): the whole loop is real (worktrees, agent processes, model requests, the test gate, merges), and
-the tiny model's edits are mostly useless, which the gate keeps out of main. `--agent fake` runs
-the same loop with the scripted fake agent in seconds.
+By default the builtin agent runs on a local model server's coding model when one is up, else
+on the embedded model (SmolLM2-135M, fetched once into the models folder): the whole loop is real
+(worktrees, agent processes, model requests, the test gate, merges), and the tiny model's edits
+are mostly useless, which the gate keeps out of main. `--agent fake` runs the same loop with the
+scripted fake agent in seconds.
 """
 
 from __future__ import annotations
