@@ -196,9 +196,9 @@ def plan(goal: str, max_tasks: int, dry_run: bool, as_json: bool) -> None:
     The model (the configured endpoints, else a local server's coding model, else the embedded
     one) sees the goal and a view of the repository, and answers in a JSON schema. Every
     endpoint is probed first; with none answering, the error says why (refused, timed out,
-    HTTP status, unknown model) and how to fix it. Dependencies that close a cycle are dropped and reported ("fixed:");
-    a plan with bad references gets one repair round, then a clear error, and nothing is
-    written. Tasks that repeat an open task are dropped. Each task's expected files become
+    HTTP status, unknown model) and how to fix it. Dependencies that close a cycle are
+    dropped and reported ("fixed:"); a plan with bad references gets one repair round, then
+    a clear error, and nothing is written. Tasks that repeat an open task are dropped. Each task's expected files become
     `files:` labels for the scheduler. A progress line says what it waits for meanwhile.
     """
     from gasworks.planner import plan_dict, run_plan
