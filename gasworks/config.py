@@ -84,7 +84,11 @@ class Config(Settings):
     agent: Literal["builtin", "aider", "command", "fake"] = Field("builtin", description="Which agent runs each task.")
     endpoints: list[EndpointConfig] = Field([], description="Model servers for the builtin agent (none: the "
                                                             "embedded model).")
-    embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (shipped) or a .gguf path.")
+    autodetect: bool = Field(True, description="With no endpoints, use a coding model that a model server on "
+                                                "127.0.0.1 offers (Ollama, llama.cpp, LM Studio, vLLM) before the "
+                                                "embedded model.")
+    embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (the default), a .gguf "
+                                                   "path or a model `gasworks models` lists.")
     embedded_parallel: int = Field(4, ge=1, le=64, description="Requests the embedded model serves at once.")
     embedded_ctx: int = Field(2048, ge=256, le=131072, description="Context per slot of the embedded model, in "
                                                                    "tokens.")
@@ -313,6 +317,39 @@ def load_config(root: Path, env: Mapping[str, str] | None = None,
         raise ConfigError(_describe(exc.problems, origins)) from None
 
 
+def set_value(root: Path, key: str, value: str) -> Path:
+    """Set one top-level string key in gasworks.toml, keeping every other line and comment: the key's
+    line is replaced, or the key is added above the first table. The file is checked as a whole
+    before it replaces the old one (a temp file, then a rename); nothing is written when it fails."""
+    path = Path(root) / CONFIG_FILE
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True) if path.exists() else []
+    setting = f"{key} = {json.dumps(value, ensure_ascii=False)}\n"  # a JSON string is a TOML basic string
+    tables = [i for i, line in enumerate(lines) if line.lstrip().startswith("[")]
+    top = tables[0] if tables else len(lines)
+    found = [i for i in range(top) if re.match(rf"\s*{re.escape(key)}\s*=", lines[i])]
+    if found:
+        lines[found[0]] = setting
+    else:
+        if top and not lines[top - 1].endswith("\n"):
+            lines[top - 1] += "\n"
+        lines.insert(top, setting)
+    text = "".join(lines)
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on Python 3.10 only
+        import tomli as tomllib
+    try:
+        Config.validate(tomllib.loads(text))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}; nothing was changed") from None
+    except SettingsError as exc:
+        raise ConfigError(_describe(exc.problems, {}) + "; nothing was changed") from None
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    temp.write_text(text, encoding="utf-8")
+    os.replace(temp, path)
+    return path
+
+
 TEMPLATE = """\
 # gasworks configuration. Every key is optional; the value shown is the default.
 # Precedence: command-line flag > GASWORKS_<KEY> environment variable > this file >
@@ -363,10 +400,13 @@ TEMPLATE = """\
 # Which agent runs a task: "builtin" (a small tool-using loop over a model), "aider",
 # "command" (the argv in `command`) or "fake" (deterministic, for demos and tests).
 # agent = "builtin"
-# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, shipped
-# with gasworks: it proves the loop, it cannot really code). For real work, e.g.:
+# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, fetched
+# once into the models folder: it proves the loop, it cannot really code). For real work, e.g.:
 # endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "qwen2.5-coder:7b", max_concurrency = 4}]
-# embedded_model = "smollm2"  # or a path to a .gguf file
+# With no endpoints, a coding model that a local Ollama (11434), llama.cpp server (8080),
+# LM Studio (1234) or vLLM (8000) offers is used first (Qwen2.5-Coder preferred); false: never.
+# autodetect = true
+# embedded_model = "smollm2"  # or a .gguf path, or a model `gasworks models` lists
 # embedded_parallel = 4
 # embedded_ctx = 2048
 # agent_max_steps = 12

@@ -1,9 +1,10 @@
 """`gasworks demo`: a sample repository with tests and a backlog of a dozen tasks, worked end to end.
 
-By default the builtin agent runs on the embedded model (SmolLM2-135M, shipped with gasworks):
-the whole loop is real (worktrees, agent processes, model requests, the test gate, merges), and
-the tiny model's edits are mostly useless, which the gate keeps out of main. `--agent fake` runs
-the same loop with the scripted fake agent in seconds.
+By default the builtin agent runs on a local model server's coding model when one is up, else
+on the embedded model (SmolLM2-135M, fetched once into the models folder): the whole loop is real
+(worktrees, agent processes, model requests, the test gate, merges), and the tiny model's edits
+are mostly useless, which the gate keeps out of main. `--agent fake` runs the same loop with the
+scripted fake agent in seconds.
 """
 
 from __future__ import annotations
@@ -119,9 +120,18 @@ def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str =
                  "gate": [[sys.executable, "-c", GATE]], "agent_max_steps": 8,
                  "embedded_parallel": workers}
     project = find_project(directory, overrides=overrides)
+    found = None
+    if agent == "builtin" and not project.config.endpoints and project.config.autodetect:
+        from gasworks.llm.probe import autodetect
+
+        found = autodetect(workers, say)  # a local model server's coding model, said which and why
+        if found is not None:
+            project = find_project(directory, overrides={**overrides, "endpoints": [found]})
     store = project.open_store()
     model = "the embedded model (SmolLM2-135M: it proves the loop, it cannot really code)" \
         if agent == "builtin" and not project.config.endpoints else f"the {agent} agent"
+    if found is not None:
+        model = f"{found['model']} at {found['url']}"
     say(f"\nRunning {workers} agents on {model}, every branch gated by the tests:")
     started, clock = time.time(), time.monotonic()
     dispatcher = Dispatcher(project, store, get_agent(agent, project.config), project.config,

@@ -17,6 +17,13 @@ from gasworks.store import NewTask
 from gasworks.store.sqlite import SQLiteStore
 
 
+@pytest.fixture(autouse=True)
+def no_local_model_servers(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Auto-detection looks at no model server of this machine (tests that want one point it at
+    their own servers); runs in subprocesses inherit this."""
+    monkeypatch.setenv("GASWORKS_LOCAL_SERVERS", "none")
+
+
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     path = tmp_path / "repo"

@@ -90,6 +90,7 @@ COMMAND_MODULES = {
     "gasworks.cli.tasks": ("init", "create", "ready", "list", "search", "blocked", "show", "update", "close", "reopen",
                            "dep", "export", "import"),
     "gasworks.cli.labels": ("label",),
+    "gasworks.cli.models": ("models",),
     "gasworks.cli.fleet": ("run", "merges", "merge-retry", "refinery", "ingest", "plan", "split", "serve-model",
                            "demo"),
     "gasworks.cli.gastown": ("agent-run", "sling", "convoy"),

@@ -195,12 +195,12 @@ def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: b
 def plan(goal: str, max_tasks: int, dry_run: bool, as_json: bool) -> None:
     """Split a big GOAL into small tasks with dependencies (an epic and its children).
 
-    The model (the configured endpoints, or the embedded one) sees the goal and a view of the
-    repository, and answers in a JSON schema. Every endpoint is probed first; with none
-    answering, the error says why (refused, timed out, HTTP status, unknown model) and how to
-    fix it. Dependencies that close a cycle are dropped and reported ("fixed:");
-    a plan with bad references gets one repair round, then a clear error, and nothing is
-    written. Tasks that repeat an open task are dropped. Each task's expected files become
+    The model (the configured endpoints, else a local server's coding model, else the embedded
+    one) sees the goal and a view of the repository, and answers in a JSON schema. Every
+    endpoint is probed first; with none answering, the error says why (refused, timed out,
+    HTTP status, unknown model) and how to fix it. Dependencies that close a cycle are
+    dropped and reported ("fixed:"); a plan with bad references gets one repair round, then
+    a clear error, and nothing is written. Tasks that repeat an open task are dropped. Each task's expected files become
     `files:` labels for the scheduler. A progress line says what it waits for meanwhile.
     """
     from gasworks.planner import plan_dict, run_plan
@@ -230,7 +230,8 @@ cli.add_command(plan, name="split")
 
 
 @cli.command(name="serve-model")
-@click.option("--model", default="smollm2", show_default=True, help="smollm2 (shipped) or a path to a .gguf file.")
+@click.option("--model", default="smollm2", show_default=True,
+              help="smollm2 (the default), a path to a .gguf file, or a model `gasworks models` lists.")
 @click.option("--parallel", type=click.IntRange(1, 64), default=4, show_default=True,
               help="Requests served at once (slots).")
 @click.option("--ctx", type=click.IntRange(256, 131072), default=2048, show_default=True,
@@ -276,7 +277,8 @@ def demo(directory: Path | None, agent: str, workers: int, as_json: bool) -> Non
     """Make a sample repository with tests and a dozen tasks, and run the whole loop on it.
 
     Agents work in their own worktrees, every branch is gated by the repository's tests,
-    and what passes is merged into main. The default runs the built-in agent on the
+    and what passes is merged into main. The default runs the built-in agent on the coding
+    model of a local Ollama, llama.cpp, LM Studio or vLLM server when one is up, else on the
     embedded model, which needs no server (it is tiny: it shows the loop, not good code).
     """
     from gasworks.demo import run_demo

