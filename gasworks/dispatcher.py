@@ -132,12 +132,16 @@ class Dispatcher:
     def busy(self, now: float) -> bool:
         """Whether anything can still move without a human: agents running, merges to make, or
         (unless stopping) ready work it can claim. Ready work it cannot claim, because the model
-        endpoints are down or the log folder is full, counts for until_done_patience seconds."""
+        endpoints are down or the log folder is full, and a merge held by edits in the user's
+        checkout count for until_done_patience seconds."""
         if self.running or (self.worker is not None and self.worker.in_round):
             return True
         if self.refinery.aborting:
             return False
         if self.refinery.moving():  # finished work is merged even while stopping, within the grace
+            return True
+        held = self.refinery.held  # edits in the user's checkout: tried again every few seconds, for a while
+        if held and not self.stopping and now - held.since < self.config.until_done_patience:
             return True
         if self.stopping:
             return False

@@ -55,6 +55,7 @@ class Held:
     merges: list[Merge]
     message: str
     next_try: float
+    since: float = 0.0  # when it was first held (tried again every HELD_RETRY_SECONDS since)
 
 
 class Refinery:
@@ -322,7 +323,7 @@ class Refinery:
         elif outcome == "moved":
             self._requeue(merges, f"{self.target} moved during the merge; it will be tested again")
         else:
-            self.held = Held(tip, candidate, merges, message, time.time() + HELD_RETRY_SECONDS)
+            self.held = Held(tip, candidate, merges, message, time.time() + HELD_RETRY_SECONDS, since=time.time())
             self.say(f"merge queue held: {message}")
         return outcome
 
@@ -333,7 +334,7 @@ class Refinery:
             return
         outcome = self._advance(held.tip, held.candidate, held.merges)
         if outcome == "held" and self.held:
-            self.held.next_try = now + HELD_RETRY_SECONDS
+            self.held.next_try, self.held.since = now + HELD_RETRY_SECONDS, held.since
 
     # -- outcomes ---------------------------------------------------------------------------
 

@@ -76,6 +76,8 @@ def test_until_done_ends_when_a_merge_is_held_by_edits_in_the_checkout_and_says_
     git.run(["add", "notes.txt"], project_dir)
     git.run(["commit", "-qm", "notes"], project_dir)
     (project_dir / "notes.txt").write_text("the user's own edit, not committed\n")
+    with open(project_dir / "gasworks.toml", "a", encoding="utf-8") as toml:
+        toml.write("\nuntil_done_patience = 3\n")
     task_id = create(project_dir, "edits the notes", fake_script(write={"notes.txt": "from the agent\n"}))
     run, out = start_run(project_dir, "--agent", "fake", "--workers", "1")
     output = finish(run, out)
