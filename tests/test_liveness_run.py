@@ -9,7 +9,7 @@ import time
 
 from gasworks import git
 from gasworks.waits import Wait, WaitLog
-from tests.faults.test_agent_faults import ModelServer, create, finish, start_run, wait_for
+from tests.faults.test_agent_faults import ModelServer, create, finish, start_run, use_model_server, wait_for
 from tests.test_dispatcher import add, drain, fake_script, make_dispatcher
 
 
@@ -89,9 +89,7 @@ def test_until_done_ends_when_a_merge_is_held_by_edits_in_the_checkout_and_says_
 
 def test_until_done_ends_when_the_model_stays_down_and_says_since_when(project_dir):
     server = ModelServer()
-    with open(project_dir / "gasworks.toml", "a", encoding="utf-8") as toml:
-        toml.write(f'\nendpoints = [{{url = "http://127.0.0.1:{server.port}", kind = "openai", model = "m", '
-                   'max_concurrency = 1}]\nbreaker_seconds = 1\nuntil_done_patience = 3\n')
+    use_model_server(project_dir, server, 1, "until_done_patience = 3")
     ids = [create(project_dir, f"model task {n}") for n in range(3)]
     run, out = start_run(project_dir, "--agent", "builtin", "--workers", "1")
     try:

@@ -169,11 +169,16 @@ class ModelServer:
         self.thread.join()
 
 
+def use_model_server(root: Path, server: ModelServer, concurrency: int, settings: str) -> None:
+    """Point the builtin agent at `server`, with a 1 s breaker and the extra TOML `settings`."""
+    with open(root / "gasworks.toml", "a", encoding="utf-8") as toml:
+        toml.write(f'\nendpoints = [{{url = "http://127.0.0.1:{server.port}", kind = "openai", model = "m", '
+                   f'max_concurrency = {concurrency}}}]\nbreaker_seconds = 1\n{settings}\n')
+
+
 def test_a_model_endpoint_that_goes_down_mid_run_and_comes_back(project_dir):
     server = ModelServer()
-    with open(project_dir / "gasworks.toml", "a", encoding="utf-8") as toml:
-        toml.write(f'\nendpoints = [{{url = "http://127.0.0.1:{server.port}", kind = "openai", model = "m", '
-                   'max_concurrency = 3}]\nbreaker_seconds = 1\nmax_attempts = 1\n')
+    use_model_server(project_dir, server, 3, "max_attempts = 1")
     ids = [create(project_dir, f"model task {n}") for n in range(8)]
     run, out = start_run(project_dir, "--agent", "builtin", "--workers", "3")
     db = SQLiteStore(project_dir / ".gasworks" / "gasworks.db")
