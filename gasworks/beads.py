@@ -61,6 +61,14 @@ def _string(record: dict, key: str, default: str = "") -> str:
     return value
 
 
+def _texts(record: dict) -> dict[str, Any]:
+    return {name: _string(record, name) for name in TEXT_FIELDS}
+
+
+def _times(record: dict) -> dict[str, Any]:
+    return {name: _timestamp(record, name) for name in _TIME_FIELDS}
+
+
 def _timestamp(record: dict, key: str) -> str:
     value = _string(record, key)
     if value:
@@ -130,12 +138,12 @@ def task_from_record(record: Any) -> Task:
     return Task(
         id=task_id,
         title=title,
-        **{name: _string(record, name) for name in TEXT_FIELDS},
+        **_texts(record),
         status=status,
         priority=_priority(record),
         issue_type=_string(record, "issue_type", "task") or "task",
         assignee=_string(record, "assignee"),
-        **{name: _timestamp(record, name) for name in _TIME_FIELDS},
+        **_times(record),
         close_reason=_string(record, "close_reason"),
         labels=list(dict.fromkeys(labels)),
         dependencies=[_dependency(task_id, dep) for dep in deps],

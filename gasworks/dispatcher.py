@@ -8,27 +8,41 @@ row (pid and start time), so a restart after a crash finds and ends them.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from gasworks import attempt_repo, git, logs, process, sandbox, witness
-from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, LaunchSpec, render_task_file
+from gasworks.agents import (
+    ENDPOINT_DOWN_EXIT,
+    TASK_FILE,
+    Agent,
+    AgentContext,
+    LaunchSpec,
+    render_task_file,
+)
 from gasworks.config import Config
 from gasworks.errors import EndpointDownError, GasworksError, GitError
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.llm import probe
-from gasworks.models import (AGENT_ASSIGNEE_PREFIX, FILES_LABEL, NOT_THE_TASKS_FAULT, MergeStatus, Outcome,
-                             Task)
+from gasworks.models import (
+    AGENT_ASSIGNEE_PREFIX,
+    FILES_LABEL,
+    NOT_THE_TASKS_FAULT,
+    MergeStatus,
+    Outcome,
+    Task,
+)
 from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
-from gasworks.store.sqlite import SQLiteStore
+from gasworks.store.sql import SQLStore
 from gasworks.upstream import make_upstream
 from gasworks.waits import Wait, WaitLog, clock, left_for_humans, minutes
 from gasworks.witness import ATTEMPTS_DIR, NEEDS_HUMAN, ClaimGate, Watch
@@ -53,7 +67,7 @@ class Running:
 
 
 class Dispatcher:
-    def __init__(self, project: Project, store: SQLiteStore, agent: Agent, config: Config,
+    def __init__(self, project: Project, store: SQLStore, agent: Agent, config: Config,
                  say: Callable[[str], None] = print) -> None:
         self.project, self.store, self.agent, self.config, self.say = project, store, agent, config, say
         self.root = project.root
@@ -255,7 +269,7 @@ class Dispatcher:
         for name, run in list(self.running.items()):
             if run.proc.poll() is None:
                 why = "" if run.stop_reason else witness.overdue(run.watch, now, self.config,
-                                                                 lambda run=run: self._activity(run))
+                                                                 functools.partial(self._activity, run))
                 if why:
                     run.stop_reason = why
                     process.terminate_group(run.proc.pid, hard=True)
@@ -360,7 +374,7 @@ class Dispatcher:
         return True
 
     def _finish_failed(self, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,
-                       commits: list[str] = (), *, now: float) -> None:
+                       commits: Sequence[str] = (), *, now: float) -> None:
         if outcome == Outcome.ORPHANED.value:  # the claim is someone else's now: leave the task alone
             self.store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                                       note="the claim was lost while the agent ran")

@@ -135,6 +135,12 @@ _JSON_SPACE = " \t\n\r"
 _SPACE = re.compile(r"[ \t\n\r]*")
 
 
+def _past_space(text: str, pos: int) -> int:
+    """Where JSON whitespace from pos ends (the pattern matches even nothing)."""
+    found = _SPACE.match(text, pos)
+    return found.end() if found else pos
+
+
 def _line_at(text: str, offset: int) -> int:
     return text.count("\n", 0, offset) + 1
 
@@ -174,27 +180,27 @@ def _json_problem(value: Any) -> str:
 def _array_starts(text: str, pos: int) -> list[int]:
     """Where each element of the (valid) JSON array at text[pos] begins."""
     decoder, starts = json.JSONDecoder(), []
-    pos = _SPACE.match(text, pos + 1).end()
+    pos = _past_space(text, pos + 1)
     while text[pos] != "]":
         starts.append(pos)
-        pos = _SPACE.match(text, decoder.raw_decode(text, pos)[1]).end()
+        pos = _past_space(text, decoder.raw_decode(text, pos)[1])
         if text[pos] == ",":
-            pos = _SPACE.match(text, pos + 1).end()
+            pos = _past_space(text, pos + 1)
     return starts
 
 
 def _tasks_value(text: str, pos: int) -> int:
     """Where the value of the (last, as json.loads takes it) "tasks" key of the JSON object at text[pos] begins."""
     decoder, found = json.JSONDecoder(), pos
-    pos = _SPACE.match(text, pos + 1).end()
+    pos = _past_space(text, pos + 1)
     while text[pos] != "}":
         key, pos = decoder.raw_decode(text, pos)
-        pos = _SPACE.match(text, _SPACE.match(text, pos).end() + 1).end()  # past the colon
+        pos = _past_space(text, _past_space(text, pos) + 1)  # past the colon
         if key == "tasks":
             found = pos
-        pos = _SPACE.match(text, decoder.raw_decode(text, pos)[1]).end()
+        pos = _past_space(text, decoder.raw_decode(text, pos)[1])
         if text[pos] == ",":
-            pos = _SPACE.match(text, pos + 1).end()
+            pos = _past_space(text, pos + 1)
     return found
 
 

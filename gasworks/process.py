@@ -21,7 +21,7 @@ def spawn(argv: list[str], *, cwd: Path, log_path: Path, env: Mapping[str, str])
     """Start argv (never through a shell) in a new process group, output appended to log_path."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
-        options: dict = {"creationflags": subprocess.CREATE_NEW_PROCESS_GROUP} if _WINDOWS else \
+        options: dict = {"creationflags": getattr(subprocess, "CREATE_NEW_PROCESS_GROUP")} if _WINDOWS else \
             {"start_new_session": True}
         return subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                                 env=dict(env), **options)
@@ -111,7 +111,7 @@ def end_attempt(worktree: Path, attempt: int | str, *, rounds: int = 10) -> list
 
 def _of_attempt(env: Mapping[str, str], root: Path, attempt: str) -> bool:
     where = env.get("GASWORKS_WORKTREE")
-    return env.get("GASWORKS_ATTEMPT") == attempt and bool(where) and Path(where).resolve() == root
+    return env.get("GASWORKS_ATTEMPT") == attempt and bool(where) and Path(where or ".").resolve() == root
 
 
 def _environ(proc: psutil.Process) -> dict[str, str]:

@@ -147,7 +147,10 @@ def _tracker_note(project: Project) -> list[str]:
 @contextlib.contextmanager
 def run_lock(project: Project) -> Iterator[None]:
     """One `gasworks run` per repository: a second one is refused, naming the first."""
-    from filelock import FileLock, Timeout  # here, not at the top: the quick commands never take it
+    from filelock import (  # here, not at the top: the quick commands never take it
+        FileLock,
+        Timeout,
+    )
 
     lock = FileLock(str(project.state_dir / "run.lock"))
     pid_file = project.state_dir / "run.pid"

@@ -26,8 +26,8 @@ from filelock import FileLock, Timeout
 from gasworks import git
 from gasworks.agents import TASK_FILE
 from gasworks.config import Config
-from gasworks.gate import Gate
 from gasworks.errors import GasworksError, GitError, NotFoundError, TransitionError
+from gasworks.gate import Gate
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project, task_prefix
@@ -329,6 +329,8 @@ class Refinery:
 
     def _retry_held(self, now: float) -> None:
         held, self.held = self.held, None
+        if held is None:
+            return
         if self.upstream.tip() != held.tip:
             self._requeue(held.merges, f"{self.target} moved while the merge was held")
             return
@@ -361,10 +363,10 @@ class Refinery:
                       config=self.config, now=time.time(), say=self.say, actor="refinery")
             return
         original = self.store.get_task(merge.task_id)
-        files = dict.fromkeys([*(lb for lb in original.labels if lb.startswith(FILES_LABEL)),
-                               *(f"{FILES_LABEL}{name}" for name in files)])
+        labels = list(dict.fromkeys([*(lb for lb in original.labels if lb.startswith(FILES_LABEL)),
+                                     *(f"{FILES_LABEL}{name}" for name in files)]))
         task = self.store.create_task(NewTask(
-            f"Resolve merge conflict: {merge.branch}", priority=1, labels=[CONFLICT_LABEL, *files],
+            f"Resolve merge conflict: {merge.branch}", priority=1, labels=[CONFLICT_LABEL, *labels],
             description=conflict_description(merge, files, tip, self.target),
             deps=[(merge.task_id, "discovered-from")]), prefix=task_prefix(self.config, self.store), actor="refinery")
         self.store.add_dependency(merge.task_id, task.id, "blocks", actor="refinery")

@@ -86,6 +86,7 @@ class Settings:
     `Cls.validate(values)` also turns unknown and missing keys into Problems."""
 
     __specs__: tuple[_Spec, ...] = ()
+    fields_set: frozenset[str] = frozenset()  # set per instance: the keys given, not defaulted
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -137,7 +138,7 @@ class Settings:
         return tuple(getattr(self, spec.name) for spec in self.__specs__)
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self._values() == other._values()  # type: ignore[attr-defined]
+        return type(other) is type(self) and self._values() == other._values()
 
     def __hash__(self) -> int:
         return hash(self._values())

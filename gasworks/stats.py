@@ -65,7 +65,7 @@ def _task_times(tasks: list[Task], attempts: list[Attempt]) -> dict[str, Any]:
         start = epoch(attempt.started_at)
         if start is not None:
             first[attempt.task_id] = min(first.get(attempt.task_id, start), start)
-    done = [(first[t.id], epoch(t.closed_at)) for t in tasks
+    done = [(first[t.id], epoch(t.closed_at) or 0.0) for t in tasks
             if t.status == "closed" and t.closed_at and t.id in first]
     durations = [max(0.0, end - start) for start, end in done]
     span = max(end for _, end in done) - min(start for start, _ in done) if done else 0.0
@@ -74,7 +74,7 @@ def _task_times(tasks: list[Task], attempts: list[Attempt]) -> dict[str, Any]:
         "span_seconds": round(span, 3),
         "per_hour": round(len(done) / span * 3600, 3) if span > 0 else None,
         "mean_seconds": round(sum(durations) / len(durations), 3) if durations else None,
-        "p90_seconds": None if not durations else round(percentile(durations, 90), 3),
+        "p90_seconds": None if not durations else round(percentile(durations, 90) or 0.0, 3),
     }
 
 
@@ -115,8 +115,9 @@ def compute_series(attempts: list[Attempt], merges: list[Merge], now: float, buc
     starts = [s for s in (epoch(a.started_at) for a in attempts) if s is not None]
     begin = min(starts) if starts else now
     width = max((now - begin) / buckets, 1.0)
-    rows = [{"start": begin + i * width, "merged": 0, "conflicts": 0, "attempts": 0, "succeeded": 0,
-             "tokens_out": 0, "seconds": 0.0} for i in range(buckets)]
+    rows: list[dict[str, Any]] = [
+        {"start": begin + i * width, "merged": 0, "conflicts": 0, "attempts": 0, "succeeded": 0,
+         "tokens_out": 0, "seconds": 0.0} for i in range(buckets)]
 
     def row(timestamp: str) -> dict[str, Any] | None:
         at = epoch(timestamp)

@@ -240,3 +240,14 @@ def test_a_merge_lock_held_by_a_live_process_is_respected(project_dir):
     assert [m.status for m in dispatcher.store.merges()] == ["queued"]
     dispatcher.store.release_lock("refinery", alive)
     drain(dispatcher)
+
+
+def test_a_conflict_task_names_the_conflicting_files_not_labels(project_dir):
+    """Its description listed `files:same.txt` (the scheduler's labels) where the files belong."""
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=2)
+    for text in ("one", "two"):
+        add(dispatcher, text, description=fake_script(write={"same.txt": f"{text}\n"}), labels=["files:other.py"])
+    drain(dispatcher)
+    (conflict,) = dispatcher.store.list_tasks(labels=["merge-conflict"])
+    assert "Conflicting files:\n- same.txt\n\n" in conflict.description, conflict.description
+    assert set(conflict.labels) == {"merge-conflict", "files:other.py", "files:same.txt"}

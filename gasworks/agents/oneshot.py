@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from gasworks import attempt_repo, git, process, sandbox
-from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, get_agent
+from gasworks.agents import (
+    ENDPOINT_DOWN_EXIT,
+    TASK_FILE,
+    Agent,
+    AgentContext,
+    get_agent,
+)
 from gasworks.config import Config
 from gasworks.errors import GasworksError
 from gasworks.project import STATE_DIR, ensure_excludes

@@ -35,7 +35,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gasworks.agents import render_task_file
 from gasworks.agents.oneshot import RunResult, run_once, stop_on_signals
@@ -202,11 +202,16 @@ class Heartbeat(threading.Thread):
             self.join()
 
 
+class Say(Protocol):
+    """How a polecat speaks: a line, or (prompt) a line that marks it ready for the next bead."""
+
+    def __call__(self, message: str, *, prompt: bool = False) -> None: ...
+
+
 class Polecat:
     """One polecat session: prime, find the bead, run the agent on it, and always `gt done`."""
 
-    def __init__(self, argv: list[str], settings: Settings, stopping: Callable[[], bool],
-                 say: Callable[[str], None]) -> None:
+    def __init__(self, argv: list[str], settings: Settings, stopping: Callable[[], bool], say: Say) -> None:
         self.overrides = parse_args(argv)
         self.settings, self.stopping, self.say = settings, stopping, say
         self.gt = Gt(settings.gt, say)

@@ -101,7 +101,7 @@ COMMAND_MODULES = {
 class _Root(_Group):
     """The `gasworks` group: a command's module is imported when the command is asked for."""
 
-    group_class = _Group
+    group_class = _Group  # type: ignore[assignment]  # click types it as `type` (its own sentinel)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in self.commands:

@@ -178,7 +178,7 @@ def ingest(ctx: click.Context, file: Path | None, source: str | None, as_json: b
         actor=actor_name(ctx), max_per_task=len(titles) if not source else project.config.max_suggestions_per_task,
         backlog_cap=project.config.max_suggested_backlog)
     git.write_new(path, b"")  # the tasks are stored: only now is the file cleared (never through a link)
-    report = {"file": str(path), "created": made, "dropped": {**dropped, **refused}}
+    report: dict[str, Any] = {"file": str(path), "created": made, "dropped": {**dropped, **refused}}
     if as_json:
         output.emit_json(report)
         return

@@ -11,7 +11,15 @@ import click
 
 from gasworks import output
 from gasworks.beads import task_to_record
-from gasworks.cli.base import actor_name, cli, json_option, limit_option, open_project, priority_value, split_list
+from gasworks.cli.base import (
+    actor_name,
+    cli,
+    json_option,
+    limit_option,
+    open_project,
+    priority_value,
+    split_list,
+)
 from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
 from gasworks.ingest import FORMATS, decode_text, read_file, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status

@@ -228,7 +228,7 @@ def pull(spec: str, folder: Path | None = None, revision: str | None = None, say
         if not constants.HF_HUB_OFFLINE:
             meta = huggingface_hub.get_hf_file_metadata(huggingface_hub.hf_hub_url(repo_id, filename,
                                                                                     revision=revision))
-            expected = meta.etag if len(meta.etag or "") == 64 else ""  # a git-LFS file's ETag is its sha256
+            expected = meta.etag or "" if len(meta.etag or "") == 64 else ""  # a git-LFS file's ETag is its sha256
             size = f"{meta.size / 1e9:.2f} GB, " if meta.size else ""
             say(f"gasworks: pulling {filename} ({size}commit {str(meta.commit_hash)[:12]}) from {repo_id} "
                 f"into {target}")

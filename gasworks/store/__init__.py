@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gasworks.models import Event, Task
+
+if TYPE_CHECKING:  # the backends import this module; only the type checker needs them here
+    from gasworks.store.sql import SQLStore
 
 
 @dataclass(slots=True)
@@ -55,7 +58,7 @@ class Store(Protocol):
     def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]: ...
 
 
-def open_store(where: str | Path, *, keepalive: float = 30.0) -> "Store":
+def open_store(where: str | Path, *, keepalive: float = 30.0) -> SQLStore:
     """A postgresql:// URL opens the PostgreSQL store (see PostgresStore for `keepalive`); anything
     else is a SQLite file path. Only the backend opened is imported."""
     if isinstance(where, str) and is_postgres_url(where):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 
 from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, now_iso
 from gasworks.store import rows as sqlrows
@@ -33,8 +34,8 @@ class AttemptsMixin(StoreBase):
                        (pid, pid_started, log_path, attempt_id))
 
     def finish_attempt(self, attempt_id: int, *, outcome: str, exit_code: int | None = None,
-                       commits: list[str] = (), note: str = "", task_status: str | None = None,
-                       actor: str = "gasworks", add_labels: list[str] = (),
+                       commits: Sequence[str] = (), note: str = "", task_status: str | None = None,
+                       actor: str = "gasworks", add_labels: Sequence[str] = (),
                        merge_branch: str = "") -> Attempt:
         """Record how an attempt ended and, in the same transaction, move its task on (and, with
         merge_branch, queue its last commit to merge: a crash never leaves one without the other)."""

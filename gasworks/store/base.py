@@ -35,6 +35,8 @@ class StoreBase:
             finally:
                 self._batch = None
 
-    def _transition(self, db: Any, task_id: str, to_status: str, *, actor: str, **kwargs: Any) -> None:
+    def _transition(self, db: Any, task_id: str, to_status: str, *, actor: str, expected: str | None = None,
+                    reason: str = "", assignee: str | None = None, lease_expires_at: float | None = None,
+                    detail: dict[str, Any] | None = None) -> None:
         """The one way a status changes, inside the caller's transaction (see SQLStore._transition)."""
         raise NotImplementedError

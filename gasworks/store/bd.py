@@ -179,8 +179,10 @@ def error_message(stdout: str, stderr: str, code: int) -> str:
     """bd's own words: an `{"error": ...}` object on stderr or stdout, else its last `Error:` line."""
     for text in (stderr, stdout):
         for data in _json_objects(text):
-            inner = data.get("data") if isinstance(data.get("data"), dict) else data
-            failed = inner.get("failed") if isinstance(inner.get("failed"), list) else []
+            nested = data.get("data")
+            inner: dict = nested if isinstance(nested, dict) else data
+            listed = inner.get("failed")
+            failed = listed if isinstance(listed, list) else []
             first = failed[0] if failed and isinstance(failed[0], dict) and failed[0].get("error") else inner
             if first.get("error"):
                 return _one_line(str(first["error"]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +139,7 @@ class BeadsStore(SQLiteStore):
             self._update(task_id, field_flags(changes), actor=actor, body=changes.get("description") or None)
         return super().update_fields(task_id, actor=actor, **changes)  # the same refusals as ever, or the copy
 
-    def change_labels(self, task_id: str, *, actor: str, add: list[str] = (), remove: list[str] = ()) -> Task:
+    def change_labels(self, task_id: str, *, actor: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Task:
         if add or remove:
             self._update(task_id, label_flags(list(add), list(remove)), actor=actor)
         return super().change_labels(task_id, actor=actor, add=add, remove=remove)
@@ -159,13 +159,13 @@ class BeadsStore(SQLiteStore):
         self.mirror.expire()
         super().remove_dependency(issue_id, depends_on_id, actor=actor)
 
-    def send_back(self, task_id: str, *, to_status: str, note: str, actor: str, add_labels: list[str] = ()) -> Task:
+    def send_back(self, task_id: str, *, to_status: str, note: str, actor: str, add_labels: Sequence[str] = ()) -> Task:
         flags = label_flags(list(add_labels)) + ([f"--append-notes={capped(note)}"] if note else [])
         if flags:
             self._update(task_id, flags, actor=actor)
         return super().send_back(task_id, to_status=to_status, note=note, actor=actor, add_labels=add_labels)
 
-    def finish_attempt(self, attempt_id: int, *, add_labels: list[str] = (), **kwargs: Any):
+    def finish_attempt(self, attempt_id: int, *, add_labels: Sequence[str] = (), **kwargs: Any):
         if add_labels:
             task_id = next((a.task_id for a in self.attempts(running=True) if a.id == attempt_id), "")
             if task_id:  # not yet recorded (a second reaper finds it ended and changes nothing)

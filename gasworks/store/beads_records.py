@@ -8,6 +8,7 @@ argument), and list items are CSV-quoted because bd reads list flags as CSV.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from gasworks.beads import task_from_record
@@ -92,7 +93,7 @@ def claimer_or(status: str, assignee: str, actor: str) -> str:
     return assignee if status in ("in_progress", "merging") and assignee.startswith(CLAIMER_PREFIX) else actor
 
 
-def label_flags(add: list[str] = (), remove: list[str] = ()) -> list[str]:
+def label_flags(add: Sequence[str] = (), remove: Sequence[str] = ()) -> list[str]:
     return [f"--add-label={csv_value(label)}" for label in add] + \
            [f"--remove-label={csv_value(label)}" for label in remove]
 

@@ -8,7 +8,14 @@ from collections.abc import Iterator
 from typing import Any
 
 from gasworks.beads import COUNT_KEYS
-from gasworks.models import BLOCKING_DEP_TYPES, Comment, Dependency, Task, iso_from_micros, now_iso
+from gasworks.models import (
+    BLOCKING_DEP_TYPES,
+    Comment,
+    Dependency,
+    Task,
+    iso_from_micros,
+    now_iso,
+)
 from gasworks.store import ImportResult
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
@@ -83,7 +90,8 @@ class ImportExportMixin(StoreBase):
         """Ids for tasks that come without one (markdown, task_queue.json); one that repeats a task
         already here (same title and description) takes that task's id and is left alone (the
         returned positions). Then "#N" in a dependency, the N-th task of the file, becomes its id."""
-        present, given = set(), set()
+        present: set[int] = set()
+        given: set[str] = set()
         for index, task in enumerate(tasks):
             if task.id:
                 continue

@@ -19,7 +19,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from gasworks.errors import ConfigError, StoreError
 from gasworks.store import rows as sqlrows
-from gasworks.store.schema import BEADS_COLUMNS_VERSION, MIGRATIONS, SCHEMA_VERSION, for_postgres, run_script
+from gasworks.store.schema import (
+    BEADS_COLUMNS_VERSION,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    for_postgres,
+    run_script,
+)
 from gasworks.store.sql import SQLStore
 
 WRITE_LOCK = 0x6761_7377  # "gasw": the advisory lock every serialised write holds
@@ -125,9 +131,9 @@ class PostgresStore(SQLStore):
         probes = _keepalive_settings(keepalive)
         try:
             given = psycopg.conninfo.conninfo_to_dict(url)  # what the URL sets itself is left as it is
+            options: dict[str, Any] = {k: v for k, v in probes["client"].items() if k not in given}
             self._conn = psycopg.connect(url, autocommit=True, row_factory=_row_factory,
-                                         connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                                         **{k: v for k, v in probes["client"].items() if k not in given})
+                                         connect_timeout=CONNECT_TIMEOUT_SECONDS, **options)
             for name, value in probes["server"].items():  # for this session only; ignored over a Unix socket
                 self._conn.execute(f"SET {name} = {int(value)}")
         except psycopg.Error as exc:
@@ -176,7 +182,8 @@ class PostgresStore(SQLStore):
                     return False, ""
             else:
                 try:
-                    got = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()[0]
+                    row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (lock_key(name),)).fetchone()
+                    got = bool(row and row[0])
                 except self._errors as exc:
                     raise StoreError(f"the store {self.path} failed: {_first_line(exc)}") from None
                 if not got:

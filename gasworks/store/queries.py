@@ -86,7 +86,8 @@ class QueriesMixin(StoreBase):
                    blocked: bool = False) -> list[Task]:
         """Tasks matching every filter given. `title`, `description` and `text` (id, title or
         description) match a part, ignoring case; `blocked`: held back by unfinished work."""
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         if not include_closed:
             where.append("t.status != 'closed'")
         if statuses:

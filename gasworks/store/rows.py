@@ -6,6 +6,7 @@ Nothing here opens or commits a transaction: the store's `_tx()` does, around th
 from __future__ import annotations
 
 import json
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 from gasworks import ids
@@ -177,7 +178,7 @@ def load_task(db: Any, task_id: str, full: bool = True) -> Task:
     return task
 
 
-def new_id(db: Any, prefix: str, seed: str, taken: set[str] = frozenset()) -> str:
+def new_id(db: Any, prefix: str, seed: str, taken: AbstractSet[str] = frozenset()) -> str:
     """A free id: in no row, nor in `taken` (ids handed out for rows not written yet)."""
     for candidate in ids.candidate_ids(prefix, seed):
         if candidate not in taken and not db.execute("SELECT 1 FROM tasks WHERE id = ?", (candidate,)).fetchone():
@@ -282,7 +283,7 @@ def dependency_tree(db: Any, task_id: str, max_depth: int = 20) -> dict[str, Any
     seen: set[str] = set()
 
     def node(task_id: str, title: str, status: str, dep_type: str, depth: int) -> dict[str, Any]:
-        out = {"id": task_id, "title": title, "status": status, "type": dep_type, "children": []}
+        out: dict[str, Any] = {"id": task_id, "title": title, "status": status, "type": dep_type, "children": []}
         if task_id in seen or depth >= max_depth:
             out["repeated"] = task_id in seen
             return out

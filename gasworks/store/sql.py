@@ -8,12 +8,26 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from gasworks import ids
-from gasworks.errors import ClaimError, CycleError, InvalidValueError, NotFoundError, TransitionError
-from gasworks.models import (DONE_STATUSES, GATING_DEP_TYPES, Comment, Task, allowed_targets, now_iso,
-                             releases_claim)
+from gasworks.errors import (
+    ClaimError,
+    CycleError,
+    InvalidValueError,
+    NotFoundError,
+    TransitionError,
+)
+from gasworks.models import (
+    DONE_STATUSES,
+    GATING_DEP_TYPES,
+    Comment,
+    Task,
+    allowed_targets,
+    now_iso,
+    releases_claim,
+)
 from gasworks.store import NewTask
 from gasworks.store import rows as sqlrows
 from gasworks.store.attempts import AttemptsMixin
@@ -123,7 +137,7 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
                 sqlrows.insert_event(db, task_id, "updated", actor, detail={"fields": sorted(changes)}, at=now)
             return sqlrows.load_task(db, task_id)
 
-    def change_labels(self, task_id: str, *, actor: str, add: list[str] = (), remove: list[str] = ()) -> Task:
+    def change_labels(self, task_id: str, *, actor: str, add: Sequence[str] = (), remove: Sequence[str] = ()) -> Task:
         now = now_iso()
         with self._tx(write=True) as db:
             sqlrows.load_task(db, task_id, full=False)
@@ -326,7 +340,7 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
     # -- the queue's order: sending back, slinging, retry backoff ----------------------------
 
     def send_back(self, task_id: str, *, to_status: str, note: str, actor: str,
-                  add_labels: list[str] = ()) -> Task:
+                  add_labels: Sequence[str] = ()) -> Task:
         """Move a task back (to open, or blocked) with a note appended to its notes, in one transaction."""
         now = now_iso()
         with self._tx(write=True) as db:

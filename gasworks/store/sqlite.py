@@ -11,7 +11,12 @@ from pathlib import Path
 
 from gasworks.errors import StoreError
 from gasworks.store import rows as sqlrows
-from gasworks.store.schema import BEADS_COLUMNS_VERSION, MIGRATIONS, SCHEMA_VERSION, run_script
+from gasworks.store.schema import (
+    BEADS_COLUMNS_VERSION,
+    MIGRATIONS,
+    SCHEMA_VERSION,
+    run_script,
+)
 from gasworks.store.sql import SQLStore
 
 BUSY_TIMEOUT_SECONDS = 30.0
