@@ -214,6 +214,7 @@ class Outcome(str, enum.Enum):
     ENDPOINT_DOWN = "endpoint_down"  # the model could not be reached: not the task's fault
     DISK_FULL = "disk_full"      # failed while the log folder had no room: not the task's fault
     REFUSED = "refused"          # its branch touches what no branch may land (see refinery.guarded_paths)
+    GATE_FAILED = "gate_failed"  # its branch failed the merge gate (the attempt's outcome, set by the refinery)
 
 
 # Outcomes that are not the task's fault, so they do not count towards max_attempts.

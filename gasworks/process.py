@@ -65,19 +65,6 @@ def _end_tree_windows(pid: int, hard: bool) -> None:  # pragma: no cover - Windo
             pass
 
 
-def group_alive(pid: int) -> bool:
-    """Whether any process of the group led by pid still runs (children outlive their parent)."""
-    if _WINDOWS:  # pragma: no cover
-        return psutil.pid_exists(pid)
-    try:
-        os.killpg(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def find_agents(worktrees: list[Path]) -> list[int]:
     """Live processes gasworks started as agents in these worktrees (found by the environment it
     gave them, which their children inherit), so a restart can end what a crashed run left."""

@@ -393,7 +393,7 @@ class Refinery:
                 return
             self.known_good = tip
         self._end(merge, MergeStatus.GATE_FAILED, note=oneline(tail.splitlines()[0] if tail else "", 200))
-        self._judge_last_attempt(merge, "gate_failed", "its branch failed the merge gate")
+        self._judge_last_attempt(merge, Outcome.GATE_FAILED.value, "its branch failed the merge gate")
         send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
                   config=self.config, now=time.time(), say=self.say, actor="refinery")
 
