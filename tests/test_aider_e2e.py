@@ -21,7 +21,7 @@ import pytest
 
 from gasworks import git
 from gasworks.store.sqlite import SQLiteStore
-from tests.test_dispatcher import agent_processes
+from tests.fleet import agent_processes
 
 CACHE = Path(__file__).resolve().parent.parent / ".cache" / "aider-venv"
 

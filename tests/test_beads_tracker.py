@@ -23,7 +23,7 @@ from gasworks.errors import NotFoundError, TrackerError
 from gasworks.project import find_project, init_project
 from tests import fakebd
 from tests.conftest import Cli, run_gasworks
-from tests.test_dispatcher import fake_script
+from tests.fleet import fake_script
 
 BARE_SWITCHES = {"--json", "--claim", "--force"}
 

@@ -11,7 +11,7 @@ import psutil
 from gasworks.agents.builtin import Agent, Budget
 from gasworks.project import find_project
 from gasworks.status import status_report
-from tests.test_dispatcher import add, drain, make_dispatcher
+from tests.fleet import add, drain, make_dispatcher
 from tests.test_llm_clients import MODEL, OpenAIProtocol, servers  # noqa: F401  (the fixture)
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import psutil
 
-from gasworks import witness as witness_module
 from gasworks import git
+from gasworks import witness as witness_module
 from gasworks.web.actions import cancel
-from tests.test_dispatcher import add, drain, drain_until, fake_script, make_dispatcher
+from tests.fleet import add, drain, drain_until, fake_script, make_dispatcher
 
 
 def test_a_task_closed_while_its_agent_runs_is_left_closed_and_not_merged(project_dir, monkeypatch):

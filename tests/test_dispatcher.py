@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 
@@ -10,52 +9,7 @@ import psutil
 import pytest
 
 from gasworks import git
-from gasworks.agents import get_agent
-from gasworks.dispatcher import Dispatcher
-from gasworks.project import find_project
-from gasworks.store import NewTask
-
-
-def fake_script(**script) -> str:
-    return f"```gasworks-fake\n{json.dumps(script)}\n```\n"
-
-
-def make_dispatcher(root: Path, **overrides) -> tuple[Dispatcher, list[str]]:
-    settings = {"agent": "fake", "num_workers": 2, "retry_backoff": 0, **overrides}
-    project = find_project(root, overrides=settings)
-    lines: list[str] = []
-    dispatcher = Dispatcher(project, project.open_store(), get_agent(project.config.agent, project.config),
-                            project.config,
-                            say=lines.append)
-    dispatcher.start()
-    return dispatcher, lines
-
-
-def drain(dispatcher: Dispatcher, limit: float = 120.0) -> None:
-    deadline = time.monotonic() + limit
-    while True:
-        dispatcher.tick(time.time())
-        if not dispatcher.busy(time.time()):
-            return
-        assert time.monotonic() < deadline, "the fleet did not finish in time"
-        time.sleep(0.05)
-
-
-def add(dispatcher: Dispatcher, title: str, **fields) -> str:
-    return dispatcher.store.create_task(NewTask(title, **fields), prefix="gw", actor="test").id
-
-
-def agent_processes(root: Path) -> list[int]:
-    """Live agents (and their children) that gasworks started for the repository at root."""
-    found = []
-    for proc in psutil.process_iter(["pid"]):
-        try:
-            where = proc.environ().get("GASWORKS_WORKTREE", "")
-            if where.startswith(str(root)) and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc.pid)
-        except (psutil.Error, OSError):
-            continue
-    return found
+from tests.fleet import add, agent_processes, drain, drain_until, fake_script, make_dispatcher
 
 
 def test_fourteen_slots_drain_fifty_tasks_with_dependencies(project_dir):
@@ -101,14 +55,6 @@ def test_outcomes_are_judged_from_git_not_from_the_agent(project_dir):
     assert store.get_task(nothing).status == "open" and store.get_task(failing).status == "open"
     assert not git.run(["ls-tree", "-r", "--name-only", "main", "fake/"], project_dir).stdout.strip()
     assert Path(first[failing].log_path).read_text().startswith("fake agent on")
-
-
-def drain_until(dispatcher: Dispatcher, condition, limit: float = 60.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        dispatcher.tick(time.time())
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.05)
 
 
 def test_failed_attempts_are_capped_then_the_task_needs_a_human(project_dir):

@@ -9,15 +9,7 @@ import pytest
 
 from gasworks.refinery import RefineryWorker
 from gasworks.web import actions
-from tests.test_dispatcher import add, fake_script, make_dispatcher
-
-
-def drain_until(dispatcher, condition, limit: float = 30.0) -> None:
-    deadline = time.monotonic() + limit
-    while not condition():
-        dispatcher.tick(time.time())
-        assert time.monotonic() < deadline, "the fleet never took the task again"
-        time.sleep(0.05)
+from tests.fleet import add, drain_until, fake_script, make_dispatcher
 
 
 @pytest.mark.parametrize("route", ["update -s open", "dashboard retry", "close, then reopen",

@@ -10,7 +10,7 @@ import time
 from gasworks import git
 from gasworks.waits import Wait, WaitLog
 from tests.faults.test_agent_faults import ModelServer, create, finish, start_run, use_model_server, wait_for
-from tests.test_dispatcher import add, drain, fake_script, make_dispatcher
+from tests.fleet import add, drain, fake_script, make_dispatcher
 
 
 def test_a_wait_is_said_when_it_starts_then_once_a_minute_and_again_when_it_comes_back():

@@ -18,7 +18,7 @@ import psycopg
 from gasworks import git
 from gasworks.store import NewTask
 from gasworks.store.postgres import PostgresStore
-from tests.test_dispatcher import agent_processes, fake_script
+from tests.fleet import agent_processes, fake_script
 
 TASKS = 60
 # The merge gate: fails loudly if two refineries ever run it at once (the marker is shared).

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gasworks import git
-from tests.test_dispatcher import add, drain, fake_script, make_dispatcher
+from tests.fleet import add, drain, fake_script, make_dispatcher
 
 # Fails when any file named bad* is in the tree: the agent that wrote it "broke the build".
 GATE_NO_BAD = [sys.executable, "-c",

@@ -14,7 +14,7 @@ import pytest
 
 from gasworks import git
 from gasworks.store.sqlite import SQLiteStore
-from tests.test_dispatcher import agent_processes, fake_script
+from tests.fleet import agent_processes, fake_script
 
 
 def start_run(root: Path, *args: str, **env: str) -> subprocess.Popen:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from gasworks.models import Attempt, Merge, Task, iso_from_epoch
 from gasworks.stats import compute, compute_series, percentile, seconds_text, stats_lines
-from tests.test_dispatcher import add, drain, make_dispatcher
+from tests.fleet import add, drain, make_dispatcher
 
 T0 = 1_700_000_000.0
 

@@ -9,7 +9,7 @@ import time
 from gasworks import git
 from gasworks.ingest import parse_suggestions
 from tests.conftest import run_gasworks
-from tests.test_dispatcher import add, drain, fake_script, make_dispatcher
+from tests.fleet import add, drain, fake_script, make_dispatcher
 
 
 def test_parse_suggestions_drops_and_counts_the_junk():

@@ -8,7 +8,7 @@ import time
 
 from gasworks.config import Config
 from gasworks.witness import ClaimGate, retry_or_block
-from tests.test_dispatcher import add, make_dispatcher
+from tests.fleet import add, make_dispatcher
 
 
 def test_failures_wait_longer_each_time_then_need_a_human():

@@ -24,7 +24,7 @@ import pytest
 
 from gasworks import git
 from gasworks.store.sqlite import SQLiteStore
-from tests.test_dispatcher import agent_processes, fake_script
+from tests.fleet import agent_processes, fake_script
 
 ENV = {**{k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")},
        "GASWORKS_RETRY_BACKOFF": "0", "GASWORKS_ACTOR": "tester"}

@@ -18,7 +18,7 @@ from gasworks import git
 from gasworks.project import find_project
 from gasworks.refinery import RefineryWorker
 from tests.faults.test_sandbox import need_bwrap
-from tests.test_dispatcher import add, drain, make_dispatcher
+from tests.fleet import add, drain, make_dispatcher
 
 HOSTILE = Path(__file__).with_name("hostile_agent.py")
 
@@ -441,7 +441,7 @@ def test_a_gate_left_running_by_a_killed_run_is_ended_at_the_next_start(project_
 
     import psutil
 
-    from tests.test_dispatcher import fake_script
+    from tests.fleet import fake_script
 
     started = tmp_path / "gate-started"
     gate = tmp_path / "gate.py"

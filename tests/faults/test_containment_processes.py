@@ -25,7 +25,7 @@ import pytest
 from gasworks import git
 from gasworks.store.sqlite import SQLiteStore
 from tests.faults.test_sandbox import agent_run, need_bwrap
-from tests.test_dispatcher import add, agent_processes, drain, make_dispatcher
+from tests.fleet import add, agent_processes, drain, make_dispatcher
 from tests.test_refinery import queue_up
 from tests.test_run_process import create, finish, running_attempts, statuses, wait_for
 

@@ -15,7 +15,7 @@ from gasworks import git
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.project import init_project
 from tests.conftest import Cli, run_gasworks
-from tests.test_dispatcher import fake_script
+from tests.fleet import fake_script
 
 MEGABYTE = 1024 * 1024
 HOSTILE_TITLES = [

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gasworks import git
-from tests.test_dispatcher import agent_processes, fake_script
+from tests.fleet import agent_processes, fake_script
 
 SEEDS = range(20)
 

@@ -28,7 +28,7 @@ from gasworks.errors import GasworksError
 from gasworks.project import init_project
 from gasworks.store.sqlite import SQLiteStore
 from gasworks.web import actions
-from tests.test_dispatcher import agent_processes, fake_script
+from tests.fleet import agent_processes, fake_script
 from tests.test_llm_clients import ScriptedServer
 
 EXAMPLES = int(os.environ.get("GASWORKS_LIVENESS_EXAMPLES", "5"))

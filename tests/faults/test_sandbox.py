@@ -14,7 +14,7 @@ import pytest
 
 from gasworks import git, sandbox
 from gasworks.errors import ConfigError
-from tests.test_dispatcher import add, agent_processes, drain, make_dispatcher
+from tests.fleet import add, agent_processes, drain, make_dispatcher
 
 HOSTILE = textwrap.dedent('''
     import json, subprocess, sys
