@@ -453,4 +453,13 @@ TEMPLATE = """\
 # attempt_timeout = 1800
 # grace_seconds = 30
 # max_attempts = 3
+
+# Keys of the classic dispatch_config.json, honoured here too: a merge conflict becomes a task
+# (create_bead_on_merge_conflict) whose closing puts the branch back in the merge queue
+# (auto_retry_merge_on_conflict_close); merge_slot is the lock file that keeps merges one at a
+# time; repo_root, when set, must be the repository gasworks runs in.
+# create_bead_on_merge_conflict = true
+# auto_retry_merge_on_conflict_close = true
+# merge_slot = ".gasworks/merge.lock"
+# repo_root = ""
 """

@@ -348,3 +348,13 @@ def test_the_template_sets_nothing(tmp_path):
     assert _NOTHING_SET.fullmatch(TEMPLATE)
     write_toml(tmp_path, TEMPLATE)
     assert load_config(tmp_path, env={}) == Config()
+
+
+def test_the_template_init_writes_shows_every_key_with_its_default():
+    """The template is written by hand; four keys had drifted out of it."""
+    import re
+
+    from gasworks.config import TEMPLATE, Config
+
+    shown = {m.group(1) for m in re.finditer(r"^# (\w+) = ", TEMPLATE, re.M)}
+    assert set(Config.keys()) <= shown, sorted(set(Config.keys()) - shown)
