@@ -20,6 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -165,6 +166,7 @@ def start_run(root: Path, out: Path) -> subprocess.Popen:
                                 stdin=subprocess.DEVNULL)
 
 
+@pytest.mark.timeout(60 * EXAMPLES + 120)  # the whole property, every example: about 5-15 s each
 @settings(max_examples=EXAMPLES, deadline=None, database=None, suppress_health_check=list(HealthCheck))
 @given(st.lists(ACTIONS, max_size=8))
 def test_every_run_ends_and_leaves_every_task_done_or_waiting_on_a_human_for_a_reason(sequence):
