@@ -117,9 +117,23 @@ def send_back(store: Any, task_id: str, *, note: str, config: Any, now: float, s
     store.send_back(task_id, to_status="open", note=note, actor=actor)
     if retry.wait:
         store.set_retry_at(task_id, now + retry.wait)
-    say(f"{task_id}: back to the queue ({note.splitlines()[0] if note else 'no reason given'})"
+    say(f"{task_id}: back to the queue ({_gist(note)})"
         + (f", next try in {retry.wait:g} s" if retry.wait else ""))
     return "open"
+
+
+def _gist(note: str, width: int = 160) -> str:
+    """A note in one line for the run's log: its first lines up to one that says something of its
+    own (not just "The merge gate failed:"), joined."""
+    lines = [line.strip() for line in note.splitlines() if line.strip()]
+    if not lines:
+        return "no reason given"
+    gist = lines[0]
+    for line in lines[1:]:
+        if not gist.endswith(":"):
+            break
+        gist = f"{gist} {line}"
+    return gist if len(gist) <= width else gist[: width - 1] + "\u2026"
 
 
 class ClaimGate:

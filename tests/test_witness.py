@@ -62,3 +62,19 @@ def test_an_attempt_is_overdue_past_its_timeout_or_when_silent_for_the_stall_tim
     assert overdue(watch, 12.0, config, lambda: next(signs)) == ""        # same as at 6
     assert overdue(watch, 27.0, config, lambda: next(signs)) == "stalled"  # 21 s with no change
     assert overdue(Watch(0.0, 0.0), 101.0, config, lambda: ()) == "timeout"
+
+
+def test_the_run_log_says_why_a_branch_was_sent_back_not_just_that_the_gate_failed(tmp_path):
+    """It said "back to the queue (The merge gate failed:)", cut at the colon."""
+    from gasworks.store import NewTask
+    from gasworks.store.sqlite import SQLiteStore
+    from gasworks.witness import send_back
+
+    store = SQLiteStore(tmp_path / "gasworks.db")
+    task = store.create_task(NewTask("t"), prefix="gw", actor="test")
+    store.transition(task.id, "in_progress", actor="test")
+    said: list[str] = []
+    send_back(store, task.id, note="The merge gate failed:\n\nFAILED test_calc.py::test_sub - assert 1 == 2\n",
+              config=Config(retry_backoff=0), now=1000.0, say=said.append)
+    assert said == [f"{task.id}: back to the queue (The merge gate failed: FAILED test_calc.py::test_sub - "
+                    "assert 1 == 2)"]
