@@ -15,7 +15,7 @@ from typing import IO, Any
 import click
 
 from gasworks.beads import dumps, memory_line, task_to_record
-from gasworks.models import Event, Merge, Task, parse_time
+from gasworks.models import Attempt, Event, Merge, Task, parse_time
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STATUS_COLORS = {"open": "green", "in_progress": "yellow", "merging": "cyan", "blocked": "red",
@@ -125,6 +125,17 @@ def event_dict(event: Event) -> dict[str, Any]:
             "old": event.old_value, "new": event.new_value, "detail": event.detail, "at": event.created_at}
 
 
+def attempt_record(attempt: Attempt, log: Path, now: float) -> dict[str, Any]:
+    """One attempt as `show --json` and the dashboard give it: when, how long, how it ended, tokens, log."""
+    start = parse_time(attempt.started_at).timestamp() if attempt.started_at else None
+    end = parse_time(attempt.ended_at).timestamp() if attempt.ended_at else None
+    return {"id": attempt.id, "number": attempt.number, "slot": attempt.slot, "started_at": attempt.started_at,
+            "ended_at": attempt.ended_at, "seconds": round((end or now) - start, 1) if start is not None else None,
+            "outcome": attempt.outcome or "running", "exit_code": attempt.exit_code, "note": attempt.note,
+            "branch": attempt.branch, "base_commit": attempt.base_commit, "commits": list(attempt.commits),
+            "tokens_in": attempt.tokens_in, "tokens_out": attempt.tokens_out, "log": str(log)}
+
+
 def print_task_details(details: dict[str, Any]) -> None:
     click.echo(f"{details['id']}: {oneline(details['title'], 200)}")
     click.echo(f"  status {details['status']}  priority P{details['priority']}  type {details['issue_type']}"
@@ -146,6 +157,16 @@ def print_task_details(details: dict[str, Any]) -> None:
                           ("acceptance_criteria", "Acceptance criteria"), ("notes", "Notes")):
         if details.get(name):
             click.echo(f"\n{heading}:\n{safe(details[name])}")
+    if details.get("attempts"):
+        click.echo("\nAttempts:")
+        for one in details["attempts"]:
+            exit_code = "" if one["exit_code"] is None else f"  exit {one['exit_code']}"
+            took = "" if one["seconds"] is None else f"  {one['seconds']:.0f} s"
+            tokens = f"  {one['tokens_in']:,}/{one['tokens_out']:,} tokens" if one["tokens_in"] else ""
+            click.echo(f"  {one['number']:>2}  {one['outcome']:<13}{exit_code}{took}{tokens}  {one['started_at']}")
+            if one["note"]:
+                click.echo(f"      {oneline(one['note'], 160)}")
+            click.echo(f"      log: {one['log']}")
     if details.get("comments"):
         click.echo("\nComments:")
         for comment in details["comments"]:

@@ -136,3 +136,20 @@ def test_a_run_ends_with_what_it_did_merged_failed_and_why_waiting_tokens_and_ti
     summary = next(line for line in output.splitlines() if "done in " in line)
     assert "1 merged; 1 attempt(s) failed (1 failed); 1 blocked, 1 waiting on unfinished work; 0 tokens" in summary
     assert f"{failing} is blocked: " in output and f"{waits} waits on {failing}" in output
+
+
+def test_show_gives_each_attempt_how_it_ended_how_long_tokens_and_its_log(project_dir):
+    with open(project_dir / "gasworks.toml", "a", encoding="utf-8") as toml:
+        toml.write("\nmax_attempts = 1\n")
+    failing = create(project_dir, "fails", fake_script(exit=3))
+    finish(*start_run(project_dir, "--agent", "fake", "--workers", "1"))
+    import json
+
+    from tests.faults.test_agent_faults import gasworks as cli
+
+    (shown,) = json.loads(cli(project_dir, "show", failing, "--json").stdout)
+    (attempt,) = shown["attempts"]
+    assert (attempt["number"], attempt["outcome"], attempt["exit_code"]) == (1, "failed", 3)
+    assert attempt["seconds"] >= 0 and attempt["log"].endswith(".log") and "exit code 3" in attempt["note"]
+    text = cli(project_dir, "show", failing).stdout
+    assert "Attempts:" in text and "failed" in text and f"log: {attempt['log']}" in text

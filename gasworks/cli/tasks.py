@@ -242,9 +242,15 @@ def blocked(limit: int | None, as_json: bool) -> None:
 @click.argument("task_ids", nargs=-1, required=True)
 @json_option
 def show(task_ids: tuple[str, ...], as_json: bool) -> None:
-    """Show tasks: fields, labels, dependencies, dependents, comments and recent events (like
-    `bd show`). With --json, an array of one object per id, as bd gives."""
-    store = open_project().open_store()
+    """Show tasks: fields, labels, dependencies, dependents, comments, the agents' attempts (how
+    each ended, how long, tokens, its log) and recent events (like `bd show`). With --json, an
+    array of one object per id, as bd gives."""
+    import time
+
+    from gasworks.logs import log_path
+
+    project = open_project()
+    store = project.open_store()
     details = []
     for task_id in [store.resolve_id(t) for t in task_ids]:  # every id known before anything is shown
         task = store.get_task(task_id)
@@ -255,6 +261,8 @@ def show(task_ids: tuple[str, ...], as_json: bool) -> None:
             "dependents": [{"id": d.issue_id, "type": d.type} for d in store.dependents(task.id)],
             "lease_expires_at": task.lease_expires_at,
             "events": [output.event_dict(e) for e in store.events(task.id, limit=20)],
+            "attempts": [output.attempt_record(a, log_path(project.logs_dir, a), time.time())
+                         for a in store.attempts(task.id)],
         })
     if as_json:
         output.emit_json(details)

@@ -14,9 +14,9 @@ from gasworks import git, logs
 from gasworks.beads import task_to_record
 from gasworks.errors import NotFoundError
 from gasworks.models import Attempt, Task
-from gasworks.output import event_dict, merge_dict, merge_stats
+from gasworks.output import attempt_record, event_dict, merge_dict, merge_stats
 from gasworks.project import Project
-from gasworks.stats import ALL, epoch, fleet_stats, series
+from gasworks.stats import ALL, fleet_stats, series
 from gasworks.status import status_report
 
 # The board's columns, in order: open tasks split into ready and held back, then by status.
@@ -73,15 +73,8 @@ def dashboard(project: Project, store: Any, now: float | None = None) -> dict[st
 
 def _attempt(project: Project, attempt: Attempt, now: float) -> dict[str, Any]:
     path = logs.log_path(project.logs_dir, attempt)
-    lines = logs.tail(path, TASK_LOG_LINES)
-    start, end = epoch(attempt.started_at), epoch(attempt.ended_at)
-    return {"id": attempt.id, "number": attempt.number, "slot": attempt.slot, "started_at": attempt.started_at,
-            "ended_at": attempt.ended_at,
-            "seconds": round((end or now) - start, 1) if start is not None else None,
-            "outcome": attempt.outcome or "running", "exit_code": attempt.exit_code, "note": attempt.note,
-            "branch": attempt.branch, "base_commit": attempt.base_commit, "commits": list(attempt.commits),
-            "tokens_in": attempt.tokens_in, "tokens_out": attempt.tokens_out, "log": str(path),
-            "log_size": logs.file_size(path), "log_tail": lines,
+    return {**attempt_record(attempt, path, now), "log_size": logs.file_size(path),
+            "log_tail": logs.tail(path, TASK_LOG_LINES),
             "diff": git.diff(project.root, attempt.base_commit, attempt.commits[-1]) if attempt.commits else ""}
 
 
