@@ -195,6 +195,12 @@ def test_every_run_ends_and_leaves_every_task_done_or_waiting_on_a_human_for_a_r
                 done, why = settled(root, human.store)
             output = out.read_text()
             assert done, f"{why}\nactions: {sequence}\n{output[-3000:]}"
+            first_end = next((line for line in output.splitlines() if "tasks: " in line), "")
+            # The first run ended only when nothing could move without a human (or when it could not
+            # start: every endpoint down): what it saw left is settled, whatever came after.
+            assert "no model endpoint answers" in output or (
+                " 0 ready" in first_end and "in_progress" not in first_end and "merging" not in first_end
+            ) or "ready work was not started" in output, f"{first_end}\n{output[-3000:]}"
             all_closed = all(t.status == "closed" for t in human.store.list_tasks())
             assert code == (0 if all_closed else 1), output[-3000:]
             assert all_closed or "left undone:" in output
@@ -203,7 +209,8 @@ def test_every_run_ends_and_leaves_every_task_done_or_waiting_on_a_human_for_a_r
             if report:
                 with open(report, "a") as lines:
                     lines.write(json.dumps({"actions": [a[0] for a in sequence], "ended": True, "code": code,
-                                            "seconds_to_end": round(waited, 2), "reruns": reruns}) + "\n")
+                                            "seconds_to_end": round(waited, 2), "reruns": reruns,
+                                            "first_run_left": first_end.split("tasks: ", 1)[-1]}) + "\n")
         finally:
             if run.poll() is None:
                 run.kill()
