@@ -355,6 +355,37 @@ TEMPLATE = """\
 # Precedence: command-line flag > GASWORKS_<KEY> environment variable > this file >
 # dispatch_config.json (the classic scripts' file, honoured as it is) > default.
 
+# Which agent runs a task: "builtin" (a small tool-using loop over a model), "aider",
+# "command" (the argv in `command`) or "fake" (deterministic, for demos and tests).
+# agent = "builtin"
+# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, fetched
+# once into the models folder: it proves the loop, it cannot really code). For real work, e.g.:
+# endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "qwen2.5-coder:7b", max_concurrency = 4}]
+# With no endpoints, a coding model that a local Ollama (11434), llama.cpp server (8080),
+# LM Studio (1234) or vLLM (8000) offers is used first (Qwen2.5-Coder preferred); false: never.
+# autodetect = true
+# embedded_model = "smollm2"  # or a .gguf path, or a model `gasworks models` lists
+# embedded_parallel = 4
+# embedded_ctx = 2048
+# agent_max_steps = 12
+# agent_max_tokens = 6000
+# model = "ollama_chat/qwen2.5-coder:7b"
+# aider_cmd = ["aider"]
+# ollama_api_base = "http://127.0.0.1:11434"
+# num_ctx = 8192             # fixed, so Ollama never reloads the model between requests
+# command = ["my-agent", "--task-file", "{task_file}", "--workdir", "{worktree}"]
+
+# Agents running at once, each in its own git worktree.
+# num_workers = 14
+
+# The merge queue. Each branch is tried against the tip without touching a worktree,
+# then merged (or rebased) onto it in .gasworks/integration, the gate run there, and
+# exactly the tested commit lands. Several branches can share one gate run.
+# gate = [["pytest", "-q"]]
+# gate_timeout = 1800
+# merge_strategy = "merge"   # or "rebase"
+# merge_batch_size = 1       # or up to 32, or "auto"
+
 # Where tasks live. Empty: .gasworks/gasworks.db here. A PostgreSQL URL lets several hosts
 # share one queue (pip install 'gasworks[postgres]'), e.g. "postgresql://gasworks@db-host/gasworks".
 # store = ""
@@ -385,9 +416,6 @@ TEMPLATE = """\
 # agent's claim is renewed; claims of dead agents expire and the task goes back to open.
 # lease_seconds = 900
 
-# Agents running at once, each in its own git worktree.
-# num_workers = 14
-
 # "inside": worktrees/w1..wN in this repository; "sibling": ../<worktree_prefix>1..N.
 # worktree_placement = "inside"
 # worktree_prefix = ""        # default: <repository name>-w
@@ -396,34 +424,6 @@ TEMPLATE = """\
 # checked out here).
 # branch = "main"
 # auto_merge_worktrees = true
-
-# Which agent runs a task: "builtin" (a small tool-using loop over a model), "aider",
-# "command" (the argv in `command`) or "fake" (deterministic, for demos and tests).
-# agent = "builtin"
-# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, fetched
-# once into the models folder: it proves the loop, it cannot really code). For real work, e.g.:
-# endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "qwen2.5-coder:7b", max_concurrency = 4}]
-# With no endpoints, a coding model that a local Ollama (11434), llama.cpp server (8080),
-# LM Studio (1234) or vLLM (8000) offers is used first (Qwen2.5-Coder preferred); false: never.
-# autodetect = true
-# embedded_model = "smollm2"  # or a .gguf path, or a model `gasworks models` lists
-# embedded_parallel = 4
-# embedded_ctx = 2048
-# agent_max_steps = 12
-# agent_max_tokens = 6000
-# model = "ollama_chat/qwen2.5-coder:7b"
-# aider_cmd = ["aider"]
-# ollama_api_base = "http://127.0.0.1:11434"
-# num_ctx = 8192             # fixed, so Ollama never reloads the model between requests
-# command = ["my-agent", "--task-file", "{task_file}", "--workdir", "{worktree}"]
-
-# The merge queue. Each branch is tried against the tip without touching a worktree,
-# then merged (or rebased) onto it in .gasworks/integration, the gate run there, and
-# exactly the tested commit lands. Several branches can share one gate run.
-# gate = [["pytest", "-q"]]
-# gate_timeout = 1800
-# merge_strategy = "merge"   # or "rebase"
-# merge_batch_size = 1       # or up to 32, or "auto"
 
 # Follow-up ideas agents write to suggested_tasks.txt become tasks, within these caps;
 # tasks with overlapping `files:` labels are not run together while other work is ready.

@@ -358,3 +358,13 @@ def test_the_template_init_writes_shows_every_key_with_its_default():
 
     shown = {m.group(1) for m in re.finditer(r"^# (\w+) = ", TEMPLATE, re.M)}
     assert set(Config.keys()) <= shown, sorted(set(Config.keys()) - shown)
+
+
+def test_the_template_opens_with_what_users_change_first_model_workers_gate():
+    import re
+
+    from gasworks.config import TEMPLATE
+
+    keys = [m.group(1) for m in re.finditer(r"^# (\w+) = ", TEMPLATE, re.M)]
+    assert keys.index("endpoints") < keys.index("num_workers") < keys.index("gate") < keys.index("store")
+    assert keys[0] == "agent"
