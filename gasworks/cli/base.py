@@ -88,13 +88,13 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
 # (an unknown name loads every module); tests/test_startup.py checks that this table is complete.
 COMMAND_MODULES = {
     "gasworks.cli.tasks": ("init", "create", "ready", "list", "search", "blocked", "show", "update", "close", "reopen",
-                           "dep", "export", "import"),
+                           "retry", "dep", "export", "import"),
     "gasworks.cli.labels": ("label",),
     "gasworks.cli.models": ("models",),
     "gasworks.cli.fleet": ("run", "merges", "merge-retry", "refinery", "ingest", "plan", "split", "serve-model",
                            "demo"),
     "gasworks.cli.gastown": ("agent-run", "sling", "convoy"),
-    "gasworks.cli.watch": ("status", "logs", "stats", "web"),
+    "gasworks.cli.watch": ("status", "logs", "diff", "stats", "web"),
 }
 
 

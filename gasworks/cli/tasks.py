@@ -370,6 +370,23 @@ def _say_done(tasks: list, verb: str, as_json: bool) -> None:
         click.echo(f"{verb} {task.id}: {output.oneline(task.title)}")
 
 
+@cli.command()
+@click.argument("task_ids", nargs=-1, required=True)
+@json_option
+@click.pass_context
+def retry(ctx: click.Context, task_ids: tuple[str, ...], as_json: bool) -> None:
+    """Give tasks another go now, as the dashboard's Retry does: back to open, the needs-human label
+    removed and any wait before the next attempt dropped, so the fleet takes them at once. All or
+    nothing: one that an agent or the merge queue holds refuses the whole command."""
+    from gasworks.web.actions import retry as retry_task
+
+    store = open_project().open_store()
+    ids = [store.resolve_id(task_id) for task_id in task_ids]
+    with store.batch():
+        tasks = [retry_task(store, task_id, actor=actor_name(ctx)) for task_id in ids]
+    _say_done(tasks, "Retried", as_json)
+
+
 @cli.group()
 def dep() -> None:
     """Add, remove and show dependencies between tasks."""

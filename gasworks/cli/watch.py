@@ -44,6 +44,43 @@ def status(watch: bool, interval: float, count: int | None, as_json: bool) -> No
 @cli.command()
 @click.argument("task_id")
 @click.option("--attempt", "number", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Which attempt of the task: 1 for its first (default: the latest with commits).")
+@json_option
+def diff(task_id: str, number: int | None, as_json: bool) -> None:
+    """What an agent changed: the patch of a task's attempt, from where it started to its last commit.
+
+    Default: the latest attempt that made commits. Control characters are shown as \\xNN, so a
+    diff cannot take over your terminal.
+    """
+    from gasworks import git
+    from gasworks import logs as attempt_logs
+
+    project = open_project()
+    store = project.open_store()
+    task_id = store.resolve_id(task_id)
+    if number is None:
+        made = [a for a in store.attempts(task_id) if a.commits]
+        attempt = made[-1] if made else attempt_logs.pick_attempt(store, task_id)
+    else:
+        attempt = attempt_logs.pick_attempt(store, task_id, number)
+    head = attempt.commits[-1] if attempt.commits else ""
+    patch = git.diff(project.root, attempt.base_commit, head) if head else ""
+    if as_json:
+        output.emit_json({"task": task_id, "attempt": attempt.number, "attempt_id": attempt.id,
+                          "outcome": attempt.outcome or "running", "base": attempt.base_commit, "head": head,
+                          "diff": patch})
+        return
+    if not patch:
+        click.echo(f"{task_id}: attempt {attempt.number} ({attempt.outcome or 'running'}) has no commits to show",
+                   err=True)
+        return
+    for line in patch.splitlines():
+        click.echo(output.safe(line))
+
+
+@cli.command()
+@click.argument("task_id")
+@click.option("--attempt", "number", type=click.IntRange(min=1), default=None, metavar="N",
               help="Which attempt of the task: 1 for its first (default: the latest).")
 @click.option("-f", "--follow", is_flag=True, help="Go on printing what the agent writes until the attempt ends.")
 @click.option("-n", "--lines", "last", type=click.IntRange(min=0), default=None,
