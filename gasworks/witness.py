@@ -114,9 +114,8 @@ def send_back(store: Any, task_id: str, *, note: str, config: Any, now: float, s
                         note=f"{note}\n({retry.failures} failed attempts: giving up; labelled {NEEDS_HUMAN})")
         say(f"{task_id}: blocked after {retry.failures} failed attempts; labelled {NEEDS_HUMAN}")
         return "blocked"
-    store.send_back(task_id, to_status="open", note=note, actor=actor)
-    if retry.wait:
-        store.set_retry_at(task_id, now + retry.wait)
+    store.send_back(task_id, to_status="open", note=note, actor=actor,
+                    retry_at=now + retry.wait if retry.wait else None)
     say(f"{task_id}: back to the queue ({_gist(note)})"
         + (f", next try in {retry.wait:g} s" if retry.wait else ""))
     return "open"

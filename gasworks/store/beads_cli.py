@@ -159,11 +159,13 @@ class BeadsStore(SQLiteStore):
         self.mirror.expire()
         super().remove_dependency(issue_id, depends_on_id, actor=actor)
 
-    def send_back(self, task_id: str, *, to_status: str, note: str, actor: str, add_labels: Sequence[str] = ()) -> Task:
+    def send_back(self, task_id: str, *, to_status: str, note: str, actor: str, add_labels: Sequence[str] = (),
+                  retry_at: float | None = None) -> Task:
         flags = label_flags(list(add_labels)) + ([f"--append-notes={capped(note)}"] if note else [])
         if flags:
             self._update(task_id, flags, actor=actor)
-        return super().send_back(task_id, to_status=to_status, note=note, actor=actor, add_labels=add_labels)
+        return super().send_back(task_id, to_status=to_status, note=note, actor=actor, add_labels=add_labels,
+                                 retry_at=retry_at)
 
     def finish_attempt(self, attempt_id: int, *, add_labels: Sequence[str] = (), **kwargs: Any):
         if add_labels:

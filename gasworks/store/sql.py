@@ -340,13 +340,16 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
     # -- the queue's order: sending back, slinging, retry backoff ----------------------------
 
     def send_back(self, task_id: str, *, to_status: str, note: str, actor: str,
-                  add_labels: Sequence[str] = ()) -> Task:
-        """Move a task back (to open, or blocked) with a note appended to its notes, in one transaction."""
+                  add_labels: Sequence[str] = (), retry_at: float | None = None) -> Task:
+        """Move a task back (to open, or blocked) with a note appended to its notes, and with retry_at
+        held back from claims until then (the retry backoff), in one transaction."""
         now = now_iso()
         with self._tx(write=True) as db:
             task = sqlrows.load_task(db, task_id, full=False)
             notes = f"{task.notes.rstrip()}\n\n{note}".strip() if note else task.notes
             db.execute("UPDATE tasks SET notes = ?, updated_at = ? WHERE id = ?", (notes, now, task_id))
+            if retry_at is not None:
+                db.execute("UPDATE tasks SET retry_at = ? WHERE id = ?", (retry_at, task_id))
             db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING",
                            [(task_id, label) for label in add_labels])
             self._transition(db, task_id, to_status, actor=actor, reason=note.splitlines()[0] if note else "")
