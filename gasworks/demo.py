@@ -140,7 +140,8 @@ def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str =
     summary = run_summary(store, started, time.monotonic() - clock)
     summary["failed"] = summary["blocked"]  # the demo gives each task one attempt: failed tasks are blocked
     exported = write_jsonl_file(store.export_tasks(), directory / ".beads" / "issues.jsonl")
-    say("\n" + summary_line(summary)[0].upper() + summary_line(summary)[1:] + ".")
+    line = summary_line(summary)
+    say("\n" + line[0].upper() + line[1:] + ".")
     command = "gasworks" if shutil.which("gasworks") else f"{sys.executable} -m gasworks"
     say(f"Exported {exported} tasks to .beads/issues.jsonl. Look around:\n"
         f"  cd {directory}\n  git log --oneline --first-parent main\n"
