@@ -112,4 +112,4 @@ def run_gasworks(args: list[str], cwd: Path, **kwargs) -> subprocess.CompletedPr
     """The installed console script, as a user runs it."""
     env = {**os.environ, "GASWORKS_ACTOR": "tester", **kwargs.pop("env", {})}
     return subprocess.run([sys.executable, "-m", "gasworks", *args], cwd=cwd, capture_output=True, text=True, env=env,
-                          stdin=subprocess.DEVNULL, timeout=120, **kwargs)
+                          stdin=subprocess.DEVNULL, timeout=kwargs.pop("timeout", 120), **kwargs)

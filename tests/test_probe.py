@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 from gasworks.llm.probe import probe_all
 from gasworks.store.sqlite import SQLiteStore
+from tests.conftest import run_gasworks
 from tests.test_llm_clients import MODEL, OpenAIProtocol, Reply, free_port, servers  # noqa: F401  (the fixture)
 
 
@@ -19,8 +19,7 @@ def spec(url: str, kind: str = "openai", model: str = MODEL) -> dict:
 
 
 def gasworks(root: Path, *args: str, timeout: float = 90) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "gasworks", *args], cwd=root, capture_output=True, text=True,
-                          timeout=timeout, stdin=subprocess.DEVNULL)
+    return run_gasworks(list(args), root, timeout=timeout)
 
 
 def test_nothing_listening_is_connection_refused_with_how_to_start_it():
