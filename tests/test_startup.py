@@ -20,6 +20,7 @@ import gasworks
 from gasworks import git
 from gasworks.cli import cli
 from gasworks.cli.base import COMMAND_MODULES
+from gasworks.git.repository import _plain_checkout
 
 # Libraries no quick command needs: models, HTTP, the terminal UI, process tables, run locks, the web
 # dashboard, PostgreSQL; and gasworks's own fleet machinery.
@@ -113,17 +114,17 @@ def test_a_plain_checkout_is_found_as_git_finds_it(repo, tmp_path):
     link = tmp_path / "link"
     link.symlink_to(repo)
     for where in (repo, deep, link / "src"):
-        assert git._plain_checkout(where) == git_toplevel(where) == git.main_root(where)
+        assert _plain_checkout(where) == git_toplevel(where) == git.main_root(where)
 
 
 def test_git_is_asked_where_the_layout_is_unusual(repo, tmp_path):
     linked = tmp_path / "linked"
     git.run(["worktree", "add", "-q", "--detach", str(linked)], repo)
-    assert git._plain_checkout(linked) is None  # a .git file
+    assert _plain_checkout(linked) is None  # a .git file
     assert git.main_root(linked) == git_toplevel(linked) == repo.resolve()
-    assert git._plain_checkout(repo / ".git") is None
+    assert _plain_checkout(repo / ".git") is None
     outside = tmp_path / "outside"
     outside.mkdir()
-    assert git._plain_checkout(outside) is None  # no repository around it (tmp_path is outside repo)
+    assert _plain_checkout(outside) is None  # no repository around it (tmp_path is outside repo)
     git.run(["config", "core.worktree", str(tmp_path)], repo)
-    assert git._plain_checkout(repo) is None
+    assert _plain_checkout(repo) is None
