@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gasworks import git
-from gasworks.config import CONFIG_FILE, TEMPLATE, Config, load_config
+from gasworks.config import CLASSIC_CONFIG_FILE, CONFIG_FILE, TEMPLATE, Config, load_config
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
 from gasworks.ids import PREFIX_RE
 from gasworks.store import open_store
@@ -124,6 +124,58 @@ def init_project(start: Path) -> tuple[Project, list[str]]:
         done.append(f"using the store {store.path}")
     done += _tracker_note(project)
     return project, done
+
+
+# `gasworks init --scripts`: the classic three scripts, each a thin call into gasworks.classic.
+SCRIPT = '''#!/usr/bin/env python3
+"""{doc}
+
+Written by `gasworks init --scripts`; a thin call into gasworks (pip install gasworks).
+Options are gasworks's own: `python {name} --help`.
+"""
+
+import sys
+
+from gasworks.classic import {function}
+
+if __name__ == "__main__":
+    sys.exit({function}(sys.argv[1:]))
+'''
+SCRIPTS = {
+    "dispatch_workers.py": ("dispatch_workers", "Run the agents on the ready tasks and merge what they finish "
+                                                "(gasworks run); task_queue.json is imported first."),
+    "split_task.py": ("split_task", 'Split a big goal into tasks: python split_task.py "goal" (gasworks plan).'),
+    "ingest_suggested_tasks.py": ("ingest_suggested_tasks", "Turn suggested_tasks.txt into tasks, then clear it "
+                                                            "(gasworks ingest)."),
+}
+
+
+def write_scripts(root: Path) -> list[str]:
+    """The three scripts, written where missing (an existing file of the same name is kept)."""
+    done = []
+    for name, (function, doc) in SCRIPTS.items():
+        path = root / name
+        if path.exists() or path.is_symlink():
+            done.append(f"kept the existing {name}")
+            continue
+        git.write_new(path, SCRIPT.format(doc=doc, name=name, function=function).encode("utf-8"))
+        path.chmod(0o755)
+        done.append(f"wrote {name}")
+    return done
+
+
+def keep_aider(root: Path) -> list[str]:
+    """The classic setup ran Aider: with a dispatch_config.json and no `agent` chosen in gasworks.toml,
+    choose "aider" there, in plain sight, so the scripts run Aider as before."""
+    toml = root / CONFIG_FILE
+    if not (root / CLASSIC_CONFIG_FILE).exists() or not toml.exists():
+        return []
+    text = toml.read_text(encoding="utf-8")
+    if any(line.split("=")[0].strip() == "agent" for line in text.splitlines() if not line.lstrip().startswith("#")):
+        return []
+    note = '# The classic scripts ran Aider (dispatch_config.json).\nagent = "aider"\n'
+    toml.write_text(text.rstrip("\n") + "\n\n" + note, encoding="utf-8")
+    return [f'set agent = "aider" in {CONFIG_FILE}, as the classic scripts ran Aider']
 
 
 def _tracker_note(project: Project) -> list[str]:

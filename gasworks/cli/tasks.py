@@ -23,7 +23,7 @@ from gasworks.cli.base import (
 from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
 from gasworks.ingest import FORMATS, decode_text, read_file, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
-from gasworks.project import init_project, task_prefix
+from gasworks.project import init_project, keep_aider, task_prefix, write_scripts
 from gasworks.store import NewTask
 
 
@@ -37,8 +37,6 @@ def init(scripts: bool, as_json: bool) -> None:
     Creates .gasworks/ (the store and logs), adds .gasworks/ and worktrees/ to
     .git/info/exclude, and writes a commented gasworks.toml if there is none.
     """
-    from gasworks.classic import keep_aider, write_scripts
-
     project, done = init_project(Path.cwd())
     if scripts:
         done += write_scripts(project.root) + keep_aider(project.root)
