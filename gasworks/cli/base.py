@@ -88,7 +88,9 @@ def _fail(ctx: click.Context, message: str, code: int) -> None:
 # (an unknown name loads every module); tests/test_startup.py checks that this table is complete.
 COMMAND_MODULES = {
     "gasworks.cli.tasks": ("init", "create", "ready", "list", "search", "blocked", "show", "update", "close", "reopen",
-                           "retry", "dep", "export", "import"),
+                           "retry"),
+    "gasworks.cli.deps": ("dep",),
+    "gasworks.cli.exchange": ("import", "export"),
     "gasworks.cli.labels": ("label",),
     "gasworks.cli.models": ("models",),
     "gasworks.cli.fleet": ("run", "merges", "merge-retry", "refinery", "ingest", "plan", "split", "serve-model",

@@ -1,5 +1,6 @@
-"""Commands on tasks: init, create, ready, list, search, blocked, show, update, close, reopen, dep, import,
-export. Their names, flags and JSON follow bd's (Beads), so bd users can type what they know."""
+"""Commands on tasks: init, create, ready, list, search, blocked, show, update, close, reopen, retry (`dep` is
+in cli/deps.py, `import` and `export` in cli/exchange.py). Their names, flags and JSON follow bd's (Beads),
+so bd users can type what they know."""
 
 from __future__ import annotations
 
@@ -20,8 +21,8 @@ from gasworks.cli.base import (
     priority_value,
     split_list,
 )
-from gasworks.errors import ImportFormatError, InvalidValueError, TrackerError
-from gasworks.ingest import FORMATS, decode_text, read_file, read_text_file
+from gasworks.errors import ImportFormatError, InvalidValueError
+from gasworks.ingest import decode_text, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
 from gasworks.project import init_project, keep_aider, task_prefix, write_scripts
 from gasworks.store import NewTask
@@ -383,113 +384,3 @@ def retry(ctx: click.Context, task_ids: tuple[str, ...], as_json: bool) -> None:
     with store.batch():
         tasks = [retry_task(store, task_id, actor=actor_name(ctx)) for task_id in ids]
     _say_done(tasks, "Retried", as_json)
-
-
-@cli.group()
-def dep() -> None:
-    """Add, remove and show dependencies between tasks."""
-
-
-@dep.command(name="add")
-@click.argument("task_id")
-@click.argument("depends_on")
-@click.option("-t", "--type", "dep_type", type=click.Choice(CLI_DEP_TYPES), default="blocks", show_default=True,
-              help="blocks, parent-child, conditional-blocks and waits-for hold TASK_ID back; the rest are links.")
-@json_option
-@click.pass_context
-def dep_add(ctx: click.Context, task_id: str, depends_on: str, dep_type: str, as_json: bool) -> None:
-    """Make TASK_ID depend on DEPENDS_ON. Cycles are refused."""
-    store = open_project().open_store()
-    task_id, depends_on = store.resolve_id(task_id), store.resolve_id(depends_on)
-    store.add_dependency(task_id, depends_on, dep_type, actor=actor_name(ctx))
-    if as_json:
-        output.emit_json({"status": "added", "issue_id": task_id, "depends_on_id": depends_on, "type": dep_type})
-    else:
-        click.echo(f"{task_id} now depends on {depends_on} ({dep_type})")
-
-
-@dep.command(name="rm")
-@click.argument("task_id")
-@click.argument("depends_on")
-@json_option
-@click.pass_context
-def dep_rm(ctx: click.Context, task_id: str, depends_on: str, as_json: bool) -> None:
-    """Remove the dependency of TASK_ID on DEPENDS_ON (also `dep remove`, as in bd)."""
-    store = open_project().open_store()
-    task_id = store.resolve_id(task_id)
-    store.remove_dependency(task_id, depends_on, actor=actor_name(ctx))
-    if as_json:
-        output.emit_json({"status": "removed", "issue_id": task_id, "depends_on_id": depends_on})
-    else:
-        click.echo(f"{task_id} no longer depends on {depends_on}")
-
-
-dep.add_command(dep_rm, name="remove")  # bd's name for it
-
-
-@dep.command(name="tree")
-@click.argument("task_id")
-@json_option
-def dep_tree(task_id: str, as_json: bool) -> None:
-    """Show what TASK_ID waits on, recursively."""
-    store = open_project().open_store()
-    tree = store.dependency_tree(store.resolve_id(task_id))
-    if as_json:
-        output.emit_json(tree)
-    else:
-        output.print_tree(tree)
-
-
-@cli.command(name="export")
-@click.option("-o", "--output", "target", default=None, metavar="FILE",
-              help="Write to FILE (e.g. .beads/issues.jsonl) atomically instead of stdout.")
-def export_(target: str | None) -> None:
-    """Export every task as Beads JSONL, one issue per line, sorted by id, then Beads' memories by key."""
-    project = open_project()
-    if project.tracker() == "beads":
-        raise TrackerError("tasks live in bd here (tracker = \"beads\"): export them with `bd export`; "
-                           "gasworks would write only the tasks it has seen")
-    store = project.open_store()
-    tasks, memories = store.export_tasks(), store.memories()
-    if target is None:
-        count = output.write_jsonl(tasks, sys.stdout, memories)
-        click.echo(f"exported {count} tasks", err=True)
-    else:
-        with output.progress(f"exporting to {target}"):
-            count = output.write_jsonl_file(tasks, Path(target), memories)
-        click.echo(f"exported {count} tasks to {target}", err=True)
-
-
-@cli.command(name="import")
-@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--format", "fmt", type=click.Choice(FORMATS), default=None,
-              help="Default: by extension (.jsonl beads, .json queue, .md markdown), else by content.")
-@click.option("--dry-run", is_flag=True, help="Report what would change, write nothing.")
-@json_option
-@click.pass_context
-def import_(ctx: click.Context, file: Path, fmt: str | None, dry_run: bool, as_json: bool) -> None:
-    """Import tasks from Beads JSONL, a classic task_queue.json, or a markdown list of tasks.
-
-    Beads JSONL merges by id (a newer updated_at wins) and keeps fields gasworks does
-    not use. task_queue.json takes a list of {title, description, status}. In markdown,
-    headings (or list items, when a section is only a list) become tasks, the text under
-    a heading its description. All or nothing: a bad line is reported with its line
-    number and nothing is written. Importing the same file twice adds nothing.
-    """
-    project = open_project()
-    with output.progress(f"importing {file}", quiet=as_json):
-        tasks, memories = read_file(file, fmt)
-        store = project.open_store()
-        result = store.import_tasks(tasks, prefix=task_prefix(project.config, store), actor=actor_name(ctx),
-                                    dry_run=dry_run, memories=memories)
-    summary = {"file": str(file), "read": len(tasks), "created": result.created, "updated": result.updated,
-               "skipped": result.skipped, "dry_run": dry_run, "ids": result.ids, "memories": result.memories,
-               "warnings": result.warnings}
-    for warning in result.warnings:
-        click.echo(f"gasworks: warning: {warning}", err=True)
-    if as_json:
-        output.emit_json(summary)
-    else:
-        verb = "would import" if dry_run else "imported"
-        click.echo(f"{verb} {file}: {result.created} created, {result.updated} updated, "
-                   f"{result.skipped} unchanged or already present")
