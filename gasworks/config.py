@@ -10,13 +10,15 @@ import json
 import os
 import re
 import sys
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 from gasworks.errors import ConfigError, InvalidValueError
 from gasworks.ids import check_prefix
-from gasworks.settings import Field, Problem, Settings, SettingsError, field_validator
+from gasworks.settings import Field, Problem, Section, Settings, SettingsError, field_validator
+from gasworks.settings import template as settings_template
 
 CONFIG_FILE = "gasworks.toml"
 CLASSIC_CONFIG_FILE = "dispatch_config.json"
@@ -24,7 +26,8 @@ ENV_PREFIX = "GASWORKS_"
 # What an argv template for the `command` agent may name. Task text is never among them:
 # it reaches the agent only through the task file.
 COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
-AGENTS = ("builtin", "aider", "command", "fake")
+AgentName = Literal["builtin", "aider", "command", "fake"]
+AGENTS: tuple[str, ...] = typing.get_args(AgentName)
 # A TOML file of blank lines and comments only (as `gasworks init` writes it) sets nothing, so it is
 # read without loading the TOML parser; a comment holding a character TOML forbids still goes to it.
 _NOTHING_SET = re.compile(r"(?:[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?\n)*[ \t]*(?:#[^\x00-\x08\x0a-\x1f\x7f]*)?")
@@ -47,89 +50,77 @@ class EndpointConfig(Settings):
 
 
 class Config(Settings):
-    """Settings for one repository. Unknown keys are refused, so a typo never goes unnoticed."""
+    """Settings for one repository, in the order `gasworks init` writes them (see `template()`).
+    Unknown keys are refused, so a typo never goes unnoticed."""
 
-    # -- tasks
-    prefix: str = Field("gw", description="Prefix of new task ids (gw gives gw-a1b2). Unset: the prefix most of "
-                                            "the newest 1,000 tasks carry (bd after importing bd-* issues), else gw.")
-    lease_seconds: float = Field(900.0, gt=0, description="Lifetime of a claim unless its holder renews it.")
-    # -- the fleet (keys of the classic dispatch_config.json keep their names)
-    num_workers: int = Field(14, ge=1, le=256, description="Agents running at once, one worktree each.")
-    worktree_placement: Literal["inside", "sibling"] = Field(
-        "inside", description="inside: worktrees/w1..wN in the repository; sibling: ../<worktree_prefix>1..N.")
-    worktree_prefix: str = Field("", description="Name stem of sibling worktrees (default: <repo name>-w).")
-    branch: str = Field("", description="Target branch agents start from and merge into (default: the "
-                                        "branch checked out when the first run started, kept in "
-                                        ".gasworks/target).")
-    auto_merge_worktrees: bool = Field(True, description="Merge finished branches into the target branch.")
-    create_bead_on_merge_conflict: bool = Field(True, description="A merge conflict becomes a new task.")
-    merge_slot: str = Field(".gasworks/merge.lock", description="Lock file that makes merges one at a time.")
-    auto_retry_merge_on_conflict_close: bool = Field(
-        True, description="Retry a conflicted merge when its conflict task closes.")
-    repo_root: str = Field("", description="The repository (classic key); must be the one gasworks runs in.")
-    # -- the merge queue
-    gate: list[list[str]] = Field([], description="Commands that must pass before a branch lands, each an "
-                                                  "argv list, run in the integration worktree (none: no gate).")
-    gate_timeout: float = Field(1800.0, gt=0, description="Seconds one gate command may run.")
-    merge_strategy: Literal["merge", "rebase"] = Field(
-        "merge", description="merge: a merge commit on the tip; rebase: the branch's commits replayed on it.")
-    merge_batch_size: int | Literal["auto"] = Field(
-        1, description="Branches gated together (1: one at a time; \"auto\": sized from the failure rate).")
-    # -- the self-improving loop
-    max_suggestions_per_task: int = Field(5, ge=0, description="Follow-up ideas taken from one attempt.")
-    max_suggested_backlog: int = Field(200, ge=0, description="Open suggested tasks at most; more are dropped.")
-    conflict_aware: bool = Field(True, description="Do not run two tasks that expect to touch the same files "
-                                                   "at once while other ready work exists.")
-    # -- agents
-    agent: Literal["builtin", "aider", "command", "fake"] = Field("builtin", description="Which agent runs each task.")
-    endpoints: list[EndpointConfig] = Field([], description="Model servers for the builtin agent (none: the "
-                                                            "embedded model).")
+    agent: AgentName = Field(
+        "builtin", section=Section("Agents and models", "What runs each task, and the model it talks to."),
+        description="Which agent runs each task: \"builtin\" (a small tool-using loop over a model), \"aider\", "
+                    "\"command\" (the argv in `command`) or \"fake\" (deterministic, for demos and tests).")
+    endpoints: list[EndpointConfig] = Field(
+        [], example=[{"url": "http://127.0.0.1:11434", "kind": "ollama", "model": "qwen2.5-coder:7b",
+                      "max_concurrency": 4}],
+        description="Model servers for the builtin agent (kind \"openai\" for vLLM, llama.cpp's server, LM Studio; "
+                    "\"ollama\"). None: the embedded model (SmolLM2-135M, fetched once into the models folder: it "
+                    "proves the loop, it cannot really code).")
     autodetect: bool = Field(True, description="With no endpoints, use a coding model that a model server on "
-                                                "127.0.0.1 offers (Ollama, llama.cpp, LM Studio, vLLM) before the "
-                                                "embedded model.")
-    embedded_model: str = Field("smollm2", description="The embedded model: smollm2 (the default), a .gguf "
-                                                   "path or a model `gasworks models` lists.")
+                                                "127.0.0.1 offers (Ollama 11434, llama.cpp 8080, LM Studio 1234, vLLM "
+                                                "8000; Qwen2.5-Coder preferred) before the embedded model.")
+    embedded_model: str = Field("smollm2", description="The embedded model: smollm2, a .gguf path or a model "
+                                                       "`gasworks models` lists.")
     embedded_parallel: int = Field(4, ge=1, le=64, description="Requests the embedded model serves at once.")
     embedded_ctx: int = Field(2048, ge=256, le=131072, description="Context per slot of the embedded model, in "
                                                                    "tokens.")
     agent_max_steps: int = Field(12, ge=1, description="Actions the builtin agent may take per attempt.")
     agent_max_tokens: int = Field(6000, ge=100, description="Tokens the builtin agent may spend per attempt.")
-    model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (litellm name), or "
+    model: str = Field("ollama_chat/qwen2.5-coder:7b", description="Model for Aider (a litellm name), or "
                                                                    "\"embedded\" for the embedded model.")
     aider_cmd: list[str] = Field(["aider"], description="How to start Aider (argv, or a string split like a "
                                                       "shell would, but never run by one).")
     ollama_api_base: str = Field("http://127.0.0.1:11434", description="Ollama server for Aider.")
     num_ctx: int = Field(8192, ge=512, description="Fixed context size for Ollama, so it never reloads the "
                                                   "model between requests.")
-    command: list[str] = Field([], description="argv template for agent = \"command\"; placeholders "
-                                               + ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS) + ".")
-    sandbox: Literal["none", "bwrap"] = Field("none", description="\"bwrap\": run each agent under bubblewrap, "
-                                              "able to write only its worktree and a private /tmp (Linux).")
-    sandbox_writable: list[Path] = Field([], description="More folders sandboxed agents may write to (e.g. "
-                                                         "~/.aider).")
-    max_file_mb: float = Field(100.0, gt=0, description="An attempt that writes or commits a file larger than "
-                                                        "this many MiB fails; its work is not taken in.")
-    # -- time limits
-    attempt_timeout: float = Field(1800.0, ge=0, description="Seconds an attempt may run (0: no limit).")
-    grace_seconds: float = Field(30.0, ge=0, description="After the first Ctrl+C, how long running agents "
-                                                        "may finish before they are stopped.")
-    max_attempts: int = Field(3, ge=1, description="Failed attempts before a task is blocked as needs-human.")
-    retry_backoff: float = Field(10.0, ge=0, description="Seconds a failed task waits before its next attempt, "
-                                                          "doubled after each failure.")
-    retry_backoff_max: float = Field(600.0, ge=0, description="The longest such wait.")
-    breaker_seconds: float = Field(30.0, ge=0, description="When the model endpoints stop answering, claim no "
-                                                           "tasks for this long, then check them again.")
-    until_done_patience: float = Field(600.0, ge=0, description="With --until-done: how long the run waits for "
-                                                                "model endpoints that stopped answering (or a full "
-                                                                "log folder) before it ends and says so.")
-    stall_timeout: float = Field(600.0, ge=0, description="Stop an agent after this many seconds with no log "
-                                                          "output and no file change (0: never).")
+    command: list[str] = Field(
+        [], example=["my-agent", "--task-file", "{task_file}", "--workdir", "{worktree}"],
+        description="argv template for agent = \"command\"; placeholders "
+                    + ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS) + ".")
 
-    # -- several hosts
-    store: str = Field("", description="Where tasks live: a postgresql://user@host/db URL shared by several hosts "
-                                       "(needs gasworks[postgres]); empty: .gasworks/gasworks.db in this repository.")
-    remote: str = Field("", description="A git remote (e.g. origin) shared by several hosts: finished branches "
-                                        "are pushed there and the target moves there; empty: this repository only.")
+    num_workers: int = Field(14, ge=1, le=256, section=Section("The fleet"),
+                             description="Agents running at once, each in its own git worktree.")
+    worktree_placement: Literal["inside", "sibling"] = Field(
+        "inside", description="inside: worktrees/w1..wN in the repository; sibling: ../<worktree_prefix>1..N.")
+    worktree_prefix: str = Field("", description="Name stem of sibling worktrees (empty: <repository name>-w).")
+    branch: str = Field("", example="main", description="The branch agents start from and finished work is merged "
+                                                        "into (empty: the branch checked out when the first run "
+                                                        "started, kept in .gasworks/target).")
+    auto_merge_worktrees: bool = Field(True, description="Merge finished branches into the target branch (false: "
+                                                         "close the task, leave the branch).")
+
+    gate: list[list[str]] = Field(
+        [], example=[["pytest", "-q"]], section=Section(
+            "The merge queue", "Each branch is tried against the tip without touching a worktree, then merged (or "
+                               "rebased) onto it in .gasworks/integration, the gate run there, and exactly the "
+                               "tested commit lands. Several branches can share one gate run."),
+        description="Commands that must pass before a branch lands, each an argv list, run in the integration "
+                    "worktree (none: no gate).")
+    gate_timeout: float = Field(1800.0, gt=0, description="Seconds one gate command may run.")
+    merge_strategy: Literal["merge", "rebase"] = Field(
+        "merge", description="merge: a merge commit on the tip; rebase: the branch's commits replayed on it.")
+    merge_batch_size: int | Literal["auto"] = Field(
+        1, description="Branches gated together: 1 to 32 (1: one at a time), or \"auto\": sized from the failure "
+                       "rate.")
+
+    store: str = Field(
+        "", example="postgresql://gasworks@db-host/gasworks",
+        section=Section("Several hosts", "Several hosts on one queue: each runs `gasworks run --host-id NAME` in "
+                                         "its own clone, all with the same PostgreSQL `store` and the same git "
+                                         "`remote`; branches are pushed there and one refinery at a time (a "
+                                         "PostgreSQL advisory lock) moves the target there with a lease check."),
+        description="Where tasks live: a postgresql:// URL shared by several hosts (pip install "
+                    "'gasworks[postgres]'); empty: .gasworks/gasworks.db in this repository.")
+    remote: str = Field("", example="origin", description="A git remote shared by several hosts: finished branches "
+                                                          "are pushed there and the target moves there; empty: this "
+                                                          "repository only.")
     host_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,40}$",
                          description="This host's name among several on one store (letters, digits, . _ -).")
     store_keepalive: float = Field(30.0, ge=0, description="PostgreSQL store: seconds a host's connection may sit "
@@ -137,14 +128,63 @@ class Config(Settings):
                                    "lets go of the refinery lock in about twice this; 0: the server's own setting "
                                    "(often 2 hours).")
 
-    # -- Beads as the tracker
     tracker: Literal["auto", "gasworks", "beads"] = Field(
-        "auto", description="Where tasks live: \"gasworks\" (.gasworks/gasworks.db), \"beads\" (the bd CLI), or "
-                            "\"auto\": bd when the repository has .beads/ and bd is installed.")
+        "auto", section=Section("Beads as the tracker"),
+        description="Where tasks live: \"beads\" (the bd CLI), \"gasworks\" (its own store in .gasworks/; keep a "
+                    ".beads/issues.jsonl in step with `gasworks import` and `gasworks export`), or \"auto\": bd "
+                    "when the repository has .beads/ and bd is installed.")
     bd_cmd: list[str] = Field(["bd"], description="How to start bd (argv, or a string split like a shell would, "
                                                   "but never run by one).")
     bd_sync: bool = Field(True, description="With bd as the tracker: run `bd sync` once when `gasworks run` ends "
                                             "(bd versions that have it).")
+
+    prefix: str = Field("gw", section=Section("Tasks"),
+                        description="Prefix of new task ids: gw gives gw-a1b2 (children gw-a1b2.1). Unset: the "
+                                    "prefix most of the newest 1,000 tasks carry (bd after importing bd-* issues), "
+                                    "else gw.")
+    lease_seconds: float = Field(900.0, gt=0, description="Lifetime of a claim unless its holder renews it. A "
+                                                          "running agent's claim is renewed; claims of dead agents "
+                                                          "expire and the task goes back to open.")
+    max_suggestions_per_task: int = Field(5, ge=0, description="Follow-up ideas (lines agents append to "
+                                                               "suggested_tasks.txt) taken from one attempt.")
+    max_suggested_backlog: int = Field(200, ge=0, description="Open suggested tasks at most; more are dropped.")
+    conflict_aware: bool = Field(True, description="Do not run two tasks whose `files:` labels overlap at once "
+                                                   "while other ready work exists.")
+
+    attempt_timeout: float = Field(1800.0, ge=0, section=Section("Time limits and retries"),
+                                   description="Seconds an attempt may run (0: no limit).")
+    grace_seconds: float = Field(30.0, ge=0, description="After the first Ctrl+C, how long running agents "
+                                                        "may finish before they are stopped.")
+    max_attempts: int = Field(3, ge=1, description="Failed attempts before a task is blocked with the label "
+                                                   "needs-human.")
+    retry_backoff: float = Field(10.0, ge=0, description="Seconds a failed task waits before its next attempt, "
+                                                          "doubled after each failure.")
+    retry_backoff_max: float = Field(600.0, ge=0, description="The longest such wait.")
+    stall_timeout: float = Field(600.0, ge=0, description="Stop an agent after this many seconds with no log "
+                                                          "output and no file change (0: never).")
+    breaker_seconds: float = Field(30.0, ge=0, description="When the model endpoints stop answering, claim no "
+                                                           "tasks for this long, then check them again.")
+    until_done_patience: float = Field(600.0, ge=0, description="With --until-done: how long the run waits for "
+                                                                "model endpoints that stopped answering (or a full "
+                                                                "log folder) before it ends and says so.")
+
+    sandbox: Literal["none", "bwrap"] = Field(
+        "none", section=Section("Sandbox"),
+        description="bwrap: each agent's process tree sees the file system read-only (a private /tmp aside) and "
+                    "may write only its own worktree; needs bubblewrap (Linux).")
+    sandbox_writable: list[Path] = Field([], example=["~/.aider"], description="More folders sandboxed agents may "
+                                                                               "write to.")
+    max_file_mb: float = Field(100.0, gt=0, description="An attempt that writes or commits a file larger than "
+                                                        "this many MiB fails; its work is not taken in.")
+
+    create_bead_on_merge_conflict: bool = Field(
+        True, section=Section("Keys of the classic dispatch_config.json", "Honoured here too, with their "
+                                                                          "meaning."),
+        description="A merge conflict becomes a task \"Resolve merge conflict\".")
+    auto_retry_merge_on_conflict_close: bool = Field(
+        True, description="Put the branch back in the merge queue when its conflict task closes.")
+    merge_slot: str = Field(".gasworks/merge.lock", description="Lock file that makes merges one at a time.")
+    repo_root: str = Field("", description="The repository; when set, it must be the one gasworks runs in.")
 
     @field_validator("prefix")
     @classmethod
@@ -350,116 +390,12 @@ def set_value(root: Path, key: str, value: str) -> Path:
     return path
 
 
-TEMPLATE = """\
-# gasworks configuration. Every key is optional; the value shown is the default.
-# Precedence: command-line flag > GASWORKS_<KEY> environment variable > this file >
-# dispatch_config.json (the classic scripts' file, honoured as it is) > default.
+HEADER = """\
+gasworks configuration. Every key is optional; the value shown is the default.
+Precedence: command-line flag > GASWORKS_<KEY> environment variable (lists as JSON) > this file > \
+dispatch_config.json (the classic scripts' file, honoured as it is) > default."""
 
-# Which agent runs a task: "builtin" (a small tool-using loop over a model), "aider",
-# "command" (the argv in `command`) or "fake" (deterministic, for demos and tests).
-# agent = "builtin"
-# The builtin agent's model servers; none means the embedded model (SmolLM2-135M, fetched
-# once into the models folder: it proves the loop, it cannot really code). For real work, e.g.:
-# endpoints = [{url = "http://127.0.0.1:11434", kind = "ollama", model = "qwen2.5-coder:7b", max_concurrency = 4}]
-# With no endpoints, a coding model that a local Ollama (11434), llama.cpp server (8080),
-# LM Studio (1234) or vLLM (8000) offers is used first (Qwen2.5-Coder preferred); false: never.
-# autodetect = true
-# embedded_model = "smollm2"  # or a .gguf path, or a model `gasworks models` lists
-# embedded_parallel = 4
-# embedded_ctx = 2048
-# agent_max_steps = 12
-# agent_max_tokens = 6000
-# model = "ollama_chat/qwen2.5-coder:7b"
-# aider_cmd = ["aider"]
-# ollama_api_base = "http://127.0.0.1:11434"
-# num_ctx = 8192             # fixed, so Ollama never reloads the model between requests
-# command = ["my-agent", "--task-file", "{task_file}", "--workdir", "{worktree}"]
 
-# Agents running at once, each in its own git worktree.
-# num_workers = 14
-
-# The merge queue. Each branch is tried against the tip without touching a worktree,
-# then merged (or rebased) onto it in .gasworks/integration, the gate run there, and
-# exactly the tested commit lands. Several branches can share one gate run.
-# gate = [["pytest", "-q"]]
-# gate_timeout = 1800
-# merge_strategy = "merge"   # or "rebase"
-# merge_batch_size = 1       # or up to 32, or "auto"
-
-# Where tasks live. Empty: .gasworks/gasworks.db here. A PostgreSQL URL lets several hosts
-# share one queue (pip install 'gasworks[postgres]'), e.g. "postgresql://gasworks@db-host/gasworks".
-# store = ""
-
-# Several hosts on one queue: each runs `gasworks run --host-id NAME` in its own clone, all with
-# the same PostgreSQL `store` and the same git `remote`; branches are pushed there and one
-# refinery at a time (a PostgreSQL advisory lock) moves the target there with a lease check.
-# remote = "origin"
-# host_id = ""
-# A host that vanishes without closing its connection (power loss) holds the refinery lock
-# until the server notices: it probes connections silent this long, and gives up on one in
-# about twice this. 0: the server's own setting (often 2 hours).
-# store_keepalive = 30
-
-# Where tasks live. "auto": in Beads, through the bd CLI, when this repository has .beads/ and
-# bd is installed; otherwise in gasworks's own store. "gasworks": always its own store (keep a
-# .beads/issues.jsonl in step with `gasworks import` and `gasworks export`). "beads": always bd.
-# tracker = "auto"
-# bd_cmd = ["bd"]
-# bd_sync = true             # with bd: `bd sync` once when a run ends (bd versions that have it)
-
-# Prefix of new task ids: "gw" gives ids like gw-a1b2 (children gw-a1b2.1, gw-a1b2.2).
-# Unset, new tasks take the prefix most of the tasks carry (bd-a1b2 after importing
-# bd's issues), and gw when there are none.
-# prefix = "gw"
-
-# How long a claim on a task lasts unless its holder renews it (seconds). A running
-# agent's claim is renewed; claims of dead agents expire and the task goes back to open.
-# lease_seconds = 900
-
-# "inside": worktrees/w1..wN in this repository; "sibling": ../<worktree_prefix>1..N.
-# worktree_placement = "inside"
-# worktree_prefix = ""        # default: <repository name>-w
-
-# The branch agents start from and finished work is merged into (default: the branch
-# checked out here).
-# branch = "main"
-# auto_merge_worktrees = true
-
-# Follow-up ideas agents write to suggested_tasks.txt become tasks, within these caps;
-# tasks with overlapping `files:` labels are not run together while other work is ready.
-# max_suggestions_per_task = 5
-# max_suggested_backlog = 200
-# conflict_aware = true
-
-# A failed task waits retry_backoff seconds before its next try, doubling each time up to
-# retry_backoff_max; an agent silent (no output, no file change) for stall_timeout is stopped.
-# retry_backoff = 10
-# retry_backoff_max = 600
-# stall_timeout = 600
-# When agents find the model endpoints down, claiming pauses this long between health checks.
-# breaker_seconds = 30
-# With --until-done, a run whose endpoints stay down (or whose log folder stays full) this long
-# ends and says so, rather than wait all night.
-# until_done_patience = 600
-
-# sandbox = "bwrap": each agent's process tree sees the file system read-only (a private
-# /tmp aside) and may write only its own worktree; needs bubblewrap (apt-get install bubblewrap).
-# sandbox = "none"
-# sandbox_writable = []    # more folders agents may write to under the sandbox
-# max_file_mb = 100        # an attempt that writes a larger file fails, its work not taken in
-
-# Seconds an attempt may run (0: no limit); how long agents may finish after the first
-# Ctrl+C; failed attempts before a task is blocked with the label needs-human.
-# attempt_timeout = 1800
-# grace_seconds = 30
-# max_attempts = 3
-
-# Keys of the classic dispatch_config.json, honoured here too: a merge conflict becomes a task
-# (create_bead_on_merge_conflict) whose closing puts the branch back in the merge queue
-# (auto_retry_merge_on_conflict_close); merge_slot is the lock file that keeps merges one at a
-# time; repo_root, when set, must be the repository gasworks runs in.
-# create_bead_on_merge_conflict = true
-# auto_retry_merge_on_conflict_close = true
-# merge_slot = ".gasworks/merge.lock"
-# repo_root = ""
-"""
+def template() -> str:
+    """The gasworks.toml `gasworks init` writes: every key commented out, from Config's declarations."""
+    return settings_template(Config, HEADER)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gasworks import git
-from gasworks.config import CLASSIC_CONFIG_FILE, CONFIG_FILE, TEMPLATE, Config, load_config
+from gasworks.config import CLASSIC_CONFIG_FILE, CONFIG_FILE, Config, load_config, template
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
 from gasworks.ids import PREFIX_RE
 from gasworks.store import open_store
@@ -110,7 +110,7 @@ def init_project(start: Path) -> tuple[Project, list[str]]:
 
     config_path = root / CONFIG_FILE
     if not (config_path.exists() or config_path.is_symlink()):
-        git.write_new(config_path, TEMPLATE.encode("utf-8"))
+        git.write_new(config_path, template().encode("utf-8"))
         done.append(f"wrote {CONFIG_FILE}")
     project = Project(root, load_config(root))
     beads = project.tracker() == "beads"

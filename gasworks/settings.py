@@ -7,7 +7,8 @@ description=..)`, `@field_validator`), and it reads values the way the config la
 like pydantic's lax mode: TOML and JSON values as they are, environment variables as text ("4" for
 a number, "true" for a flag, a JSON list). A bad value or an unknown key raises SettingsError,
 which lists every `Problem`: where (the key, then inside a list or table), what is accepted, and
-what was given.
+what was given. `template()` writes a class's settings out as a commented TOML file, from their
+declarations: sections, descriptions, defaults, accepted values and examples.
 """
 
 from __future__ import annotations
@@ -49,11 +50,20 @@ class _Validator(NamedTuple):
 _REQUIRED = object()
 
 
+class Section(NamedTuple):
+    """A group of settings in the template: its heading, and what to know about all of them."""
+
+    title: str
+    note: str = ""
+
+
 class _Field(NamedTuple):
     default: Any = _REQUIRED
     description: str = ""
     bounds: tuple[tuple[str, float], ...] = ()
     pattern: str | None = None
+    example: Any = _REQUIRED  # a value worth showing besides the default
+    section: Section | None = None  # this setting opens a section; those after it belong to it
 
 
 class _Spec(NamedTuple):
@@ -65,11 +75,12 @@ class _Spec(NamedTuple):
 
 
 def Field(default: Any = _REQUIRED, *, description: str = "", gt: float | None = None,  # noqa: N802
-          ge: float | None = None, le: float | None = None, pattern: str | None = None) -> Any:
+          ge: float | None = None, le: float | None = None, pattern: str | None = None, example: Any = _REQUIRED,
+          section: Section | None = None) -> Any:
     """A setting's default (a list is copied for each instance), bounds (numbers), pattern (text)
-    and meaning."""
+    and meaning; for the template, an example value and the section it opens."""
     bounds = tuple((name, limit) for name, limit in (("gt", gt), ("ge", ge), ("le", le)) if limit is not None)
-    return _Field(default, description, bounds, pattern)
+    return _Field(default, description, bounds, pattern, example, section)
 
 
 def field_validator(*names: str, mode: Literal["before", "after"] = "after") -> Callable[[Any], _Validator]:
@@ -154,6 +165,11 @@ class Settings:
         return tuple(spec.name for spec in cls.__specs__)
 
     @classmethod
+    def default(cls, name: str) -> Any:
+        """The declared default of a setting (for code that must agree with it without an instance)."""
+        return next(spec.field.default for spec in cls.__specs__ if spec.name == name)
+
+    @classmethod
     def validate(cls, values: Mapping[str, Any]) -> Any:
         """An instance from a mapping of settings (a TOML table, merged config layers), every
         problem in one SettingsError: unknown keys, missing required ones, bad values."""
@@ -170,8 +186,70 @@ class Settings:
         return made
 
 
-def _choices(options: tuple[Any, ...]) -> str:
-    shown = [repr(option) for option in options]
+def template(cls: type[Settings], header: str, width: int = 96) -> str:
+    """The settings of `cls` as a TOML file that sets nothing: `header`, then each section's heading
+    and note, and for each setting its description, `# key = default` with what is accepted, and
+    `# e.g. key = example` where an example is declared. Every line is a comment or blank."""
+    lines = _comment(header, width)
+    for spec in cls.__specs__:
+        field = spec.field
+        if field.section is not None:
+            lines += ["", "", f"# -- {field.section.title} ".ljust(width, "-")]
+            lines += _comment(field.section.note, width)
+        lines += ["", *_comment(field.description, width)]
+        accepted = accepted_values(spec)
+        shown = f"# {spec.name} = {toml_value(field.default)}" if field.default is not _REQUIRED else f"# {spec.name} ="
+        lines.append(f"{shown}  # {accepted}" if accepted else shown)
+        if field.example is not _REQUIRED:
+            lines.append(f"# e.g. {spec.name} = {toml_value(field.example)}")
+    return "\n".join(lines) + "\n"
+
+
+def accepted_values(spec: _Spec) -> str:
+    """What a setting accepts, in a few words, when its declaration says more than its type: the
+    choices of a Literal, the range of a bounded number."""
+    if typing.get_origin(spec.hint) is Literal:
+        return _choices(typing.get_args(spec.hint), toml_value)
+    bounds = {name: _number(limit) for name, limit in spec.field.bounds}
+    if "ge" in bounds and "le" in bounds:
+        return f"{bounds['ge']} to {bounds['le']}"
+    words = {"ge": "at least", "gt": "more than", "le": "at most"}
+    return ", ".join(f"{words[name]} {limit}" for name, limit in bounds.items())
+
+
+def toml_value(value: Any) -> str:
+    """`value` written as TOML: a whole float as a whole number, a path or text as a basic string, a
+    group of settings as an inline table."""
+    import json
+
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return _number(value)
+    if isinstance(value, (str, Path)):
+        return json.dumps(str(value), ensure_ascii=False)  # a JSON string is a TOML basic string
+    if isinstance(value, Settings):
+        value = value.as_dict()
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{key} = {toml_value(item)}" for key, item in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(toml_value(item) for item in value) + "]"
+    raise TypeError(f"no TOML for {value!r}")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if isinstance(value, float) and value.is_integer() else repr(value)
+
+
+def _comment(text: str, width: int) -> list[str]:
+    import textwrap
+
+    return [f"# {line}".rstrip() for paragraph in text.split("\n")
+            for line in (textwrap.wrap(paragraph, width - 2, break_on_hyphens=False) or [""])] if text else []
+
+
+def _choices(options: tuple[Any, ...], show: Callable[[Any], str] = repr) -> str:
+    shown = [show(option) for option in options]
     return shown[0] if len(shown) == 1 else f"{', '.join(shown[:-1])} or {shown[-1]}"
 
 

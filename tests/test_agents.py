@@ -81,6 +81,14 @@ def test_get_agent_returns_each_kind():
     assert isinstance(get_agent("command", Config(command=["x"])), CommandAgent)
 
 
+def test_every_agent_the_config_accepts_is_found_by_that_name():
+    from gasworks.config import AGENTS
+
+    assert set(AGENTS) == {"builtin", "aider", "command", "fake"}
+    for name in AGENTS:
+        assert get_agent(name, Config(agent=name, command=["x"])).name == name
+
+
 # -- Aider
 
 

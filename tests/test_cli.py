@@ -57,7 +57,7 @@ def test_invalid_config_names_the_key_and_the_choices(project_dir):
     (project_dir / "gasworks.toml").write_text('prefx = "x"\n')
     result = run_gasworks(["list"], project_dir)
     assert result.returncode == 1
-    assert "gasworks.toml: unknown key 'prefx' (accepted keys: prefix, lease_seconds, num_workers," in result.stderr
+    assert "gasworks.toml: unknown key 'prefx' (accepted keys: agent, endpoints, autodetect," in result.stderr
     (project_dir / "gasworks.toml").write_text('prefix = "Bad Prefix"\n')
     assert "key 'prefix'" in run_gasworks(["list"], project_dir).stderr
     (project_dir / "gasworks.toml").write_text("prefix = \n")

@@ -7,7 +7,7 @@ from typing import Literal
 
 import pytest
 
-from gasworks.settings import Field, Settings, SettingsError, field_validator
+from gasworks.settings import Field, Section, Settings, SettingsError, field_validator, template
 
 
 class Inner(Settings):
@@ -87,3 +87,49 @@ def test_defaults_are_copied_and_results_are_frozen():
         a.count = 3
     assert Sample(count=3) != a and Sample.keys()[0] == "count"
     assert Inner(url="u").as_dict() == {"url": "u", "size": 4}
+
+
+class Documented(Settings):
+    mode: Literal["fast", "slow"] = Field("fast", section=Section("Speed", "How fast it goes."),
+                                          description="The pace, as a word.")
+    count: int = Field(2, ge=1, le=8, description="How many.")
+    ratio: float = Field(0.5, gt=0)
+    where: Path = Field(Path("a/b"), section=Section("Places"), description="A folder.")
+    names: list[str] = Field([], example=["a", "b"], description="Names.")
+    inners: list[Inner] = Field([], example=[{"url": "u", "size": 2}])
+
+
+def test_the_template_is_written_from_the_declarations():
+    assert template(Documented, "Header, then the settings.", width=24) == "\n".join([
+        "# Header, then the",
+        "# settings.",
+        "",
+        "",
+        "# -- Speed -------------",
+        "# How fast it goes.",
+        "",
+        "# The pace, as a word.",
+        '# mode = "fast"  # "fast" or "slow"',
+        "",
+        "# How many.",
+        "# count = 2  # 1 to 8",
+        "",
+        "# ratio = 0.5  # more than 0",
+        "",
+        "",
+        "# -- Places ------------",
+        "",
+        "# A folder.",
+        '# where = "a/b"',
+        "",
+        "# Names.",
+        "# names = []",
+        '# e.g. names = ["a", "b"]',
+        "",
+        "# inners = []",
+        '# e.g. inners = [{url = "u", size = 2}]',
+    ]) + "\n"
+
+
+def test_a_declared_default_is_read_from_the_class():
+    assert (Sample.default("count"), Sample.default("mode"), Documented.default("where")) == (2, "fast", Path("a/b"))

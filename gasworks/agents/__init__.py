@@ -63,19 +63,12 @@ class Agent(Protocol):
         gasworks cannot name."""
 
 
-_REGISTRY = {
-    "builtin": "gasworks.agents.builtin:BuiltinAgent",
-    "aider": "gasworks.agents.aider:AiderAgent",
-    "command": "gasworks.agents.command:CommandAgent",
-    "fake": "gasworks.agents.fake:FakeAgent",
-}
-
-
 def get_agent(name: str, config: Config) -> Agent:
-    if name not in _REGISTRY:
+    """The agent `name` (one of config.AGENTS, the names the `agent` setting accepts): the class
+    <Name>Agent of the module gasworks.agents.<name>, imported only now."""
+    if name not in AGENTS:
         raise ConfigError(f"unknown agent {name!r}: use one of {', '.join(AGENTS)}")
-    module, _, cls = _REGISTRY[name].partition(":")
-    return getattr(importlib.import_module(module), cls)(config)
+    return getattr(importlib.import_module(f"gasworks.agents.{name}"), f"{name.capitalize()}Agent")(config)
 
 
 def render_task_file(task: Task, instructions: str = STANDING_INSTRUCTIONS) -> str:

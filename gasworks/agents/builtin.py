@@ -72,8 +72,8 @@ class LimitReached(AgentExit):
 
 @dataclass
 class Budget:
-    max_steps: int = 12
-    max_tokens: int = 6000
+    max_steps: int = Config.default("agent_max_steps")
+    max_tokens: int = Config.default("agent_max_tokens")
     command_timeout: float = 30.0
 
 
@@ -278,7 +278,8 @@ def main() -> None:
     worktree = Path(env.get("GASWORKS_WORKTREE") or task_file.parent)
     transcript = Path(env["GASWORKS_TRANSCRIPT_FILE"]) if env.get("GASWORKS_TRANSCRIPT_FILE") else None
     usage_path = Path(env["GASWORKS_USAGE_FILE"]) if env.get("GASWORKS_USAGE_FILE") else None
-    budget = Budget(int(env.get("GASWORKS_AGENT_MAX_STEPS", 12)), int(env.get("GASWORKS_AGENT_MAX_TOKENS", 6000)))
+    budget = Budget(int(env.get("GASWORKS_AGENT_MAX_STEPS", Budget.max_steps)),
+                    int(env.get("GASWORKS_AGENT_MAX_TOKENS", Budget.max_tokens)))
     pool = pool_from_env(env["GASWORKS_LLM_ENDPOINTS"], env.get("GASWORKS_LLM_SLOTS", ""))
     agent = Agent(pool, worktree, budget, transcript, usage_path)
     code = 0
