@@ -18,6 +18,7 @@ from typing import Any, Literal
 from gasworks.errors import ConfigError, InvalidValueError
 from gasworks.ids import check_prefix
 from gasworks.settings import Field, Problem, Section, Settings, SettingsError, field_validator
+from gasworks.settings import markdown_table
 from gasworks.settings import template as settings_template
 
 CONFIG_FILE = "gasworks.toml"
@@ -56,7 +57,8 @@ class Config(Settings):
     agent: AgentName = Field(
         "builtin", section=Section("Agents and models", "What runs each task, and the model it talks to."),
         description="Which agent runs each task: \"builtin\" (a small tool-using loop over a model), \"aider\", "
-                    "\"command\" (the argv in `command`) or \"fake\" (deterministic, for demos and tests).")
+                    "\"command\" (the argv in `command`) or \"fake\" (deterministic, for demos and tests); "
+                    "`gasworks run --agent` chooses for one run.")
     endpoints: list[EndpointConfig] = Field(
         [], example=[{"url": "http://127.0.0.1:11434", "kind": "ollama", "model": "qwen2.5-coder:7b",
                       "max_concurrency": 4}],
@@ -86,13 +88,14 @@ class Config(Settings):
                     + ", ".join("{%s}" % p for p in COMMAND_PLACEHOLDERS) + ".")
 
     num_workers: int = Field(14, ge=1, le=256, section=Section("The fleet"),
-                             description="Agents running at once, each in its own git worktree.")
+                             description="Agents running at once, each in its own git worktree (`gasworks run "
+                                         "--workers` for one run).")
     worktree_placement: Literal["inside", "sibling"] = Field(
         "inside", description="inside: worktrees/w1..wN in the repository; sibling: ../<worktree_prefix>1..N.")
     worktree_prefix: str = Field("", description="Name stem of sibling worktrees (empty: <repository name>-w).")
     branch: str = Field("", example="main", description="The branch agents start from and finished work is merged "
                                                         "into (empty: the branch checked out when the first run "
-                                                        "started, kept in .gasworks/target).")
+                                                        "started, kept in .gasworks/target); it must exist.")
     auto_merge_worktrees: bool = Field(True, description="Merge finished branches into the target branch (false: "
                                                          "close the task, leave the branch).")
 
@@ -102,7 +105,8 @@ class Config(Settings):
                                "rebased) onto it in .gasworks/integration, the gate run there, and exactly the "
                                "tested commit lands. Several branches can share one gate run."),
         description="Commands that must pass before a branch lands, each an argv list, run in the integration "
-                    "worktree (none: no gate).")
+                    "worktree (none: no gate). A program that cannot be found stops `gasworks run` at the "
+                    "start.")
     gate_timeout: float = Field(1800.0, gt=0, description="Seconds one gate command may run.")
     merge_strategy: Literal["merge", "rebase"] = Field(
         "merge", description="merge: a merge commit on the tip; rebase: the branch's commits replayed on it.")
@@ -122,7 +126,8 @@ class Config(Settings):
                                                           "are pushed there and the target moves there; empty: this "
                                                           "repository only.")
     host_id: str = Field("", pattern=r"^[A-Za-z0-9_.-]{0,40}$",
-                         description="This host's name among several on one store (letters, digits, . _ -).")
+                         description="This host's name among several on one store (letters, digits, . _ -; "
+                                     "`gasworks run --host-id` for one run).")
     store_keepalive: float = Field(30.0, ge=0, description="PostgreSQL store: seconds a host's connection may sit "
                                    "silent before the server probes it, so a host that vanished (power loss, cable) "
                                    "lets go of the refinery lock in about twice this; 0: the server's own setting "
@@ -399,3 +404,12 @@ dispatch_config.json (the classic scripts' file, honoured as it is) > default.""
 def template() -> str:
     """The gasworks.toml `gasworks init` writes: every key commented out, from Config's declarations."""
     return settings_template(Config, HEADER)
+
+
+def keys_table() -> str:
+    """The table of keys in README.md's Configuration section (`python -m gasworks.config` prints it)."""
+    return markdown_table(Config)
+
+
+if __name__ == "__main__":
+    print(keys_table(), end="")

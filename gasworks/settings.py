@@ -205,6 +205,19 @@ def template(cls: type[Settings], header: str, width: int = 96) -> str:
     return "\n".join(lines) + "\n"
 
 
+def markdown_table(cls: type[Settings]) -> str:
+    """The settings of `cls` as a Markdown table of key, default and meaning (for a README)."""
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("<", "&lt;")
+
+    rows = ["| key | default | meaning |", "|---|---|---|"]
+    for spec in cls.__specs__:
+        accepted = accepted_values(spec)
+        meaning = spec.field.description + (f" Accepted: {accepted}." if accepted else "")
+        rows.append(f"| `{spec.name}` | `{toml_value(spec.field.default)}` | {cell(meaning)} |")
+    return "\n".join(rows) + "\n"
+
+
 def accepted_values(spec: _Spec) -> str:
     """What a setting accepts, in a few words, when its declaration says more than its type: the
     choices of a Literal, the range of a bounded number."""

@@ -389,3 +389,13 @@ def test_the_template_opens_with_what_users_change_first_model_workers_gate():
     keys = list(shown_in_template())
     assert keys.index("endpoints") < keys.index("num_workers") < keys.index("gate") < keys.index("store")
     assert keys[0] == "agent"
+
+
+def test_the_readme_lists_the_keys_as_config_declares_them():
+    """README.md's table of keys is generated (`python -m gasworks.config`), so it cannot drift either."""
+    from gasworks.config import keys_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    table = keys_table()
+    assert table.count("\n") == len(Config.keys()) + 2
+    assert table in readme, "README.md's table of keys is out of date: replace it with `python -m gasworks.config`"
