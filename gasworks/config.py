@@ -1,7 +1,8 @@
 """Validated configuration, layered: CLI flag > GASWORKS_* env var > gasworks.toml > dispatch_config.json > default.
 
-Every key is declared once, with its meaning, on `Config`. An unknown key or a bad value is an
-error that names where it came from, the key, and what is accepted.
+Every key is declared once, with its meaning, on `Config`: the gasworks.toml `gasworks init` writes
+(`template()`) and README.md's table of keys (`keys_table()`) are generated from those declarations.
+An unknown key or a bad value is an error that names where it came from, the key, and what is accepted.
 """
 
 from __future__ import annotations
@@ -17,8 +18,7 @@ from typing import Any, Literal
 
 from gasworks.errors import ConfigError, InvalidValueError
 from gasworks.ids import check_prefix
-from gasworks.settings import Field, Problem, Section, Settings, SettingsError, field_validator
-from gasworks.settings import markdown_table
+from gasworks.settings import Field, Problem, Section, Settings, SettingsError, field_validator, markdown_table
 from gasworks.settings import template as settings_template
 
 CONFIG_FILE = "gasworks.toml"
@@ -27,6 +27,7 @@ ENV_PREFIX = "GASWORKS_"
 # What an argv template for the `command` agent may name. Task text is never among them:
 # it reaches the agent only through the task file.
 COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
+# The agents by name; agent NAME is the class <Name>Agent in gasworks/agents/NAME.py.
 AgentName = Literal["builtin", "aider", "command", "fake"]
 AGENTS: tuple[str, ...] = typing.get_args(AgentName)
 # A TOML file of blank lines and comments only (as `gasworks init` writes it) sets nothing, so it is

@@ -177,7 +177,7 @@ def test_use_sets_the_default_keeping_the_file_and_refuses_what_is_not_at_hand(p
     text = config.read_text()
     assert [line for line in text.splitlines() if line.startswith("embedded_model")] == [
         f'embedded_model = "{SPEC}"']  # the line replaced, not another added
-    assert "# Which agent runs a task" in text and "num_workers = 3" in text  # the rest untouched
+    assert "# Which agent runs each task" in text and "num_workers = 3" in text  # the rest untouched
     assert load_config(project_dir).embedded_model == SPEC
     listed = json.loads(gasworks(project_dir, env, "models", "list", "--json").stdout)
     assert [row["name"] for row in listed["embedded"] if row["default"]] == [SPEC]
