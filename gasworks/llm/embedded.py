@@ -68,6 +68,9 @@ class EmbeddedServer:
             raise ConfigError("the embedded engine needs the xllamacpp package (pip install gasworks)") from None
         params = xllamacpp.CommonParams()
         params.model.path = str(self.model_path)
+        # The server lists the model under the name gasworks asks for (not the file's path), so the
+        # start-up probe finds it by name instead of by a one-token request that a busy machine may time out.
+        params.model_alias = {self.options.model}
         params.n_parallel = self.options.parallel
         params.n_ctx = self.options.parallel * self.options.ctx  # total, shared evenly by the slots
         params.cpuparams.n_threads = self.options.threads or usable_cores()
