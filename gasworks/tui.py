@@ -10,6 +10,7 @@ Needs the `tui` extra (textual); only `gasworks top` (and `status --watch` on a 
 from __future__ import annotations
 
 import collections
+import functools
 import time
 from collections.abc import Callable
 from typing import Any
@@ -25,10 +26,10 @@ from textual.worker import get_current_worker
 
 from gasworks import logs
 from gasworks.errors import GasworksError
-from gasworks.models import Task
+from gasworks.models import Task, iso_from_epoch
 from gasworks.output import oneline, safe
 from gasworks.project import Project
-from gasworks.stats import epoch, progress, seconds_text
+from gasworks.stats import ETA_WINDOW_SECONDS, epoch, progress, seconds_text
 from gasworks.status import QUIET_WARN_SECONDS, fleet_slots
 from gasworks.waits import blocked_reason, needing_humans
 from gasworks.web import actions
@@ -66,7 +67,8 @@ def top_report(project: Project, store: Any, reasons: Callable[[Any, Task], str]
     """What the view shows: the slots (as `gasworks status`), progress, the merge queue, and what
     waits on a person (blocked tasks with their reason, held merges)."""
     counts = store.counts()
-    closed_at = [when for task in store.list_tasks(statuses=["closed"]) if (when := epoch(task.closed_at))]
+    since = iso_from_epoch(now - ETA_WINDOW_SECONDS - 86400)[:10]  # a day early: the text may carry an offset
+    closed_at = [when for text in store.closed_times(since) if (when := _epoch(text))]
     failed = len(store.list_tasks(labels=["needs-human"], include_closed=False))
     return {**fleet_slots(project, store, now),
             "merge_queue": [(m.task_id, m.status) for m in store.merges(statuses=["queued", "merging"],
@@ -77,6 +79,12 @@ def top_report(project: Project, store: Any, reasons: Callable[[Any, Task], str]
             "blocked": counts.get("blocked", 0),
             "progress": progress(counts, merged=store.merge_counts().get("landed", 0), failed=failed,
                                  closed_at=closed_at, now=now)}
+
+
+@functools.lru_cache(maxsize=100_000)
+def _epoch(text: str) -> float | None:
+    """stats.epoch, remembered: the same closing times are read at every refresh."""
+    return epoch(text)
 
 
 def slot_columns(slots: list[dict[str, Any]], width: int) -> list[tuple[str, str, int]]:
@@ -313,7 +321,6 @@ class FleetScreen(Screen[None]):
         super().__init__()
         self.project, self.store, self.actor, self.interval = project, store, actor, interval
         self.reasons = Reasons()
-        self.columns: list[tuple[str, str, int]] = []
         self.report: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
@@ -342,32 +349,20 @@ class FleetScreen(Screen[None]):
     def show(self, report: dict[str, Any]) -> None:
         width = self.size.width or self.app.size.width
         self.query_one("#summary", Static).update(summary(report, width))
-        slots = self.query_one("#slots", DataTable)
         columns = slot_columns(report["slots"], width - 2)  # room for a scroll bar
-        keep = _selected(slots)
-        slots.clear(columns=columns != self.columns)
-        if columns != self.columns:
-            self.columns = columns
-            for key, heading, size in columns:
-                slots.add_column(heading, width=size, key=key)
         keys = [key for key, _, _ in columns]
-        for slot in report["slots"]:
-            slots.add_row(*slot_cells(slot, keys), key=slot["task"])
-        _reselect(slots, keep)
+        _fill(self.query_one("#slots", DataTable), columns,
+              [(slot["task"], slot_cells(slot, keys)) for slot in report["slots"]])
         humans = report["humans"]
         more = report["blocked"] - sum(1 for kind, _, _ in humans if kind == "blocked")
         self.query_one("#humans-title", Static).update(
             Text(f"needs a human ({len(humans) + more})" + (f", {more} not listed" if more > 0 else "") + ":"
                  if humans else "needs a human: nothing", "bold red" if humans else "dim"))
         table = self.query_one("#humans", DataTable)
-        keep = _selected(table)
-        table.clear(columns=True)
         task_width = max([4, *(len(task) for _, task, _ in humans)])
-        table.add_column("task", width=task_width, key="task")
-        table.add_column("why", width=max(16, width - 2 - task_width - 2 * PADDING), key="why")
-        for kind, task, why in humans:
-            table.add_row(task, Text(oneline(why if kind == "blocked" else f"merge held: {why}", 500)), key=task)
-        _reselect(table, keep)
+        _fill(table, [("task", "task", task_width), ("why", "why", max(16, width - 2 - task_width - 2 * PADDING))],
+              [(task, [task, Text(oneline(why if kind == "blocked" else f"merge held: {why}", 500))])
+               for kind, task, why in humans])
         table.display = bool(humans)
         self.show_recent(report["recent"], width)
 
@@ -379,17 +374,11 @@ class FleetScreen(Screen[None]):
         if not title.display:
             return
         title.update(Text("latest merges:", "bold"))
-        keep = _selected(table)
-        table.clear(columns=True)
         task_width = max(4, *(len(m.task_id) for m in merges))
-        for key, heading, size in (("task", "task", task_width), ("status", "result", 11), ("runs", "gate runs", 9),
-                                   ("note", "note", max(16, width - 2 - task_width - 20 - 4 * PADDING))):
-            table.add_column(heading, width=size, key=key)
-        for merge in merges:
-            if merge.task_id not in {str(row.value) for row in table.rows}:
-                table.add_row(merge.task_id, Text(merge.status, "green" if merge.status == "landed" else "red"),
-                              str(merge.gate_runs), Text(oneline(merge.note, 500)), key=merge.task_id)
-        _reselect(table, keep)
+        _fill(table, [("task", "task", task_width), ("status", "result", 11), ("runs", "gate runs", 9),
+                      ("note", "note", max(16, width - 2 - task_width - 20 - 4 * PADDING))],
+              [(m.task_id, [m.task_id, Text(m.status, "green" if m.status == "landed" else "red"), str(m.gate_runs),
+                            Text(oneline(m.note, 500))]) for m in merges])
 
     def selected(self) -> str | None:
         """The task of the focused table's row (the slots' when neither has focus)."""
@@ -465,9 +454,22 @@ def _selected(table: DataTable) -> str | None:
     return str(table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value)
 
 
-def _reselect(table: DataTable, key: str | None) -> None:
-    if key is not None and key in {str(row.value) for row in table.rows}:
-        table.move_cursor(row=table.get_row_index(key))
+def _fill(table: DataTable, columns: list[tuple[str, str, int]], rows: list[tuple[str, list[Any]]]) -> None:
+    """Show rows (key, cells) under columns (key, heading, width), the selected row kept selected; a
+    key seen again (a task on two hosts' slots) is shown once."""
+    keep = _selected(table)
+    changed = [(str(c.key.value), c.width) for c in table.columns.values()] != [(k, w) for k, _, w in columns]
+    table.clear(columns=changed)
+    if changed:
+        for key, heading, size in columns:
+            table.add_column(heading, width=size, key=key)
+    shown: set[str] = set()
+    for key, cells in rows:
+        if key not in shown:
+            shown.add(key)
+            table.add_row(*cells, key=key)
+    if keep in shown:
+        table.move_cursor(row=table.get_row_index(keep))
 
 
 class TopApp(App[None]):

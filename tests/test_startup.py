@@ -24,8 +24,8 @@ from gasworks.cli.base import COMMAND_MODULES
 # Libraries no quick command needs: models, HTTP, the terminal UI, process tables, run locks, the web
 # dashboard, PostgreSQL; and gasworks's own fleet machinery.
 HEAVY = ("pydantic", "httpx", "rich", "textual", "psutil", "filelock", "starlette", "uvicorn", "psycopg", "xllamacpp",
-         "llm", "gasworks.cli.fleet", "gasworks.tui", "gasworks.cli.watch", "gasworks.cli.gastown", "gasworks.dispatcher",
-         "gasworks.refinery", "gasworks.status", "gasworks.store.postgres")
+         "llm", "gasworks.cli.fleet", "gasworks.tui", "gasworks.cli.watch", "gasworks.cli.gastown",
+         "gasworks.dispatcher", "gasworks.refinery", "gasworks.status", "gasworks.store.postgres")
 
 
 def imported(argv: list[str], cwd: Path, **settings: str) -> tuple[set[str], str]:

@@ -244,6 +244,8 @@ def test_fourteen_slots_and_waiting_tasks_fit_80x24(project_dir):
         store.claim(task.id, f"gasworks:w{n}", lease_seconds=900)
         store.start_attempt(task.id, slot=f"w{n}", log_path="", branch="b", base_commit="")
         running.append(task.id)
+    # an attempt left running on another host's slot: the task is shown once, nothing breaks
+    store.start_attempt(running[0], slot="h2/w1", log_path="", branch="b", base_commit="")
     for n in range(4):
         task = store.create_task(NewTask(f"stuck {n}"), prefix="gw", actor="t")
         store.transition(task.id, "blocked", actor="t", reason=f"reason {n}")
@@ -309,3 +311,18 @@ def test_top_without_a_terminal_says_what_to_use_instead(project_dir):
                             text=True, stdin=subprocess.DEVNULL, timeout=WAIT)
     assert result.returncode == 1
     assert result.stderr == "gasworks: error: gasworks top needs a terminal; elsewhere use gasworks status --watch\n"
+
+
+def test_the_store_counts_merges_and_reads_closing_times_since_a_date(store, make):
+    """The two cheap queries the view asks every refresh, on every backend."""
+    first, second, third = make("a"), make("b"), make("c")
+    landed = store.enqueue_merge(first, "gasworks/a", "0" * 40)
+    store.enqueue_merge(second, "gasworks/b", "1" * 40)
+    store.update_merge(landed.id, status="landed")
+    assert store.merge_counts() == {"landed": 1, "queued": 1}
+    store.close_task(first, actor="t")
+    store.close_task(third, actor="t")
+    closed = {store.get_task(t).closed_at for t in (first, third)}
+    assert set(store.closed_times()) == closed
+    assert set(store.closed_times(min(closed)[:10])) == closed
+    assert store.closed_times("9999-01-01") == []
