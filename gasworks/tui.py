@@ -473,11 +473,11 @@ def _fill(table: DataTable, columns: list[tuple[str, str, int]], rows: list[tupl
 
 
 class TopApp(App[None]):
-    """`gasworks top`. q quits from any view; Escape goes back."""
+    """`gasworks top`. q (or Ctrl+C, which ends `status --watch` too) quits from any view; Escape goes back."""
 
     TITLE = "gasworks top"
     ENABLE_COMMAND_PALETTE = False
-    BINDINGS = [Binding("q", "quit", "quit")]
+    BINDINGS = [Binding("q", "quit", "quit"), Binding("ctrl+c", "quit", "quit", show=False, priority=True)]
 
     def __init__(self, project: Project, store: Any, *, actor: str, interval: float = 1.0) -> None:
         super().__init__()

@@ -298,10 +298,10 @@ def in_terminal(args: list[str], cwd: Path, until_seen: bytes, keys: bytes = b"q
         os.close(main)
 
 
-@pytest.mark.parametrize("args", [["top"], ["status", "--watch"]])
-def test_top_and_status_watch_open_the_view_on_a_terminal_and_q_quits(project_dir, args):
+@pytest.mark.parametrize(("args", "keys"), [(["top"], b"q"), (["status", "--watch"], b"\x03")])
+def test_top_and_status_watch_open_the_view_on_a_terminal_and_q_or_ctrl_c_quits(project_dir, args, keys):
     create(project_dir, "waits for the fleet")
-    code, seen = in_terminal(args, project_dir, until_seen=b"merge queue")
+    code, seen = in_terminal(args, project_dir, until_seen=b"merge queue", keys=keys)
     assert code == 0, seen[-2000:]
     assert b"0/1 closed" in seen and b"Traceback" not in seen
 

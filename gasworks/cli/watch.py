@@ -14,10 +14,10 @@ from gasworks.cli.base import actor_name, cli, json_option, open_project
 
 @cli.command()
 @click.option("--watch", is_flag=True,
-              help="Keep showing it until Ctrl+C: on a terminal `gasworks top` when the tui extra is installed, "
-                   "else a live table (one row per slot with its task, elapsed time, quiet time, tokens and last "
-                   "log line; the merge queue; counts; throughput); not on a terminal (or with --json or "
-                   "--count), the report again every --interval (one JSON object per line with --json).")
+              help="Keep showing it until Ctrl+C: on a terminal, `gasworks top` when the tui extra is installed "
+                   "(not with --count), else a live table (one row per slot with its task, elapsed time, quiet "
+                   "time, tokens and last log line; the merge queue; counts; throughput); otherwise the report "
+                   "again every --interval (one JSON object per line with --json).")
 @click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
               help="Seconds between refreshes with --watch.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="With --watch: stop after N refreshes.")
