@@ -342,9 +342,25 @@ class FleetScreen(Screen[None]):
         if self.report:
             self.show(self.report)
 
+    @work(thread=True, exclusive=True, group="reload")
     def reload(self) -> None:
-        self.report = top_report(self.project, self.store, self.reasons, time.time())
-        self.show(self.report)
+        """Read the store in a thread of its own (a large one, or one across the network, never
+        freezes the keys), then show what it read. A store that fails to answer is said, not fatal."""
+        try:
+            report = top_report(self.project, self.store, self.reasons, time.time())
+        except GasworksError as exc:
+            report, failed = {}, str(exc)
+        else:
+            failed = ""
+        if not get_current_worker().is_cancelled:
+            self.app.call_from_thread(self.shown, report, failed)
+
+    def shown(self, report: dict[str, Any], failed: str) -> None:
+        if failed:
+            self.notify(f"cannot read the store: {failed}", severity="error")
+            return
+        self.report = report
+        self.show(report)
 
     def show(self, report: dict[str, Any]) -> None:
         width = self.size.width or self.app.size.width
