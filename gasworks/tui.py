@@ -247,7 +247,8 @@ class DiffScreen(Screen[None]):
                      + (f"{attempt.base_commit[:10]}..{head[:10]}" if patch else "no commits to show"))
         except GasworksError as exc:
             title, patch = f"{self.task_id}: {exc}", ""
-        self.app.call_from_thread(self.show, title, patch.splitlines())
+        if not get_current_worker().is_cancelled:  # Escape before git answered: nothing to show it in
+            self.app.call_from_thread(self.show, title, patch.splitlines())
 
     def show(self, title: str, lines: list[str]) -> None:
         self.query_one("#diff-title", Static).update(title)

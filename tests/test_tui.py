@@ -200,9 +200,9 @@ def test_keys_stop_retry_cancel_and_show_diff_log_and_merges(fleet):
         assert not app.is_running
 
     asyncio.run(scenario())
-    events = [e for e in store.events(stopped) if e.kind == "status"]
-    assert [(e.old_value, e.new_value, e.actor) for e in events[-3:]][:2] == [
-        ("in_progress", "blocked", "tester"), ("blocked", "open", "tester")]
+    changes = [(e.old_value, e.new_value, e.actor) for e in store.events(stopped) if e.kind == "status"]
+    stopped_at = changes.index(("in_progress", "blocked", "tester"))  # oldest first
+    assert changes[stopped_at + 1] == ("blocked", "open", "tester")
 
 
 # -- the parts that need no fleet -----------------------------------------------------------------
@@ -326,3 +326,20 @@ def test_the_store_counts_merges_and_reads_closing_times_since_a_date(store, mak
     assert set(store.closed_times()) == closed
     assert set(store.closed_times(min(closed)[:10])) == closed
     assert store.closed_times("9999-01-01") == []
+
+
+def test_summary_keeps_to_three_lines_of_the_width_with_a_long_queue_and_many_idle_slots():
+    from gasworks.tui import summary
+
+    report = {"progress": progress({"closed": 20, "open": 3}, merged=18, failed=2, closed_at=[0.0, 60.0, 120.0],
+                                   now=180.0),
+              "run_pid": 4242, "slots": [], "idle_slots": [f"w{n}" for n in range(1, 15)],
+              "merge_queue": [(f"gw-{n:04d}", "queued") for n in range(30)]}
+    lines = summary(report, 80).plain.split("\n")
+    assert len(lines) == 3 and all(len(line) <= 80 for line in lines)
+    # 2 closes after the first, in the 180 s since it: 0.67 a minute; 3 tasks left
+    assert lines[0].startswith("20/23 closed  18 merged  2 failed  ETA 4m 30s at 0.67/min  \u2588")
+    assert lines[1] == "run pid 4242  0 running  idle: w1, w2, w3, w4, w5, w6, w7, w8, w9, w10, w11, +3"
+    assert lines[2].startswith("merge queue: gw-0000 queued, gw-0001 queued,") and lines[2].endswith(" more")
+    shown = lines[2].count("queued")
+    assert lines[2].endswith(f"+{30 - shown} more")
