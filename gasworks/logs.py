@@ -138,10 +138,25 @@ def pick_attempt(store: Any, task_id: str, number: int | None = None) -> Attempt
     raise NotFoundError(f"{task_id} has no attempt {number} (it has {', '.join(str(a.number) for a in found)})")
 
 
+def attempt_patch(store: Any, root: Path, task_id: str, number: int | None = None) -> tuple[Attempt, str, str]:
+    """What a task's attempt changed: (attempt, its last commit, the patch from where it started to
+    that commit). Default: the latest attempt that made commits, else the latest. "" and "" for an
+    attempt without commits (one still running has none recorded yet)."""
+    from gasworks import git
+
+    if number is None:
+        made = [a for a in store.attempts(task_id) if a.commits]
+        attempt = made[-1] if made else pick_attempt(store, task_id)
+    else:
+        attempt = pick_attempt(store, task_id, number)
+    head = attempt.commits[-1] if attempt.commits else ""
+    return attempt, head, git.diff(root, attempt.base_commit, head) if head else ""
+
+
 def attempt_lines(store: Any, logs_dir: Path, attempt: Attempt, *, last: int | None = None, keep_following: bool,
-                  poll: float = 0.2) -> Iterator[str]:
+                  poll: float = 0.2, given_up: Callable[[], bool] = lambda: False) -> Iterator[str]:
     """An attempt's log, cleaned (only its last `last` lines, if given); with keep_following, then
-    what the agent writes on, until the store records the attempt's end."""
+    what the agent writes on, until the store records the attempt's end (or given_up() is true)."""
     path = log_path(logs_dir, attempt)
     try:
         data = path.read_bytes()
@@ -153,6 +168,6 @@ def attempt_lines(store: Any, logs_dir: Path, attempt: Attempt, *, last: int | N
     yield from lines if last is None else lines[-last:] if last else []
     if keep_following:
         def ended() -> bool:
-            return any(a.id == attempt.id and a.ended_at for a in store.attempts(attempt.task_id))
+            return given_up() or any(a.id == attempt.id and a.ended_at for a in store.attempts(attempt.task_id))
 
         yield from follow(path, ended, start=len(data), poll=poll)

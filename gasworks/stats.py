@@ -165,6 +165,25 @@ def closed_since(tasks: list[Task], since: float) -> int:
     return sum(1 for t in tasks if t.status == "closed" and t.closed_at and (epoch(t.closed_at) or 0) >= since)
 
 
+ETA_WINDOW_SECONDS = 900.0  # the closing rate behind the ETA is measured over this much of the recent past
+
+
+def progress(counts: dict[str, int], *, merged: int, failed: int, closed_at: list[float], now: float,
+             window: float = ETA_WINDOW_SECONDS) -> dict[str, Any]:
+    """Where the work stands: tasks closed of all (from store.counts()), branches merged, tasks the
+    fleet gave up on, what is left for it (open, running, merging) and when that is done at the rate
+    measured over the last `window` seconds: the closes in it after the first, over the time since
+    that first one (so a stalled fleet's ETA grows). Rate and ETA are None until two closes fall in it."""
+    left = sum(counts.get(status, 0) for status in ("open", "in_progress", "merging"))
+    recent = sorted(when for when in closed_at if now - window <= when <= now)
+    rate = (len(recent) - 1) / (now - recent[0]) if len(recent) >= 2 and now > recent[0] else None
+    return {"closed": counts.get("closed", 0),
+            "total": sum(n for status, n in counts.items() if status not in ("ready", "waiting")),
+            "merged": merged, "failed": failed, "left": left,
+            "rate_per_minute": None if rate is None else round(rate * 60, 2),
+            "eta_seconds": 0.0 if not left else None if rate is None else round(left / rate, 1)}
+
+
 def seconds_text(seconds: float | None) -> str:
     """4.2s, 42s, 3m 05s, 2h 10m; '-' for None."""
     if seconds is None:

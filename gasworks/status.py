@@ -131,19 +131,26 @@ def slot_info(project: Project, store: Any, attempt: Any, now: float) -> dict[st
             "last_line": logs.last_line(path), "tokens_in": tokens_in, "tokens_out": tokens_out}
 
 
-def status_report(project: Project, store: Any, *, now: float | None = None) -> dict[str, Any]:
-    """What the fleet is doing, from the store and the state files (never the run's lock)."""
-    now = time.time() if now is None else now
+def fleet_slots(project: Project, store: Any, now: float) -> dict[str, Any]:
+    """The run's pid, its running attempts by slot (slot_info) and its idle slots' names."""
     running = sorted(store.attempts(running=True), key=lambda a: _slot_order(a.slot))
     run_pid = active_run(project)
     busy = {a.slot.rsplit("/", 1)[-1] for a in running}  # slots may carry their host: "host/w3"
-    closed = store.list_tasks(statuses=["closed"])
     return {
         "root": str(project.root),
         "run_pid": run_pid,
         "slots": [slot_info(project, store, a, now) for a in running],
         "idle_slots": [f"w{n}" for n in range(1, run_slots(project, run_pid) + 1) if f"w{n}" not in busy]
         if run_pid and run_pid > 0 else [],
+    }
+
+
+def status_report(project: Project, store: Any, *, now: float | None = None) -> dict[str, Any]:
+    """What the fleet is doing, from the store and the state files (never the run's lock)."""
+    now = time.time() if now is None else now
+    closed = store.list_tasks(statuses=["closed"])
+    return {
+        **fleet_slots(project, store, now),
         "merging": [t.id for t in store.list_tasks(statuses=["merging"])],
         "merge_queue": [{"task": m.task_id, "status": m.status, "queued_at": m.queued_at, "note": m.note}
                         for m in store.merges(statuses=["queued", "merging"], oldest_first=True)],

@@ -58,9 +58,8 @@ def minutes(seconds: float) -> str:
 def left_for_humans(store: Any) -> list[str]:
     """What only a person can move on, one line each: blocked tasks and why, merges held and why,
     and the open tasks that wait on unfinished work (named up to LISTED, then counted)."""
-    lines = [f"{task.id} is blocked: {blocked_reason(store, task)}" for task in store.list_tasks(statuses=["blocked"])]
-    lines += [f"the merge of {merge.task_id} is held: {merge.note}"
-              for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True)]
+    lines = [f"{task_id} is blocked: {why}" if kind == "blocked" else f"the merge of {task_id} is held: {why}"
+             for kind, task_id, why in needing_humans(store)]
     ready = {task.id for task in store.ready()}
     waiting = [task for task in store.list_tasks(statuses=["open"]) if task.id not in ready
                and task.issue_type not in ("epic",)]
@@ -71,6 +70,17 @@ def left_for_humans(store: Any) -> list[str]:
     if len(waiting) > LISTED:
         lines.append(f"... and {len(waiting) - LISTED} more open task(s) waiting on unfinished work")
     return lines
+
+
+def needing_humans(store: Any, *, reason: Callable[[Any, Task], str] | None = None,
+                   limit: int | None = None) -> list[tuple[str, str, str]]:
+    """(kind, task id, why) for each blocked task ("blocked") and each held merge ("held"). A view
+    that asks every second passes a `reason` that remembers (blocked_reason reads the task's
+    events) and a `limit` on the blocked tasks it explains."""
+    explain = reason or blocked_reason
+    found = [("blocked", task.id, explain(store, task)) for task in store.list_tasks(statuses=["blocked"], limit=limit)]
+    return found + [("held", merge.task_id, merge.note)
+                    for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True)]
 
 
 def blocked_reason(store: Any, task: Task) -> str:

@@ -24,9 +24,9 @@ from gasworks.git.repository import _plain_checkout
 
 # Libraries no quick command needs: models, HTTP, the terminal UI, process tables, run locks, the web
 # dashboard, PostgreSQL; and gasworks's own fleet machinery.
-HEAVY = ("pydantic", "httpx", "rich", "psutil", "filelock", "starlette", "uvicorn", "psycopg", "xllamacpp", "llm",
-         "gasworks.cli.fleet", "gasworks.cli.watch", "gasworks.cli.gastown", "gasworks.dispatcher",
-         "gasworks.refinery", "gasworks.status", "gasworks.store.postgres")
+HEAVY = ("pydantic", "httpx", "rich", "textual", "psutil", "filelock", "starlette", "uvicorn", "psycopg", "xllamacpp",
+         "llm", "gasworks.cli.fleet", "gasworks.tui", "gasworks.cli.watch", "gasworks.cli.gastown",
+         "gasworks.dispatcher", "gasworks.refinery", "gasworks.status", "gasworks.store.postgres")
 
 
 def imported(argv: list[str], cwd: Path, **settings: str) -> tuple[set[str], str]:

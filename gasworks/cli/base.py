@@ -96,7 +96,7 @@ COMMAND_MODULES = {
     "gasworks.cli.fleet": ("run", "merges", "merge-retry", "refinery", "ingest", "plan", "split", "serve-model",
                            "demo"),
     "gasworks.cli.gastown": ("agent-run", "sling", "convoy"),
-    "gasworks.cli.watch": ("status", "logs", "diff", "stats", "web"),
+    "gasworks.cli.watch": ("status", "top", "logs", "diff", "stats", "web"),
 }
 
 

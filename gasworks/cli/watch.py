@@ -1,8 +1,9 @@
-"""Commands that watch the fleet: status, logs, stats, web."""
+"""Commands that watch the fleet: status, top, logs, diff, stats, web."""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
 
@@ -13,20 +14,29 @@ from gasworks.cli.base import actor_name, cli, json_option, open_project
 
 @cli.command()
 @click.option("--watch", is_flag=True,
-              help="Keep showing it until Ctrl+C: on a terminal a live table (one row per slot with its task, "
-                   "elapsed time, quiet time, tokens and last log line; the merge queue; counts; throughput), "
-                   "otherwise the report again every --interval (one JSON object per line with --json).")
+              help="Keep showing it until Ctrl+C: on a terminal, `gasworks top` when the tui extra is installed "
+                   "(not with --count), else a live table (one row per slot with its task, elapsed time, quiet "
+                   "time, tokens and last log line; the merge queue; counts; throughput); otherwise the report "
+                   "again every --interval (one JSON object per line with --json).")
 @click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
               help="Seconds between refreshes with --watch.")
 @click.option("--count", type=click.IntRange(min=1), default=None, help="With --watch: stop after N refreshes.")
 @json_option
-def status(watch: bool, interval: float, count: int | None, as_json: bool) -> None:
+@click.pass_context
+def status(ctx: click.Context, watch: bool, interval: float, count: int | None, as_json: bool) -> None:
     """What the fleet is doing: running agents by slot, tasks waiting to merge, counts by status.
 
     It reads the store and the log files only, so it works from any terminal while `gasworks run`
     works in another.
     """
     project = open_project()
+    live = sys.stdout.isatty() and sys.stdin.isatty()
+    if watch and live and not as_json and count is None:
+        if _textual_installed():
+            _run_top(project, actor_name(ctx), interval)
+            return
+        click.echo("gasworks: for keys to stop, retry and diff tasks here: pip install 'gasworks[tui]', "
+                   "then gasworks top", err=True)
     if watch:
         try:
             fleet_status.watch(project, project.open_store(), interval=interval, count=count, as_json=as_json,
@@ -41,6 +51,45 @@ def status(watch: bool, interval: float, count: int | None, as_json: bool) -> No
         fleet_status.print_status(report)
 
 
+def _textual_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("textual") is not None
+
+
+def _run_top(project: Any, actor: str, interval: float) -> None:
+    from gasworks.tui import TopApp
+
+    TopApp(project, project.open_store(), actor=actor, interval=interval).run()
+
+
+@cli.command()
+@click.option("--interval", type=click.FloatRange(0.1, 3600), default=1.0, show_default=True,
+              help="Seconds between refreshes.")
+@click.pass_context
+def top(ctx: click.Context, interval: float) -> None:
+    """The fleet in an interactive terminal view, beside a running `gasworks run`.
+
+    Progress (closed of all tasks, merged, failed, the ETA at the rate of the last 15 minutes),
+    each slot's running task (at 80 columns the task id stays; less useful columns go first), the
+    merge queue, and what waits on a person, by task id with the reason. Arrows select a row and
+    Tab moves between the slots and the tasks needing a human; then Enter or l follows its log,
+    d shows its diff, s stops its agent (the task becomes blocked), r retries it, c cancels it,
+    + and - change its priority; m opens the merge queue, Escape goes back, q quits.
+
+    Each change is one transaction through the functions `gasworks retry`, `close` and `update`
+    use; a running fleet sees it in the store within seconds and stops the agent. Needs the `tui`
+    extra: pip install 'gasworks[tui]'.
+    """
+    from gasworks.errors import InvalidValueError, MissingExtraError
+
+    if not _textual_installed():
+        raise MissingExtraError("gasworks top needs Textual: pip install 'gasworks[tui]'")
+    if not (sys.stdout.isatty() and sys.stdin.isatty()):
+        raise InvalidValueError("gasworks top needs a terminal; elsewhere use gasworks status --watch")
+    _run_top(open_project(), actor_name(ctx), interval)
+
+
 @cli.command()
 @click.argument("task_id")
 @click.option("--attempt", "number", type=click.IntRange(min=1), default=None, metavar="N",
@@ -52,19 +101,12 @@ def diff(task_id: str, number: int | None, as_json: bool) -> None:
     Default: the latest attempt that made commits. Control characters are shown as \\xNN, so a
     diff cannot take over your terminal.
     """
-    from gasworks import git
-    from gasworks import logs as attempt_logs
+    from gasworks.logs import attempt_patch
 
     project = open_project()
     store = project.open_store()
     task_id = store.resolve_id(task_id)
-    if number is None:
-        made = [a for a in store.attempts(task_id) if a.commits]
-        attempt = made[-1] if made else attempt_logs.pick_attempt(store, task_id)
-    else:
-        attempt = attempt_logs.pick_attempt(store, task_id, number)
-    head = attempt.commits[-1] if attempt.commits else ""
-    patch = git.diff(project.root, attempt.base_commit, head) if head else ""
+    attempt, head, patch = attempt_patch(store, project.root, task_id, number)
     if as_json:
         output.emit_json({"task": task_id, "attempt": attempt.number, "attempt_id": attempt.id,
                           "outcome": attempt.outcome or "running", "base": attempt.base_commit, "head": head,

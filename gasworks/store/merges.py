@@ -43,6 +43,12 @@ class MergeQueueMixin(StoreBase):
                                (*params, limit)).fetchall()
         return [sqlrows.merge_from_row(r) for r in found]
 
+    def merge_counts(self) -> dict[str, int]:
+        """Merges by status (landed, conflict, ...), counted in the store: cheap to ask every second."""
+        with self._tx() as db:
+            rows = db.execute("SELECT status, count(*) FROM merges GROUP BY status").fetchall()
+        return {row[0]: row[1] for row in rows}
+
     def merge(self, merge_id: int) -> Merge:
         with self._tx() as db:
             return sqlrows.load_merge(db, merge_id)

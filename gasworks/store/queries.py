@@ -156,6 +156,15 @@ class QueriesMixin(StoreBase):
         with self._tx() as db:
             return db.execute("SELECT count(*) FROM events WHERE kind = ?", (kind,)).fetchone()[0]
 
+    def closed_times(self, since: str = "") -> list[str]:
+        """When the closed tasks were closed (closed_at as stored, RFC 3339), those at or after `since`
+        compared as text (a date, "2026-01-31", is safe whatever offset a time carries): one column,
+        cheap to read every second."""
+        with self._tx() as db:
+            rows = db.execute("SELECT closed_at FROM tasks WHERE status = 'closed' AND closed_at != '' AND "
+                              "closed_at >= ?", (since,)).fetchall()
+        return [row[0] for row in rows]
+
     def counts(self) -> dict[str, int]:
         """Tasks by status, plus `ready` (open, free to start) and `waiting` (open work held back)."""
         with self._tx() as db:

@@ -1,5 +1,5 @@
-"""What the dashboard may change: create, retry, cancel, priority. Each goes through the store's
-own methods, as the CLI's commands do, so the same checks and events apply."""
+"""What the dashboard and `gasworks top` may change: create, retry, stop, cancel, priority. Each goes
+through the store's own methods, as the CLI's commands do, so the same checks and events apply."""
 
 from __future__ import annotations
 
@@ -40,6 +40,18 @@ def retry(store: Any, task_id: str, actor: str) -> Task:
     if task.status != "open":
         store.transition(task.id, "open", actor=actor, reason="retried from the dashboard")
     return store.get_task(task.id)
+
+
+def stop(store: Any, task_id: str, actor: str) -> Task:
+    """Stop the agent working on a task and keep the fleet from taking it again: the task becomes
+    blocked (retry gives it back). A run reaches its agent through the store, as it does on a cancel:
+    within seconds it sees the claim gone (witness.Leases), ends the agent's process group and records
+    the attempt as interrupted; nothing of it is merged. Works from any terminal, for any host's run."""
+    task = store.get_task(store.resolve_id(task_id))
+    if task.status != "in_progress":
+        raise TransitionError(f"{task.id} is {task.status}: no agent works on it")
+    return store.transition(task.id, "blocked", actor=actor, expected="in_progress", reason="its agent was stopped "
+                            f"by {actor}")
 
 
 def cancel(store: Any, task_id: str, actor: str) -> Task:
