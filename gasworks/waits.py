@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from gasworks.models import MergeStatus, Task
+from gasworks.store import EventLog, StoreView
 
 SAY_EVERY_SECONDS = 60.0
 LISTED = 20  # waiting tasks named one by one in the final report; the rest are counted
@@ -55,7 +55,7 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def left_for_humans(store: Any) -> list[str]:
+def left_for_humans(store: StoreView) -> list[str]:
     """What only a person can move on, one line each: blocked tasks and why, merges held and why,
     and the open tasks that wait on unfinished work (named up to LISTED, then counted)."""
     lines = [f"{task.id} is blocked: {blocked_reason(store, task)}" for task in store.list_tasks(statuses=["blocked"])]
@@ -73,7 +73,7 @@ def left_for_humans(store: Any) -> list[str]:
     return lines
 
 
-def blocked_reason(store: Any, task: Task) -> str:
+def blocked_reason(store: EventLog, task: Task) -> str:
     """Why it was blocked: the reason given when it last became blocked, and its labels."""
     reason = next((event.detail.get("reason", "") for event in store.events(task.id, limit=50)
                    if event.kind == "status" and event.new_value == "blocked"), "")

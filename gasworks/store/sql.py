@@ -28,7 +28,7 @@ from gasworks.models import (
     now_iso,
     releases_claim,
 )
-from gasworks.store import NewTask
+from gasworks.store import NewTask, Store
 from gasworks.store import rows as sqlrows
 from gasworks.store.attempts import AttemptsMixin
 from gasworks.store.import_export import ImportExportMixin
@@ -39,9 +39,9 @@ from gasworks.store.queries import QueriesMixin
 _EDITABLE = ("title", "description", "design", "acceptance_criteria", "notes", "priority", "issue_type", "assignee")
 
 
-class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportExportMixin):
+class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportExportMixin, Store):
     """The store's logic in SQL that SQLite and PostgreSQL both run. A backend subclass opens the
-    connection and supplies `_tx()` (see StoreBase)."""
+    connection and supplies `_tx()` (see StoreBase). It inherits Tracking's no-op bodies."""
 
     # Appended to the claim queries: PostgreSQL's FOR UPDATE ... SKIP LOCKED; SQLite needs none.
     SKIP_LOCKED = ""
