@@ -265,9 +265,10 @@ def test_a_merge_whose_task_changed_meanwhile_does_not_land_or_move_the_target(b
 
 def test_a_lock_has_one_holder_until_it_is_let_go(backend):
     mine, theirs = backend.store, backend.reopen()
-    assert mine.acquire_lock("refinery", "a", ttl=30)
-    assert mine.acquire_lock("refinery", "a", ttl=30)  # renewed by its holder
+    assert mine.take_lock("refinery", "a", ttl=30) == (True, "")
+    assert mine.take_lock("refinery", "a", ttl=30) == (True, "")  # renewed by its holder: not a takeover
     assert not theirs.acquire_lock("refinery", "b", ttl=30)
+    assert theirs.take_lock("refinery", "b", ttl=30) == (False, "")
     assert theirs.lock_owner("refinery") == "a"
     mine.release_lock("refinery", "a")
     assert theirs.take_lock("refinery", "b", ttl=30) == (True, "")  # let go cleanly: taken from nobody
@@ -286,6 +287,8 @@ def test_a_lock_whose_holder_is_gone_is_taken_over_naming_it(backend):
         time.sleep(0.05)
     assert taken == (True, "a")
     assert theirs.lock_owner("refinery") == "b"
+    theirs.release_lock("refinery", "b")
+    assert backend.reopen().take_lock("refinery", "c", ttl=30) == (True, "")
 
 
 # -- Tracking: the optional capability --------------------------------------------------------------
