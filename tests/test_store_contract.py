@@ -117,6 +117,39 @@ def test_a_removed_dependency_no_longer_blocks(backend):
     assert {t.id for t in store.ready()} == {blocker, waiting}
 
 
+# -- TaskEditor, EventLog and Bulk: making tasks, changing what they say, suggestions -----------------
+
+
+def test_tasks_are_made_together_and_edited_each_change_with_its_event(backend):
+    store = backend.store
+    epic, child = store.create_tasks([NewTask("an epic", issue_type="epic", labels=["area"]),
+                                      NewTask("a child", parent="#0", priority=1)], prefix="gw", actor="tester")
+    assert child.id == f"{epic.id}.1" and child.labels == ["area"]  # a child takes its parent's labels
+    assert [(d.issue_id, d.type) for d in store.dependents(epic.id)] == [(child.id, "parent-child")]
+    edited = store.update_fields(child.id, actor="tester", title="the child", priority=0)
+    assert (edited.title, edited.priority) == ("the child", 0)
+    assert store.change_labels(child.id, actor="tester", add=["x"], remove=["area"]).labels == ["x"]
+    assert store.add_comment(child.id, "looks fine", author="reviewer").text == "looks fine"
+    assert [c.text for c in store.get_task(child.id).comments] == ["looks fine"]
+    assert store.label_counts() == {"area": 1, "x": 1}
+    kinds = [e.kind for e in store.events(child.id)]
+    assert kinds[0] == "created" and [k for k in kinds if k in ("updated", "labels", "comment")] == \
+        ["updated", "labels", "comment"]
+    assert store.event_count("comment") == 1
+
+
+def test_suggestions_become_linked_tasks_except_those_that_repeat_open_work(backend):
+    store = backend.store
+    source = backend.make("Fix the parser")
+    made, dropped = store.add_suggestions(["fix the parser", "Add docs for the parser", "Add a fuzzer"],
+                                          source=source, prefix="gw", actor="agent", max_per_task=1, backlog_cap=10)
+    assert dropped == {"already_open": 1, "over_task_cap": 1, "over_backlog_cap": 0}
+    suggested = store.get_task(made[0])
+    assert (suggested.title, suggested.labels, suggested.priority) == ("Add docs for the parser", ["suggested"], 3)
+    assert [(d.depends_on_id, d.type) for d in suggested.dependencies] == [(source, "discovered-from")]
+    assert store.common_prefix() == "gw"
+
+
 # -- TaskStatus: every transition writes its event in the same transaction -----------------------
 
 
@@ -234,7 +267,8 @@ def test_merges_queue_in_order_and_landing_closes_their_tasks(backend):
     first, second = merging_task(backend, "first"), merging_task(backend, "second")
     queued = [store.enqueue_merge(first, "gasworks/a", "c1"), store.enqueue_merge(second, "gasworks/b", "c2")]
     waiting = store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True)
-    assert [(m.task_id, m.branch, m.head) for m in waiting] == [(first, "gasworks/a", "c1"), (second, "gasworks/b", "c2")]
+    assert [(m.task_id, m.branch, m.head) for m in waiting] == \
+        [(first, "gasworks/a", "c1"), (second, "gasworks/b", "c2")]
     store.update_merge(queued[0].id, status=MergeStatus.MERGING.value)
     assert store.merge(queued[0].id).status == MergeStatus.MERGING.value
     store.record_gate_run([m.id for m in queued], seconds=2.0, passed=True)
