@@ -343,7 +343,7 @@ def test_with_bd_a_run_takes_back_bds_claims_and_syncs_at_its_end(backend):
         pytest.skip("only an outside tracker has claims of its own to take")
     store = backend.store
     task_id = backend.make("claimed in bd, never recorded here")
-    bd = store.bd  # type: ignore[attr-defined]
+    bd = store.bd
     bd.run(["update"], ["--claim"], [task_id], actor="gasworks:w1")
     taken = store.reconcile("gasworks:")
     assert taken == [f"{task_id} is in_progress in bd, claimed by gasworks:w1: taken from bd"]
