@@ -15,6 +15,7 @@ from typing import Any
 
 from gasworks.errors import InvalidValueError
 from gasworks.models import MergeStatus, Task
+from gasworks.store import StoreView
 
 STATES = ("merged", "done", "merging", "running", "blocked", "waiting", "ready")
 FINISHED = ("merged", "done")
@@ -68,12 +69,12 @@ def _natural(task_id: str) -> list[Any]:
     return [(0, int(part), "") if part.isdigit() else (1, 0, part) for part in re.split(r"(\d+)", task_id)]
 
 
-def children(store: Any, epic_id: str) -> list[Task]:
+def children(store: StoreView, epic_id: str) -> list[Task]:
     ids = sorted({d.issue_id for d in store.dependents(epic_id) if d.type == "parent-child"}, key=_natural)
     return [store.get_task(task_id) for task_id in ids]
 
 
-def child_state(store: Any, task: Task) -> str:
+def child_state(store: StoreView, task: Task) -> str:
     if task.status == "closed":
         landed = store.merges(task_id=task.id, statuses=[MergeStatus.LANDED.value], limit=1)
         return "merged" if landed else "done"
@@ -82,7 +83,7 @@ def child_state(store: Any, task: Task) -> str:
     return {"in_progress": "running", "merging": "merging", "blocked": "blocked"}.get(task.status, task.status)
 
 
-def convoy(store: Any, epic_id: str) -> Convoy:
+def convoy(store: StoreView, epic_id: str) -> Convoy:
     """The convoy of an epic (give a full id; the CLI resolves partial ones)."""
     epic = store.get_task(epic_id)
     if epic.issue_type != "epic":
@@ -91,14 +92,14 @@ def convoy(store: Any, epic_id: str) -> Convoy:
     return Convoy(epic, [Member(task, child_state(store, task)) for task in children(store, epic.id)])
 
 
-def convoys(store: Any, *, include_closed: bool = False) -> list[Convoy]:
+def convoys(store: StoreView, *, include_closed: bool = False) -> list[Convoy]:
     """Every epic as a convoy, open ones only unless include_closed; oldest first."""
     epics = store.list_tasks(issue_type="epic", include_closed=include_closed)
     epics.sort(key=lambda t: (t.created_at, _natural(t.id)))
     return [convoy(store, epic.id) for epic in epics]
 
 
-def sling_order(store: Any, task_ids: list[str]) -> list[str]:
+def sling_order(store: StoreView, task_ids: list[str]) -> list[str]:
     """The ids to sling: each epic stands for its unfinished children; duplicates dropped, order kept."""
     found: list[str] = []
     for task_id in task_ids:

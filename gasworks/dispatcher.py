@@ -42,7 +42,7 @@ from gasworks.models import (
 )
 from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
-from gasworks.store.sql import SQLStore
+from gasworks.store import Store
 from gasworks.upstream import make_upstream
 from gasworks.waits import Wait, WaitLog, clock, left_for_humans, minutes
 from gasworks.witness import ATTEMPTS_DIR, NEEDS_HUMAN, ClaimGate, Watch
@@ -67,7 +67,7 @@ class Running:
 
 
 class Dispatcher:
-    def __init__(self, project: Project, store: SQLStore, agent: Agent, config: Config,
+    def __init__(self, project: Project, store: Store, agent: Agent, config: Config,
                  say: Callable[[str], None] = print) -> None:
         self.project, self.store, self.agent, self.config, self.say = project, store, agent, config, say
         self.root = project.root
@@ -523,7 +523,7 @@ def run_fleet(dispatcher: Dispatcher, *, until_done: bool, poll_seconds: float =
             close()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    for line in getattr(dispatcher.store, "after_run", list)():  # tracker = beads: `bd sync`
+    for line in dispatcher.store.after_run():  # tracker = beads: `bd sync`
         dispatcher.say(line)
     if received:
         return 130

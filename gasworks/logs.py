@@ -14,11 +14,11 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
 
 from gasworks.errors import NotFoundError
 from gasworks.models import Attempt
 from gasworks.output import safe
+from gasworks.store import AttemptLog
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 TAIL_WINDOW = 64 * 1024  # bytes read from the end of a log for its last lines
@@ -125,7 +125,7 @@ def quiet_seconds(path: Path, now: float) -> float | None:
         return None
 
 
-def pick_attempt(store: Any, task_id: str, number: int | None = None) -> Attempt:
+def pick_attempt(store: AttemptLog, task_id: str, number: int | None = None) -> Attempt:
     """The task's attempt with that number (1: its first), or its latest."""
     found = store.attempts(task_id)
     if not found:
@@ -138,7 +138,7 @@ def pick_attempt(store: Any, task_id: str, number: int | None = None) -> Attempt
     raise NotFoundError(f"{task_id} has no attempt {number} (it has {', '.join(str(a.number) for a in found)})")
 
 
-def attempt_patch(store: Any, root: Path, task_id: str, number: int | None = None) -> tuple[Attempt, str, str]:
+def attempt_patch(store: AttemptLog, root: Path, task_id: str, number: int | None = None) -> tuple[Attempt, str, str]:
     """What a task's attempt changed: (attempt, its last commit, the patch from where it started to
     that commit). Default: the latest attempt that made commits, else the latest. "" and "" for an
     attempt without commits (one still running has none recorded yet)."""
@@ -153,7 +153,7 @@ def attempt_patch(store: Any, root: Path, task_id: str, number: int | None = Non
     return attempt, head, git.diff(root, attempt.base_commit, head) if head else ""
 
 
-def attempt_lines(store: Any, logs_dir: Path, attempt: Attempt, *, last: int | None = None, keep_following: bool,
+def attempt_lines(store: AttemptLog, logs_dir: Path, attempt: Attempt, *, last: int | None = None, keep_following: bool,
                   poll: float = 0.2, given_up: Callable[[], bool] = lambda: False) -> Iterator[str]:
     """An attempt's log, cleaned (only its last `last` lines, if given); with keep_following, then
     what the agent writes on, until the store records the attempt's end (or given_up() is true)."""

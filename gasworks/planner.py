@@ -14,14 +14,14 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gasworks import git
 from gasworks.errors import EndpointDownError, GasworksError
 from gasworks.ingest import normalise_title
 from gasworks.llm import ChatClient, Usage
 from gasworks.models import FILES_LABEL
-from gasworks.store import NewTask
+from gasworks.store import Bulk, NewTask, TaskEditor, TaskReader
 
 DEFAULT_MAX_TASKS = 12
 
@@ -239,7 +239,11 @@ def plan_dict(plan: Plan) -> dict[str, Any]:
                       for n, t in enumerate(plan.tasks, start=1)]}
 
 
-def run_plan(project: Any, store: Any, goal: str, *, max_tasks: int, dry_run: bool,
+class Planning(TaskReader, TaskEditor, Bulk, Protocol):
+    """What writing a plan uses of the store: the open tasks (for duplicates), creating, the prefix."""
+
+
+def run_plan(project: Any, store: Planning, goal: str, *, max_tasks: int, dry_run: bool,
              phase: Callable[[str], None] = lambda _text: None) -> tuple[Plan, list[Any]]:
     """Ask the configured model (or the embedded one) for a plan; write it unless dry_run. Every
     endpoint is probed first: with none answering, the error says why and how to fix it. `phase`

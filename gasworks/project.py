@@ -14,9 +14,8 @@ from gasworks import git
 from gasworks.config import CLASSIC_CONFIG_FILE, CONFIG_FILE, Config, load_config, template
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
 from gasworks.ids import PREFIX_RE
-from gasworks.store import open_store
+from gasworks.store import Bulk, Store, open_store
 from gasworks.store.bd import BdCli, find_bd, resolve_tracker
-from gasworks.store.sql import SQLStore
 
 STATE_DIR = ".gasworks"
 RUN_FILE = "run.json"  # what the active run says of itself: its pid and how many slots it has
@@ -51,7 +50,7 @@ class Project:
         """Where tasks live here, as `tracker` resolves: "beads" (in bd) or "gasworks" (its own store)."""
         return resolve_tracker(self.root, self.config.tracker, self.config.bd_cmd, self.config.store)
 
-    def open_store(self) -> SQLStore:
+    def open_store(self) -> Store:
         """With bd as the tracker, the bd-backed store (its mirror in .gasworks/beads-mirror.db); else
         the store `store` names (a postgresql:// URL shared by several hosts), else .gasworks/gasworks.db."""
         if self.tracker() == "beads":
@@ -61,7 +60,7 @@ class Project:
         return open_store(self.config.store or self.db_path, keepalive=self.config.store_keepalive)
 
 
-def task_prefix(config: Config, store: Any) -> str:
+def task_prefix(config: Config, store: Bulk) -> str:
     """The prefix of new task ids: `prefix` when gasworks.toml (or the environment) sets it, else the
     one most of the newest 1,000 tasks carry, as bd keeps its configured prefix (after importing
     bd-* issues, new tasks are bd-* too), else the default, gw."""

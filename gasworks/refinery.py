@@ -31,8 +31,7 @@ from gasworks.gate import Gate
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project, task_prefix
-from gasworks.store import NewTask
-from gasworks.store.sql import SQLStore
+from gasworks.store import NewTask, Store
 from gasworks.upstream import Upstream
 from gasworks.witness import NEEDS_HUMAN, send_back
 from gasworks.worktrees import BRANCH_PREFIX
@@ -59,7 +58,7 @@ class Held:
 
 
 class Refinery:
-    def __init__(self, project: Project, store: SQLStore, config: Config, upstream: Upstream,
+    def __init__(self, project: Project, store: Store, config: Config, upstream: Upstream,
                  say: Callable[[str], None] = print) -> None:
         self.root = project.root
         self.store, self.config, self.upstream, self.say = store, config, upstream, say

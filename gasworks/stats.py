@@ -13,6 +13,7 @@ from typing import Any
 
 from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, Merge, Task, parse_time
 from gasworks.output import merge_stats
+from gasworks.store import StoreView
 
 ALL = 10_000_000  # "every row" for the store's limit arguments
 
@@ -146,16 +147,16 @@ def compute_series(attempts: list[Attempt], merges: list[Merge], now: float, buc
     return {"bucket_seconds": round(width, 3), "buckets": rows}
 
 
-def _load(store: Any) -> tuple[list[Task], list[Attempt], list[Merge]]:
+def _load(store: StoreView) -> tuple[list[Task], list[Attempt], list[Merge]]:
     return store.list_tasks(), store.attempts(limit=ALL), store.merges(limit=ALL, oldest_first=True)
 
 
-def fleet_stats(store: Any, now: float | None = None) -> dict[str, Any]:
+def fleet_stats(store: StoreView, now: float | None = None) -> dict[str, Any]:
     tasks, attempts, merges = _load(store)
     return compute(tasks, attempts, merges, store.gate_run_totals(), time.time() if now is None else now)
 
 
-def series(store: Any, now: float | None = None, buckets: int = 12) -> dict[str, Any]:
+def series(store: StoreView, now: float | None = None, buckets: int = 12) -> dict[str, Any]:
     _tasks, attempts, merges = _load(store)
     return compute_series(attempts, merges, time.time() if now is None else now, buckets)
 
@@ -221,7 +222,7 @@ def stats_lines(report: dict[str, Any]) -> list[str]:
     ]
 
 
-def run_summary(store: Any, since: float, seconds: float) -> dict[str, Any]:
+def run_summary(store: StoreView, since: float, seconds: float) -> dict[str, Any]:
     """What one run (or demo) did, from `since` (epoch seconds) on: merged, attempts that failed and
     how, conflicts, what is left blocked or waiting, tokens and time; for its closing lines."""
     attempts = [a for a in store.attempts(limit=ALL) if (epoch(a.started_at) or 0) >= since]

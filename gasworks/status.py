@@ -26,6 +26,7 @@ from gasworks.errors import NotFoundError
 from gasworks.output import oneline
 from gasworks.project import Project, active_run, run_slots
 from gasworks.stats import closed_since, epoch, seconds_text
+from gasworks.store import StoreView
 from gasworks.waits import left_for_humans
 
 QUIET_WARN_SECONDS = 60.0  # a slot whose log has not grown for this long is shown as quiet
@@ -114,7 +115,7 @@ def _tokens(logs_dir: Path, attempt: Any) -> tuple[int, int]:
         return attempt.tokens_in, attempt.tokens_out
 
 
-def slot_info(project: Project, store: Any, attempt: Any, now: float) -> dict[str, Any]:
+def slot_info(project: Project, store: StoreView, attempt: Any, now: float) -> dict[str, Any]:
     """One running attempt as the status views show it."""
     path = logs.log_path(project.logs_dir, attempt)
     started = epoch(attempt.started_at)
@@ -131,7 +132,7 @@ def slot_info(project: Project, store: Any, attempt: Any, now: float) -> dict[st
             "last_line": logs.last_line(path), "tokens_in": tokens_in, "tokens_out": tokens_out}
 
 
-def fleet_slots(project: Project, store: Any, now: float) -> dict[str, Any]:
+def fleet_slots(project: Project, store: StoreView, now: float) -> dict[str, Any]:
     """The run's pid, its running attempts by slot (slot_info) and its idle slots' names."""
     running = sorted(store.attempts(running=True), key=lambda a: _slot_order(a.slot))
     run_pid = active_run(project)
@@ -145,7 +146,7 @@ def fleet_slots(project: Project, store: Any, now: float) -> dict[str, Any]:
     }
 
 
-def status_report(project: Project, store: Any, *, now: float | None = None) -> dict[str, Any]:
+def status_report(project: Project, store: StoreView, *, now: float | None = None) -> dict[str, Any]:
     """What the fleet is doing, from the store and the state files (never the run's lock)."""
     now = time.time() if now is None else now
     closed = store.list_tasks(statuses=["closed"])
@@ -222,7 +223,7 @@ def watch_view(report: dict[str, Any]) -> Group:
     return Group(*parts)
 
 
-def watch(project: Project, store: Any, *, interval: float, count: int | None, as_json: bool, live: bool,
+def watch(project: Project, store: StoreView, *, interval: float, count: int | None, as_json: bool, live: bool,
           sleep: Callable[[float], None] = time.sleep, console: Console | None = None) -> None:
     """Show the status again every `interval` seconds (`count` times, or until Ctrl+C): a live
     view on a terminal, else the text report (or one JSON object per line with as_json)."""

@@ -11,9 +11,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 from gasworks.models import MergeStatus, Task
+from gasworks.store import EventLog, StoreView
 
 SAY_EVERY_SECONDS = 60.0
 LISTED = 20  # waiting tasks named one by one in the final report; the rest are counted
@@ -55,7 +55,7 @@ def minutes(seconds: float) -> str:
     return f"{seconds / 60:.0f} min" if seconds >= 90 else f"{seconds:.0f} s"
 
 
-def left_for_humans(store: Any) -> list[str]:
+def left_for_humans(store: StoreView) -> list[str]:
     """What only a person can move on, one line each: blocked tasks and why, merges held and why,
     and the open tasks that wait on unfinished work (named up to LISTED, then counted)."""
     lines = [f"{task_id} is blocked: {why}" if kind == "blocked" else f"the merge of {task_id} is held: {why}"
@@ -72,7 +72,7 @@ def left_for_humans(store: Any) -> list[str]:
     return lines
 
 
-def needing_humans(store: Any, *, reason: Callable[[Any, Task], str] | None = None,
+def needing_humans(store: StoreView, *, reason: Callable[[StoreView, Task], str] | None = None,
                    limit: int | None = None) -> list[tuple[str, str, str]]:
     """(kind, task id, why) for each blocked task ("blocked") and each held merge ("held"). A view
     that asks every second passes a `reason` that remembers (blocked_reason reads the task's
@@ -83,7 +83,7 @@ def needing_humans(store: Any, *, reason: Callable[[Any, Task], str] | None = No
                     for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True)]
 
 
-def blocked_reason(store: Any, task: Task) -> str:
+def blocked_reason(store: EventLog, task: Task) -> str:
     """Why it was blocked: the reason given when it last became blocked, and its labels."""
     reason = next((event.detail.get("reason", "") for event in store.events(task.id, limit=50)
                    if event.kind == "status" and event.new_value == "blocked"), "")

@@ -18,11 +18,12 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from gasworks import git, process
 from gasworks.errors import GitError
 from gasworks.models import Outcome
+from gasworks.store import AttemptLog, Attempts, Claims, TaskReader, TaskStatus, Tracking
 
 NEEDS_HUMAN = "needs-human"
 LOG_ROOM_NEEDED = 1 << 20  # bytes free in the log folder before another agent starts
@@ -57,11 +58,19 @@ def overdue(watch: Watch, now: float, config: Any, activity: Callable[[], tuple]
     return Outcome.STALLED.value if now - watch.active_at > config.stall_timeout else ""
 
 
+class SendsBack(AttemptLog, TaskStatus, Protocol):
+    """What send_back uses of the store: the failed attempts, and sending the task back."""
+
+
+class Recovery(TaskReader, TaskStatus, Attempts, Tracking, Protocol):
+    """What recover uses of the store: the running attempts and claims a crashed run left."""
+
+
 class Leases:
     """The claims of running agents: extended every lease_seconds/3 (a write), and read every few
     seconds, so an agent whose task was cancelled or moved meanwhile stops now, not at renewal."""
 
-    def __init__(self, store: Any, config: Any) -> None:
+    def __init__(self, store: Claims, config: Any) -> None:
         self.store, self.config = store, config
         self.checked = 0.0  # when the claims were last read
 
@@ -103,7 +112,7 @@ def retry_or_block(failures: int, config: Any, *, counts: bool = True) -> Retry:
     return Retry("open", failures, wait)
 
 
-def send_back(store: Any, task_id: str, *, note: str, config: Any, now: float, say: Callable[[str], None],
+def send_back(store: SendsBack, task_id: str, *, note: str, config: Any, now: float, say: Callable[[str], None],
               actor: str = "gasworks") -> str:
     """A task whose branch was refused goes back to open with the note (after the same wait as a
     failed attempt), or is blocked with label needs-human once its failed attempts reach
@@ -194,7 +203,7 @@ class ClaimGate:
         return not full
 
 
-def recover(store: Any, *, root: Path, state_dir: Path, slots: list[Path], integration: Path, me: str,
+def recover(store: Recovery, *, root: Path, state_dir: Path, slots: list[Path], integration: Path, me: str,
             host_prefix: str) -> list[str]:
     """End what a crashed run of this host left behind: agent processes still running in its
     worktrees, unfinished attempts, claims, half-done git operations. Returns what was done."""
@@ -202,9 +211,7 @@ def recover(store: Any, *, root: Path, state_dir: Path, slots: list[Path], integ
     for pid in process.find_agents(slots):
         process.kill(pid)
         done.append(f"ended agent process {pid} left running by a stopped dispatcher")
-    reconcile = getattr(store, "reconcile", None)  # tracker = beads: claims bd holds for this host
-    if reconcile is not None:
-        done += reconcile(me)
+    done += store.reconcile(me)  # tracker = beads: the claims bd holds for this host
     for attempt in store.attempts(running=True):
         if not attempt.slot.startswith(host_prefix):
             continue  # another host's

@@ -25,7 +25,7 @@ from gasworks.errors import ImportFormatError, InvalidValueError
 from gasworks.ingest import decode_text, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
 from gasworks.project import init_project, keep_aider, task_prefix, write_scripts
-from gasworks.store import NewTask
+from gasworks.store import NewTask, TaskReader
 
 
 @cli.command()
@@ -152,7 +152,7 @@ def ready(limit: int | None, as_json: bool) -> None:
     output.emit_tasks(tasks, as_json, empty="no ready tasks")
 
 
-def status_filter(store: Any, values: tuple[str, ...]) -> tuple[list[str], bool]:
+def status_filter(store: TaskReader, values: tuple[str, ...]) -> tuple[list[str], bool]:
     """--status values (comma-separated or repeated) -> (statuses, every status). A Beads custom
     status is known once a task has it; `all` means every status."""
     wanted = split_list(values)

@@ -4,12 +4,25 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
 
-from gasworks.models import Event, Task
-
-if TYPE_CHECKING:  # the backends import this module; only the type checker needs them here
-    from gasworks.store.sql import SQLStore
+from gasworks.store.roles import (
+    AttemptLog,
+    Attempts,
+    Bulk,
+    Claims,
+    Dependencies,
+    EventLog,
+    Locks,
+    MergeLog,
+    MergeQueue,
+    Store,
+    StoreView,
+    TaskEditor,
+    TaskGraph,
+    TaskReader,
+    TaskStatus,
+    Tracking,
+)
 
 
 @dataclass(slots=True)
@@ -41,24 +54,7 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)  # edges left out, as Beads leaves them out
 
 
-class Store(Protocol):
-    """The seam between gasworks and its durable state: SQLiteStore and PostgresStore."""
-
-    def create_task(self, new: NewTask, *, prefix: str, actor: str) -> Task: ...
-
-    def get_task(self, task_id: str) -> Task: ...
-
-    def ready(self, limit: int | None = None) -> list[Task]: ...
-
-    def claim_next(self, assignee: str, *, lease_seconds: float, now: float) -> Task | None: ...
-
-    def transition(self, task_id: str, to_status: str, *, actor: str, expected: str | None = None,
-                   reason: str = "") -> Task: ...
-
-    def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]: ...
-
-
-def open_store(where: str | Path, *, keepalive: float = 30.0) -> SQLStore:
+def open_store(where: str | Path, *, keepalive: float = 30.0) -> Store:
     """A postgresql:// URL opens the PostgreSQL store (see PostgresStore for `keepalive`); anything
     else is a SQLite file path. Only the backend opened is imported."""
     if isinstance(where, str) and is_postgres_url(where):
@@ -74,4 +70,6 @@ def is_postgres_url(text: str) -> bool:
     return text.startswith(("postgresql://", "postgres://"))
 
 
-__all__ = ["ImportResult", "NewTask", "Store", "open_store"]
+__all__ = ["AttemptLog", "Attempts", "Bulk", "Claims", "Dependencies", "EventLog", "ImportResult", "Locks",
+           "MergeLog", "MergeQueue", "NewTask", "Store", "StoreView", "TaskEditor", "TaskGraph", "TaskReader",
+           "TaskStatus", "Tracking", "open_store"]

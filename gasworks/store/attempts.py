@@ -50,6 +50,7 @@ class AttemptsMixin(StoreBase):
                                  detail={"attempt": attempt_id, "exit_code": exit_code, "commits": len(commits),
                                          **({"note": note} if note else {})}, at=now)
             if add_labels:
+                self.tracker.update(db, attempt.task_id, actor=actor, add_labels=add_labels)
                 db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING",
                                [(attempt.task_id, label) for label in add_labels])
             if task_status is not None:

@@ -6,6 +6,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from gasworks.store.tracker import Tracker
+
 
 class StoreBase:
     """A backend subclass opens the connection and supplies `_tx()`: one transaction, writes
@@ -14,6 +16,7 @@ class StoreBase:
     SQL through it; sql.py, which puts them together, supplies `_transition()`."""
 
     path: Any
+    tracker: Tracker  # where the tasks are kept (see tracker.py)
     _batch: Any = None  # the open transaction of batch(), which every _tx() inside joins
 
     def close(self) -> None:
@@ -37,6 +40,6 @@ class StoreBase:
 
     def _transition(self, db: Any, task_id: str, to_status: str, *, actor: str, expected: str | None = None,
                     reason: str = "", assignee: str | None = None, lease_expires_at: float | None = None,
-                    detail: dict[str, Any] | None = None) -> None:
+                    detail: dict[str, Any] | None = None, force: bool = False) -> None:
         """The one way a status changes, inside the caller's transaction (see SQLStore._transition)."""
         raise NotImplementedError

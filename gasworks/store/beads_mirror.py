@@ -115,10 +115,9 @@ class BeadsMirror:
                         done.append(f"{task.id} is {task.status} in bd, claimed by {task.assignee}: taken from bd")
             return done
 
-    def actor_for(self, task_id: str, actor: str) -> str:
+    def actor_for(self, db: Any, task_id: str, actor: str) -> str:
         """Who acts in bd on this task, by the copy here (see claimer_or)."""
-        with self._tx() as db:
-            row = db.execute("SELECT status, assignee FROM tasks WHERE id = ?", (task_id,)).fetchone()
+        row = db.execute("SELECT status, assignee FROM tasks WHERE id = ?", (task_id,)).fetchone()
         return claimer_or(row["status"], row["assignee"], actor) if row else actor
 
     # -- writing bd's records into the mirror (inside the caller's transaction) -----------------

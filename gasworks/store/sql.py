@@ -28,23 +28,26 @@ from gasworks.models import (
     now_iso,
     releases_claim,
 )
-from gasworks.store import NewTask
+from gasworks.store import NewTask, Store
 from gasworks.store import rows as sqlrows
 from gasworks.store.attempts import AttemptsMixin
 from gasworks.store.import_export import ImportExportMixin
 from gasworks.store.locks import LocksMixin
 from gasworks.store.merges import MergeQueueMixin
 from gasworks.store.queries import QueriesMixin
+from gasworks.store.tracker import OWN_ROWS, Tracker
 
 _EDITABLE = ("title", "description", "design", "acceptance_criteria", "notes", "priority", "issue_type", "assignee")
 
 
-class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportExportMixin):
+class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportExportMixin, Store):
     """The store's logic in SQL that SQLite and PostgreSQL both run. A backend subclass opens the
-    connection and supplies `_tx()` (see StoreBase)."""
+    connection and supplies `_tx()` (see StoreBase). It inherits Tracking's no-op bodies."""
 
     # Appended to the claim queries: PostgreSQL's FOR UPDATE ... SKIP LOCKED; SQLite needs none.
     SKIP_LOCKED = ""
+    # Where the tasks are kept: here (OWN_ROWS), or in bd (BeadsStore); told of every change to one.
+    tracker: Tracker = OWN_ROWS
 
     # -- creating and editing ---------------------------------------------------------------
 
@@ -68,9 +71,13 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
             return [sqlrows.load_task(db, task_id) for task_id in made]
 
     def _create(self, db: Any, new: NewTask, resolve: Any, prefix: str, actor: str) -> str:
+        parent_id = resolve(new.parent) if new.parent else ""
+        deps = [(resolve(target), dep_type) for target, dep_type in new.deps]
+        made = self.tracker.create(db, new, parent_id, deps, actor)
+        if made is not None:
+            return made
         now = now_iso()
         labels = list(new.labels)
-        parent_id = resolve(new.parent) if new.parent else ""
         if parent_id:
             parent = sqlrows.load_task(db, parent_id, full=False)
             task_id = sqlrows.next_child_id(db, parent.id)
@@ -88,8 +95,8 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
         sqlrows.insert_event(db, task_id, "created", actor, new="open", at=now)
         if parent_id:
             self._add_dependency(db, task_id, parent_id, "parent-child", actor, now)
-        for target, dep_type in new.deps:
-            self._add_dependency(db, task_id, resolve(target), dep_type, actor, now)
+        for target, dep_type in deps:
+            self._add_dependency(db, task_id, target, dep_type, actor, now)
         return task_id
 
     def add_suggestions(self, titles: list[str], *, source: str | None, prefix: str, actor: str,
@@ -131,6 +138,7 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
         with self._tx(write=True) as db:
             sqlrows.load_task(db, task_id, full=False)
             if changes:
+                self.tracker.update(db, task_id, actor=actor, fields=changes)
                 assignments = ", ".join(f"{name} = ?" for name in changes)
                 db.execute(f"UPDATE tasks SET {assignments}, updated_at = ? WHERE id = ?",
                            (*changes.values(), now, task_id))
@@ -141,6 +149,8 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
         now = now_iso()
         with self._tx(write=True) as db:
             sqlrows.load_task(db, task_id, full=False)
+            if add or remove:
+                self.tracker.update(db, task_id, actor=actor, add_labels=add, remove_labels=remove)
             db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING", [(task_id, lb) for lb in add])
             db.executemany("DELETE FROM labels WHERE task_id = ? AND label = ?", [(task_id, lb) for lb in remove])
             db.execute("UPDATE tasks SET updated_at = ? WHERE id = ?", (now, task_id))
@@ -152,6 +162,7 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
         now = now_iso()
         with self._tx(write=True) as db:
             sqlrows.load_task(db, task_id, full=False)
+            self.tracker.comment(db, task_id, text, author=author)
             seq = db.execute("INSERT INTO comments (id, task_id, author, text, created_at) VALUES ('', ?, ?, ?, ?) "
                              "RETURNING seq", (task_id, author, text, now)).fetchone()[0]
             db.execute("UPDATE comments SET id = ? WHERE seq = ?", (json.dumps(seq), seq))
@@ -192,10 +203,12 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
         sqlrows.refresh_blocked(db, seeds)
         sqlrows.insert_event(db, issue_id, "dependency_added", actor, new=depends_on_id,
                              detail={"type": dep_type}, at=now)
+        self.tracker.dependency(db, issue_id, depends_on_id, dep_type, actor=actor)
 
     def remove_dependency(self, issue_id: str, depends_on_id: str, *, actor: str) -> None:
         now = now_iso()
         with self._tx(write=True) as db:
+            self.tracker.dependency(db, issue_id, depends_on_id, None, actor=actor)
             gone = db.execute("SELECT type FROM dependencies WHERE issue_id = ? AND depends_on_id = ?",
                               (issue_id, depends_on_id)).fetchone()
             if not gone:
@@ -216,7 +229,8 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
 
     def _transition(self, db: Any, task_id: str, to_status: str, *, actor: str,
                     expected: str | None = None, reason: str = "", assignee: str | None = None,
-                    lease_expires_at: float | None = None, detail: dict[str, Any] | None = None) -> None:
+                    lease_expires_at: float | None = None, detail: dict[str, Any] | None = None,
+                    force: bool = False) -> None:
         current = sqlrows.load_task(db, task_id, full=False)
         if expected is not None and current.status != expected:
             raise TransitionError(f"{task_id} is {current.status}, not {expected}")
@@ -244,6 +258,8 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
             sqlrows.refresh_blocked(db, sqlrows.affected_by_status(db, task_id))
         sqlrows.insert_event(db, task_id, "status", actor, current.status, to_status,
                     {**({"reason": reason} if reason else {}), **(detail or {})}, at=now)
+        # `assignee` is given by a claim only
+        self.tracker.status(db, current, to_status, actor=actor, reason=reason, force=force, claimer=assignee)
 
     def close_task(self, task_id: str, *, actor: str, reason: str = "", force: bool = False) -> Task:
         with self._tx(write=True) as db:
@@ -259,7 +275,7 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
                         f"{task_id} has unfinished children ({', '.join(open_children[:5])}): close them "
                         "first or use --force"
                     )
-            self._transition(db, task_id, "closed", actor=actor, reason=reason)
+            self._transition(db, task_id, "closed", actor=actor, reason=reason, force=force)
             return sqlrows.load_task(db, task_id)
 
     def claim_next(self, assignee: str, *, lease_seconds: float, now: float | None = None,
@@ -346,6 +362,8 @@ class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportE
         now = now_iso()
         with self._tx(write=True) as db:
             task = sqlrows.load_task(db, task_id, full=False)
+            if add_labels or note:
+                self.tracker.update(db, task_id, actor=actor, add_labels=add_labels, note=note)
             notes = f"{task.notes.rstrip()}\n\n{note}".strip() if note else task.notes
             db.execute("UPDATE tasks SET notes = ?, updated_at = ? WHERE id = ?", (notes, now, task_id))
             if retry_at is not None:

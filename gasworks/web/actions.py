@@ -3,20 +3,24 @@ through the store's own methods, as the CLI's commands do, so the same checks an
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Protocol
 
 from gasworks.errors import InvalidValueError, TransitionError
 from gasworks.models import Task, parse_issue_type, parse_priority
 from gasworks.project import Project, task_prefix
-from gasworks.store import NewTask
+from gasworks.store import Bulk, NewTask, TaskEditor, TaskReader, TaskStatus
 from gasworks.witness import NEEDS_HUMAN
+
+
+class Edits(TaskReader, TaskEditor, TaskStatus, Bulk, Protocol):
+    """What the dashboard's buttons change: tasks' fields, labels and status, and new tasks."""
 
 
 def _split(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def create(project: Project, store: Any, fields: dict[str, str], actor: str) -> Task:
+def create(project: Project, store: Edits, fields: dict[str, str], actor: str) -> Task:
     """A new task from the form: title, description, priority, type, deps (ids it waits on), labels."""
     title = fields.get("title", "").strip()
     if not title:
@@ -29,7 +33,7 @@ def create(project: Project, store: Any, fields: dict[str, str], actor: str) -> 
     return store.create_task(new, prefix=task_prefix(project.config, store), actor=actor)
 
 
-def retry(store: Any, task_id: str, actor: str) -> Task:
+def retry(store: Edits, task_id: str, actor: str) -> Task:
     """Give a task another go: back to open now (no backoff wait), without the needs-human label."""
     task = store.get_task(store.resolve_id(task_id))
     if task.status in ("in_progress", "merging"):
@@ -42,7 +46,7 @@ def retry(store: Any, task_id: str, actor: str) -> Task:
     return store.get_task(task.id)
 
 
-def stop(store: Any, task_id: str, actor: str) -> Task:
+def stop(store: Edits, task_id: str, actor: str) -> Task:
     """Stop the agent working on a task and keep the fleet from taking it again: the task becomes
     blocked (retry gives it back). A run reaches its agent through the store, as it does on a cancel:
     within seconds it sees the claim gone (witness.Leases), ends the agent's process group and records
@@ -54,10 +58,10 @@ def stop(store: Any, task_id: str, actor: str) -> Task:
                             f"by {actor}")
 
 
-def cancel(store: Any, task_id: str, actor: str) -> Task:
+def cancel(store: Edits, task_id: str, actor: str) -> Task:
     """Close a task as cancelled; a running agent's work on it is not merged."""
     return store.close_task(store.resolve_id(task_id), actor=actor, reason="cancelled from the dashboard")
 
 
-def set_priority(store: Any, task_id: str, value: str, actor: str) -> Task:
+def set_priority(store: Edits, task_id: str, value: str, actor: str) -> Task:
     return store.update_fields(store.resolve_id(task_id), actor=actor, priority=parse_priority(value))

@@ -18,6 +18,7 @@ from gasworks.output import attempt_record, event_dict, merge_dict, merge_stats
 from gasworks.project import Project
 from gasworks.stats import ALL, fleet_stats, series
 from gasworks.status import status_report
+from gasworks.store import StoreView
 
 # The board's columns, in order: open tasks split into ready and held back, then by status.
 COLUMNS = (("ready", "Ready"), ("waiting", "Open, held back"), ("in_progress", "In progress"),
@@ -35,7 +36,7 @@ def _card(task: Task, status_of: dict[str, str]) -> dict[str, Any]:
             "created_at": task.created_at, "closed_at": task.closed_at}
 
 
-def board(store: Any) -> dict[str, Any]:
+def board(store: StoreView) -> dict[str, Any]:
     """Every task in its column, each with what it depends on (and that task's status)."""
     tasks = list(store.export_tasks())
     ready = {t.id for t in store.ready()}
@@ -56,7 +57,7 @@ def board(store: Any) -> dict[str, Any]:
                         for name, title in COLUMNS if groups[name] or name != "other"]}
 
 
-def live(project: Project, store: Any, now: float | None = None) -> dict[str, Any]:
+def live(project: Project, store: StoreView, now: float | None = None) -> dict[str, Any]:
     """What changes while the fleet runs: slots with their log tails, the merge queue, counts.
     `version` is the newest event's id: when it moves, the board has changed."""
     report = status_report(project, store, now=now)
@@ -67,7 +68,7 @@ def live(project: Project, store: Any, now: float | None = None) -> dict[str, An
     return report
 
 
-def dashboard(project: Project, store: Any, now: float | None = None) -> dict[str, Any]:
+def dashboard(project: Project, store: StoreView, now: float | None = None) -> dict[str, Any]:
     return {"live": live(project, store, now), "board": board(store)}
 
 
@@ -78,14 +79,14 @@ def _attempt(project: Project, attempt: Attempt, now: float) -> dict[str, Any]:
             "diff": git.diff(project.root, attempt.base_commit, attempt.commits[-1]) if attempt.commits else ""}
 
 
-def _status(store: Any, task_id: str) -> str:
+def _status(store: StoreView, task_id: str) -> str:
     try:
         return store.get_task(task_id).status
     except NotFoundError:  # Beads allows links to issues kept elsewhere
         return ""
 
 
-def task_page(project: Project, store: Any, task_id: str, now: float | None = None) -> dict[str, Any]:
+def task_page(project: Project, store: StoreView, task_id: str, now: float | None = None) -> dict[str, Any]:
     """One task: its fields, dependencies both ways, attempts with log tails and diffs, merges, events."""
     now = time.time() if now is None else now
     task = store.get_task(store.resolve_id(task_id))
@@ -103,7 +104,7 @@ def task_page(project: Project, store: Any, task_id: str, now: float | None = No
     }
 
 
-def attempt_log(project: Project, store: Any, task_id: str, attempt_id: int) -> dict[str, Any]:
+def attempt_log(project: Project, store: StoreView, task_id: str, attempt_id: int) -> dict[str, Any]:
     """The whole log of one attempt, cleaned line by line."""
     task_id = store.resolve_id(task_id)
     found = [a for a in store.attempts(task_id) if a.id == attempt_id]
@@ -114,7 +115,7 @@ def attempt_log(project: Project, store: Any, task_id: str, attempt_id: int) -> 
             "lines": logs.read_lines(path)}
 
 
-def merges_page(store: Any) -> dict[str, Any]:
+def merges_page(store: StoreView) -> dict[str, Any]:
     """The merge queue, the results with their gate runs, and the queue's rates."""
     queue = store.merges(statuses=["queued", "merging"], oldest_first=True)
     everything = store.merges(limit=ALL)
@@ -123,6 +124,6 @@ def merges_page(store: Any) -> dict[str, Any]:
             "stats": merge_stats(everything, store.gate_run_totals())}
 
 
-def stats_page(store: Any, now: float | None = None) -> dict[str, Any]:
+def stats_page(store: StoreView, now: float | None = None) -> dict[str, Any]:
     now = time.time() if now is None else now
     return {"stats": fleet_stats(store, now), "series": series(store, now)}
