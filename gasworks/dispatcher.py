@@ -309,7 +309,8 @@ class Dispatcher:
                     "interrupted": "stopped by gasworks run shutting down",
                     "stalled": "no output and no file change for stall_timeout",
                     "endpoint_down": "the model could not be reached",
-                    "disk_full": "the log folder is full"}.get(outcome, f"exit code {code}")
+                    "disk_full": "the log folder is full"}.get(outcome) \
+                or logs.exit_reason(self.project.logs_dir / run.task_id / f"{run.attempt_id}.log", code)
             self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits, now=now)
             return
         try:  # several hosts: the refinery may run on another one

@@ -23,13 +23,14 @@ from rich.text import Text
 
 from gasworks import logs
 from gasworks.errors import NotFoundError
-from gasworks.output import oneline
+from gasworks.output import failure_reason, oneline
 from gasworks.project import Project, active_run, run_slots
 from gasworks.stats import closed_since, epoch, seconds_text
 from gasworks.waits import left_for_humans
 
 QUIET_WARN_SECONDS = 60.0  # a slot whose log has not grown for this long is shown as quiet
 RECENT_MERGES = 5
+FAILED_LISTED = 10  # unfinished tasks whose latest attempt failed, named with the reason
 
 
 class FleetView:
@@ -153,6 +154,8 @@ def status_report(project: Project, store: Any, *, now: float | None = None) -> 
         "counts": store.counts(),
         "needs_human": len(store.list_tasks(labels=["needs-human"], include_closed=False)),
         "waiting_on_humans": left_for_humans(store),
+        "failed": [{"task": task_id, "reason": failure_reason(found)}
+                   for task_id, found in store.failure_reasons(open_only=True, limit=FAILED_LISTED).items()],
         "throughput": {"closed_last_10_min": closed_since(closed, now - 600),
                        "closed_last_hour": closed_since(closed, now - 3600)},
         "overlaps_avoided": store.event_count("overlap_avoided"),
@@ -176,6 +179,8 @@ def print_status(report: dict[str, Any]) -> None:
     click.echo("  " + ", ".join(f"{n} {s}" for s, n in report["counts"].items()))
     for line in report["waiting_on_humans"]:
         click.echo(f"  waits on a human: {oneline(line, 200)}")
+    for failed in report.get("failed", []):
+        click.echo(f"  last attempt of {failed['task']}: {failed['reason']}")
 
 
 def watch_view(report: dict[str, Any]) -> Group:
@@ -210,6 +215,8 @@ def watch_view(report: dict[str, Any]) -> Group:
     if report["needs_human"]:
         parts.append(Text(f"{report['needs_human']} blocked task(s) need a human (label needs-human)", "red"))
     parts += [Text(f"  {oneline(line, 200)}", "red") for line in report["waiting_on_humans"]]
+    parts += [Text(f"  last attempt of {failed['task']}: {failed['reason']}", "yellow")
+              for failed in report.get("failed", [])]
     parts.append(Text.assemble(("throughput: ", "bold"), f"{through['closed_last_10_min']} closed in the last "
                                f"10 min, {through['closed_last_hour']} in the last hour"))
     return Group(*parts)
