@@ -23,7 +23,7 @@ CLASSIC_CONFIG_FILE = "dispatch_config.json"
 ENV_PREFIX = "GASWORKS_"
 # What an argv template for the `command` agent may name. Task text is never among them:
 # it reaches the agent only through the task file.
-COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
+COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root", "model")
 AGENTS = ("builtin", "aider", "command", "fake")
 # A TOML file of blank lines and comments only (as `gasworks init` writes it) sets nothing, so it is
 # read without loading the TOML parser; a comment holding a character TOML forbids still goes to it.

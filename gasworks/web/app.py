@@ -171,7 +171,10 @@ class Dashboard:
             return actions.cancel(self.store, task_id, self.actor)
         if action == "priority":
             return actions.set_priority(self.store, task_id, fields.get("priority", ""), self.actor)
-        raise NotFoundError(f"no action {action!r}: use retry, cancel or priority")
+        if action == "agent":
+            return actions.set_agent(self.store, task_id, fields.get("agent", ""), fields.get("model", ""),
+                                     self.actor)
+        raise NotFoundError(f"no action {action!r}: use retry, cancel, priority or agent")
 
     async def act(self, request: Request) -> Response:
         fields = await self._fields(request)

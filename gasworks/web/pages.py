@@ -14,7 +14,7 @@ from gasworks import git, logs
 from gasworks.beads import task_to_record
 from gasworks.errors import NotFoundError
 from gasworks.models import Attempt, Task
-from gasworks.output import attempt_record, event_dict, merge_dict, merge_stats
+from gasworks.output import attempt_record, event_dict, failure_reason, merge_dict, merge_stats
 from gasworks.project import Project
 from gasworks.stats import ALL, fleet_stats, series
 from gasworks.status import status_report
@@ -97,10 +97,27 @@ def task_page(project: Project, store: Any, task_id: str, now: float | None = No
         "blocked": store.is_blocked(task.id),
         "blocked_by": store.blockers(task.id),
         "dependents": [{"id": d.issue_id, "type": d.type} for d in store.dependents(task.id)],
+        "runs_with": runs_with(project, task),
+        "reason": failure_reason(store.failure_reasons([task.id]).get(task.id)),
         "attempts": [_attempt(project, a, now) for a in store.attempts(task.id)],
         "merges": [merge_dict(m) for m in store.merges(task_id=task.id, oldest_first=True)],
         "events": [event_dict(e) for e in store.events(task.id, limit=200)],
     }
+
+
+def runs_with(project: Project, task: Task) -> dict[str, Any]:
+    """The agent and model the task runs with: what its labels pick ("" for none), the run's own,
+    and, when a label names none, why."""
+    from gasworks.agents import task_choice
+    from gasworks.errors import ConfigError
+
+    try:
+        agent, model = task_choice(task)
+        error = ""
+    except ConfigError as exc:
+        agent, model, error = "", "", str(exc)
+    return {"agent": agent, "model": model, "default_agent": project.config.agent,
+            "default_model": project.config.model, "error": error}
 
 
 def attempt_log(project: Project, store: Any, task_id: str, attempt_id: int) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
+from gasworks.config import AGENTS
 from gasworks.models import ISSUE_TYPES, PRIORITY_MAX, PRIORITY_MIN
 from gasworks.stats import seconds_text
 from gasworks.status import QUIET_WARN_SECONDS
@@ -169,6 +170,21 @@ def _actions(task: dict[str, Any]) -> str:
     )
 
 
+def _runs_with(task: dict[str, Any], runs: dict[str, Any]) -> str:
+    """Which agent and model the task runs with, and a form to change them (its agent: and model: labels)."""
+    agents = ["", *AGENTS]
+    label = "the run's own ({})".format
+    return (
+        f'<form class="inline" id="runs-with" method="post" action="{e(task_url(task["id"]))}/agent">'
+        f'agent <select name="agent" aria-label="agent">'
+        + "".join(f'<option value="{e(v)}"{" selected" if v == runs["agent"] else ""}>'
+                  f'{e(v or label(runs["default_agent"]))}</option>' for v in agents)
+        + f'</select> model <input name="model" value="{e(runs["model"])}" maxlength="200" aria-label="model" '
+        f'placeholder="{e(label(runs["default_model"]))}"><button type="submit">Set agent</button></form>'
+        + (f'<p class="error">{e(runs["error"])}</p>' if runs["error"] else "")
+    )
+
+
 def _attempt_html(task_id: str, attempt: dict[str, Any], last: bool) -> str:
     log_url = task_url(task_id, f"/attempts/{attempt['id']}/log")
     shown = len(attempt["log_tail"])
@@ -208,7 +224,9 @@ def task_html(data: dict[str, Any]) -> str:
                                                    else "")
             + f' &middot; created {when(task["created_at"])} &middot; updated {when(task["updated_at"])}'
             + (f' &middot; closed {when(task["closed_at"])} ({e(task.get("close_reason", ""))})'
-               if task.get("closed_at") else "") + "</p>" + _actions(task))
+               if task.get("closed_at") else "") + "</p>"
+            + (f'<p class="error" id="reason">{e(data["reason"])}</p>' if data.get("reason") else "")
+            + _actions(task) + _runs_with(task, data["runs_with"]))
     links = []
     if task.get("labels"):
         links.append(f'<p>labels: {e(", ".join(task["labels"]))}</p>')
