@@ -160,11 +160,6 @@ def series(store: Any, now: float | None = None, buckets: int = 12) -> dict[str,
     return compute_series(attempts, merges, time.time() if now is None else now, buckets)
 
 
-def closed_since(tasks: list[Task], since: float) -> int:
-    """Tasks closed at or after `since` (epoch seconds): the live view's throughput."""
-    return sum(1 for t in tasks if t.status == "closed" and t.closed_at and (epoch(t.closed_at) or 0) >= since)
-
-
 def seconds_text(seconds: float | None) -> str:
     """4.2s, 42s, 3m 05s, 2h 10m; '-' for None."""
     if seconds is None:
