@@ -30,7 +30,8 @@ class BoardFilter:
     priority: int | None = None
 
     def where(self) -> tuple[str, list[Any]]:
-        where, params = ["1 = 1"], []
+        where: list[str] = ["1 = 1"]
+        params: list[Any] = []
         if self.text:
             where.append("(lower(t.id) LIKE ? ESCAPE '!' OR lower(t.title) LIKE ? ESCAPE '!' "
                          "OR lower(t.description) LIKE ? ESCAPE '!')")
