@@ -136,6 +136,13 @@ class TaskAgents:
             self.made[key] = made
         return self.made[key]
 
+    def close(self) -> None:
+        """Stop what the agents made for labelled tasks started (an embedded model, say)."""
+        for made in self.made.values():
+            close = getattr(made, "close", None)
+            if close is not None:
+                close()
+
 
 def render_task_file(task: Task, instructions: str = STANDING_INSTRUCTIONS) -> str:
     """The text of .current_task.txt: the task in full, then the standing instructions."""

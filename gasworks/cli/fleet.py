@@ -65,6 +65,8 @@ def run(ctx: click.Context, workers: int | None, agent: str | None, until_done: 
         except Exception:
             runlog.crashed()
             raise
+        finally:
+            dispatcher.agents.close()
         say(summary_line(run_summary(store, started, time.time() - started)))
         say("tasks: " + ", ".join(f"{n} {s}" for s, n in store.counts().items()))
     sys.exit(code)
