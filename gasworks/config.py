@@ -26,7 +26,7 @@ CLASSIC_CONFIG_FILE = "dispatch_config.json"
 ENV_PREFIX = "GASWORKS_"
 # What an argv template for the `command` agent may name. Task text is never among them:
 # it reaches the agent only through the task file.
-COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root")
+COMMAND_PLACEHOLDERS = ("task_file", "worktree", "task_id", "slot", "attempt", "repo_root", "model")
 # The agents by name; agent NAME is the class <Name>Agent in gasworks/agents/NAME.py.
 AgentName = Literal["builtin", "aider", "command", "fake"]
 AGENTS: tuple[str, ...] = typing.get_args(AgentName)

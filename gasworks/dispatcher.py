@@ -26,6 +26,7 @@ from gasworks.agents import (
     Agent,
     AgentContext,
     LaunchSpec,
+    TaskAgents,
     render_task_file,
 )
 from gasworks.config import Config
@@ -81,6 +82,7 @@ class Dispatcher:
         self.worker: RefineryWorker | None = None  # None: tick() runs the merge queue itself
         self.running: dict[str, Running] = {}  # slot name -> live agent
         self.claims = ClaimGate(config, project.logs_dir, say, getattr(agent, "healthy", None))
+        self.agents = TaskAgents(agent, config, project.state_dir)  # a task's `agent:`/`model:` labels
         self.stopping = False
         self.bwrap = sandbox.find_bwrap() if config.sandbox == "bwrap" else ""
         self.leases = witness.Leases(store, config)
@@ -236,7 +238,7 @@ class Dispatcher:
             git.write_new(task_file, render_task_file(task).encode("utf-8"))  # never through a committed link
             ctx = AgentContext(task.id, slot.path, task_file, slot.name, attempt.id, self.root,
                                self.project.state_dir)
-            spec = self._sandboxed(self.agent.launch(ctx), slot, branch, log_path, attempt.id)
+            spec = self._sandboxed(self.agents.for_task(task).launch(ctx), slot, branch, log_path, attempt.id)
             env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": task.id, "GASWORKS_SLOT": slot.name,
                    "GASWORKS_ATTEMPT": str(attempt.id), "GASWORKS_WORKTREE": str(slot.path),
                    "GASWORKS_USAGE_FILE": str(log_path.with_suffix(".usage.json")),
@@ -309,7 +311,8 @@ class Dispatcher:
                     "interrupted": "stopped by gasworks run shutting down",
                     "stalled": "no output and no file change for stall_timeout",
                     "endpoint_down": "the model could not be reached",
-                    "disk_full": "the log folder is full"}.get(outcome, f"exit code {code}")
+                    "disk_full": "the log folder is full"}.get(outcome) \
+                or logs.exit_reason(self.project.logs_dir / run.task_id / f"{run.attempt_id}.log", code)
             self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits, now=now)
             return
         try:  # several hosts: the refinery may run on another one

@@ -73,6 +73,13 @@ def last_line(path: Path) -> str:
     return found[0] if found else ""
 
 
+def exit_reason(path: Path, code: int | None) -> str:
+    """Why an agent's attempt failed, in one line: its exit code and the last line it wrote (its
+    output and its errors share the log)."""
+    last = last_line(path)
+    return f"agent exited {code}" + (f": {last[:200]}" if last else " (its log is empty)")
+
+
 def read_lines(path: Path) -> list[str]:
     """The whole log, cleaned line by line; [] without the file."""
     try:

@@ -32,6 +32,14 @@ def oneline(text: str, width: int = 100) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "\u2026"
 
 
+def failure_reason(found: tuple[str, str] | None) -> str:
+    """The one line that says why a task's latest attempt failed, from store.failure_reasons()."""
+    if not found:
+        return ""
+    outcome, note = found
+    return oneline(f"{outcome}: {note}" if note else outcome, 300)
+
+
 def task_line(task: Task) -> str:
     status = click.style(f"{task.status:<11}", fg=_STATUS_COLORS.get(task.status))
     labels = f"  [{', '.join(safe(label) for label in task.labels)}]" if task.labels else ""
@@ -143,6 +151,8 @@ def print_task_details(details: dict[str, Any]) -> None:
     click.echo(f"  created {details['created_at']}  updated {details['updated_at']}"
                + (f"  closed {details['closed_at']} ({safe(details.get('close_reason', ''))})"
                   if details.get("closed_at") else ""))
+    if details.get("reason"):
+        click.echo(f"  reason: {details['reason']}")
     if details.get("labels"):
         click.echo(f"  labels: {', '.join(safe(label) for label in details['labels'])}")
     if details["blocked_by"]:

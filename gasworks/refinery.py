@@ -392,7 +392,9 @@ class Refinery:
                 return
             self.known_good = tip
         self._end(merge, MergeStatus.GATE_FAILED, note=oneline(tail.splitlines()[0] if tail else "", 200))
-        self._judge_last_attempt(merge, Outcome.GATE_FAILED.value, "its branch failed the merge gate")
+        last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
+        self._judge_last_attempt(merge, Outcome.GATE_FAILED.value, "its branch failed the merge gate"
+                                 + (f": {oneline(last, 200)}" if last else ""))
         send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
                   config=self.config, now=time.time(), say=self.say, actor="refinery")
 

@@ -161,11 +161,6 @@ def series(store: StoreView, now: float | None = None, buckets: int = 12) -> dic
     return compute_series(attempts, merges, time.time() if now is None else now, buckets)
 
 
-def closed_since(tasks: list[Task], since: float) -> int:
-    """Tasks closed at or after `since` (epoch seconds): the live view's throughput."""
-    return sum(1 for t in tasks if t.status == "closed" and t.closed_at and (epoch(t.closed_at) or 0) >= since)
-
-
 ETA_WINDOW_SECONDS = 900.0  # the closing rate behind the ETA is measured over this much of the recent past
 
 

@@ -23,14 +23,16 @@ from rich.text import Text
 
 from gasworks import logs
 from gasworks.errors import NotFoundError
-from gasworks.output import oneline
+from gasworks.models import iso_from_epoch
+from gasworks.output import failure_reason, oneline
 from gasworks.project import Project, active_run, run_slots
-from gasworks.stats import closed_since, epoch, seconds_text
+from gasworks.stats import epoch, seconds_text
 from gasworks.store import StoreView
 from gasworks.waits import left_for_humans
 
 QUIET_WARN_SECONDS = 60.0  # a slot whose log has not grown for this long is shown as quiet
 RECENT_MERGES = 5
+FAILED_LISTED = 10  # unfinished tasks whose latest attempt failed, named with the reason
 
 
 class FleetView:
@@ -149,7 +151,8 @@ def fleet_slots(project: Project, store: StoreView, now: float) -> dict[str, Any
 def status_report(project: Project, store: StoreView, *, now: float | None = None) -> dict[str, Any]:
     """What the fleet is doing, from the store and the state files (never the run's lock)."""
     now = time.time() if now is None else now
-    closed = store.list_tasks(statuses=["closed"])
+    # Closed in the last hour, read as text from a day before (other offsets than Z sort apart by hours).
+    closed = [at for at in store.closed_times(iso_from_epoch(now - 3600 - 86400)) if (epoch(at) or 0) >= now - 3600]
     return {
         **fleet_slots(project, store, now),
         "merging": [t.id for t in store.list_tasks(statuses=["merging"])],
@@ -161,8 +164,10 @@ def status_report(project: Project, store: StoreView, *, now: float | None = Non
         "counts": store.counts(),
         "needs_human": len(store.list_tasks(labels=["needs-human"], include_closed=False)),
         "waiting_on_humans": left_for_humans(store),
-        "throughput": {"closed_last_10_min": closed_since(closed, now - 600),
-                       "closed_last_hour": closed_since(closed, now - 3600)},
+        "failed": [{"task": task_id, "reason": failure_reason(found)}
+                   for task_id, found in store.failure_reasons(open_only=True, limit=FAILED_LISTED).items()],
+        "throughput": {"closed_last_10_min": sum(1 for at in closed if (epoch(at) or 0) >= now - 600),
+                       "closed_last_hour": len(closed)},
         "overlaps_avoided": store.event_count("overlap_avoided"),
     }
 
@@ -184,6 +189,8 @@ def print_status(report: dict[str, Any]) -> None:
     click.echo("  " + ", ".join(f"{n} {s}" for s, n in report["counts"].items()))
     for line in report["waiting_on_humans"]:
         click.echo(f"  waits on a human: {oneline(line, 200)}")
+    for failed in report.get("failed", []):
+        click.echo(f"  last attempt of {failed['task']}: {failed['reason']}")
 
 
 def watch_view(report: dict[str, Any]) -> Group:
@@ -218,6 +225,8 @@ def watch_view(report: dict[str, Any]) -> Group:
     if report["needs_human"]:
         parts.append(Text(f"{report['needs_human']} blocked task(s) need a human (label needs-human)", "red"))
     parts += [Text(f"  {oneline(line, 200)}", "red") for line in report["waiting_on_humans"]]
+    parts += [Text(f"  last attempt of {failed['task']}: {failed['reason']}", "yellow")
+              for failed in report.get("failed", [])]
     parts.append(Text.assemble(("throughput: ", "bold"), f"{through['closed_last_10_min']} closed in the last "
                                f"10 min, {through['closed_last_hour']} in the last hour"))
     return Group(*parts)

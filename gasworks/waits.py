@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from gasworks.models import MergeStatus, Task
-from gasworks.store import EventLog, StoreView
+from gasworks.store import StoreView
 
 SAY_EVERY_SECONDS = 60.0
 LISTED = 20  # waiting tasks named one by one in the final report; the rest are counted
@@ -57,35 +57,34 @@ def minutes(seconds: float) -> str:
 
 def left_for_humans(store: StoreView) -> list[str]:
     """What only a person can move on, one line each: blocked tasks and why, merges held and why,
-    and the open tasks that wait on unfinished work (named up to LISTED, then counted)."""
-    lines = [f"{task_id} is blocked: {why}" if kind == "blocked" else f"the merge of {task_id} is held: {why}"
-             for kind, task_id, why in needing_humans(store)]
-    ready = {task.id for task in store.ready()}
-    waiting = [task for task in store.list_tasks(statuses=["open"]) if task.id not in ready
-               and task.issue_type not in ("epic",)]
-    for task in waiting[:LISTED]:
+    and the open tasks that wait on unfinished work (each kind named up to LISTED, then counted).
+    A few reads, however many tasks there are: the status views call this on every refresh."""
+    blocked, total = store.blocked_with_reasons(LISTED)
+    lines = [f"{task.id} is blocked: {blocked_reason(task, reason)}" for task, reason in blocked]
+    if total > len(blocked):
+        lines.append(f"... and {total - len(blocked)} more blocked task(s)")
+    lines += [f"the merge of {merge.task_id} is held: {merge.note}"
+              for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True, limit=LISTED)]
+    waiting, total = store.waiting(LISTED)
+    for task in waiting:
         blockers = store.blockers(task.id)
         lines.append(f"{task.id} waits on {', '.join(blockers)}" if blockers
                      else f"{task.id} waits on its parent's unfinished work")
-    if len(waiting) > LISTED:
-        lines.append(f"... and {len(waiting) - LISTED} more open task(s) waiting on unfinished work")
+    if total > len(waiting):
+        lines.append(f"... and {total - len(waiting)} more open task(s) waiting on unfinished work")
     return lines
 
 
-def needing_humans(store: StoreView, *, reason: Callable[[StoreView, Task], str] | None = None,
-                   limit: int | None = None) -> list[tuple[str, str, str]]:
-    """(kind, task id, why) for each blocked task ("blocked") and each held merge ("held"). A view
-    that asks every second passes a `reason` that remembers (blocked_reason reads the task's
-    events) and a `limit` on the blocked tasks it explains."""
-    explain = reason or blocked_reason
-    found = [("blocked", task.id, explain(store, task)) for task in store.list_tasks(statuses=["blocked"], limit=limit)]
-    return found + [("held", merge.task_id, merge.note)
-                    for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True)]
+def needing_humans(store: StoreView, *, limit: int) -> list[tuple[str, str, str]]:
+    """(kind, task id, why) for up to `limit` blocked tasks ("blocked"), by priority, and each held
+    merge ("held"): a few reads however many tasks wait, for views that ask every second."""
+    blocked, _ = store.blocked_with_reasons(limit)
+    return [("blocked", task.id, blocked_reason(task, reason)) for task, reason in blocked] + [
+        ("held", merge.task_id, merge.note)
+        for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True, limit=limit)]
 
 
-def blocked_reason(store: EventLog, task: Task) -> str:
+def blocked_reason(task: Task, reason: str) -> str:
     """Why it was blocked: the reason given when it last became blocked, and its labels."""
-    reason = next((event.detail.get("reason", "") for event in store.events(task.id, limit=50)
-                   if event.kind == "status" and event.new_value == "blocked"), "")
     labels = f" [{', '.join(task.labels)}]" if task.labels else ""
     return (reason or "blocked by hand") + labels

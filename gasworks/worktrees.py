@@ -70,6 +70,16 @@ class WorktreePool:
             return self.root / "worktrees" / f"w{number}"
         return self.root.parent / f"{self.config.worktree_stem(self.root)}{number}"
 
+    def slot_number(self, path: Path) -> int | None:
+        """The number of the pool's slot at path, also one beyond num_workers (a run with more
+        workers made it), else None."""
+        inside = self.config.worktree_placement == "inside"
+        folder, stem = (self.root / "worktrees", "w") if inside else (self.root.parent,
+                                                                       self.config.worktree_stem(self.root))
+        path = Path(path)
+        digits = path.name[len(stem):] if path.name.startswith(stem) else ""
+        return int(digits) if digits.isdigit() and path.parent.resolve() == folder.resolve() else None
+
     def ensure(self, base: str) -> list[str]:
         """Create missing worktrees at `base`, after pruning stale registrations. Returns what was done."""
         git.worktree_prune(self.root)

@@ -150,6 +150,6 @@ def test_show_gives_each_attempt_how_it_ended_how_long_tokens_and_its_log(projec
     (shown,) = json.loads(cli(project_dir, "show", failing, "--json").stdout)
     (attempt,) = shown["attempts"]
     assert (attempt["number"], attempt["outcome"], attempt["exit_code"]) == (1, "failed", 3)
-    assert attempt["seconds"] >= 0 and attempt["log"].endswith(".log") and "exit code 3" in attempt["note"]
+    assert attempt["seconds"] >= 0 and attempt["log"].endswith(".log") and "agent exited 3" in attempt["note"]
     text = cli(project_dir, "show", failing).stdout
     assert "Attempts:" in text and "failed" in text and f"log: {attempt['log']}" in text

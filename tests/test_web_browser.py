@@ -216,3 +216,60 @@ def test_task_text_with_html_is_shown_as_text_in_the_browser(project_dir, server
         expect(page.locator("main")).to_contain_text(hostile)  # the text, shown as text
         assert page.locator("main img").count() == 0 and page.locator("main script").count() == 0
         assert page.evaluate("window.__xss") is None and dialogs == []
+
+
+BOARD_TASKS = 10_000
+
+
+def _navigation(page) -> dict:
+    """The browser's own timing of the last page load, in milliseconds."""
+    timing = page.evaluate("JSON.stringify(performance.getEntriesByType('navigation')[0])")
+    entry = __import__("json").loads(timing)
+    return {"server_ms": round(entry["responseStart"] - entry["requestStart"], 1),
+            "load_ms": round(entry["loadEventEnd"] - entry["startTime"], 1), "bytes": entry["transferSize"]}
+
+
+def test_a_board_of_10000_tasks_loads_searches_and_pages(project_dir, server, page):
+    """Ten thousand tasks, as an imported tracker has them; the times are printed and kept in
+    test-artifacts/board-10000.json (measured, never asserted)."""
+    import json
+    import time
+
+    from playwright.sync_api import expect
+
+    from tests.test_web_board import many_tasks
+
+    store = store_of(project_dir)
+    try:
+        store.import_tasks(many_tasks(BOARD_TASKS), prefix="gw", actor="tester")
+        parsers = len(store.list_tasks(text="parser"))
+    finally:
+        store.close()
+    started = time.perf_counter()
+    page.goto(server)
+    expect(page.locator("#matched")).to_have_text(f"{BOARD_TASKS} task(s)")
+    loaded = {"wall_ms": round((time.perf_counter() - started) * 1000, 1), **_navigation(page)}
+    assert page.locator(".card").count() <= 7 * 50  # a page per column, not ten thousand cards
+    save_screenshot(page, "board-10000.png")
+
+    page.fill("#filter input[name=q]", "parser")
+    started = time.perf_counter()
+    page.click("#filter button[type=submit]")
+    expect(page.locator("#matched")).to_have_text(f"{parsers} task(s)")
+    searched = {"wall_ms": round((time.perf_counter() - started) * 1000, 1), **_navigation(page)}
+    assert page.locator("#filter input[name=q]").input_value() == "parser"
+    closed = page.locator("#column-closed")
+    first = closed.locator(".card").first.get_attribute("id")
+    assert "parser" in closed.locator(".card .title").first.inner_text()
+
+    started = time.perf_counter()
+    closed.locator("a.next").first.click()
+    expect(page.locator("#column-closed .pager").first).to_contain_text("page 2 of")
+    paged = {"wall_ms": round((time.perf_counter() - started) * 1000, 1), **_navigation(page)}
+    assert page.locator("#column-closed .card").first.get_attribute("id") != first
+    assert "q=parser" in page.url and "page_closed=2" in page.url
+    expect(page.locator("#matched")).to_have_text(f"{parsers} task(s)")  # the search stays
+
+    timings = {"tasks": BOARD_TASKS, "load": loaded, "search": searched, "next_page": paged}
+    artifact("board-10000.json").write_text(json.dumps(timings, indent=2), encoding="utf-8")
+    print(f"board of {BOARD_TASKS} tasks: {json.dumps(timings)}")

@@ -18,6 +18,7 @@ class CommandAgent:
             raise ConfigError('agent = "command" needs `command`, an argv list such as '
                               '["my-agent", "--task-file", "{task_file}", "--workdir", "{worktree}"]')
         self.template = list(config.command)
+        self.model = config.model  # {model}: the model a task's `model:` label picks, else `model`
 
     def prepare(self, state_dir: Path) -> None:
         program = self.template[0]
@@ -29,5 +30,5 @@ class CommandAgent:
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         values = {"task_file": str(ctx.task_file), "worktree": str(ctx.worktree), "task_id": ctx.task_id,
-                  "slot": ctx.slot, "attempt": str(ctx.attempt), "repo_root": str(ctx.repo_root)}
+                  "slot": ctx.slot, "attempt": str(ctx.attempt), "repo_root": str(ctx.repo_root), "model": self.model}
         return LaunchSpec([part.format(**values) for part in self.template])

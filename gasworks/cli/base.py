@@ -97,6 +97,7 @@ COMMAND_MODULES = {
                            "demo"),
     "gasworks.cli.gastown": ("agent-run", "sling", "convoy"),
     "gasworks.cli.watch": ("status", "top", "logs", "diff", "stats", "web"),
+    "gasworks.cli.clean": ("clean",),
 }
 
 
@@ -131,9 +132,14 @@ def actor_name(ctx: click.Context) -> str:
 
 
 def open_project() -> Project:
-    return find_project(Path.cwd())
+    from gasworks import runlog
+
+    project = find_project(Path.cwd())
+    runlog.debug("project %s: agent %s, %d workers", project.root, project.config.agent, project.config.num_workers)
+    return project
 
 
+DEBUG_WANTED = "gasworks.debug"  # in ctx.meta: --debug was given
 JSON_WANTED = "gasworks.json"  # in ctx.meta (shared by every context of a command): --json was given
 
 
@@ -170,9 +176,18 @@ def priority_value(_ctx: click.Context, _param: click.Parameter, value: Any) -> 
                    "git user.name, $USER).")
 @click.option("--json", "as_json", is_flag=True, callback=_json_wanted, expose_value=False,
               help="JSON output from every command that has it, as `COMMAND --json` (like `bd --json`).")
-def cli(actor: str | None) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Say more of what gasworks does, on stderr (logging INFO).")
+@click.option("--debug", is_flag=True, help="Say everything gasworks does, on stderr, git commands included "
+                                            "(logging DEBUG); `gasworks run` also logs DEBUG to its run log.")
+@click.pass_context
+def cli(ctx: click.Context, actor: str | None, verbose: bool, debug: bool) -> None:
     """Run a fleet of local coding agents on one git repository.
 
     Tasks live in .gasworks/gasworks.db (Beads-compatible fields and JSONL). Start with
     `gasworks init` in a git repository, then `gasworks create "title"` and `gasworks ready`.
     """
+    if verbose or debug:
+        from gasworks import runlog
+
+        runlog.configure(10 if debug else 20)  # logging.DEBUG, logging.INFO (logging is not imported here)
+        ctx.meta[DEBUG_WANTED] = debug

@@ -15,7 +15,7 @@ import click
 
 from gasworks import git, output, process
 from gasworks import status as fleet_status
-from gasworks.cli.base import actor_name, cli, json_option, open_project
+from gasworks.cli.base import DEBUG_WANTED, actor_name, cli, json_option, open_project
 from gasworks.config import AGENTS
 from gasworks.errors import InvalidValueError
 from gasworks.ingest import read_text_file
@@ -31,7 +31,8 @@ from gasworks.project import ensure_excludes, find_project, run_lock, task_prefi
                    "blocked or failed.")
 @click.option("--host-id", default=None, metavar="NAME",
               help="This host's name when several hosts share one PostgreSQL `store` and git `remote`.")
-def run(workers: int | None, agent: str | None, until_done: bool, host_id: str | None) -> None:
+@click.pass_context
+def run(ctx: click.Context, workers: int | None, agent: str | None, until_done: bool, host_id: str | None) -> None:
     """Keep agents busy on ready tasks, each in its own git worktree, merging what they finish.
 
     Ctrl+C once: claim nothing more and let running agents finish (grace_seconds); twice:
@@ -41,6 +42,7 @@ def run(workers: int | None, agent: str | None, until_done: bool, host_id: str |
     Several hosts: each runs `gasworks run --host-id NAME` in its own clone, with the same
     `store` (postgresql://...) and `remote`; one refinery at a time lands their branches.
     """
+    from gasworks import runlog
     from gasworks.agents import get_agent
     from gasworks.dispatcher import Dispatcher, run_fleet
     from gasworks.stats import run_summary, summary_line
@@ -51,13 +53,22 @@ def run(workers: int | None, agent: str | None, until_done: bool, host_id: str |
         store = project.open_store()
         config = project.config
         view = fleet_status.FleetView(sys.stdout.isatty())
-        dispatcher = Dispatcher(project, store, get_agent(config.agent, config), config, say=view.say)
+        log_file = runlog.start_run_log(project.state_dir, debug_level=bool(ctx.meta.get(DEBUG_WANTED)))
+        say = runlog.teeing(view.say)
+        say(f"run log: {log_file}")
+        dispatcher = Dispatcher(project, store, get_agent(config.agent, config), config, say=say)
         started = time.time()
-        with view:
-            code = run_fleet(dispatcher, until_done=until_done,
-                             on_tick=lambda now: view.update(dispatcher.snapshot(now)))
-        view.say(summary_line(run_summary(store, started, time.time() - started)))
-        view.say("tasks: " + ", ".join(f"{n} {s}" for s, n in store.counts().items()))
+        try:
+            with view:
+                code = run_fleet(dispatcher, until_done=until_done,
+                                 on_tick=lambda now: view.update(dispatcher.snapshot(now)))
+        except Exception:
+            runlog.crashed()
+            raise
+        finally:
+            dispatcher.agents.close()
+        say(summary_line(run_summary(store, started, time.time() - started)))
+        say("tasks: " + ", ".join(f"{n} {s}" for s, n in store.counts().items()))
     sys.exit(code)
 
 

@@ -251,10 +251,13 @@ def show(task_ids: tuple[str, ...], as_json: bool) -> None:
     project = open_project()
     store = project.open_store()
     details = []
-    for task_id in [store.resolve_id(t) for t in task_ids]:  # every id known before anything is shown
+    ids = [store.resolve_id(t) for t in task_ids]  # every id known before anything is shown
+    reasons = store.failure_reasons(ids)
+    for task_id in ids:
         task = store.get_task(task_id)
         details.append({
             **task_to_record(task),
+            "reason": output.failure_reason(reasons.get(task_id)),
             "blocked": store.is_blocked(task.id),
             "blocked_by": store.blockers(task.id),
             "dependents": [{"id": d.issue_id, "type": d.type} for d in store.dependents(task.id)],

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from gasworks import runlog
 from gasworks.errors import GitError
 
 if TYPE_CHECKING:
@@ -81,6 +82,7 @@ def run(args: list[str], cwd: Where, *, check: bool = True, makes_commits: bool 
         )
     except FileNotFoundError:
         raise GitError("git is not installed or not on PATH") from None
+    runlog.debug("git %s in %s: exit %s", " ".join(args), where(cwd), result.returncode)
     if check and result.returncode != 0:
         raise GitError(f"git {' '.join(args[:2])} failed: {(result.stderr or result.stdout).strip()}")
     return result

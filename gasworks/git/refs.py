@@ -61,3 +61,14 @@ def has_merge_commits(path: Where, base: str, head: str) -> bool:
 
 def same_tree(path: Where, a: str, b: str) -> bool:
     return run(["rev-parse", f"{a}^{{tree}}"], path).stdout == run(["rev-parse", f"{b}^{{tree}}"], path).stdout
+
+
+def branch_heads(root: Path, folder: str) -> dict[str, str]:
+    """The local branches under `folder` (as "gasworks/"), each with the commit it points at."""
+    out = run(["for-each-ref", "--format=%(objectname) %(refname)", f"refs/heads/{folder}"], root).stdout
+    return {ref.removeprefix("refs/heads/"): sha for sha, _, ref in (line.partition(" ") for line in out.splitlines())}
+
+
+def delete_branch(root: Path, name: str, expected: str) -> bool:
+    """Delete a branch if it still points at `expected` (compare-and-set); False if it moved."""
+    return run(["update-ref", "-d", f"refs/heads/{name}", expected], root, check=False).returncode == 0

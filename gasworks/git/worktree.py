@@ -53,6 +53,26 @@ def linked_tree(root: Path, path: Path) -> Tree:
     raise GitError(f"{path} is not a registered worktree of {root} (git worktree prune, then run gasworks again)")
 
 
+def remove_worktree(tree: Tree) -> None:
+    """Delete a linked worktree and its registration, from the git dirs gasworks computed (its `.git`
+    file is never read) and never following a link: a worktree that is a link, or lies behind one,
+    is refused; links inside it are removed, not followed."""
+    import shutil
+
+    admin = tree.gitdir
+    if admin.parent != tree.common / "worktrees" or admin.is_symlink():
+        raise GitError(f"{admin} is not a worktree registration of this repository")
+    path = Path(tree.path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        raise GitError(f"{path} is not a folder (a link, or a file): left as it is")
+    if path.exists():
+        if path.resolve() != path.parent.resolve() / path.name:
+            raise GitError(f"{path} lies behind a link: left as it is")
+        shutil.rmtree(path)  # removes links inside, never what they point at
+    if admin.is_dir():
+        shutil.rmtree(admin)
+
+
 def reset_to(path: Where, branch: str, commit: str) -> None:
     """Make the worktree at path a clean checkout of a fresh `branch` at `commit`."""
     discard_changes(path)

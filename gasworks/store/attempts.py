@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, now_iso
 from gasworks.store import rows as sqlrows
@@ -68,6 +69,25 @@ class AttemptsMixin(StoreBase):
                                "ORDER BY id DESC LIMIT ?",
                                (*([task_id] if task_id else []), limit)).fetchall()
         return [sqlrows.attempt_from_row(r) for r in reversed(found)]
+
+    def failure_reasons(self, task_ids: Sequence[str] | None = None, *, open_only: bool = False,
+                        limit: int = 1000) -> dict[str, tuple[str, str]]:
+        """Tasks whose latest attempt ended without success, newest first: id -> (outcome, note). Of
+        the tasks given, or of every task (with open_only: every task not closed)."""
+        where = ["a.id = (SELECT max(b.id) FROM attempts b WHERE b.task_id = a.task_id)", "a.ended_at != ''",
+                 "a.outcome != 'success'"]
+        params: list[Any] = []
+        if task_ids is not None:
+            if not task_ids:
+                return {}
+            where.append(f"a.task_id IN ({', '.join('?' * len(task_ids))})")
+            params += list(task_ids)
+        if open_only:
+            where.append("t.status != 'closed'")
+        with self._tx() as db:
+            found = db.execute(f"SELECT a.task_id, a.outcome, a.note FROM attempts a JOIN tasks t ON t.id = a.task_id "
+                               f"WHERE {' AND '.join(where)} ORDER BY a.id DESC LIMIT ?", (*params, limit)).fetchall()
+        return {row[0]: (row[1], row[2]) for row in found}
 
     def failed_attempts(self, task_id: str) -> int:
         """Finished attempts that count against the task (not interrupted, not orphaned, not success)."""

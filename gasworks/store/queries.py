@@ -115,6 +115,25 @@ class QueriesMixin(StoreBase):
             ).fetchall()
         return [sqlrows.row_to_task(r) for r in rows]
 
+    def blocked_with_reasons(self, limit: int) -> tuple[list[tuple[Task, str]], int]:
+        """Up to `limit` blocked tasks (by priority, then age), each with the reason given when it last
+        became blocked ("" if none), and how many tasks are blocked in all: one read, however many."""
+        reason_sql = ("(SELECT e.detail FROM events e WHERE e.task_id = t.id AND e.kind = 'status' "
+                      "AND e.new_value = 'blocked' ORDER BY e.id DESC LIMIT 1)")
+        with self._tx() as db:
+            rows = db.execute(f"SELECT {sqlrows.TASK_COLUMNS}, {reason_sql} AS reason FROM tasks t "
+                              f"WHERE t.status = 'blocked' {sqlrows.READY_ORDER} LIMIT ?", (limit,)).fetchall()
+            total = db.execute("SELECT count(*) FROM tasks WHERE status = 'blocked'").fetchone()[0]
+        return [(sqlrows.row_to_task(r), str(json.loads(r["reason"] or "{}").get("reason", ""))) for r in rows], total
+
+    def waiting(self, limit: int) -> tuple[list[Task], int]:
+        """Up to `limit` open tasks held back by unfinished work (or deferred), and how many in all."""
+        with self._tx() as db:
+            rows = db.execute(f"SELECT {sqlrows.TASK_COLUMNS} FROM tasks t WHERE {sqlrows.WAITING_WHERE} "
+                              f"{sqlrows.READY_ORDER} LIMIT ?", (limit,)).fetchall()
+            total = db.execute(f"SELECT count(*) FROM tasks t WHERE {sqlrows.WAITING_WHERE}").fetchone()[0]
+        return [sqlrows.row_to_task(r) for r in rows], total
+
     def label_counts(self) -> dict[str, int]:
         """Every label in use, with how many tasks carry it, by name."""
         with self._tx() as db:

@@ -19,6 +19,7 @@ from gasworks.models import Attempt, Comment, Dependency, Event, Merge, Task
 
 if TYPE_CHECKING:  # store/__init__.py imports this module
     from gasworks.store import ImportResult, NewTask
+    from gasworks.store.board import BoardFilter
 
 
 class TaskReader(Protocol):
@@ -40,6 +41,12 @@ class TaskReader(Protocol):
 
     def export_tasks(self) -> Iterator[Task]: ...
 
+    def blocked_with_reasons(self, limit: int) -> tuple[list[tuple[Task, str]], int]: ...
+
+    def waiting(self, limit: int) -> tuple[list[Task], int]: ...
+
+    def closed_times(self, since: str = "") -> list[str]: ...
+
 
 class TaskGraph(Protocol):
     """What waits on what."""
@@ -51,6 +58,16 @@ class TaskGraph(Protocol):
     def dependents(self, task_id: str) -> list[Dependency]: ...
 
     def dependency_tree(self, task_id: str, max_depth: int = 20) -> dict[str, Any]: ...
+
+    def depends_on(self, task_ids: Sequence[str]) -> dict[str, list[tuple[str, str, str]]]: ...
+
+
+class Board(Protocol):
+    """The dashboard's board: tasks by column, searched, filtered and paged in the store."""
+
+    def board_counts(self, shown: BoardFilter) -> dict[str, int]: ...
+
+    def board_page(self, column: str, shown: BoardFilter, *, offset: int, limit: int) -> list[Task]: ...
 
 
 class Dependencies(TaskGraph, Protocol):
@@ -117,6 +134,9 @@ class AttemptLog(Protocol):
 
     def failed_attempts(self, task_id: str) -> int: ...
 
+    def failure_reasons(self, task_ids: Sequence[str] | None = None, *, open_only: bool = False,
+                        limit: int = 1000) -> dict[str, tuple[str, str]]: ...
+
 
 class Attempts(AttemptLog, Protocol):
     """Recording agent attempts: started, their process and tokens, how they ended."""
@@ -146,6 +166,8 @@ class MergeLog(Protocol):
     def merge(self, merge_id: int) -> Merge: ...
 
     def gate_run_totals(self) -> dict[str, float]: ...
+
+    def merge_counts(self) -> dict[str, int]: ...
 
 
 class MergeQueue(MergeLog, Protocol):
@@ -215,7 +237,7 @@ class Tracking(Protocol):
         return []
 
 
-class StoreView(TaskReader, TaskGraph, AttemptLog, MergeLog, EventLog, Protocol):
+class StoreView(TaskReader, TaskGraph, AttemptLog, MergeLog, EventLog, Board, Protocol):
     """Everything a page or a report reads, and nothing that writes."""
 
 

@@ -31,6 +31,7 @@ from gasworks.models import (
 from gasworks.store import NewTask, Store
 from gasworks.store import rows as sqlrows
 from gasworks.store.attempts import AttemptsMixin
+from gasworks.store.board import BoardMixin
 from gasworks.store.import_export import ImportExportMixin
 from gasworks.store.locks import LocksMixin
 from gasworks.store.merges import MergeQueueMixin
@@ -40,7 +41,7 @@ from gasworks.store.tracker import OWN_ROWS, Tracker
 _EDITABLE = ("title", "description", "design", "acceptance_criteria", "notes", "priority", "issue_type", "assignee")
 
 
-class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportExportMixin, Store):
+class SQLStore(QueriesMixin, AttemptsMixin, MergeQueueMixin, LocksMixin, ImportExportMixin, BoardMixin, Store):
     """The store's logic in SQL that SQLite and PostgreSQL both run. A backend subclass opens the
     connection and supplies `_tx()` (see StoreBase). It inherits Tracking's no-op bodies."""
 

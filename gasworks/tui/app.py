@@ -22,7 +22,6 @@ from gasworks.project import Project
 from gasworks.tui.layout import (
     PADDING,
     TALL,
-    Reasons,
     slot_cells,
     slot_columns,
     summary,
@@ -53,7 +52,6 @@ class FleetScreen(Screen[None]):
     def __init__(self, project: Project, store: Any, actor: str, interval: float) -> None:
         super().__init__()
         self.project, self.store, self.actor, self.interval = project, store, actor, interval
-        self.reasons = Reasons()
         self.report: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
@@ -80,7 +78,7 @@ class FleetScreen(Screen[None]):
         """Read the store in a thread of its own (a large one, or one across the network, never
         freezes the keys), then show what it read. A store that fails to answer is said, not fatal."""
         try:
-            report = top_report(self.project, self.store, self.reasons, time.time())
+            report = top_report(self.project, self.store, time.time())
         except GasworksError as exc:
             report, failed = {}, str(exc)
         else:

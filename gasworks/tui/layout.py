@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
 
-from gasworks.models import Task, iso_from_epoch
+from gasworks.models import iso_from_epoch
 from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.stats import ETA_WINDOW_SECONDS, epoch, progress, seconds_text
 from gasworks.status import QUIET_WARN_SECONDS, fleet_slots
-from gasworks.waits import blocked_reason, needing_humans
+from gasworks.waits import needing_humans
 
-HUMANS_LISTED = 50   # blocked tasks explained one by one (each reason is read once); the rest are counted
+HUMANS_LISTED = 50   # blocked tasks listed with their reason; the rest are counted
 RECENT_LISTED = 20   # merge results shown on a tall terminal
 TALL = 34            # rows from which the latest merge results are shown too
 LOG_LINES = 2000     # the log view starts with this many of the log's last lines
@@ -30,21 +29,7 @@ DROP_ORDER = ("tokens", "title", "quiet", "try", "elapsed", "line")
 FLEXIBLE = {"title": (12, 40), "line": (16, 10_000)}  # (least, most) cells
 
 
-class Reasons:
-    """waits.blocked_reason, remembered per task and update: a blocked task's events are read once,
-    not at every refresh."""
-
-    def __init__(self) -> None:
-        self.known: dict[tuple[str, str], str] = {}
-
-    def __call__(self, store: Any, task: Task) -> str:
-        key = (task.id, task.updated_at)
-        if key not in self.known:
-            self.known[key] = blocked_reason(store, task)
-        return self.known[key]
-
-
-def top_report(project: Project, store: Any, reasons: Callable[[Any, Task], str], now: float) -> dict[str, Any]:
+def top_report(project: Project, store: Any, now: float) -> dict[str, Any]:
     """What the view shows: the slots (as `gasworks status`), progress, the merge queue, and what
     waits on a person (blocked tasks with their reason, held merges)."""
     counts = store.counts()
@@ -54,7 +39,7 @@ def top_report(project: Project, store: Any, reasons: Callable[[Any, Task], str]
     return {**fleet_slots(project, store, now),
             "merge_queue": [(m.task_id, m.status) for m in store.merges(statuses=["queued", "merging"],
                                                                          oldest_first=True)],
-            "humans": needing_humans(store, reason=reasons, limit=HUMANS_LISTED),
+            "humans": needing_humans(store, limit=HUMANS_LISTED),
             "recent": [m for m in store.merges(limit=RECENT_LISTED * 2)
                        if m.status not in ("queued", "merging")][:RECENT_LISTED],
             "blocked": counts.get("blocked", 0),

@@ -65,3 +65,16 @@ def cancel(store: Edits, task_id: str, actor: str) -> Task:
 
 def set_priority(store: Edits, task_id: str, value: str, actor: str) -> Task:
     return store.update_fields(store.resolve_id(task_id), actor=actor, priority=parse_priority(value))
+
+
+def set_agent(store: Edits, task_id: str, agent: str, model: str, actor: str) -> Task:
+    """Pick the agent and the model one task runs with (its labels agent:NAME and model:NAME; empty
+    for the run's own), checked as the fleet checks them, in one change of its labels."""
+    from gasworks.agents import AGENT_LABEL, MODEL_LABEL, task_choice
+
+    task = store.get_task(store.resolve_id(task_id))
+    wanted = [prefix + name.strip() for prefix, name in ((AGENT_LABEL, agent), (MODEL_LABEL, model)) if name.strip()]
+    task_choice(Task(task.id, task.title, labels=wanted))
+    old = [label for label in task.labels if label.startswith((AGENT_LABEL, MODEL_LABEL)) and label not in wanted]
+    return store.change_labels(task.id, actor=actor, add=[label for label in wanted if label not in task.labels],
+                               remove=old)

@@ -90,7 +90,8 @@ class Dashboard:
     # -- pages (plain functions: Starlette runs them in its thread pool) ------------------------
 
     def home(self, request: Request) -> Response:
-        data = pages.dashboard(self.project, self.store)
+        shown, at = pages.board_filter(request.query_params)
+        data = pages.dashboard(self.project, self.store, shown=shown, pages=at)
         return JSONResponse(data) if _is_api(request) else HTMLResponse(views.dashboard_html(data))
 
     def task(self, request: Request) -> Response:
@@ -118,18 +119,20 @@ class Dashboard:
 
     # -- the live stream ----------------------------------------------------------------------
 
-    def _live(self, version: int | None) -> tuple[dict[str, Any], dict[str, str]]:
+    def _live(self, version: int | None, shown: Any = None, at: Any = None) -> tuple[dict[str, Any], dict[str, str]]:
         live = pages.live(self.project, self.store)
-        board = pages.board(self.store) if live["version"] != version else None
+        board = pages.board(self.store, shown, at) if live["version"] != version else None
         return live, views.live_fragments(live, board)
 
     async def events(self, request: Request) -> Response:
+        shown, at = pages.board_filter(request.query_params)  # the board as the page shows it
+
         async def stream() -> Any:
             sent: dict[str, str] = {}
             version: int | None = None
             quiet_since = time.monotonic()
             while not await request.is_disconnected():
-                live, fragments = await run_in_threadpool(self._live, version)
+                live, fragments = await run_in_threadpool(self._live, version, shown, at)
                 changed = {key: html for key, html in fragments.items() if sent.get(key) != html}
                 if changed:
                     sent.update(changed)
@@ -171,7 +174,10 @@ class Dashboard:
             return actions.cancel(self.store, task_id, self.actor)
         if action == "priority":
             return actions.set_priority(self.store, task_id, fields.get("priority", ""), self.actor)
-        raise NotFoundError(f"no action {action!r}: use retry, cancel or priority")
+        if action == "agent":
+            return actions.set_agent(self.store, task_id, fields.get("agent", ""), fields.get("model", ""),
+                                     self.actor)
+        raise NotFoundError(f"no action {action!r}: use retry, cancel, priority or agent")
 
     async def act(self, request: Request) -> Response:
         fields = await self._fields(request)

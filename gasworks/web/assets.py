@@ -44,6 +44,10 @@ form.inline { display: inline-flex; gap: .3em; align-items: center; margin-right
 form.new { display: flex; flex-wrap: wrap; gap: .4em; align-items: flex-start; }
 form.new input[name=title] { min-width: 20em; flex: 1; } form.new textarea { min-width: 20em; flex: 2; height: 2.2em; }
 .error { border: 1px solid var(--bad); padding: .6em; }
+.card .reason { font-size: 12px; color: var(--bad); }
+form.filter { display: flex; flex-wrap: wrap; gap: .4em; align-items: center; margin: .2em 0 .6em; }
+form.filter input[type=search] { min-width: 18em; flex: 1; }
+.pager { font-size: 12px; color: var(--muted); margin: .2em 0 .4em; }
 .charts { display: flex; flex-wrap: wrap; gap: 1.2em; }
 figure.chart { margin: 0; } figure.chart figcaption { font-weight: 600; margin-bottom: .2em; }
 .chart rect.bar { fill: var(--accent); } .chart .axis { stroke: var(--line); }
@@ -61,7 +65,7 @@ SCRIPT = """
   });
   if (!document.body.hasAttribute("data-live")) { return; }
   var header = document.querySelector("header");
-  var source = new EventSource("/api/live");
+  var source = new EventSource("/api/live" + window.location.search);  // the board as searched and paged
   source.addEventListener("fleet", function (event) {
     var data = JSON.parse(event.data);
     Object.keys(data.html).forEach(function (id) {

@@ -7,54 +7,81 @@ Nothing here knows about HTTP.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from gasworks import git, logs
 from gasworks.beads import task_to_record
-from gasworks.errors import NotFoundError
-from gasworks.models import Attempt, Task
-from gasworks.output import attempt_record, event_dict, merge_dict, merge_stats
+from gasworks.errors import InvalidValueError, NotFoundError
+from gasworks.models import Attempt, Task, parse_priority
+from gasworks.output import attempt_record, event_dict, failure_reason, merge_dict, merge_stats
 from gasworks.project import Project
 from gasworks.stats import ALL, fleet_stats, series
 from gasworks.status import status_report
 from gasworks.store import StoreView
+from gasworks.store.board import BOARD_COLUMNS, BoardFilter
 
-# The board's columns, in order: open tasks split into ready and held back, then by status.
+# The board's columns, in order (store.board.BOARD_COLUMNS): open tasks split into ready and held
+# back, then by status.
 COLUMNS = (("ready", "Ready"), ("waiting", "Open, held back"), ("in_progress", "In progress"),
            ("merging", "Merging"), ("blocked", "Blocked"), ("closed", "Closed"), ("other", "Other"))
-CARDS_PER_COLUMN = 100
+CARDS_PER_COLUMN = 50  # a column's page
 SLOT_TAIL_LINES = 12
 TASK_LOG_LINES = 400
+FILTER_KEYS = ("q", "status", "label", "assignee", "priority")
 
 
-def _card(task: Task, status_of: dict[str, str]) -> dict[str, Any]:
+def board_filter(params: Mapping[str, str]) -> tuple[BoardFilter, dict[str, int]]:
+    """The board's search, filters and each column's page from a request's query (`q`, `status` (a
+    column), `label`, `assignee`, `priority`, `page_<column>`); a bad value is an error that says so."""
+    column = params.get("status", "").strip()
+    if column and column not in BOARD_COLUMNS:
+        raise InvalidValueError(f"no column {column!r}: use one of {', '.join(BOARD_COLUMNS)}")
+    priority = params.get("priority", "").strip()
+    shown = BoardFilter(text=params.get("q", "").strip(), column=column, label=params.get("label", "").strip(),
+                        assignee=params.get("assignee", "").strip(),
+                        priority=parse_priority(priority) if priority else None)
+    pages = {}
+    for name in BOARD_COLUMNS:
+        given = params.get(f"page_{name}", "")
+        if given:
+            if not given.isdigit() or int(given) < 1:
+                raise InvalidValueError(f"page_{name} must be a page number (1 is the first)")
+            pages[name] = int(given)
+    return shown, pages
+
+
+def _card(task: Task, depends_on: list[tuple[str, str, str]], reason: str) -> dict[str, Any]:
     return {"id": task.id, "title": task.title, "status": task.status, "priority": task.priority,
             "issue_type": task.issue_type, "labels": list(task.labels), "assignee": task.assignee,
-            "depends_on": [{"id": d.depends_on_id, "type": d.type, "status": status_of.get(d.depends_on_id, "")}
-                           for d in task.dependencies],
-            "created_at": task.created_at, "closed_at": task.closed_at}
+            "depends_on": [{"id": target, "type": kind, "status": status} for target, kind, status in depends_on],
+            "created_at": task.created_at, "closed_at": task.closed_at, "reason": reason}
 
 
-def board(store: StoreView) -> dict[str, Any]:
-    """Every task in its column, each with what it depends on (and that task's status)."""
-    tasks = list(store.export_tasks())
-    ready = {t.id for t in store.ready()}
-    status_of = {t.id: t.status for t in tasks}
-    groups: dict[str, list[Task]] = {name: [] for name, _ in COLUMNS}
-    for task in tasks:
-        if task.status == "open":
-            groups["ready" if task.id in ready else "waiting"].append(task)
-        else:
-            groups[task.status if task.status in groups else "other"].append(task)
-    for name, members in groups.items():
-        if name == "closed":
-            members.sort(key=lambda t: t.closed_at, reverse=True)
-        else:
-            members.sort(key=lambda t: (t.priority, t.created_at))
-    return {"columns": [{"name": name, "title": title, "total": len(groups[name]),
-                         "tasks": [_card(t, status_of) for t in groups[name][:CARDS_PER_COLUMN]]}
-                        for name, title in COLUMNS if groups[name] or name != "other"]}
+def board(store: StoreView, shown: BoardFilter | None = None, pages: Mapping[str, int] | None = None) -> dict[str, Any]:
+    """The tasks the filter matches, by column, one page of each (CARDS_PER_COLUMN cards), each card
+    with what it depends on (and that task's status) and why its latest attempt failed."""
+    shown, pages = shown or BoardFilter(), pages or {}
+    counts = store.board_counts(shown)
+    columns: list[dict[str, Any]] = []
+    for name, title in COLUMNS:
+        total = counts.get(name, 0)
+        if (shown.column and name != shown.column) or (name == "other" and not total):
+            continue
+        last = max(1, -(-total // CARDS_PER_COLUMN))
+        page = min(pages.get(name, 1), last)
+        tasks = store.board_page(name, shown, offset=(page - 1) * CARDS_PER_COLUMN, limit=CARDS_PER_COLUMN) \
+            if total else []
+        columns.append({"name": name, "title": title, "total": total, "page": page, "pages": last, "tasks": tasks})
+    ids = [task.id for column in columns for task in column["tasks"]]
+    depends, reasons = store.depends_on(ids), store.failure_reasons(ids)
+    for column in columns:
+        column["tasks"] = [_card(t, depends.get(t.id, []), failure_reason(reasons.get(t.id))) for t in column["tasks"]]
+    return {"filter": {"q": shown.text, "status": shown.column, "label": shown.label, "assignee": shown.assignee,
+                       "priority": "" if shown.priority is None else shown.priority},
+            "pages": {column["name"]: column["page"] for column in columns if column["page"] > 1},
+            "matched": sum(counts.values()), "columns": columns}
 
 
 def live(project: Project, store: StoreView, now: float | None = None) -> dict[str, Any]:
@@ -68,8 +95,9 @@ def live(project: Project, store: StoreView, now: float | None = None) -> dict[s
     return report
 
 
-def dashboard(project: Project, store: StoreView, now: float | None = None) -> dict[str, Any]:
-    return {"live": live(project, store, now), "board": board(store)}
+def dashboard(project: Project, store: StoreView, now: float | None = None, shown: BoardFilter | None = None,
+              pages: Mapping[str, int] | None = None) -> dict[str, Any]:
+    return {"live": live(project, store, now), "board": board(store, shown, pages)}
 
 
 def _attempt(project: Project, attempt: Attempt, now: float) -> dict[str, Any]:
@@ -98,10 +126,27 @@ def task_page(project: Project, store: StoreView, task_id: str, now: float | Non
         "blocked": store.is_blocked(task.id),
         "blocked_by": store.blockers(task.id),
         "dependents": [{"id": d.issue_id, "type": d.type} for d in store.dependents(task.id)],
+        "runs_with": runs_with(project, task),
+        "reason": failure_reason(store.failure_reasons([task.id]).get(task.id)),
         "attempts": [_attempt(project, a, now) for a in store.attempts(task.id)],
         "merges": [merge_dict(m) for m in store.merges(task_id=task.id, oldest_first=True)],
         "events": [event_dict(e) for e in store.events(task.id, limit=200)],
     }
+
+
+def runs_with(project: Project, task: Task) -> dict[str, Any]:
+    """The agent and model the task runs with: what its labels pick ("" for none), the run's own,
+    and, when a label names none, why."""
+    from gasworks.agents import task_choice
+    from gasworks.errors import ConfigError
+
+    try:
+        agent, model = task_choice(task)
+        error = ""
+    except ConfigError as exc:
+        agent, model, error = "", "", str(exc)
+    return {"agent": agent, "model": model, "default_agent": project.config.agent,
+            "default_model": project.config.model, "error": error}
 
 
 def attempt_log(project: Project, store: StoreView, task_id: str, attempt_id: int) -> dict[str, Any]:

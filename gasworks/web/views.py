@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from html import escape
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
+from gasworks.config import AGENTS
 from gasworks.models import ISSUE_TYPES, PRIORITY_MAX, PRIORITY_MIN
 from gasworks.stats import seconds_text
 from gasworks.status import QUIET_WARN_SECONDS
 from gasworks.web.charts import fleet_charts
+from gasworks.web.pages import COLUMNS
 
 
 def e(value: Any) -> str:
@@ -109,17 +111,61 @@ def _card(card: dict[str, Any]) -> str:
             f'<span class="meta">P{e(card["priority"])} {e(card["issue_type"])}'
             + (f" &middot; {e(card['assignee'])}" if card["assignee"] else "") + "</span>"
             f'<div class="title">{e(card["title"])}</div>{labels}'
-            + (f'<div class="deps">after {deps}</div>' if deps else "") + "</div>")
+            + (f'<div class="deps">after {deps}</div>' if deps else "")
+            + (f'<div class="reason">{e(card["reason"])}</div>' if card.get("reason") else "") + "</div>")
+
+
+def board_url(board: dict[str, Any], **changes: Any) -> str:
+    """The board's URL with its search, filters and pages, some of them changed (None or "": gone)."""
+    params = {key: value for key, value in board.get("filter", {}).items() if value != ""}
+    params.update({f"page_{name}": page for name, page in board.get("pages", {}).items()})
+    for key, value in changes.items():
+        if value in (None, "", 1) and key.startswith("page_") or value in (None, ""):
+            params.pop(key, None)
+        else:
+            params[key] = value
+    return "/?" + urlencode(params) if params else "/"
+
+
+def _pager(board: dict[str, Any], column: dict[str, Any]) -> str:
+    if column["pages"] <= 1:
+        return ""
+    key, page = f"page_{column['name']}", column["page"]
+    back = f'<a class="prev" href="{e(board_url(board, **{key: page - 1}))}">&lsaquo; prev</a>' if page > 1 else ""
+    more = (f'<a class="next" href="{e(board_url(board, **{key: page + 1}))}">next &rsaquo;</a>'
+            if page < column["pages"] else "")
+    return f'<nav class="pager">{back} page {e(page)} of {e(column["pages"])} {more}</nav>'
 
 
 def board_html(board: dict[str, Any]) -> str:
     columns = []
     for column in board["columns"]:
-        more = column["total"] - len(column["tasks"])
         columns.append(f'<div class="column" id="column-{e(column["name"])}"><h3>{e(column["title"])} '
-                       f'({e(column["total"])})</h3>' + "".join(_card(c) for c in column["tasks"])
-                       + (f'<p class="muted">and {e(more)} more</p>' if more > 0 else "") + "</div>")
+                       f'({e(column["total"])})</h3>' + _pager(board, column)
+                       + "".join(_card(c) for c in column["tasks"]) + _pager(board, column) + "</div>")
     return "".join(columns)
+
+
+def filter_html(board: dict[str, Any]) -> str:
+    """The board's search and filters: a GET form, so every view of the board has its own URL."""
+    shown = board.get("filter", {})
+    columns = [("", "any status")] + [(name, title) for name, title in COLUMNS]
+    priorities = [("", "any priority")] + [(str(p), f"P{p}") for p in range(PRIORITY_MIN, PRIORITY_MAX + 1)]
+
+    def select(name: str, choices: list[tuple[str, str]]) -> str:
+        chosen = str(shown.get(name, ""))
+        return (f'<select name="{name}" aria-label="{name}">' + "".join(
+            f'<option value="{e(v)}"{" selected" if v == chosen else ""}>{e(t)}</option>' for v, t in choices)
+            + "</select>")
+    return (
+        '<form class="filter" id="filter" method="get" action="/">'
+        f'<input type="search" name="q" value="{e(shown.get("q", ""))}" placeholder="Search id, title, description" '
+        'aria-label="search">' + select("status", columns)
+        + f'<input name="label" value="{e(shown.get("label", ""))}" placeholder="label" aria-label="label">'
+        f'<input name="assignee" value="{e(shown.get("assignee", ""))}" placeholder="assignee" aria-label="assignee">'
+        + select("priority", priorities) + '<button type="submit">Filter</button> <a href="/">clear</a>'
+        f' <span class="muted" id="matched">{e(board.get("matched", 0))} task(s)</span></form>'
+    )
 
 
 def _options(values: list[Any], selected: Any, label: str = "{}") -> str:
@@ -149,8 +195,8 @@ def dashboard_html(data: dict[str, Any]) -> str:
     )
     body = (form + f'<h2>Slots</h2><div class="slots" id="slots">{fragments["slots"]}</div>'
             f'<h2>Merge queue</h2><div id="queue">{fragments["queue"]}</div>'
-            f'<h2>Tasks <span id="counts">{fragments["counts"]}</span></h2>'
-            f'<div class="board" id="board">{fragments["board"]}</div>')
+            f'<h2>Tasks <span id="counts">{fragments["counts"]}</span></h2>' + filter_html(data["board"])
+            + f'<div class="board" id="board">{fragments["board"]}</div>')
     return page("Board", body, api="/api/", live=True, run=fragments["run"])
 
 
@@ -166,6 +212,21 @@ def _actions(task: dict[str, Any]) -> str:
         f'<form class="inline" method="post" action="{e(url)}/retry"><button type="submit">Retry</button></form>'
         f'<form class="inline" method="post" action="{e(url)}/cancel" data-confirm="Cancel {e(task["id"])}?">'
         '<button type="submit">Cancel</button></form>'
+    )
+
+
+def _runs_with(task: dict[str, Any], runs: dict[str, Any]) -> str:
+    """Which agent and model the task runs with, and a form to change them (its agent: and model: labels)."""
+    agents = ["", *AGENTS]
+    label = "the run's own ({})".format
+    return (
+        f'<form class="inline" id="runs-with" method="post" action="{e(task_url(task["id"]))}/agent">'
+        f'agent <select name="agent" aria-label="agent">'
+        + "".join(f'<option value="{e(v)}"{" selected" if v == runs["agent"] else ""}>'
+                  f'{e(v or label(runs["default_agent"]))}</option>' for v in agents)
+        + f'</select> model <input name="model" value="{e(runs["model"])}" maxlength="200" aria-label="model" '
+        f'placeholder="{e(label(runs["default_model"]))}"><button type="submit">Set agent</button></form>'
+        + (f'<p class="error">{e(runs["error"])}</p>' if runs["error"] else "")
     )
 
 
@@ -208,7 +269,9 @@ def task_html(data: dict[str, Any]) -> str:
                                                    else "")
             + f' &middot; created {when(task["created_at"])} &middot; updated {when(task["updated_at"])}'
             + (f' &middot; closed {when(task["closed_at"])} ({e(task.get("close_reason", ""))})'
-               if task.get("closed_at") else "") + "</p>" + _actions(task))
+               if task.get("closed_at") else "") + "</p>"
+            + (f'<p class="error" id="reason">{e(data["reason"])}</p>' if data.get("reason") else "")
+            + _actions(task) + _runs_with(task, data["runs_with"]))
     links = []
     if task.get("labels"):
         links.append(f'<p>labels: {e(", ".join(task["labels"]))}</p>')
