@@ -598,3 +598,21 @@ def write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def export_tree(repo: Path, rev: str, dest: Path) -> None:
+    """Write the files of commit `rev` into `dest` (a new folder), leaving the repository's index,
+    HEAD and checkout alone: the tree goes through an index file of its own."""
+    dest.mkdir(parents=True)
+    index = dest.parent / f".{dest.name}.index"
+    env = {"GIT_INDEX_FILE": str(index)}
+    try:
+        run(["read-tree", rev], repo, env=env)
+        run(["checkout-index", "-a", f"--prefix={dest}{os.sep}"], repo, env=env)
+    finally:
+        index.unlink(missing_ok=True)
+
+
+def apply_patch(path: Where, patch: str) -> None:
+    """Apply a unified diff to the checkout's files (not the index)."""
+    run(["apply", "--whitespace=nowarn", "-"], path, stdin=patch)
