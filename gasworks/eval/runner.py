@@ -21,13 +21,13 @@ from typing import Any
 
 from gasworks import git, process
 from gasworks.errors import ConfigError, InvalidValueError
+from gasworks.eval.checks import hidden_pass, start_tree
 from gasworks.eval.suite import Suite, SuiteProject
 from gasworks.models import Attempt, parse_time
 
 SCRIPTED = ("oracle", "flaky")
 REAL = ("builtin", "aider", "command")
 ALL = 10_000_000  # every row, for the store's limit arguments
-HIDDEN_TIMEOUT = 300.0
 
 
 @dataclass(frozen=True)
@@ -131,13 +131,7 @@ def toml_text(settings: dict[str, Any]) -> str:
 
 
 def _make_repo(project: SuiteProject, root: Path) -> None:
-    if project.source:
-        git.export_tree(Path(project.source["repo"]), project.source["rev"], root)
-    else:
-        for name, content in project.files.items():
-            path = root / name
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(content, encoding="utf-8")
+    start_tree(project, root)
     git.init_repo(root)
     git.commit_all(root, f"eval: {project.name}, as the tasks find it")
 
@@ -224,20 +218,7 @@ def hidden_results(root: Path, project: SuiteProject, keys: list[str], scratch: 
     worktree); {key: passed}."""
     final = scratch / "final"
     git.export_tree(root, "main", final)
-    passed = {}
-    for key in keys:
-        folder = scratch / "hidden" / key
-        for name, content in project.task(key).hidden.items():
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_text(content, encoding="utf-8")
-        try:
-            result = subprocess.run([sys.executable, "-m", "unittest", "discover", "-q", "-s", str(folder), "-t",
-                                     str(folder), "-p", "*.py"], cwd=final, capture_output=True,
-                                    timeout=HIDDEN_TIMEOUT, stdin=subprocess.DEVNULL)
-            passed[key] = result.returncode == 0 and b"Ran 0 tests" not in result.stderr
-        except subprocess.TimeoutExpired:
-            passed[key] = False
-    return passed
+    return {key: hidden_pass(final, project.task(key), scratch / "hidden" / key) for key in keys}
 
 
 def run_project(config: Configuration, project: SuiteProject, options: Options, repeat: int,
