@@ -23,7 +23,8 @@ def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, flo
     denominator = 1 + z * z / trials
     center = (rate + z * z / (2 * trials)) / denominator
     half = z * math.sqrt(rate * (1 - rate) / trials + z * z / (4 * trials * trials)) / denominator
-    return max(0.0, center - half), min(1.0, center + half)
+    low, high = max(0.0, center - half), min(1.0, center + half)
+    return (0.0 if successes == 0 else low), (1.0 if successes == trials else high)  # exact at the ends
 
 
 def _per(total: float, count: int) -> float | None:

@@ -123,6 +123,10 @@ def merges_page(store: Any) -> dict[str, Any]:
             "stats": merge_stats(everything, store.gate_run_totals())}
 
 
-def stats_page(store: Any, now: float | None = None) -> dict[str, Any]:
+def stats_page(store: Any, now: float | None = None, project: Project | None = None) -> dict[str, Any]:
+    """The fleet's figures and series, and the newest `gasworks eval` results of the project."""
+    from gasworks.eval.report import load
+
     now = time.time() if now is None else now
-    return {"stats": fleet_stats(store, now), "series": series(store, now)}
+    return {"stats": fleet_stats(store, now), "series": series(store, now),
+            "evals": load(project.state_dir) if project is not None else []}
