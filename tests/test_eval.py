@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from gasworks import git
 from gasworks.eval.agents import succeeds
 from gasworks.eval.checks import check_suite
 from gasworks.eval.report import wilson
@@ -139,3 +140,44 @@ def test_a_bad_base_config_stops_the_eval_before_any_repository_is_made(tmp_path
     done = run_gasworks(["eval", "--agent", agent, "--config", str(config), "--dir", str(tmp_path / "w")], tmp_path)
     assert done.returncode != 0 and "num_ctx" in done.stderr
     assert not (tmp_path / "w").exists() or not list((tmp_path / "w").iterdir())
+
+
+def _history_repo(path: Path) -> Path:
+    git.init_repo(path)
+    (path / "mathx.py").write_text("def add(a, b):\n    return a + b\n", encoding="utf-8")
+    (path / "tests").mkdir()
+    (path / "tests" / "__init__.py").write_text("", encoding="utf-8")
+    (path / "tests" / "test_add.py").write_text(ADD_TEST, encoding="utf-8")
+    git.commit_all(path, "add()")
+    with open(path / "mathx.py", "a", encoding="utf-8") as handle:
+        handle.write("\n\ndef sub(a, b):\n    return a - b\n")
+    (path / "tests" / "test_sub.py").write_text(ADD_TEST.replace("add", "sub").replace("5", "-1"), encoding="utf-8")
+    git.commit_all(path, "Add sub()\n\nsub(a, b) is a minus b.")
+    (path / "README.md").write_text("mathx\n", encoding="utf-8")
+    git.commit_all(path, "A readme: no test, no task")
+    return path
+
+
+ADD_TEST = "import unittest\n\nfrom mathx import add\n\n\nclass T(unittest.TestCase):\n" \
+           "    def test_it(self):\n        self.assertEqual(add(2, 3), 5)\n"
+
+
+def test_a_suite_from_history_checks_and_runs(tmp_path):
+    repo = _history_repo(tmp_path / "history")
+    out = tmp_path / "mine.toml"
+    done = run_gasworks(["eval-import", str(out), "--repo", str(repo), "--test-command", "python -m unittest -q"],
+                        tmp_path)
+    assert done.returncode == 0 and "1 task(s)" in done.stdout, done.stderr
+    [project] = load_suite(str(out)).projects
+    [task] = project.tasks
+    assert task.title == "Add sub()" and "a minus b" in task.description and list(task.hidden) == ["tests/test_sub.py"]
+    assert "def sub" in task.patch and "test_sub" not in task.patch  # the hidden tests are not in the solution
+    checked = run_gasworks(["eval-check", "--suite", str(out), "--json"], tmp_path)
+    assert checked.returncode == 0 and json.loads(checked.stdout)["problems"] == [], checked.stdout
+    ran = run_gasworks(["eval", "--suite", str(out), "--agent", "oracle,flaky:0", "-w", "1", "--json"], tmp_path,
+                       timeout=300)
+    assert ran.returncode == 0, ran.stderr
+    oracle, flaky = json.loads(ran.stdout)["configurations"]
+    assert (oracle["correct"], oracle["merged"], flaky["correct"], flaky["merged"]) == (1, 1, 0, 0)
+    again = run_gasworks(["eval-import", str(out), "--repo", str(repo)], tmp_path)
+    assert again.returncode != 0 and "exists" in again.stderr

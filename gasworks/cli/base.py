@@ -95,7 +95,7 @@ COMMAND_MODULES = {
                            "demo"),
     "gasworks.cli.gastown": ("agent-run", "sling", "convoy"),
     "gasworks.cli.watch": ("status", "logs", "diff", "stats", "web"),
-    "gasworks.cli.evals": ("eval",),
+    "gasworks.cli.evals": ("eval", "eval-check", "eval-import"),
 }
 
 

@@ -118,3 +118,74 @@ def _save(result: dict[str, Any]) -> Path | None:
     except GasworksError:
         return None
     return save(project.state_dir, result)
+
+
+@cli.command(name="eval-check")
+@click.option("--suite", default="small", show_default=True, metavar="NAME|FILE", help="The suite to check.")
+@json_option
+def eval_check(suite: str, as_json: bool) -> None:
+    """Check a suite before it measures anything (exit 1 on a problem).
+
+    Each task alone on its project's starting tree: its known solution must pass the gate and
+    the hidden tests, and its wrong change (the flaky agent's) must fail the hidden tests.
+    Writes nothing but temporary files.
+    """
+    from gasworks.eval.checks import check_suite
+    from gasworks.eval.suite import load_suite
+
+    loaded = load_suite(suite)
+    with tempfile.TemporaryDirectory(prefix="gasworks-eval-check-") as scratch:
+        with output.progress(f"checking {loaded.task_count()} tasks", quiet=as_json):
+            findings, problems = check_suite(loaded, Path(scratch))
+    if as_json:
+        output.emit_json({"suite": loaded.name, "tasks": findings, "problems": problems})
+    else:
+        sneaky = sum(1 for f in findings if f["wrong_passes_gate"])
+        click.echo(f"suite {loaded.name}: {len(findings)} tasks checked; {sneaky} wrong change(s) pass the gate "
+                   "(the hidden tests catch them)")
+        for problem in problems:
+            click.echo(f"problem: {problem}")
+    if problems:
+        raise click.exceptions.Exit(1)
+
+
+@cli.command(name="eval-import")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--repo", type=click.Path(file_okay=False, exists=True, path_type=Path), default=Path("."),
+              show_default=True, help="The repository whose history becomes tasks.")
+@click.option("--rev", default="HEAD", show_default=True, help="The newest commit to look at.")
+@click.option("-n", "--commits", type=click.IntRange(1, 10_000), default=50, show_default=True,
+              help="How many of the newest commits (with one parent) to look at.")
+@click.option("--test-command", default="python -m pytest -q", show_default=True,
+              help="Runs the repository's tests: the gate as it is, the hidden tests with their paths appended "
+                   "(\"python\" is the Python gasworks runs on).")
+@json_option
+def eval_import(out: Path, repo: Path, rev: str, commits: int, test_command: str, as_json: bool) -> None:
+    """Write a suite file (OUT) made from a repository's history, for `gasworks eval --suite OUT`.
+
+    Each commit that changes test files and other files is a task: it starts from the commit's
+    parent, its description is the commit's message, the commit's test files are its hidden
+    tests, and the commit's other changes are the known solution. OUT must not exist.
+    """
+    import shlex
+
+    from gasworks import git
+    from gasworks.eval.history import suite_text
+
+    if out.exists() or out.is_symlink():
+        raise InvalidValueError(f"{out} exists: choose a new file")
+    argv = shlex.split(test_command)
+    if not argv:
+        raise InvalidValueError("--test-command must name a program")
+    if argv[0] in ("python", "python3"):
+        argv[0] = "{python}"
+    root = git.main_root(repo.resolve())
+    text, made = suite_text(root, rev, commits, argv, out.stem)
+    if not made:
+        raise InvalidValueError(f"none of the newest {commits} commits of {root} at {rev} changes both test files "
+                                "and other files: no task to make")
+    git.write_new(out, text.encode("utf-8"))
+    if as_json:
+        output.emit_json({"suite": str(out), "tasks": made})
+    else:
+        click.echo(f"wrote {out}: {made} task(s); check it with `gasworks eval-check --suite {out}`")

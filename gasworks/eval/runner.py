@@ -218,7 +218,8 @@ def hidden_results(root: Path, project: SuiteProject, keys: list[str], scratch: 
     worktree); {key: passed}."""
     final = scratch / "final"
     git.export_tree(root, "main", final)
-    return {key: hidden_pass(final, project.task(key), scratch / "hidden" / key) for key in keys}
+    return {key: hidden_pass(final, project.task(key), scratch / "hidden" / key, project.hidden_argv())
+            for key in keys}
 
 
 def run_project(config: Configuration, project: SuiteProject, options: Options, repeat: int,

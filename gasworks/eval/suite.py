@@ -59,9 +59,15 @@ class SuiteProject:
     gate: list[list[str]]
     tasks: tuple[EvalTask, ...]
     source: dict[str, str] = field(default_factory=dict)  # {repo, rev}: start from a commit instead of files
+    # Runs the hidden tests written in place in the final tree, their paths appended (suites made from
+    # history, whose tests import their neighbours); empty: unittest runs them from a folder of their own.
+    hidden_command: list[str] = field(default_factory=list)
 
     def gate_argv(self) -> list[list[str]]:
-        return [[part.replace("{python}", sys.executable) for part in argv] for argv in self.gate]
+        return [_with_python(argv) for argv in self.gate]
+
+    def hidden_argv(self) -> list[str]:
+        return _with_python(self.hidden_command)
 
     def task(self, key: str) -> EvalTask:
         for task in self.tasks:
@@ -87,6 +93,10 @@ class Suite:
         return sum(len(p.tasks) for p in self.projects)
 
 
+def _with_python(argv: list[str]) -> list[str]:
+    return [part.replace("{python}", sys.executable) for part in argv]
+
+
 def shipped_suites() -> list[str]:
     return sorted(p.stem for p in SUITES_DIR.glob("*.toml") if "projects" in read_toml(p))
 
@@ -102,13 +112,15 @@ def suite_path(name: str) -> Path:
 
 
 def load_suite(name: str) -> Suite:
-    """A shipped suite by name, or a suite file; a project file alone is a suite of one project."""
+    """A shipped suite by name, or a suite file: its projects are files it names (`projects`) or
+    tables in it (`[[project]]`); a project file alone is a suite of one project."""
     path = suite_path(name)
     data = read_toml(path)
-    if "projects" not in data:
+    if "projects" not in data and "project" not in data:
         project = _project(path, data)
         return Suite(project.name, str(data.get("description", "")), path, (project,))
-    projects = tuple(_project(path.parent / str(p), read_toml(path.parent / str(p))) for p in data["projects"])
+    projects = tuple(_project(path.parent / str(p), read_toml(path.parent / str(p))) for p in data.get("projects", []))
+    projects += tuple(_project(path, table) for table in data.get("project", []))
     names = [p.name for p in projects]
     if len(set(names)) != len(names):
         raise SuiteError(f"{path}: two projects are named alike ({', '.join(names)})")
@@ -142,7 +154,7 @@ def _project(path: Path, data: dict[str, Any]) -> SuiteProject:
         _relative(path, name)
     return SuiteProject(str(data.get("name", path.stem)), path, {k: str(v) for k, v in files.items()},
                         [list(map(str, argv)) for argv in data.get("gate", DEFAULT_GATE)], tasks,
-                        {k: str(v) for k, v in source.items()})
+                        {k: str(v) for k, v in source.items()}, list(map(str, data.get("hidden_command", []))))
 
 
 def _task(path: Path, number: int, raw: dict[str, Any]) -> EvalTask:
