@@ -41,7 +41,8 @@ class Configuration:
 
     @property
     def label(self) -> str:
-        return " ".join(part for part in (self.agent, self.model, f"w{self.workers}") if part)
+        model = Path(self.model).name if self.model.endswith(".gguf") else self.model  # a file: its name
+        return " ".join(part for part in (self.agent, model, f"w{self.workers}") if part)
 
     @property
     def slug(self) -> str:
@@ -100,8 +101,8 @@ def settings_for(config: Configuration, project: SuiteProject, options: Options,
         settings.setdefault("embedded_parallel", min(config.workers, 64))
         if config.model and settings.get("endpoints"):
             settings["endpoints"] = [{**e, "model": config.model} for e in settings["endpoints"]]
-        elif config.model:
-            settings["embedded_model"] = config.model
+        elif config.model:  # the named embedded model, not a local server's that autodetect would pick
+            settings.update(embedded_model=config.model, autodetect=False)
     return settings
 
 

@@ -201,7 +201,7 @@ def apply_edits(root: Path, edits: tuple[Edit, ...] | list[Edit]) -> None:
                 handle.write(edit.append)
         else:
             text = target.read_text(encoding="utf-8") if target.is_file() else ""
-            if edit.find not in text or edit.find is None or edit.replace is None:
+            if edit.find is None or edit.replace is None or edit.find not in text:
                 raise SuiteError(f"{edit.path}: the text to replace is not there")
             target.write_text(text.replace(edit.find, edit.replace, 1), encoding="utf-8")
 
