@@ -11,6 +11,7 @@ agent used.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -156,7 +157,7 @@ def run_fleet(root: Path, log: Path, timeout: float) -> tuple[int | None, float]
     """`gasworks run --until-done` in the repository; (its exit code or None if stopped, seconds)."""
     started = time.monotonic()
     proc = process.spawn([sys.executable, "-m", "gasworks", "run", "--until-done"], cwd=root, log_path=log,
-                         env={**_environ(), "GASWORKS_ACTOR": "eval"})
+                         env={**os.environ, "GASWORKS_ACTOR": "eval"})
     try:
         code: int | None = proc.wait(timeout=timeout or None)
     except subprocess.TimeoutExpired:
@@ -176,12 +177,6 @@ def _stop(proc: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.terminate_group(proc.pid, hard=True)
         proc.wait()
-
-
-def _environ() -> dict[str, str]:
-    import os
-
-    return dict(os.environ)
 
 
 def _seconds(attempt: Attempt) -> float:
