@@ -49,7 +49,8 @@ def summarize(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "gate_failures": sum(run["gate_failures"] for run in runs),
         "conflicts": sum(run["conflicts"] for run in runs),
         "tokens": tokens, "agent_seconds": round(agent_seconds, 3),
-        "tokens_per_merged": round(tokens / merged) if merged else None, "agent_seconds_per_merged": _per(agent_seconds, merged),
+        "tokens_per_merged": round(tokens / merged) if merged else None,
+        "agent_seconds_per_merged": _per(agent_seconds, merged),
         "wall_seconds": round(wall, 3), "merged_per_hour": round(merged / wall * 3600, 2) if wall > 0 else None,
         "unfinished_runs": sum(1 for run in runs if run["exit_code"] is None),
     }
