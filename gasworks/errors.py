@@ -78,3 +78,7 @@ class MissingExtraError(GasworksError):
 class TrackerError(GasworksError):
     """The `bd` CLI (tracker = "beads") is missing, failed or answered something unreadable; the
     message names the bd command and bd's own words."""
+
+
+class SuiteError(GasworksError):
+    """An eval suite is malformed, or names a suite, project or file that does not exist."""

@@ -115,7 +115,8 @@ def test_every_running_task_id_is_visible_at_each_size(fleet, size):
             save(app, f"tui-{size[0]}x{size[1]}")
             assert "1/5 closed  1 merged  1 failed" in text
             assert "3 running" in text and "merge queue: empty" in text
-            assert "needs a human (1):" in text and f"{fleet.failed}  agent exited 3: committed; 1 failed attempts" in text
+            assert "needs a human (1):" in text
+            assert f"{fleet.failed}  agent exited 3: committed; 1 failed attempts" in text
             rows = [line for line in text.splitlines() if any(task in line for task in fleet.hanging)]
             assert len(rows) == 3 and all(len(line) <= size[0] for line in rows)
             headings = next(line for line in text.splitlines() if line.strip().startswith("slot"))

@@ -24,6 +24,7 @@ from gasworks.git.command import (
     run,
     where,
 )
+from gasworks.git.history import apply_patch, commit_message, export_tree, file_at, history, patch_between
 from gasworks.git.merging import (
     conflict_markers,
     fast_forward,
@@ -85,6 +86,7 @@ from gasworks.git.worktree import (
 )
 
 __all__ = [
+    "apply_patch", "commit_message", "export_tree", "file_at", "history", "patch_between",
     "branch_exists", "branch_heads", "branches", "busy_branch", "changed_files", "changed_paths", "checkout_gitdirs",
     "checkout_tree", "clean_checkout", "clean_detach", "commit_all", "commit_leftovers", "commit_paths",
     "commits_between", "conflict_markers", "current_branch", "delete_branch", "delete_remote_branch", "detach_at",

@@ -108,7 +108,7 @@ class Dashboard:
         return JSONResponse(data) if _is_api(request) else HTMLResponse(views.merges_html(data))
 
     def stats(self, request: Request) -> Response:
-        data = pages.stats_page(self.store)
+        data = pages.stats_page(self.store, project=self.project)
         return JSONResponse(data) if _is_api(request) else HTMLResponse(views.stats_html(data))
 
     def asset(self, request: Request) -> Response:

@@ -58,3 +58,16 @@ def fleet_charts(series: dict[str, Any]) -> str:
         bar_chart("Merge conflicts", [(label(r), r["conflicts"]) for r in rows]),
         bar_chart("Output tokens per agent-second", [(label(r), r["tokens_per_second"]) for r in rows]),
     ])
+
+
+def eval_charts(evals: list[dict[str, Any]]) -> str:
+    """The newest `gasworks eval` (from its results file): tasks correct and merged per hour, one
+    bar per configuration (hover a bar for its name)."""
+    if not evals:
+        return ""
+    rows = evals[-1]["configurations"]
+    return "".join([
+        bar_chart("Tasks correct (hidden tests)", [(r["configuration"], (r["correct_rate"] or 0) * 100) for r in rows],
+                  unit="%", top=100),
+        bar_chart("Merged tasks per hour", [(r["configuration"], r["merged_per_hour"] or 0) for r in rows]),
+    ])

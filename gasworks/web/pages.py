@@ -169,6 +169,10 @@ def merges_page(store: StoreView) -> dict[str, Any]:
             "stats": merge_stats(everything, store.gate_run_totals())}
 
 
-def stats_page(store: StoreView, now: float | None = None) -> dict[str, Any]:
+def stats_page(store: StoreView, now: float | None = None, project: Project | None = None) -> dict[str, Any]:
+    """The fleet's figures and series, and the newest `gasworks eval` results of the project."""
+    from gasworks.eval.report import load
+
     now = time.time() if now is None else now
-    return {"stats": fleet_stats(store, now), "series": series(store, now)}
+    return {"stats": fleet_stats(store, now), "series": series(store, now),
+            "evals": load(project.state_dir) if project is not None else []}

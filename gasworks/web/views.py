@@ -15,7 +15,7 @@ from gasworks.config import AGENTS
 from gasworks.models import ISSUE_TYPES, PRIORITY_MAX, PRIORITY_MIN
 from gasworks.stats import seconds_text
 from gasworks.status import QUIET_WARN_SECONDS
-from gasworks.web.charts import fleet_charts
+from gasworks.web.charts import eval_charts, fleet_charts
 from gasworks.web.pages import COLUMNS
 
 
@@ -336,5 +336,21 @@ def stats_html(data: dict[str, Any]) -> str:
     ])
     per = seconds_text(data["series"]["bucket_seconds"])
     body = (f"<h1>Stats</h1>{numbers}<h2>Over time <span class=\"muted\">(bars of {e(per)})</span></h2>"
-            f'<div class="charts">{fleet_charts(data["series"])}</div>')
+            f'<div class="charts">{fleet_charts(data["series"])}</div>' + _evals_html(data.get("evals", [])))
     return page("Stats", body, api="/api/stats")
+
+
+def _evals_html(evals: list[dict[str, Any]]) -> str:
+    """The newest `gasworks eval`: its charts and one line per configuration."""
+    if not evals:
+        return ""
+    newest = evals[-1]
+    rows = "".join(
+        f"<tr><td>{e(r['configuration'])}</td><td>{e(r['correct'])}/{e(r['tasks'])}</td>"
+        f"<td>{e(r['merged'])}</td><td>{e(r['attempts'])}</td><td>{e(r['conflicts'])}</td>"
+        f"<td>{e(r['merged_per_hour'] if r['merged_per_hour'] is not None else '-')}</td></tr>"
+        for r in newest["configurations"])
+    return (f"<h2>Eval <span class=\"muted\">(suite {e(newest['suite'])}, {e(newest['started_at'])})</span></h2>"
+            f'<div class="charts">{eval_charts(evals)}</div>'
+            "<table><tr><th>configuration</th><th>correct</th><th>merged</th><th>attempts</th><th>conflicts</th>"
+            f"<th>merged/h</th></tr>{rows}</table>")
