@@ -61,7 +61,7 @@ def test_no_change_has_its_own_exit_code(gw, project_dir, tmp_path):
 def test_a_failing_agent_exits_1(gw, project_dir, tmp_path):
     out = agent_run(gw, task_file(tmp_path, {"write": {"a.txt": "a"}, "exit": 3}), code=1)
     assert out["status"] == "failed" and out["agent_exit"] == 3
-    assert "exited with 3" in out["note"]
+    assert "exit code 3" in out["note"]  # the note the fleet gives a failed attempt
 
 
 def test_the_agent_saying_the_endpoint_is_down_exits_75(gw, project_dir, tmp_path):

@@ -49,10 +49,13 @@ class LaunchSpec:
 
 
 class Agent(Protocol):
+    """One kind of agent: gasworks starts its process; the agent only says how. Every implementation
+    passes tests/test_agent_contract.py."""
+
     name: str
 
     def prepare(self, state_dir: Path) -> None:
-        """Once per run, before any attempt (e.g. write shared settings files)."""
+        """Once per run, before any attempt (e.g. write shared settings files, start a model)."""
 
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         """How to start this agent on one attempt."""
@@ -61,6 +64,13 @@ class Agent(Protocol):
         """The model servers its attempts will talk to, as endpoint specs ({kind, url, model}), after
         prepare(): a run probes them before it claims anything. [] when it talks to none, or to one
         gasworks cannot name."""
+
+    def healthy(self) -> bool:
+        """Whether its model answers now, asked before an attempt starts outside the fleet and before
+        the fleet claims again after its endpoints were found down. True when it needs none."""
+
+    def close(self) -> None:
+        """Once at the end of a run: stop what prepare() started."""
 
 
 _REGISTRY = {
