@@ -69,19 +69,16 @@ class Dispatcher:
 
     def start(self) -> None:
         self.project.logs_dir.mkdir(parents=True, exist_ok=True)
-        for line in self.recover():
+        # What a crashed run left behind: agent processes, unfinished attempts, claims.
+        for line in witness.recover(self.store, root=self.root, state_dir=self.project.state_dir,
+                                    slots=[slot.path for slot in self.pool.slots],
+                                    integration=self.refinery.integration, me=self.me, host_prefix=self.host_prefix):
             self.say(line)
         for line in self.pool.ensure(self.upstream.tip()):
             self.say(line)
         self.refinery.ensure()
         self.agent.prepare(self.project.state_dir)
         witness.probe_endpoints(self.agent.probe_targets(), self.say)
-
-    def recover(self) -> list[str]:
-        """End what a crashed run left behind: agent processes, unfinished attempts, claims."""
-        return witness.recover(self.store, root=self.root, state_dir=self.project.state_dir,
-                               slots=[slot.path for slot in self.pool.slots], integration=self.refinery.integration,
-                               me=self.me, host_prefix=self.host_prefix)
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -110,10 +107,6 @@ class Dispatcher:
     def busy(self, now: float) -> bool:
         """Whether anything can still move without a human (see waits.busy)."""
         return waits.busy(self, now)
-
-    def left_over(self, now: float) -> list[str]:
-        """What keeps the run from being done (see waits.left_over)."""
-        return waits.left_over(self, now)
 
     def stop(self, *, hard: bool = False) -> None:
         """First call: claim nothing more, let agents finish. With hard: end every agent now."""
@@ -174,7 +167,7 @@ class Dispatcher:
         for name, run in list(self.running.items()):
             if run.proc is not None and run.proc.poll() is None:
                 why = "" if run.stop_reason else witness.overdue(run.watch, now, self.config,
-                                                                 functools.partial(self._activity, run))
+                                                                 functools.partial(witness.activity, run.log, run.tree))
                 if why:
                     run.stop(Outcome(why))
                 continue
@@ -237,10 +230,6 @@ class Dispatcher:
             self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
         if self.worker is not None:
             self.worker.wake()  # the branch goes (back) into the queue
-
-    def _activity(self, run: Running) -> tuple:
-        """What changes while an agent works: its log's size and its worktree's status."""
-        return run.log.stat().st_size if run.log.exists() else 0, git.status_signature(run.tree)
 
     def _take_suggestions(self, run: Running) -> None:
         """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is

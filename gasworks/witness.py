@@ -60,6 +60,11 @@ def overdue(watch: Watch, now: float, config: Any, activity: Callable[[], tuple]
     return Outcome.STALLED.value if now - watch.active_at > config.stall_timeout else ""
 
 
+def activity(log: Path, worktree: git.Tree) -> tuple:
+    """What changes while an agent works: its log's size and its worktree's status."""
+    return log.stat().st_size if log.exists() else 0, git.status_signature(worktree)
+
+
 class Leases:
     """The claims of running agents: extended every lease_seconds/3 (a write), and read every few
     seconds, so an agent whose task was cancelled or moved meanwhile stops now, not at renewal."""
