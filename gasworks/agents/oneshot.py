@@ -21,7 +21,7 @@ from gasworks import git, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, get_agent
 from gasworks.attempt import AttemptRun, Sandbox, kept_out, note
 from gasworks.config import Config
-from gasworks.errors import GasworksError
+from gasworks.errors import GasworksError, GitError
 from gasworks.models import Outcome
 from gasworks.project import STATE_DIR, ensure_excludes
 
@@ -174,7 +174,11 @@ def _wait(run: AttemptRun, timeout: float, stop: Callable[[], bool]) -> None:
 
 def _judge(run: AttemptRun, result: RunResult, config: Config, keep_out: tuple[str, ...]) -> None:
     result.agent_exit = run.proc.returncode if run.proc is not None else None
-    result.commits = run.take_work(int(config.max_file_mb * (1 << 20)), keep_out=keep_out)
+    try:
+        result.commits = run.take_work(int(config.max_file_mb * (1 << 20)), keep_out=keep_out)
+    except GitError as exc:  # too big, failed git's checks, or cannot be committed: as the fleet judges it
+        result.outcome, result.note = Outcome.FAILED, f"its work was not taken in: {exc}"
+        return
     result.head = git.rev_parse(run.tree, "HEAD")
     result.outcome = run.decide(result.commits)
     if result.outcome not in (Outcome.SUCCESS, Outcome.NO_CHANGE, Outcome.INTERRUPTED):
