@@ -19,7 +19,7 @@ from typing import Any
 
 from gasworks import git, sandbox
 from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, get_agent
-from gasworks.attempt import AttemptRun, Sandbox, kept_out, note
+from gasworks.attempt import NOTES, AttemptRun, Sandbox, kept_out, note
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
 from gasworks.models import Outcome
@@ -65,9 +65,9 @@ class RunResult:
                 "note": self.note}
 
     def summary(self) -> str:
-        what = {Outcome.SUCCESS: f"done: {len(self.commits)} new commit(s)", Outcome.NO_CHANGE: "no change",
-                Outcome.ENDPOINT_DOWN: "the model endpoint is down", Outcome.INTERRUPTED: "stopped by a signal",
-                }.get(self.outcome, "failed")
+        what = {Outcome.SUCCESS: f"done: {len(self.commits)} new commit(s)",
+                Outcome.NO_CHANGE: f"no change: {NOTES[Outcome.NO_CHANGE]}", Outcome.INTERRUPTED: "stopped by a signal",
+                Outcome.ENDPOINT_DOWN: "the model endpoint is down"}.get(self.outcome, "failed")
         return f"{what}{f' ({self.note})' if self.note else ''}; log: {self.log}"
 
 
