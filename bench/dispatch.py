@@ -86,7 +86,7 @@ from common import (  # bench/ is on sys.path here
     with_bytecode_cache,
 )
 
-from gasworks.dispatcher import run_fleet
+from gasworks.fleet import run_fleet
 from gasworks.models import parse_time
 from gasworks.store.sqlite import SQLiteStore
 

@@ -20,8 +20,9 @@ from typing import Any
 
 from gasworks import git
 from gasworks.agents import get_agent
-from gasworks.dispatcher import Dispatcher, run_fleet
+from gasworks.dispatcher import Dispatcher
 from gasworks.errors import InvalidValueError
+from gasworks.fleet import run_fleet
 from gasworks.output import task_line, write_jsonl_file
 from gasworks.project import find_project, init_project
 from gasworks.stats import run_summary, summary_line

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import psutil
@@ -15,6 +16,33 @@ _WINDOWS = sys.platform == "win32"
 # What long-running commands stop on, gracefully: Ctrl+C, `kill`, and the terminal closing (SIGHUP,
 # whose default action would end Python at once, without cleanup, leaving its agents running).
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+class Received:
+    """The stop signals received so far. Called: whether any was."""
+
+    def __init__(self) -> None:
+        self.signals: list[int] = []
+
+    @property
+    def count(self) -> int:
+        return len(self.signals)
+
+    def __call__(self) -> bool:
+        return bool(self.signals)
+
+
+@contextlib.contextmanager
+def stop_signals(signals: Iterable[int] = STOP_SIGNALS) -> Iterator[Received]:
+    """Handlers that only note each signal (the loop acts on them: the first drains, the second
+    ends everything); the previous handlers come back afterwards."""
+    received = Received()
+    previous = {sig: signal.signal(sig, lambda signum, _frame: received.signals.append(signum)) for sig in signals}
+    try:
+        yield received
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def spawn(argv: list[str], *, cwd: Path, log_path: Path, env: Mapping[str, str]) -> subprocess.Popen:

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from gasworks import git
-from gasworks.agents import LaunchSpec
 from gasworks.errors import ConfigError
+from gasworks.launch import LaunchSpec
 
 PRIVATE_TMP = Path("/tmp")
 # Where a main checkout's objects appear, read-only, to an agent whose .git is its own git dir.

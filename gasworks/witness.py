@@ -7,7 +7,10 @@
   answering), room in the log folder, and since when claiming has been stopped (the liveness rule).
 - `overdue` and `Leases`: a running attempt past attempt_timeout or silent for stall_timeout; the
   claims of running agents renewed, and read often enough that a cancelled task's agent stops soon.
-- `recover`: what a crashed run left behind, ended and requeued.
+- `fail_attempt`, `left_as_is`, `lost_claim`: what becomes of a task whose attempt did not succeed,
+  was overtaken by a person (the task closed, deferred or blocked meanwhile), or lost its claim.
+- `probe_endpoints` (before a run claims anything) and `recover`: what a crashed run left behind,
+  ended and requeued.
 
 The clock is passed in (`now`); nothing here reads it.
 """
@@ -15,14 +18,14 @@ The clock is passed in (`now`); nothing here reads it.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 from gasworks import git, process
-from gasworks.errors import GitError
-from gasworks.models import Outcome
+from gasworks.errors import EndpointDownError, GitError
+from gasworks.models import NOT_THE_TASKS_FAULT, Outcome
 from gasworks.store import AttemptLog, Attempts, Claims, TaskReader, TaskStatus, Tracking
 
 NEEDS_HUMAN = "needs-human"
@@ -64,6 +67,11 @@ class SendsBack(AttemptLog, TaskStatus, Protocol):
 
 class Recovery(TaskReader, TaskStatus, Attempts, Tracking, Protocol):
     """What recover uses of the store: the running attempts and claims a crashed run left."""
+
+
+def activity(log: Path, worktree: git.Tree) -> tuple:
+    """What changes while an agent works: its log's size and its worktree's status."""
+    return log.stat().st_size if log.exists() else 0, git.status_signature(worktree)
 
 
 class Leases:
@@ -128,6 +136,68 @@ def send_back(store: SendsBack, task_id: str, *, note: str, config: Any, now: fl
     say(f"{task_id}: back to the queue ({_gist(note)})"
         + (f", next try in {retry.wait:g} s" if retry.wait else ""))
     return "open"
+
+
+def fail_attempt(store: Any, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,
+                 commits: Sequence[str] = (), *, config: Any, now: float, say: Callable[[str], None]) -> None:
+    """Record an attempt that did not succeed; its task goes back to the queue (after the retry
+    wait) or, after max_attempts failures of its own, is blocked with label needs-human. An orphaned
+    attempt's task is someone else's claim now: it is left alone."""
+    if outcome == Outcome.ORPHANED.value:
+        store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                             note="the claim was lost while the agent ran")
+        return
+    counts = outcome not in NOT_THE_TASKS_FAULT
+    retry = retry_or_block(store.failed_attempts(task_id) + counts, config, counts=counts)
+    if retry.status == "blocked":
+        store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits, task_status="blocked",
+                             add_labels=[NEEDS_HUMAN], note=f"{note}; {retry.failures} failed attempts, giving up")
+        say(f"{task_id}: blocked after {retry.failures} failed attempts ({note}); labelled {NEEDS_HUMAN}")
+        return
+    store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits, task_status="open", note=note)
+    if retry.wait:
+        store.set_retry_at(task_id, now + retry.wait)
+    say(f"{task_id}: attempt {outcome} ({note}); back to the queue"
+        + (f", next try in {retry.wait:g} s" if retry.wait else ""))
+
+
+def left_as_is(store: Any, attempt_id: int, task_id: str, outcome: str, code: int | None, commits: Sequence[str],
+               say: Callable[[str], None], where: str) -> bool:
+    """A task someone closed (cancelled), deferred or blocked while its agent ran is left as it is:
+    the attempt is recorded and nothing is merged. Whether that was the case."""
+    status = store.get_task(task_id).status
+    if status in ("in_progress", "open") or outcome == Outcome.ORPHANED.value:
+        return False
+    store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
+                         note=f"the task became {status} while its agent ran: left as it is")
+    say(f"{where}: {task_id} became {status} while its agent ran; its work is not merged")
+    return True
+
+
+def lost_claim(store: Any, task_id: str, say: Callable[[str], None], where: str) -> Outcome:
+    """Why to stop an agent whose claim is gone: its task was cancelled or moved by hand (interrupted:
+    the task is left as it is), or lost to another worker after its lease ran out (orphaned)."""
+    status = store.get_task(task_id).status
+    if status in ("open", "in_progress"):
+        say(f"{where}: lost the claim on {task_id}; stopping its agent")
+        return Outcome.ORPHANED
+    say(f"{where}: {task_id} became {status} while its agent ran; stopping the agent")
+    return Outcome.INTERRUPTED
+
+
+def probe_endpoints(specs: list[dict], say: Callable[[str], None]) -> None:
+    """Ask every model server the agent will use once, before anything is claimed: with none
+    answering, the run stops here and says why, instead of failing attempts until someone looks."""
+    if not specs:
+        return
+    from gasworks.llm import probe
+
+    found = probe.probe_all(specs)
+    if not any(p.ok for p in found):
+        raise EndpointDownError(probe.explain(found) + "\nnothing was claimed")
+    for endpoint in found:
+        if not endpoint.ok:
+            say(f"model endpoint {endpoint.line()}")
 
 
 def _gist(note: str, width: int = 160) -> str:

@@ -61,7 +61,16 @@ def test_no_change_has_its_own_exit_code(gw, project_dir, tmp_path):
 def test_a_failing_agent_exits_1(gw, project_dir, tmp_path):
     out = agent_run(gw, task_file(tmp_path, {"write": {"a.txt": "a"}, "exit": 3}), code=1)
     assert out["status"] == "failed" and out["agent_exit"] == 3
-    assert "exited with 3" in out["note"]
+    assert out["note"].startswith("agent exited 3")  # the note the fleet gives a failed attempt
+
+
+def test_a_file_over_max_file_mb_fails_the_run_as_it_fails_an_attempt_of_the_fleet(gw, project_dir, tmp_path,
+                                                                                   monkeypatch):
+    """agent-run used to take in work of any size, which the fleet refuses (max_file_mb)."""
+    monkeypatch.setenv("GASWORKS_MAX_FILE_MB", "1")
+    out = agent_run(gw, task_file(tmp_path, {"write": {"big.txt": "x" * (3 << 20)}}), code=1)
+    assert out["status"] == "failed" and out["outcome"] == "failed"
+    assert "files over max_file_mb" in out["note"] and "big.txt (3 MiB)" in out["note"]
 
 
 def test_the_agent_saying_the_endpoint_is_down_exits_75(gw, project_dir, tmp_path):

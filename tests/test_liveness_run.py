@@ -8,7 +8,7 @@ import sys
 import time
 
 from gasworks import git
-from gasworks.waits import Wait, WaitLog
+from gasworks.waits import Wait, WaitLog, left_over
 from tests.faults.test_agent_faults import ModelServer, create, finish, start_run, use_model_server, wait_for
 from tests.fleet import add, drain, fake_script, make_dispatcher
 
@@ -63,7 +63,7 @@ def test_a_merge_round_that_keeps_failing_is_held_with_the_error_until_a_human_r
     assert "held after 5 merge rounds in a row failed in git" in merge.note and "merge-retry" in merge.note
     assert any("held for a human: " + task_id in line for line in lines)
     assert not dispatcher.busy(time.time())  # nothing moves without a human now
-    assert any(line.startswith(f"the merge of {task_id} is held: ") for line in dispatcher.left_over(time.time()))
+    assert any(line.startswith(f"the merge of {task_id} is held: ") for line in left_over(dispatcher, time.time()))
     shutil.rmtree(index)
     gw("merge-retry", task_id)
     drain(dispatcher)

@@ -8,60 +8,22 @@ from __future__ import annotations
 
 import importlib
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
 
 from gasworks.config import AGENTS, Config
 from gasworks.errors import ConfigError
+from gasworks.launch import ENDPOINT_DOWN_EXIT, Agent, AgentContext, LaunchSpec
 from gasworks.models import Task
 
-TASK_FILE = ".current_task.txt"
-# An agent exits with this (EX_TEMPFAIL) when the model could not be reached: the attempt is not
-# counted against the task, and the dispatcher pauses claiming for a while.
-ENDPOINT_DOWN_EXIT = 75
+__all__ = ["ENDPOINT_DOWN_EXIT", "Agent", "AgentContext", "LaunchSpec", "TASK_FILE", "get_agent", "render_task_file"]
 
+TASK_FILE = ".current_task.txt"
 STANDING_INSTRUCTIONS = """\
 How to work:
 - Work only inside this directory (a git worktree made for this task); do not touch anything outside it.
 - Make the change the task asks for, keep it small, and commit your work with a clear message.
 - If you notice follow-up work, append one idea per line to suggested_tasks.txt in this directory.
 """
-
-
-@dataclass(frozen=True)
-class AgentContext:
-    """Everything an agent may know about one attempt, none of it task text."""
-
-    task_id: str
-    worktree: Path
-    task_file: Path
-    slot: str
-    attempt: int
-    repo_root: Path
-    state_dir: Path
-
-
-@dataclass(frozen=True)
-class LaunchSpec:
-    argv: list[str]
-    env: dict[str, str] = field(default_factory=dict)  # added to gasworks's own environment
-    writable: tuple[Path, ...] = ()  # folders outside the worktree it must write to, under the sandbox
-
-
-class Agent(Protocol):
-    name: str
-
-    def prepare(self, state_dir: Path) -> None:
-        """Once per run, before any attempt (e.g. write shared settings files)."""
-
-    def launch(self, ctx: AgentContext) -> LaunchSpec:
-        """How to start this agent on one attempt."""
-
-    def probe_targets(self) -> list[dict]:
-        """The model servers its attempts will talk to, as endpoint specs ({kind, url, model}), after
-        prepare(): a run probes them before it claims anything. [] when it talks to none, or to one
-        gasworks cannot name."""
 
 
 def get_agent(name: str, config: Config) -> Agent:
@@ -132,9 +94,7 @@ class TaskAgents:
     def close(self) -> None:
         """Stop what the agents made for labelled tasks started (an embedded model, say)."""
         for made in self.made.values():
-            close = getattr(made, "close", None)
-            if close is not None:
-                close()
+            made.close()
 
 
 def render_task_file(task: Task, instructions: str = STANDING_INSTRUCTIONS) -> str:

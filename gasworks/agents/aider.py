@@ -68,6 +68,19 @@ class AiderAgent:
             return [{"kind": "ollama", "url": self.config.ollama_api_base, "model": model}]
         return []  # another provider: litellm knows where it lives, gasworks does not
 
+    def healthy(self) -> bool:
+        """Whether an Ollama model's server answers: Aider itself exits 0 when it cannot reach it, so
+        gasworks asks before it starts Aider. Other providers: litellm's business."""
+        if not self.config.model.startswith(("ollama_chat/", "ollama/")):
+            return True
+        import httpx
+
+        try:
+            httpx.get(self.config.ollama_api_base.rstrip("/") + "/api/version", timeout=5.0)
+        except httpx.HTTPError:
+            return False
+        return True
+
     @property
     def aider_model(self) -> str:
         return f"openai/{self.config.embedded_model}" if self.config.model == EMBEDDED else self.config.model

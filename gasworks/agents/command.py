@@ -28,6 +28,12 @@ class CommandAgent:
     def probe_targets(self) -> list[dict]:
         return []  # no model server of gasworks's choosing
 
+    def healthy(self) -> bool:
+        return True  # its model, if any, is the program's business
+
+    def close(self) -> None:
+        pass
+
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         values = {"task_file": str(ctx.task_file), "worktree": str(ctx.worktree), "task_id": ctx.task_id,
                   "slot": ctx.slot, "attempt": str(ctx.attempt), "repo_root": str(ctx.repo_root), "model": self.model}

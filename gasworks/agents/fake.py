@@ -56,6 +56,9 @@ class FakeAgent:
 
         return not self.config.endpoints or any(p.ok for p in probe_all(self.probe_targets(), timeout=2.0))
 
+    def close(self) -> None:
+        pass
+
     def launch(self, ctx: AgentContext) -> LaunchSpec:
         lists = [f"{e.url.rstrip('/')}{'/api/tags' if e.kind == 'ollama' else '/v1/models'}"
                  for e in self.config.endpoints]

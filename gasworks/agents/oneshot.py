@@ -7,34 +7,30 @@ exit code and the commits made on top of where it started, never from the agent'
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gasworks import attempt_repo, git, process, sandbox
-from gasworks.agents import (
-    ENDPOINT_DOWN_EXIT,
-    TASK_FILE,
-    Agent,
-    AgentContext,
-    get_agent,
-)
+from gasworks import git, sandbox
+from gasworks.agents import ENDPOINT_DOWN_EXIT, TASK_FILE, Agent, AgentContext, get_agent
+from gasworks.attempt import NOTES, AttemptRun, Sandbox, kept_out, note
 from gasworks.config import Config
-from gasworks.errors import GasworksError
+from gasworks.errors import GasworksError, GitError
+from gasworks.models import Outcome
 from gasworks.project import STATE_DIR, ensure_excludes
 
 # How agent-run exits, by outcome. 2 stays click's (a bad option); 1 also covers "could not start".
 NO_CHANGE_EXIT = 4
-EXIT_CODES = {"done": 0, "failed": 1, "timeout": 1, "error": 1, "no_change": NO_CHANGE_EXIT,
-              "endpoint_down": ENDPOINT_DOWN_EXIT, "interrupted": 130}
+EXIT_CODES = {Outcome.SUCCESS: 0, Outcome.FAILED: 1, Outcome.TIMEOUT: 1, Outcome.ERROR: 1,
+              Outcome.NO_CHANGE: NO_CHANGE_EXIT, Outcome.ENDPOINT_DOWN: ENDPOINT_DOWN_EXIT, Outcome.INTERRUPTED: 130}
+# agent-run's documented word for each outcome (`status` in --json): the outcome's own, but "done" for success.
+STATUS_WORDS = {Outcome.SUCCESS: "done"}
 STOP_GRACE_SECONDS = 5.0  # after SIGTERM to the agent's group, before SIGKILL
 POLL_SECONDS = 0.05
 SLOT = "agent-run"
@@ -43,7 +39,7 @@ ATTEMPT = 1  # its GASWORKS_ATTEMPT: with GASWORKS_WORKTREE, how its processes a
 
 @dataclass
 class RunResult:
-    status: str  # one of EXIT_CODES
+    outcome: Outcome  # one of EXIT_CODES
     task_id: str
     agent: str
     checkout: Path
@@ -55,18 +51,23 @@ class RunResult:
     note: str = ""
 
     @property
+    def status(self) -> str:
+        return STATUS_WORDS.get(self.outcome, self.outcome.value)
+
+    @property
     def exit_code(self) -> int:
-        return EXIT_CODES[self.status]
+        return EXIT_CODES[self.outcome]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"status": self.status, "exit_code": self.exit_code, "task_id": self.task_id, "agent": self.agent,
-                "checkout": str(self.checkout), "log": str(self.log), "base": self.base, "head": self.head,
-                "commits": self.commits, "agent_exit": self.agent_exit, "note": self.note}
+        return {"status": self.status, "outcome": self.outcome.value, "exit_code": self.exit_code,
+                "task_id": self.task_id, "agent": self.agent, "checkout": str(self.checkout), "log": str(self.log),
+                "base": self.base, "head": self.head, "commits": self.commits, "agent_exit": self.agent_exit,
+                "note": self.note}
 
     def summary(self) -> str:
-        what = {"done": f"done: {len(self.commits)} new commit(s)", "no_change": "no change: the agent made no commits",
-                "failed": "failed", "timeout": "failed: stopped after the time limit", "error": "failed",
-                "endpoint_down": "the model endpoint is down", "interrupted": "stopped by a signal"}[self.status]
+        what = {Outcome.SUCCESS: f"done: {len(self.commits)} new commit(s)",
+                Outcome.NO_CHANGE: f"no change: {NOTES[Outcome.NO_CHANGE]}", Outcome.INTERRUPTED: "stopped by a signal",
+                Outcome.ENDPOINT_DOWN: "the model endpoint is down"}.get(self.outcome, "failed")
         return f"{what}{f' ({self.note})' if self.note else ''}; log: {self.log}"
 
 
@@ -86,23 +87,11 @@ def task_id_of(text: str) -> str:
     return match.group(1) if match else "task"
 
 
-@contextlib.contextmanager
-def stop_on_signals(*names: str) -> Iterator[Callable[[], bool]]:
-    """Handlers that only note the signal (SIGINT, SIGTERM, SIGHUP, ...); yields "was one received?"."""
-    received: list[int] = []
-    wanted = [getattr(signal, name) for name in names if hasattr(signal, name)]
-    previous = {sig: signal.signal(sig, lambda signum, _frame: received.append(signum)) for sig in wanted}
-    try:
-        yield lambda: bool(received)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-
-
 def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "", run_dir: Path | None = None,
              keep_out: tuple[str, ...] = (), stop: Callable[[], bool] = lambda: False,
              say: Callable[[str], None] = print) -> RunResult:
-    """Run config.agent on task_text in the checkout around `checkout` and judge the outcome.
+    """Run config.agent on task_text in the checkout around `checkout` and judge the outcome, as the
+    fleet runs and judges an attempt (attempt.AttemptRun).
 
     Uncommitted leftovers are committed (except under `keep_out`) unless the run was stopped; `stop`
     is polled, and once it says so the agent's whole process group is ended."""
@@ -112,12 +101,12 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
     base = git.run(["rev-parse", "--verify", "-q", "HEAD"], checkout, check=False).stdout.strip()
     stamp = time.strftime("%Y%m%d-%H%M%S")
     log = run_dir / "logs" / f"{re.sub(r'[^A-Za-z0-9_.-]', '_', task_id)[:60]}-{stamp}-{os.getpid()}.log"
-    result = RunResult("error", task_id, config.agent, checkout, log, base)
+    result = RunResult(Outcome.ERROR, task_id, config.agent, checkout, log, base)
     if not base:
         result.note = f"{checkout} has no commit yet: commit something first"
         return result
     ensure_excludes(checkout)  # .current_task.txt and .aider* stay out of every commit
-    dirty = [name for name in git.changed_files(checkout) if not _kept_out(name, keep_out)]
+    dirty = [name for name in git.changed_files(checkout) if not kept_out(name, keep_out)]
     if dirty:  # they would end up in the agent's commits, passed off as its work
         shown = ", ".join(dirty[:5]) + (", ..." if len(dirty) > 5 else "")
         result.note = f"the checkout has uncommitted changes ({shown}): commit or stash them first"
@@ -126,121 +115,71 @@ def run_once(checkout: Path, task_text: str, config: Config, *, task_id: str = "
     say(f"agent-run: {config.agent} agent on {task_id} in {checkout}; log: {log}")
     agent: Agent | None = None
     tree = git.checkout_tree(checkout)  # taken now: what the agent does to its .git is never followed
-    private = run_dir / "git" / str(os.getpid()) if config.sandbox == "bwrap" else None
+    run = AttemptRun(task_id=task_id, attempt_id=ATTEMPT, slot_name=SLOT, tree=tree, branch=git.current_branch(tree),
+                     base=base, log=log, private=run_dir / "git" / str(os.getpid()) if config.sandbox == "bwrap"
+                     else None)
     try:
         agent = get_agent(config.agent, config)
-        proc = _start(agent, config, result, run_dir, tree, private)
-        if proc is None:
-            return result
-        deadline = time.monotonic() + config.attempt_timeout if config.attempt_timeout else None
-        stopped = _wait(proc, deadline, stop)
-        process.end_attempt(checkout, ATTEMPT)  # also what left its process group (setsid)
-        result.agent_exit = proc.returncode
-        if private is not None:  # its commits are in its own git dir: checked as they come in
-            _take_commits(tree, private, base, config)
-        _judge(result, tree, stopped, keep_out)
+        if _start(agent, config, run, run_dir):
+            _wait(run, config.attempt_timeout, stop)
+            _judge(run, result, config, keep_out)
+        else:
+            result.outcome = Outcome.ENDPOINT_DOWN
+            result.note = "the model endpoint did not answer; the agent was not started"
     except (GasworksError, OSError) as exc:
-        result.status = "error"
+        result.outcome = Outcome.ERROR
         result.note = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
     finally:
-        if private is not None:
-            shutil.rmtree(private, ignore_errors=True)
-        close = getattr(agent, "close", None)
-        if close is not None:
-            close()
+        if run.private is not None:
+            shutil.rmtree(run.private, ignore_errors=True)
+        if agent is not None:
+            agent.close()
     return result
 
 
-def _take_commits(tree: git.Tree, private: Path, base: str, config: Config) -> None:
-    """Bring what a sandboxed agent committed into the checkout's branch (see attempt_repo.import_private)."""
-    head = attempt_repo.import_private(tree, private / "git", f"agent-run-{os.getpid()}", base,
-                              int(config.max_file_mb * (1 << 20)))
-    if head:
-        attempt_repo.move_branch(tree, git.current_branch(tree), head)
-
-
-def _kept_out(name: str, keep_out: tuple[str, ...]) -> bool:
-    return any(name == path.rstrip("/") or name.startswith(path.rstrip("/") + "/") for path in keep_out)
-
-
-def _start(agent: Agent, config: Config, result: RunResult, run_dir: Path, tree: git.Tree,
-           private: Path | None) -> subprocess.Popen | None:
-    """Prepare and launch the agent, or (None) record why not: the model endpoint does not answer."""
+def _start(agent: Agent, config: Config, run: AttemptRun, run_dir: Path) -> bool:
+    """Prepare and launch the agent; False (not started) when its model endpoint does not answer."""
     state_dir = run_dir / "state"
     state_dir.mkdir(parents=True, exist_ok=True)
     agent.prepare(state_dir)
-    if not _model_answers(agent, config):
-        result.status = "endpoint_down"
-        result.note = "the model endpoint did not answer; the agent was not started"
-        return None
-    checkout = result.checkout
-    ctx = AgentContext(result.task_id, checkout, checkout / TASK_FILE, SLOT, ATTEMPT, checkout, state_dir)
-    spec = agent.launch(ctx)
-    if private is not None:  # what the fleet's agents get: nothing outside this checkout is writable
-        branch = git.current_branch(tree)
-        objects_at = sandbox.SHARED_OBJECTS if tree.gitdir == tree.common else None  # a main checkout
-        spec = sandbox.sandboxed(spec, bwrap=sandbox.find_bwrap(), worktree=checkout, branch=branch,
-                                 log_dir=run_dir, repo_root=git.main_root(checkout), extra=config.sandbox_writable,
-                                 private_git=attempt_repo.private_gitdir(tree, private, branch, objects_at=objects_at))
-    env = {**os.environ, **spec.env, "GASWORKS_TASK_ID": result.task_id, "GASWORKS_SLOT": SLOT,
-           "GASWORKS_ATTEMPT": str(ATTEMPT), "GASWORKS_WORKTREE": str(checkout),
-           "GASWORKS_USAGE_FILE": str(result.log.with_suffix(".usage.json")),
-           "GASWORKS_TRANSCRIPT_FILE": str(result.log.with_suffix(".transcript.jsonl"))}
-    return process.spawn(spec.argv, cwd=checkout, log_path=result.log, env=env)
-
-
-def _model_answers(agent: Agent, config: Config) -> bool:
-    """Whether the model can be reached. Aider exits 0 even when it cannot reach Ollama, so for Aider
-    on an Ollama model gasworks asks the server itself before starting it."""
-    check = getattr(agent, "healthy", None)
-    if check is not None:
-        return bool(check())
-    if config.agent == "aider" and config.model.startswith(("ollama_chat/", "ollama/")):
-        import httpx
-
-        try:
-            httpx.get(config.ollama_api_base.rstrip("/") + "/api/version", timeout=5.0)
-        except httpx.HTTPError:
-            return False
+    if not agent.healthy():
+        return False
+    ctx = AgentContext(run.task_id, run.worktree, run.worktree / TASK_FILE, SLOT, ATTEMPT, run.worktree, state_dir)
+    # Sandboxed, it gets what the fleet's agents get: nothing outside this checkout is writable.
+    box = Sandbox(sandbox.find_bwrap(), git.main_root(run.worktree), tuple(config.sandbox_writable)) \
+        if run.private is not None else None
+    run.start(agent, ctx, box=box, log_dir=run_dir)
     return True
 
 
-def _wait(proc: subprocess.Popen, deadline: float | None, stop: Callable[[], bool]) -> str:
-    """Wait for the agent; "" if it exited by itself, else why it was ended ("interrupted", "timeout").
-    Either way nothing of its process group is left running afterwards."""
-    reason = ""
+def _wait(run: AttemptRun, timeout: float, stop: Callable[[], bool]) -> None:
+    """Wait for the agent, ending its process group on `stop` (interrupted) or past `timeout` seconds
+    (0: none). Either way nothing it started is left running afterwards."""
+    proc = run.proc
+    assert proc is not None
+    deadline = time.monotonic() + timeout if timeout else None
     while proc.poll() is None:
-        if stop():
-            reason = "interrupted"
-        elif deadline is not None and time.monotonic() > deadline:
-            reason = "timeout"
-        if reason:
-            process.terminate_group(proc.pid)
+        reason = Outcome.INTERRUPTED if stop() else \
+            Outcome.TIMEOUT if deadline is not None and time.monotonic() > deadline else None
+        if reason is not None:
+            run.stop(reason, hard=False)
             try:
                 proc.wait(STOP_GRACE_SECONDS)
             except subprocess.TimeoutExpired:
                 pass
             break
         time.sleep(POLL_SECONDS)
-    process.terminate_group(proc.pid, hard=True)  # whatever it left running
-    proc.wait()
-    return reason
+    run.reap()  # whatever it left running, in its process group or out of it (setsid)
 
 
-def _judge(result: RunResult, checkout: git.Tree, stopped: str, keep_out: tuple[str, ...]) -> None:
-    if not stopped:
-        git.commit_leftovers(checkout, f"gasworks: changes left uncommitted by the agent ({result.task_id})",
-                             keep_out)
-    result.head = git.rev_parse(checkout, "HEAD")
-    # Commits whose sum changes nothing (a file added and removed) are no change either.
-    same = git.same_tree(checkout, result.base, "HEAD")
-    result.commits = [] if same else git.commits_between(checkout, result.base)
-    code = result.agent_exit
-    if stopped:
-        result.status = stopped
-    elif code == ENDPOINT_DOWN_EXIT:
-        result.status, result.note = "endpoint_down", "the agent could not reach the model"
-    elif code != 0:
-        result.status, result.note = "failed", f"the agent exited with {code}"
-    else:
-        result.status = "done" if result.commits else "no_change"
+def _judge(run: AttemptRun, result: RunResult, config: Config, keep_out: tuple[str, ...]) -> None:
+    result.agent_exit = run.proc.returncode if run.proc is not None else None
+    try:
+        result.commits = run.take_work(int(config.max_file_mb * (1 << 20)), keep_out=keep_out)
+    except GitError as exc:  # too big, failed git's checks, or cannot be committed: as the fleet judges it
+        result.outcome, result.note = Outcome.FAILED, f"its work was not taken in: {exc}"
+        return
+    result.head = git.rev_parse(run.tree, "HEAD")
+    result.outcome = run.decide(result.commits)
+    if result.outcome not in (Outcome.SUCCESS, Outcome.NO_CHANGE, Outcome.INTERRUPTED):
+        result.note = note(result.outcome, result.agent_exit, result.log)

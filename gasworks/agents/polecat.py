@@ -37,9 +37,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from gasworks import process
 from gasworks.agents import render_task_file
-from gasworks.agents.oneshot import RunResult, run_once, stop_on_signals
-from gasworks.models import Task
+from gasworks.agents.oneshot import RunResult, run_once
+from gasworks.models import Outcome, Task
 
 NAME = "qwen-agent"
 GT_TIMEOUT = 120.0
@@ -281,7 +282,7 @@ class Polecat:
     def finish(self, bead: Bead | None, result: RunResult | None) -> int:
         self.heartbeat.context = f"{NAME}: finishing"
         issue = bead.id if bead is not None else ""
-        completed = result is not None and result.status == "done" and not self.stopping()
+        completed = result is not None and result.outcome == Outcome.SUCCESS and not self.stopping()
         if bead is not None and not self.stopping():
             try:
                 self.wait_for_sling(bead)
@@ -329,7 +330,7 @@ def main() -> None:
     given = env.get("GT_POLECAT_PATH", "")
     checkout = Path(given) if given and Path(given).is_dir() else Path.cwd()
     os.chdir(checkout)
-    with stop_on_signals("SIGTERM", "SIGHUP", "SIGINT") as stopping:
+    with process.stop_signals() as stopping:
         code = Polecat(sys.argv[1:], settings, stopping, _say).run(checkout)
     sys.exit(code)
 

@@ -44,7 +44,8 @@ def run(ctx: click.Context, workers: int | None, agent: str | None, until_done: 
     """
     from gasworks import runlog
     from gasworks.agents import get_agent
-    from gasworks.dispatcher import Dispatcher, run_fleet
+    from gasworks.dispatcher import Dispatcher
+    from gasworks.fleet import run_fleet, snapshot
     from gasworks.stats import run_summary, summary_line
 
     project = find_project(Path.cwd(), overrides={"num_workers": workers, "agent": agent, "host_id": host_id})
@@ -61,12 +62,10 @@ def run(ctx: click.Context, workers: int | None, agent: str | None, until_done: 
         try:
             with view:
                 code = run_fleet(dispatcher, until_done=until_done,
-                                 on_tick=lambda now: view.update(dispatcher.snapshot(now)))
+                                 on_tick=lambda now: view.update(snapshot(dispatcher, now)))
         except Exception:
             runlog.crashed()
             raise
-        finally:
-            dispatcher.agents.close()
         say(summary_line(run_summary(store, started, time.time() - started)))
         say("tasks: " + ", ".join(f"{n} {s}" for s, n in store.counts().items()))
     sys.exit(code)
@@ -117,7 +116,6 @@ def refinery(ctx: click.Context, once: bool) -> None:
 
     SIGINT, SIGTERM or SIGHUP stop it (exit 130): a gate command running is ended and its
     branches go back in the queue."""
-    from gasworks.agents.oneshot import stop_on_signals
     from gasworks.refinery import Refinery
     from gasworks.upstream import make_upstream
 
@@ -127,7 +125,7 @@ def refinery(ctx: click.Context, once: bool) -> None:
     merger = Refinery(project, store, project.config, make_upstream(project.root, project.config, project.state_dir),
                       say=view.say)
     merger.ensure()
-    with stop_on_signals("SIGINT", "SIGTERM", "SIGHUP") as stopping:
+    with process.stop_signals() as stopping:
         _merge_until_stopped(merger, once, stopping)
     if stopping():
         ctx.exit(130)
@@ -257,23 +255,19 @@ def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, re
     Aider or any tool can use it: point it at the printed URL (e.g. aider --model
     openai/smollm2 --openai-api-base URL --openai-api-key none).
     """
-    import signal
-    import threading
-
     from gasworks.llm.embedded import EmbeddedServer, ServeOptions
 
     server = EmbeddedServer(ServeOptions(model, parallel, ctx, threads, port))
     url = server.start()
-    stop = threading.Event()
-    for sig in process.STOP_SIGNALS:  # SIGHUP too: a closed terminal stops the server, not leaves it
-        signal.signal(sig, lambda *_: stop.set())
-    if ready_file is not None:
-        temp = ready_file.with_suffix(".tmp")
-        temp.write_text(json.dumps({"url": url, "model": str(server.model_path), "parallel": parallel}))
-        temp.replace(ready_file)
-    click.echo(f"serving {server.model_path.name} at {url}/v1 with {parallel} slots of {ctx} tokens; "
-               "Ctrl+C to stop", err=ready_file is not None)
-    stop.wait()
+    with process.stop_signals() as stopped:  # SIGHUP too: a closed terminal stops the server, not leaves it
+        if ready_file is not None:
+            temp = ready_file.with_suffix(".tmp")
+            temp.write_text(json.dumps({"url": url, "model": str(server.model_path), "parallel": parallel}))
+            temp.replace(ready_file)
+        click.echo(f"serving {server.model_path.name} at {url}/v1 with {parallel} slots of {ctx} tokens; "
+                   "Ctrl+C to stop", err=ready_file is not None)
+        while not stopped():
+            time.sleep(0.1)
     server.stop()
 
 

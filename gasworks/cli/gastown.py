@@ -38,8 +38,8 @@ def agent_run(ctx: click.Context, task_file: Path, agent: str | None, model: str
     (non-zero exit, time limit, could not start), 75 model endpoint down, 130 stopped by a signal.
     SIGINT, SIGTERM and SIGHUP end the agent's whole process group.
     """
-    from gasworks import git
-    from gasworks.agents.oneshot import run_once, stop_on_signals
+    from gasworks import git, process
+    from gasworks.agents.oneshot import run_once
     from gasworks.config import load_config
     from gasworks.ingest import read_text_file
 
@@ -51,7 +51,7 @@ def agent_run(ctx: click.Context, task_file: Path, agent: str | None, model: str
         keep_out = (*keep_out, task_file.resolve().relative_to(checkout.resolve()).as_posix())
     except ValueError:
         pass
-    with stop_on_signals("SIGINT", "SIGTERM", "SIGHUP") as stopping:
+    with process.stop_signals() as stopping:
         result = run_once(checkout, text, config, task_id=task_id, run_dir=log_dir, keep_out=keep_out,
                           stop=stopping, say=lambda line: click.echo(line, err=True))
     if as_json:
