@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import threading
 import time
@@ -249,7 +250,11 @@ cli.add_command(plan, name="split")
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Port on 127.0.0.1 (default: a free one).")
 @click.option("--ready-file", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Write {\"url\": ...} here once serving (for scripts).")
-def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, ready_file: Path | None) -> None:
+@click.option("--parent", type=click.IntRange(1), default=None,
+              help="Stop once the process with this pid (the one that started the server) is gone, even if it "
+                   "was killed (kill -9): a run or test that dies leaves no model server behind.")
+def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, ready_file: Path | None,
+                parent: int | None) -> None:
     """Serve the embedded model as an OpenAI-compatible endpoint on 127.0.0.1 until Ctrl+C.
 
     Aider or any tool can use it: point it at the printed URL (e.g. aider --model
@@ -266,7 +271,7 @@ def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, re
             temp.replace(ready_file)
         click.echo(f"serving {server.model_path.name} at {url}/v1 with {parallel} slots of {ctx} tokens; "
                    "Ctrl+C to stop", err=ready_file is not None)
-        while not stopped():
+        while not stopped() and (parent is None or os.getppid() == parent):  # a dead parent's child is re-parented
             time.sleep(0.1)
     server.stop()
 

@@ -100,7 +100,8 @@ class ModelProcess:
         ready = self.log_path.with_suffix(".ready.json")
         ready.unlink(missing_ok=True)
         find_model(self.options.model, say=_to_stderr)  # fetched here, where its progress shows
-        argv = [sys.executable, "-m", "gasworks", "serve-model", *self.options.as_args(), "--ready-file", str(ready)]
+        argv = [sys.executable, "-m", "gasworks", "serve-model", *self.options.as_args(), "--ready-file", str(ready),
+                "--parent", str(os.getpid())]  # it stops when this process is gone, however it ended
         self.proc = process.spawn(argv, cwd=self.log_path.parent, log_path=self.log_path, env=os.environ)
         deadline = time.monotonic() + timeout
         while not ready.exists():
