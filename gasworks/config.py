@@ -75,6 +75,10 @@ class Config(Settings):
         "merge", description="merge: a merge commit on the tip; rebase: the branch's commits replayed on it.")
     merge_batch_size: int | Literal["auto"] = Field(
         1, description="Branches gated together (1: one at a time; \"auto\": sized from the failure rate).")
+    gate_workers: int = Field(1, ge=1, le=16, description="Gates run at once, each on the speculated result of the "
+                                                          "branches ahead of it (tip + batch 1, + batch 2, ...).")
+    pregate: bool = Field(False, description="Gate each finished branch, merged onto the tip, in its agent's own "
+                                             "worktree before it enters the merge queue; a failure goes back at once.")
     # -- the self-improving loop
     max_suggestions_per_task: int = Field(5, ge=0, description="Follow-up ideas taken from one attempt.")
     max_suggested_backlog: int = Field(200, ge=0, description="Open suggested tasks at most; more are dropped.")
@@ -385,6 +389,8 @@ TEMPLATE = """\
 # gate_timeout = 1800
 # merge_strategy = "merge"   # or "rebase"
 # merge_batch_size = 1       # or up to 32, or "auto"
+# gate_workers = 1           # gates at once, each on the result of those ahead (1 to 16)
+# pregate = false            # gate each branch in its own worktree before it is queued
 
 # Where tasks live. Empty: .gasworks/gasworks.db here. A PostgreSQL URL lets several hosts
 # share one queue (pip install 'gasworks[postgres]'), e.g. "postgresql://gasworks@db-host/gasworks".

@@ -30,6 +30,7 @@ from gasworks.agents import (
 )
 from gasworks.config import Config
 from gasworks.errors import EndpointDownError, GasworksError, GitError
+from gasworks.gate import pregate
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.llm import probe
 from gasworks.models import (
@@ -312,6 +313,8 @@ class Dispatcher:
                     "disk_full": "the log folder is full"}.get(outcome, f"exit code {code}")
             self._finish_failed(run.attempt_id, run.task_id, outcome, code, note, commits, now=now)
             return
+        if self.config.pregate and not run.resolves and self._pregate_fails(run, code, commits, now):
+            return
         try:  # several hosts: the refinery may run on another one
             self.upstream.publish(branch_for(run.resolves or run.task_id))
         except GasworksError as exc:
@@ -336,6 +339,18 @@ class Dispatcher:
         if self.worker is not None:
             self.worker.wake()
         self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
+
+    def _pregate_fails(self, run: Running, code: int | None, commits: list[str], now: float) -> bool:
+        """`pregate = true`: the gate on the branch merged onto the tip, in the slot's own worktree.
+        A failure goes back as a failed attempt with the gate's output; it never enters the queue."""
+        found = pregate(self.config, self.root, self.pool.tree(run.slot), self.upstream.tip(),
+                        self.project.logs_dir / "pregates")
+        self.store.record_pregate(run.task_id, passed=found.passed, seconds=found.seconds,
+                                  cpu_seconds=found.cpu_seconds, actor=self.me)
+        if not found.passed:
+            self._finish_failed(run.attempt_id, run.task_id, Outcome.GATE_FAILED.value, code,
+                                f"the pre-gate failed:\n{found.tail}", commits, now=now)
+        return not found.passed
 
     def _gather(self, run: Running) -> list[str]:
         """The agent's work as commits on its branch: its suggestions taken out, what it left

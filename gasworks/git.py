@@ -363,6 +363,14 @@ def conflict_markers(path: Where, old: str, new: str) -> list[str]:
     return [line for line in result.stdout.splitlines() if "conflict marker" in line]
 
 
+def enclose(path: Where, base: str, stacked: str, message: str) -> str:
+    """One commit with stacked's tree whose first parent is base and second stacked: a batch
+    stacked as several merges lands as one first-parent commit, the exact tree that was gated."""
+    tree = run(["rev-parse", f"{stacked}^{{tree}}"], path).stdout.strip()
+    return run(["commit-tree", tree, "-p", base, "-p", stacked, "-F", "-"], path, makes_commits=True,
+               stdin=message).stdout.strip()
+
+
 def is_ancestor(path: Where, older: str, newer: str) -> bool:
     return run(["merge-base", "--is-ancestor", older, newer], path, check=False).returncode == 0
 

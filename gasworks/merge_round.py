@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from gasworks import git
 from gasworks.config import Config
 from gasworks.errors import GitError
-from gasworks.gate import Gate
+from gasworks.gate import Gate, Gated
 from gasworks.models import Merge, MergeStatus, now_iso
 from gasworks.output import oneline
 
@@ -165,7 +165,8 @@ class MergeRound:
 
     def stack(self, merges: list[Merge], base: str) -> tuple[str, list[Merge]]:
         """Apply each branch on base in the lane's worktree, cleaned first; ones that clash with a
-        batch-mate go back to the queue (the next round tries them against the new tip)."""
+        batch-mate go back to the queue (the next round tries them against the new tip). A batch
+        of several becomes one commit on base."""
         tree = self.lane.tree
         git.clean_detach(tree, base)
         applied = []
@@ -187,16 +188,27 @@ class MergeRound:
             else:
                 git.clean_detach(tree, before)
                 self.verdicts.requeue([merge], "clashed with a branch gated in the same batch")
-        return git.rev_parse(tree, "HEAD"), applied
+        head = git.rev_parse(tree, "HEAD")
+        if len(applied) < 2:
+            return head, applied
+        # One first-parent commit for the batch, the exact tree gated (its branches' own merges are
+        # its second parent), so that every first-parent commit of the target passed the gate.
+        names = ", ".join(m.branch for m in applied)
+        return git.enclose(tree, base, head, f"Merge {len(applied)} branches: {names}\n\nTasks "
+                                             f"{', '.join(m.task_id for m in applied)}, gated together.\n"), applied
 
     def gate(self, merges: list[Merge], tip: str, candidate: str) -> Tried:
         """Every gate command in the lane's worktree, then no conflict markers left in the change."""
-        if self.config.gate:
-            started = time.monotonic()
-            passed, tail = self.lane.gate.run(f"{merges[0].id}")
-            self.store.record_gate_run([m.id for m in merges], seconds=time.monotonic() - started, passed=passed)
-            if not passed:
-                return Tried(Landing.FAILED, tail, candidate)
+        gated = self.lane.gate.measure(f"{merges[0].id}") if self.config.gate else None
+        return self.judge(merges, tip, candidate, gated)
+
+    def judge(self, merges: list[Merge], tip: str, candidate: str, gated: Gated | None) -> Tried:
+        """The gate's run recorded (None: there is no gate), and the candidate judged by it and by
+        the conflict markers left in the change."""
+        if gated is not None:
+            self.store.record_gate_run([m.id for m in merges], seconds=gated.seconds, passed=gated.passed)
+            if not gated.passed:
+                return Tried(Landing.FAILED, gated.tail, candidate)
         markers = git.conflict_markers(self.r.root, tip, candidate)
         if markers:
             return Tried(Landing.FAILED, "leftover conflict markers:\n" + "\n".join(markers[:20]), candidate)

@@ -25,6 +25,7 @@ from gasworks.merge_round import HELD_RETRY_SECONDS, Held, Landing, Lane, MergeR
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
+from gasworks.speculation import Policy, SpeculativeRound, auto_batch_size, policy_for
 from gasworks.store.sql import SQLStore
 from gasworks.upstream import Upstream
 from gasworks.verdicts import CONFLICT_LABEL, GATE_BROKEN_LABEL, Verdicts, guarded_paths
@@ -32,7 +33,6 @@ from gasworks.worktrees import BRANCH_PREFIX
 
 __all__ = ["CONFLICT_LABEL", "GATE_BROKEN_LABEL", "Refinery", "RefineryWorker", "auto_batch_size", "guarded_paths"]
 
-AUTO_WINDOW = 20  # recent gate results that size "auto" batches
 ROUND_ERROR_BACKOFF, ROUND_ERROR_BACKOFF_MAX = 2.0, 120.0  # seconds before a round after git failed in one
 ROUND_ERROR_LIMIT = 5  # rounds in a row in which git failed: then their merges wait for a human (held)
 
@@ -45,7 +45,9 @@ class Refinery:
         self.target = upstream.target
         self.integration = project.state_dir / "integration"
         self.logs = project.logs_dir / "merges"
-        self.lanes = [Lane(self.root, self.integration, config, self.logs)]
+        self.lanes = [Lane(self.root, self.integration, config, self.logs),
+                      *(Lane(self.root, project.state_dir / f"integration-{n}", config, self.logs)
+                        for n in range(2, config.gate_workers + 1))]
         self.lock = MergeLock(store, self.root / config.merge_slot,
                               ttl=config.gate_timeout * max(1, len(config.gate)) * 4 + 300)
         self.verdicts = Verdicts(self.root, store, config, upstream, say)
@@ -126,27 +128,31 @@ class Refinery:
             if self.held:
                 self._retry_held(now)
                 return True
+            policy = self.policy()
             if self._tip_broken():  # nothing lands on a target whose gate fails, except the fix
                 queued = [m for m in self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True)
                           if self._fixes_gate(m)][:1]
             else:
                 queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
-                                           limit=self.batch_size())
+                                           limit=policy.batch * policy.depth)
             if not queued:
                 return bool(resolved)
             for line in git.repair(self.tree):  # we hold the merge lock: no git of ours runs there
                 self.say(f"merge queue: {line}")
-            self._guarded_round(queued, now)
+            self._guarded_round(queued, now, policy if len(queued) > policy.batch else None)
             return True
         finally:
             self._unlock()
 
-    def _guarded_round(self, queued: list[Merge], now: float) -> None:
+    def _guarded_round(self, queued: list[Merge], now: float, speculate: Policy | None = None) -> None:
         """A round; when git fails in it (a lock, a signing program, a full disk), its merges go back
         to the queue rather than stay `merging`, and the next round waits a little longer each time.
         After ROUND_ERROR_LIMIT such rounds in a row they are held, with the error, for a human."""
         try:
-            MergeRound(self, now).run(queued)
+            if speculate is not None:
+                SpeculativeRound(self, now, speculate).run(queued)
+            else:
+                MergeRound(self, now).run(queued)
         except GitError as exc:
             self.round_errors += 1
             ids = {merge.id for merge in queued}
@@ -218,11 +224,11 @@ class Refinery:
     # -- batch sizing and locks -------------------------------------------------------------
 
     def batch_size(self) -> int:
-        if self.config.merge_batch_size != "auto":
-            return int(self.config.merge_batch_size)
-        recent = self.store.merges(statuses=[MergeStatus.LANDED.value, MergeStatus.GATE_FAILED.value],
-                                   limit=AUTO_WINDOW)
-        return auto_batch_size([m.status == MergeStatus.LANDED.value for m in recent])
+        return self.policy().batch
+
+    def policy(self) -> Policy:
+        """Batch size and speculation depth, from the recent failure rate and gate time."""
+        return policy_for(self.store, self.config)
 
     def _lock(self) -> bool:
         taken = self.lock.acquire()
@@ -266,18 +272,6 @@ class Refinery:
 
     def _unlock(self) -> None:
         self.lock.release()
-
-
-def auto_batch_size(history: list[bool]) -> int:
-    """About 0.5/p branches per gate run for a failure rate p, at most 8; 1 when p is above 0.2,
-    where bisecting costs more runs than batching saves."""
-    if not history:
-        return 4
-    failure_rate = history.count(False) / len(history)
-    if failure_rate > 0.2:
-        return 1
-    return max(1, min(8, round(0.5 / failure_rate))) if failure_rate else 8
-
 
 
 class RefineryWorker(threading.Thread):
