@@ -133,13 +133,14 @@ def pregate(config: Config, root: Path, tree: git.Tree, tip: str, logs_dir: Path
     branch, head = git.current_branch(tree), git.rev_parse(tree, "HEAD")
     gate = Gate(config, root, tree.path, logs_dir, lambda: tree)
     try:
-        git.clean_detach(tree, tip)
-        merged, _ = git.merge(tree, head, "pre-gate: the branch merged onto the tip")
-        if not merged or not config.gate:
+        merged = git.merge_commit(root, tip, head, "pre-gate: the branch merged onto the tip")
+        if merged is None or not config.gate:
             return Gated(True)
+        git.clean_detach(tree, merged)
         return gate.measure(f"pregate-{tree.path.name}")
     finally:
         gate.stop()
-        git.clean_detach(tree, head)  # nothing the gate left stays behind
-        if branch:
-            git.reset_to(tree, branch, head)
+        if branch:  # back on its branch, with nothing the gate left behind
+            git.checkout_branch(tree, branch, head)
+        else:
+            git.clean_detach(tree, head)

@@ -164,20 +164,56 @@ class MergeRound:
     # -- the steps --------------------------------------------------------------------------
 
     def stack(self, merges: list[Merge], base: str) -> tuple[str, list[Merge]]:
-        """Apply each branch on base in the lane's worktree, cleaned first; ones that clash with a
-        batch-mate go back to the queue (the next round tries them against the new tip). A batch
-        of several becomes one commit on base."""
+        """Apply each branch on base and check the result out in the lane's worktree, cleaned; ones
+        that clash with a batch-mate go back to the queue (the next round tries them against the new
+        tip). A batch of several becomes one commit on base, the exact tree that is gated (its
+        branches' own merge commits are its second parent), so that every first-parent commit of the
+        target passed the gate."""
+        if self.config.merge_strategy == "merge":  # merge commits made without a worktree, one checkout
+            head = base
+            applied: list[Merge] = []
+            clashed: list[Merge] = []
+            for merge in merges:
+                merged = git.merge_commit(self.r.root, head, merge.head, self.message(merge))
+                head = merged or head
+                (applied if merged else clashed).append(merge)
+            head = self.enclose(base, head, applied)
+            try:
+                git.clean_detach(self.lane.tree, head)
+            except GitError:  # a tree no checkout here can hold (a path too long): find the branch below
+                pass
+            else:
+                self.verdicts.requeue(clashed, "clashed with a branch gated in the same batch")
+                return head, applied
+        head, applied = self.stack_in_tree(merges, base)
+        if len(applied) > 1:
+            head = self.enclose(base, head, applied)
+            git.clean_detach(self.lane.tree, head)
+        return head, applied
+
+    def enclose(self, base: str, head: str, applied: list[Merge]) -> str:
+        if len(applied) < 2:
+            return head
+        names = ", ".join(m.branch for m in applied)
+        return git.enclose(self.r.root, base, head, f"Merge {len(applied)} branches: {names}\n\nTasks "
+                                                    f"{', '.join(m.task_id for m in applied)}, gated together.\n")
+
+    def message(self, merge: Merge) -> str:
+        title = oneline(self.store.get_task(merge.task_id).title, 200)
+        return f"Merge {merge.branch}: {title}\n\nTask {merge.task_id}.\n"
+
+    def stack_in_tree(self, merges: list[Merge], base: str) -> tuple[str, list[Merge]]:
+        """Each branch merged (or rebased) in the lane's worktree in turn."""
         tree = self.lane.tree
         git.clean_detach(tree, base)
         applied = []
         for merge in merges:
-            title = oneline(self.store.get_task(merge.task_id).title, 200)
             before = git.rev_parse(tree, "HEAD")
             try:
                 if self.config.merge_strategy == "rebase" and not git.has_merge_commits(tree, base, merge.head):
                     ok = git.rebase_onto(tree, before, merge.head)
                 else:
-                    ok, _ = git.merge(tree, merge.head, f"Merge {merge.branch}: {title}\n\nTask {merge.task_id}.\n")
+                    ok, _ = git.merge(tree, merge.head, self.message(merge))
             except GitError as exc:  # say, a path too long for this file system: the branch, not the queue
                 git.clean_detach(tree, before)
                 self.verdicts.refuse(merge, f"git could not apply its branch: {oneline(str(exc), 300)}", human=False,
@@ -188,14 +224,7 @@ class MergeRound:
             else:
                 git.clean_detach(tree, before)
                 self.verdicts.requeue([merge], "clashed with a branch gated in the same batch")
-        head = git.rev_parse(tree, "HEAD")
-        if len(applied) < 2:
-            return head, applied
-        # One first-parent commit for the batch, the exact tree gated (its branches' own merges are
-        # its second parent), so that every first-parent commit of the target passed the gate.
-        names = ", ".join(m.branch for m in applied)
-        return git.enclose(tree, base, head, f"Merge {len(applied)} branches: {names}\n\nTasks "
-                                             f"{', '.join(m.task_id for m in applied)}, gated together.\n"), applied
+        return git.rev_parse(tree, "HEAD"), applied
 
     def gate(self, merges: list[Merge], tip: str, candidate: str) -> Tried:
         """Every gate command in the lane's worktree, then no conflict markers left in the change."""
