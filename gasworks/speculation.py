@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 AUTO_WINDOW = 20          # recent gate results that size "auto" batches
 ASSUMED_FAILURE = 0.1     # before any gate result is known
+ASSUMED_PREGATED_FAILURE = 0.05  # the same for branches that passed a pre-gate
 NEEDED_AT_LEAST = 0.25    # a speculative gate runs only while it is needed at least this often
 SHORT_GATE_SECONDS = 0.1  # below this, stacking and landing cost more than a parallel gate saves
 
@@ -47,20 +48,23 @@ def auto_batch_size(history: list[bool]) -> int:
     return max(1, min(8, round(0.5 / failure_rate))) if failure_rate else 8
 
 
-def choose_policy(history: list[bool], gate_seconds: float | None, workers: int, batch_setting: int | str) -> Policy:
+def choose_policy(history: list[bool], gate_seconds: float | None, workers: int, batch_setting: int | str,
+                  pregated: bool = False) -> Policy:
     """Batch size from merge_batch_size ("auto": from the failure rate); depth: as many of the
     gate_workers as are likely to be needed, the k-th batch being needed only when the k-1 ahead
-    of it pass, with probability (1 - P(batch fails))^(k-1)."""
+    of it pass, with probability (1 - P(batch fails))^(k-1). Before any result, branches that
+    passed a pre-gate are assumed to fail rarely."""
+    assumed = ASSUMED_PREGATED_FAILURE if pregated else ASSUMED_FAILURE
     rate = history.count(False) / len(history) if history else None
     seen = f"failure rate {rate:.0%} over the last {len(history)} results" if rate is not None else \
-        f"no gate results yet (assumed failure rate {ASSUMED_FAILURE:.0%})"
+        f"no gate results yet (assumed failure rate {assumed:.0%}{', branches are pre-gated' if pregated else ''})"
     if batch_setting == "auto":
-        batch = auto_batch_size(history)
+        batch = auto_batch_size(history) if history or not pregated else min(8, round(0.5 / assumed))
         batch_why = f"batches of {batch} (about 0.5/p, at most 8; 1 above 20%)"
     else:
         batch = int(batch_setting)
         batch_why = f"batches of {batch} (merge_batch_size)"
-    p_batch = 1 - (1 - (ASSUMED_FAILURE if rate is None else rate)) ** batch
+    p_batch = 1 - (1 - (assumed if rate is None else rate)) ** batch
     depth = 1
     while depth < workers and (1 - p_batch) ** depth >= NEEDED_AT_LEAST:
         depth += 1
@@ -82,7 +86,7 @@ def policy_for(store: SQLStore, config: Config) -> Policy:
     totals = store.gate_run_totals()
     seconds = totals["seconds"] / totals["runs"] if totals["runs"] else None
     return choose_policy([m.status == MergeStatus.LANDED.value for m in recent], seconds, config.gate_workers,
-                         config.merge_batch_size)
+                         config.merge_batch_size, pregated=config.pregate)
 
 
 @dataclass(frozen=True)

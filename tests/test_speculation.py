@@ -49,6 +49,8 @@ def test_the_policy_speculates_as_deep_as_pays_and_batches_only_when_failures_ar
     awful = choose_policy([False] * 10, 1.0, 8, 1)
     assert awful.depth < 8 and (awful.batch, awful.depth) == (1, 1)  # 100% failure: the 2nd is never needed
     assert choose_policy([], None, 3, "auto").depth == 3  # nothing measured yet: assumed 10%
+    assert choose_policy([], None, 3, "auto").batch == 4  # as before
+    assert choose_policy([], None, 3, "auto", pregated=True).batch == 8  # pre-gated: assumed 5%
 
 
 def make_queue(root: Path, store, files: list[str]) -> list[str]:
