@@ -44,6 +44,7 @@ Run from the repository root:
     python bench/merge.py --branches 80 --bad 4 --gate-seconds 1
     python bench/merge.py --bad-at 1,40         # choose which branches are bad (1-based)
     python bench/merge.py --json                # results as JSON on stdout
+    python bench/merge.py --end-to-end          # pre-gates + speculative gating against serial (bench/merge_e2e.py)
 
 Progress goes to stderr; the tables (or JSON) to stdout.
 """
@@ -460,7 +461,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true",
                         help=f"{QUICK_BRANCHES} branches, {QUICK_BAD} bad, a {QUICK_GATE_SECONDS:g} s gate")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--end-to-end", action="store_true",
+                        help="instead: N finished branches -> all landed, pre-gates included, serial against the "
+                             "new policy (pre-gate + speculative gate workers) at p = 0.05 and 0.3, with a sleep gate "
+                             "and a CPU-bound gate (default 40 branches, 1 s gates); see bench/merge_e2e.py")
+    parser.add_argument("--workers", type=non_negative, default=3, help="gate_workers for --end-to-end (default 3)")
+    parser.add_argument("--slots", type=non_negative, default=8,
+                        help="agent slots pre-gating at once for --end-to-end (default 8)")
     args = parser.parse_args(argv)
+    if args.end_to_end:
+        from merge_e2e import print_report, run_all
+
+        args.branches = args.branches or DEFAULT_BRANCHES
+        args.gate_seconds = args.gate_seconds if args.gate_seconds is not None else 1.0
+        if args.workers < 1 or args.slots < 1:
+            parser.error("--workers and --slots must be at least 1")
+        return emit(run_all(args), args.json, print_report)
     branches = args.branches if args.branches is not None else (QUICK_BRANCHES if args.quick else DEFAULT_BRANCHES)
     bad = args.bad if args.bad is not None else (QUICK_BAD if args.quick else DEFAULT_BAD)
     gate_seconds = args.gate_seconds if args.gate_seconds is not None else \

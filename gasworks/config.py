@@ -114,6 +114,10 @@ class Config(Settings):
     merge_batch_size: int | Literal["auto"] = Field(
         1, description="Branches gated together: 1 to 32 (1: one at a time), or \"auto\": sized from the failure "
                        "rate.")
+    gate_workers: int = Field(1, ge=1, le=16, description="Gates run at once, each on the speculated result of the "
+                                                          "branches ahead of it (tip + batch 1, + batch 2, ...).")
+    pregate: bool = Field(False, description="Gate each finished branch, merged onto the tip, in its agent's own "
+                                             "worktree before it enters the merge queue; a failure goes back at once.")
 
     store: str = Field(
         "", example="postgresql://gasworks@db-host/gasworks",

@@ -19,6 +19,7 @@ from gasworks.agents import TASK_FILE, Agent, AgentContext, TaskAgents, render_t
 from gasworks.attempt import AttemptRun, Sandbox, note
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
+from gasworks.gate import pregate
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, Outcome, Task
 from gasworks.project import Project, task_prefix
@@ -209,6 +210,8 @@ class Dispatcher:
     def _hand_over(self, run: Running, code: int | None, commits: list[str], now: float) -> None:
         """A successful attempt's branch: to the merge queue (or, for a conflict task, back into it)."""
         success = Outcome.SUCCESS.value
+        if self.config.pregate and not run.resolves and self._pregate_fails(run, code, commits, now):
+            return
         try:  # several hosts: the refinery may run on another one
             self.upstream.publish(branch_for(run.resolves or run.task_id))
         except GasworksError as exc:
@@ -231,6 +234,18 @@ class Dispatcher:
             self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
         if self.worker is not None:
             self.worker.wake()  # the branch goes (back) into the queue
+
+    def _pregate_fails(self, run: Running, code: int | None, commits: list[str], now: float) -> bool:
+        """`pregate = true`: the gate on the branch merged onto the tip, in the slot's own worktree.
+        A failure goes back as a failed attempt with the gate's output; it never enters the queue."""
+        found = pregate(self.config, self.root, self.pool.tree(run.slot), self.upstream.tip(),
+                        self.project.logs_dir / "pregates")
+        self.store.record_pregate(run.task_id, passed=found.passed, seconds=found.seconds,
+                                  cpu_seconds=found.cpu_seconds, actor=self.me)
+        if not found.passed:
+            self._failed(run.attempt_id, run.task_id, Outcome.GATE_FAILED, code,
+                         f"the pre-gate failed:\n{found.tail}", commits, now=now)
+        return not found.passed
 
     def _take_suggestions(self, run: Running) -> None:
         """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is

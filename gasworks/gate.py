@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from gasworks import git, logs, process, sandbox
@@ -17,7 +18,18 @@ from gasworks.errors import ConfigError
 
 TAIL_LINES = 40  # of a failing command's output, for the task's notes
 MARK = "gate"  # GASWORKS_ATTEMPT of gate processes
-POINTER = "integration.git"  # the integration tree's .git file as the sandboxed gate sees it
+POINTER = ".git"  # after the tree's name: its .git file as the sandboxed gate sees it
+WAIT_POLL_SECONDS = 0.02  # how often a gate command's end is looked for (to read its own CPU time)
+
+
+@dataclass(frozen=True)
+class Gated:
+    """One run of every gate command."""
+
+    passed: bool
+    tail: str = ""            # the failing command's output, for the task's notes
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0  # user + system time of the gate's processes
 
 
 class Gate:
@@ -40,25 +52,28 @@ class Gate:
 
     def run(self, name: str) -> tuple[bool, str]:
         """Every command in turn, each within gate_timeout; (passed, the failing command's tail)."""
+        gated = self.measure(name)
+        return gated.passed, gated.tail
+
+    def measure(self, name: str) -> Gated:
+        """run(), with its wall and CPU time."""
+        started, cpu = time.monotonic(), 0.0
         for number, argv in enumerate(self.config.gate, start=1):
             log = self.logs_dir / f"{name}-{int(time.time() * 1000)}-{number}.log"
             try:
                 self.proc = process.spawn(self._argv(argv), cwd=self.integration, log_path=log,
                                           env={**os.environ, **self.marks()})
             except OSError as exc:
-                return False, f"could not start gate command {argv[0]!r}: {exc.strerror or exc}"
-            try:
-                code = self.proc.wait(timeout=self.config.gate_timeout)
-            except subprocess.TimeoutExpired:
-                process.terminate_group(self.proc.pid, hard=True)
-                self.proc.wait()
-                code = None
+                return Gated(False, f"could not start gate command {argv[0]!r}: {exc.strerror or exc}")
+            code, used = wait_timed(self.proc, self.config.gate_timeout)
+            cpu += used
             process.terminate_group(self.proc.pid, hard=True)
             self.proc = None
             if code != 0:
                 why = "timed out" if code is None else f"exited {code}"
-                return False, f"$ {' '.join(argv)}  ({why})\n" + "\n".join(logs.tail(log, TAIL_LINES))
-        return True, ""
+                return Gated(False, f"$ {' '.join(argv)}  ({why})\n" + "\n".join(logs.tail(log, TAIL_LINES)),
+                             time.monotonic() - started, cpu)
+        return Gated(True, "", time.monotonic() - started, cpu)
 
     def stop(self) -> None:
         """End the running command's whole process group now (a second Ctrl+C)."""
@@ -80,7 +95,52 @@ class Gate:
         if self.config.sandbox != "bwrap":
             return argv
         tree = self.tree()
-        pointer = self.integration.parent / POINTER  # in .gasworks/, beside the tree
+        pointer = self.integration.parent / f"{self.integration.name}{POINTER}"  # beside the tree
         git.write_new(pointer, f"gitdir: {tree.gitdir}\n".encode())
         return sandbox.gate_argv(argv, bwrap=sandbox.find_bwrap(), tree=tree, repo_root=self.root,
                                  extra=self.config.sandbox_writable, pointer=pointer)
+
+
+def wait_timed(proc: subprocess.Popen, timeout: float) -> tuple[int | None, float]:
+    """Wait for proc at most timeout seconds (then its group is killed): (exit code or None when it
+    timed out, the CPU seconds it and the children it waited for used). Where wait4 is missing the
+    CPU time is 0."""
+    wait4 = getattr(os, "wait4", None)
+    if wait4 is None:
+        try:
+            return proc.wait(timeout=timeout), 0.0
+        except subprocess.TimeoutExpired:
+            process.terminate_group(proc.pid, hard=True)
+            proc.wait()
+            return None, 0.0
+    deadline, timed_out = time.monotonic() + timeout, False
+    while True:
+        pid, status, usage = wait4(proc.pid, 0 if timed_out else os.WNOHANG)
+        if pid:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            return (None if timed_out else proc.returncode), usage.ru_utime + usage.ru_stime
+        if time.monotonic() >= deadline:
+            process.terminate_group(proc.pid, hard=True)
+            timed_out = True
+            continue
+        time.sleep(WAIT_POLL_SECONDS)
+
+
+def pregate(config: Config, root: Path, tree: git.Tree, tip: str, logs_dir: Path) -> Gated:
+    """The gate on an agent's branch merged onto the target's tip, in the agent's own worktree, on a
+    clean tree; the worktree is put back on its branch afterwards, as it was. A branch that does
+    not merge cleanly passes here: the merge queue's trial merge makes the conflict a task."""
+    branch, head = git.current_branch(tree), git.rev_parse(tree, "HEAD")
+    gate = Gate(config, root, tree.path, logs_dir, lambda: tree)
+    try:
+        merged = git.merge_commit(root, tip, head, "pre-gate: the branch merged onto the tip")
+        if merged is None or not config.gate:
+            return Gated(True)
+        git.clean_detach(tree, merged)
+        return gate.measure(f"pregate-{tree.path.name}")
+    finally:
+        gate.stop()
+        if branch:  # back on its branch, with nothing the gate left behind
+            git.checkout_branch(tree, branch, head)
+        else:
+            git.clean_detach(tree, head)

@@ -2,59 +2,39 @@
 
 A round takes the oldest queued branches (one, or a batch), tries each against the target's tip
 without touching a worktree (`git merge-tree`), stacks the clean ones in the integration
-worktree, runs the gate there, and lands exactly the commit that passed. Where the target is
-checked out (usually the user's checkout) it is advanced there with `git merge --ff-only`, which
-keeps unrelated local edits; when local edits touch incoming files git refuses, and the queue
+worktree, runs the gate there, and lands exactly the commit that passed (merge_round.py). Where the
+target is checked out (usually the user's checkout) it is advanced there with `git merge --ff-only`,
+which keeps unrelated local edits; when local edits touch incoming files git refuses, and the queue
 holds, nothing lost, until the user commits or stashes. Where it is checked out nowhere, a
 compare-and-set `update-ref` moves it, so a target that moved meanwhile is re-tested, never
-overwritten. A conflict becomes a task; a gate failure sends the task back with the gate's output.
+overwritten. A conflict becomes a task; a gate failure sends the task back with the gate's output
+(verdicts.py). One refinery works at a time, over every host (merge_lock.py).
 """
 
 from __future__ import annotations
 
-import os
-import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
-
-import psutil
-from filelock import FileLock, Timeout
 
 from gasworks import git
-from gasworks.agents import TASK_FILE
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError, NotFoundError, TransitionError
-from gasworks.gate import Gate
-from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
+from gasworks.merge_lock import MergeLock
+from gasworks.merge_round import HELD_RETRY_SECONDS, Held, Landing, Lane, MergeRound
+from gasworks.models import FILES_LABEL, Merge, MergeStatus, now_iso
 from gasworks.output import oneline
-from gasworks.project import Project, task_prefix
-from gasworks.store import NewTask, Store
+from gasworks.project import Project
+from gasworks.speculation import Policy, SpeculativeRound, auto_batch_size, policy_for
+from gasworks.store import Store
 from gasworks.upstream import Upstream
-from gasworks.witness import NEEDS_HUMAN, send_back
+from gasworks.verdicts import CONFLICT_LABEL, GATE_BROKEN_LABEL, Verdicts, guarded_paths
 from gasworks.worktrees import BRANCH_PREFIX
 
-CONFLICT_LABEL = "merge-conflict"
-GATE_BROKEN_LABEL = "gate-broken"
-LOCK_NAME = "refinery"
-HELD_RETRY_SECONDS = 5.0
-AUTO_WINDOW = 20  # recent gate results that size "auto" batches
+__all__ = ["CONFLICT_LABEL", "GATE_BROKEN_LABEL", "Refinery", "RefineryWorker", "auto_batch_size", "guarded_paths"]
+
 ROUND_ERROR_BACKOFF, ROUND_ERROR_BACKOFF_MAX = 2.0, 120.0  # seconds before a round after git failed in one
 ROUND_ERROR_LIMIT = 5  # rounds in a row in which git failed: then their merges wait for a human (held)
-
-
-@dataclass
-class Held:
-    """A tested commit that could not land because the target's checkout has edits in the way."""
-
-    tip: str
-    candidate: str
-    merges: list[Merge]
-    message: str
-    next_try: float
-    since: float = 0.0  # when it was first held (tried again every HELD_RETRY_SECONDS since)
 
 
 class Refinery:
@@ -65,16 +45,17 @@ class Refinery:
         self.target = upstream.target
         self.integration = project.state_dir / "integration"
         self.logs = project.logs_dir / "merges"
-        self.file_lock = FileLock(str(self.root / config.merge_slot))
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self)}"
+        self.lanes = [Lane(self.root, self.integration, config, self.logs),
+                      *(Lane(self.root, project.state_dir / f"integration-{n}", config, self.logs)
+                        for n in range(2, config.gate_workers + 1))]
+        self.lock = MergeLock(store, self.root / config.merge_slot,
+                              ttl=config.gate_timeout * max(1, len(config.gate)) * 4 + 300)
+        self.verdicts = Verdicts(self.root, store, config, upstream, say)
         self.held: Held | None = None
         self.broken_tip = ""        # a tip on which the gate fails by itself: wait until it moves
         self.known_good = ""        # the last commit the gate passed on, so its own check can be skipped
         self.aborting = False
         self.recovered = False      # recover_queue() has run under this refinery's lock
-        self.gate = Gate(config, self.root, self.integration, self.logs, lambda: self.tree)
-        self._last_tail = ""  # output of the last failing gate run, for the task's notes
-        self._tree: git.Tree | None = None
         self.round_errors = 0       # merge rounds in a row in which git failed
         self.backoff_until = 0.0    # no round before then, after such a failure
 
@@ -83,19 +64,13 @@ class Refinery:
     def ensure(self) -> None:
         """The integration worktree made, and every gate program found: a gate that cannot start would
         fail every branch and then the target itself, and the queue would wait for good."""
-        self.gate.check()
-        registered = {Path(w["path"]).resolve() for w in git.worktrees(self.root)}
-        if self.integration.resolve() not in registered:
-            git.worktree_add(self.root, self.integration, self.upstream.tip())
-        self._tree = None
+        self.lanes[0].gate.check()
+        for lane in self.lanes:
+            lane.ensure(self.upstream.tip())
 
     @property
     def tree(self) -> git.Tree:
-        """The integration worktree, with git dirs computed from the repository: the gate runs the
-        branch's own code there, which may rewrite the worktree's .git file."""
-        if self._tree is None:
-            self._tree = git.linked_tree(self.root, self.integration)
-        return self._tree
+        return self.lanes[0].tree
 
     def moving(self) -> bool:
         """Merges it can make without a human: queued (also while a round's backoff lasts), being merged
@@ -153,27 +128,31 @@ class Refinery:
             if self.held:
                 self._retry_held(now)
                 return True
+            policy = self.policy()
             if self._tip_broken():  # nothing lands on a target whose gate fails, except the fix
                 queued = [m for m in self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True)
                           if self._fixes_gate(m)][:1]
             else:
                 queued = self.store.merges(statuses=[MergeStatus.QUEUED.value], oldest_first=True,
-                                           limit=self.batch_size())
+                                           limit=policy.batch * policy.depth)
             if not queued:
                 return bool(resolved)
             for line in git.repair(self.tree):  # we hold the merge lock: no git of ours runs there
                 self.say(f"merge queue: {line}")
-            self._guarded_round(queued, now)
+            self._guarded_round(queued, now, policy if len(queued) > policy.batch else None)
             return True
         finally:
             self._unlock()
 
-    def _guarded_round(self, queued: list[Merge], now: float) -> None:
+    def _guarded_round(self, queued: list[Merge], now: float, speculate: Policy | None = None) -> None:
         """A round; when git fails in it (a lock, a signing program, a full disk), its merges go back
         to the queue rather than stay `merging`, and the next round waits a little longer each time.
         After ROUND_ERROR_LIMIT such rounds in a row they are held, with the error, for a human."""
         try:
-            self._round(queued)
+            if speculate is not None:
+                SpeculativeRound(self, now, speculate).run(queued)
+            else:
+                MergeRound(self, now).run(queued)
         except GitError as exc:
             self.round_errors += 1
             ids = {merge.id for merge in queued}
@@ -191,7 +170,7 @@ class Refinery:
                 return
             wait = min(ROUND_ERROR_BACKOFF * 2 ** (self.round_errors - 1), ROUND_ERROR_BACKOFF_MAX)
             self.backoff_until = now + wait
-            self._requeue(stranded, f"git failed in the merge round ({self.round_errors} in a row): {error}")
+            self.verdicts.requeue(stranded, f"git failed in the merge round ({self.round_errors} in a row): {error}")
             self.say(f"merge queue: git failed ({oneline(str(exc), 200)}); "
                      f"{len(stranded)} merge(s) back in the queue, next round in {wait:g} s")
             return
@@ -200,258 +179,19 @@ class Refinery:
     def abort(self) -> None:
         """Stop the gate now (second Ctrl+C); the round puts its branches back in the queue."""
         self.aborting = True
-        self.gate.stop()
-
-    def _round(self, queued: list[Merge]) -> None:
-        tip = self.upstream.tip()
-        batch = []
-        for merge in queued:
-            task = self.store.get_task(merge.task_id)
-            if task.status != "merging":
-                self._end(merge, MergeStatus.DROPPED, note=f"its task is {task.status}")
-                continue
-            merge = self.store.update_merge(merge.id, status=MergeStatus.MERGING.value, started_at=now_iso())
-            if self._refused(merge, tip):
-                continue
-            conflicts = git.trial_merge(self.root, tip, merge.head)
-            self.store.update_merge(merge.id, trial="conflict" if conflicts else "clean")
-            if conflicts:
-                self._conflict(merge, conflicts, tip)
-            else:
-                batch.append(merge)
-        if not batch:
-            return
-        for merge in batch:
-            self.store.update_merge(merge.id, batch_size=len(batch))
-        pending = batch
-        while self._try(pending) == "failed":
-            if len(pending) == 1:
-                self._gate_failed(pending[0])
-                return
-            self.say(f"{len(pending)} branches failed the gate together; bisecting to find the culprit")
-            pending = self._bisect(pending)
-            if not pending:
-                return
-
-    def _try(self, merges: list[Merge]) -> str:
-        """Stack merges on the current tip, gate, land. Returns landed, failed, moved, held or requeued."""
-        tip = self.upstream.tip()
-        candidate, applied = self._stack(merges, tip)
-        if not applied:
-            return "requeued"
-        passed, tail = self._gate(applied)
-        if self.aborting:
-            self._requeue(applied, "the gate was stopped")
-            return "requeued"
-        markers = git.conflict_markers(self.root, tip, candidate) if passed else []
-        if markers:
-            passed, tail = False, "leftover conflict markers:\n" + "\n".join(markers[:20])
-        if not passed:
-            self._last_tail = tail
-            return "failed"
-        return self._advance(tip, candidate, applied)
-
-    def _bisect(self, failing: list[Merge]) -> list[Merge]:
-        """`failing` failed the gate together on the tip. Test the left half: if it passes it lands and
-        the culprit is on the right; if not, it is on the left. A branch is sent back only once it has
-        failed alone, so one flaky run never blames anyone (bisection is the retry). Returns the
-        branches after the culprit, still untested, to be gated together with what follows."""
-        if len(failing) == 1:
-            if self._try(failing) == "failed":
-                self._gate_failed(failing[0])
-            return []
-        left, right = failing[: len(failing) // 2], failing[len(failing) // 2:]
-        outcome = self._try(left)
-        if outcome == "landed":
-            return self._bisect(right)
-        if outcome == "failed":
-            if len(left) == 1:
-                self._gate_failed(left[0])
-                return right
-            return self._bisect(left) + right
-        self._requeue(right, "waits for the next round")  # moved, held or requeued
-        return []
-
-    # -- the steps --------------------------------------------------------------------------
-
-    def _stack(self, merges: list[Merge], tip: str) -> tuple[str, list[Merge]]:
-        """Apply each branch on the tip in the integration worktree; ones that clash with a batch-mate
-        go back to the queue (the next round tries them against the new tip)."""
-        git.clean_detach(self.tree, tip)
-        applied = []
-        for merge in merges:
-            title = oneline(self.store.get_task(merge.task_id).title, 200)
-            before = git.rev_parse(self.tree, "HEAD")
-            try:
-                if self.config.merge_strategy == "rebase" and not git.has_merge_commits(self.tree, tip,
-                                                                                         merge.head):
-                    ok = git.rebase_onto(self.tree, before, merge.head)
-                else:
-                    ok, _ = git.merge(self.tree, merge.head,
-                                      f"Merge {merge.branch}: {title}\n\nTask {merge.task_id}.\n")
-            except GitError as exc:  # say, a path too long for this file system: the branch, not the queue
-                git.clean_detach(self.tree, before)
-                self._refuse(merge, f"git could not apply its branch: {oneline(str(exc), 300)}", human=False)
-                continue
-            if ok:
-                applied.append(merge)
-            else:
-                git.clean_detach(self.tree, before)
-                self._requeue([merge], "clashed with a branch gated in the same batch")
-        return git.rev_parse(self.tree, "HEAD"), applied
-
-    def _gate(self, merges: list[Merge]) -> tuple[bool, str]:
-        """Run every gate command in the integration worktree; (passed, tail of the failing output)."""
-        if not self.config.gate:
-            return True, ""
-        started = time.monotonic()
-        passed, tail = self.gate.run(f"{merges[0].id}")
-        self.store.record_gate_run([m.id for m in merges], seconds=time.monotonic() - started, passed=passed)
-        return passed, tail
-
-    def _advance(self, tip: str, candidate: str, merges: list[Merge]) -> str:
-        """Land candidate: the target moves and the tasks close in one compare-and-set (store.land)."""
-        outcome, message = self.store.land([m.id for m in merges], candidate,
-                                           lambda: self.upstream.move(tip, candidate), actor="refinery")
-        if outcome == "landed":
-            self.known_good = candidate
-            for merge in merges:
-                self._landed(merge, candidate)
-        elif outcome == "changed":
-            self._drop_changed(merges, message)
-        elif outcome == "moved":
-            self._requeue(merges, f"{self.target} moved during the merge; it will be tested again")
-        else:
-            self.held = Held(tip, candidate, merges, message, time.time() + HELD_RETRY_SECONDS, since=time.time())
-            self.say(f"merge queue held: {message}")
-        return outcome
+        for lane in self.lanes:
+            lane.gate.stop()
 
     def _retry_held(self, now: float) -> None:
         held, self.held = self.held, None
         if held is None:
             return
         if self.upstream.tip() != held.tip:
-            self._requeue(held.merges, f"{self.target} moved while the merge was held")
+            self.verdicts.requeue(held.merges, f"{self.target} moved while the merge was held")
             return
-        outcome = self._advance(held.tip, held.candidate, held.merges)
-        if outcome == "held" and self.held:
+        outcome = MergeRound(self, now).advance(held.tip, held.candidate, held.merges)
+        if outcome == Landing.HELD and self.held:
             self.held.next_try, self.held.since = now + HELD_RETRY_SECONDS, held.since
-
-    # -- outcomes ---------------------------------------------------------------------------
-
-    def _landed(self, merge: Merge, commit: str) -> None:
-        """store.land() closed the task and ended the merge with the target's move."""
-        self.upstream.drop(merge.branch)
-        self.say(f"{merge.task_id}: merged into {self.target} as {commit[:12]}")
-
-    def _drop_changed(self, merges: list[Merge], why: str) -> None:
-        """Some tasks changed by hand during their gate (cancelled, reopened): they do not land; the
-        rest of the batch goes back to be gated without them."""
-        for merge in merges:
-            status = self.store.get_task(merge.task_id).status
-            if status != "merging":
-                self._end(merge, MergeStatus.DROPPED, note=f"its task became {status} during its gate")
-                self.say(f"{merge.task_id}: became {status} during its gate; not merged")
-            else:
-                self._requeue([merge], f"not landed: {why}")
-
-    def _conflict(self, merge: Merge, files: list[str], tip: str) -> None:
-        if not self.config.create_bead_on_merge_conflict:
-            self._end(merge, MergeStatus.CONFLICT, note=f"conflicts in {', '.join(files)}")
-            send_back(self.store, merge.task_id, note=f"merge conflict in {', '.join(files)}; redo on the new tip",
-                      config=self.config, now=time.time(), say=self.say, actor="refinery")
-            return
-        original = self.store.get_task(merge.task_id)
-        labels = list(dict.fromkeys([*(lb for lb in original.labels if lb.startswith(FILES_LABEL)),
-                                     *(f"{FILES_LABEL}{name}" for name in files)]))
-        task = self.store.create_task(NewTask(
-            f"Resolve merge conflict: {merge.branch}", priority=1, labels=[CONFLICT_LABEL, *labels],
-            description=conflict_description(merge, files, tip, self.target),
-            deps=[(merge.task_id, "discovered-from")]), prefix=task_prefix(self.config, self.store), actor="refinery")
-        self.store.add_dependency(merge.task_id, task.id, "blocks", actor="refinery")
-        self.store.transition(merge.task_id, "blocked", actor="refinery", expected="merging",
-                              reason=f"merge conflict; resolved by {task.id}")
-        self._end(merge, MergeStatus.CONFLICT, conflict_task=task.id, note=f"conflicts in {', '.join(files)}")
-        self.say(f"{merge.task_id}: conflicts with {self.target} in {', '.join(files)}; made {task.id} to resolve it")
-
-    def _gate_failed(self, merge: Merge, tail: str | None = None) -> None:
-        """The gate fails with this branch alone. Unless it fails on the untouched tip too (then the
-        target is broken, not the branch), the task goes back with the gate's output in its notes."""
-        tail = self._last_tail if tail is None else tail
-        tip = self.upstream.tip()
-        if tip not in (self.known_good, self.broken_tip):  # on a known broken tip, a fix that failed is blamed
-            git.clean_detach(self.tree, tip)
-            started = time.monotonic()
-            tip_passes, tip_tail = self.gate.run(f"tip-{tip[:12]}")
-            self.store.record_gate_run([merge.id], seconds=time.monotonic() - started, passed=tip_passes,
-                                       on_tip=True)
-            if not tip_passes:
-                self.broken_tip = tip
-                self._requeue([merge], "not blamed: the gate fails on the target itself")
-                self._file_gate_bug(tip, tip_tail)
-                return
-            self.known_good = tip
-        self._end(merge, MergeStatus.GATE_FAILED, note=oneline(tail.splitlines()[0] if tail else "", 200))
-        last = next((line.strip() for line in reversed(tail.splitlines()) if line.strip()), "")
-        self._judge_last_attempt(merge, Outcome.GATE_FAILED.value, "its branch failed the merge gate"
-                                 + (f": {oneline(last, 200)}" if last else ""))
-        send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
-                  config=self.config, now=time.time(), say=self.say, actor="refinery")
-
-    def _refused(self, merge: Merge, tip: str) -> bool:
-        """A branch that touches what no branch may land is refused before any gate run: gasworks's
-        configuration (the task waits for a human to take the change by hand), gasworks's own state,
-        or files untracked or ignored in the user's checkout (the task goes back, as a failure)."""
-        base = git.merge_base(self.root, tip, merge.head)
-        if not base:
-            self._refuse(merge, f"its branch shares no history with {self.target}", human=False)
-            return True
-        paths = git.changed_paths(self.root, base, merge.head)
-        config, state = guarded_paths(paths, self.config)
-        in_way = [] if config or state else self.upstream.in_the_way(paths)
-        if not (config or state or in_way):
-            return False
-        if config:
-            self._refuse(merge, f"its branch changes gasworks's configuration ({', '.join(config[:5])}), which no "
-                                f"branch changes by itself: review it (git diff {self.target}...{merge.branch}) and "
-                                f"merge it by hand if you want it", human=True)
-        else:
-            named = state or in_way
-            self._refuse(merge, f"its branch writes {', '.join(named[:5])}, " + (
-                "gasworks's own state" if state else
-                "which your checkout has untracked or ignored (landing would overwrite or delete them)")
-                + "; leave those paths alone", human=False)
-        return True
-
-    def _judge_last_attempt(self, merge: Merge, outcome: str, note: str) -> None:
-        """The attempt that made the branch gets the outcome the queue found (it had `success`)."""
-        attempts = self.store.attempts(merge.task_id)
-        if attempts:
-            self.store.set_attempt_outcome(attempts[-1].id, outcome, note)
-
-    def _refuse(self, merge: Merge, why: str, *, human: bool) -> None:
-        """The branch is not merged: its task waits for a human (human=True), or goes back to its
-        agent with the reason, as a failed attempt."""
-        self._end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
-        self._judge_last_attempt(merge, Outcome.REFUSED.value, why)
-        if human:
-            self.store.send_back(merge.task_id, to_status="blocked", add_labels=[NEEDS_HUMAN], actor="refinery",
-                                 note=why)
-            self.say(f"{merge.task_id}: not merged: {why}; labelled {NEEDS_HUMAN}")
-        else:
-            send_back(self.store, merge.task_id, note=f"Not merged: {why}.",
-                      config=self.config, now=time.time(), say=self.say, actor="refinery")
-
-    def _file_gate_bug(self, tip: str, tail: str) -> None:
-        if self.store.list_tasks(labels=[GATE_BROKEN_LABEL], include_closed=False):
-            return
-        task = self.store.create_task(NewTask(
-            f"The merge gate fails on {self.target} itself", issue_type="bug", priority=0,
-            labels=[GATE_BROKEN_LABEL],
-            description=f"The gate fails on the untouched tip of {self.target} ({tip}), so no branch can land "
-                        f"until it passes again. The merge queue waits until {self.target} moves.\n\n{tail}"),
-            prefix=task_prefix(self.config, self.store), actor="refinery")
-        self.say(f"the gate fails on {self.target} itself ({tip[:12]}): filed {task.id}; the queue waits")
 
     def _resolved_conflicts(self) -> list[Merge]:
         """Conflicted merges whose conflict task has closed (auto_retry_merge_on_conflict_close)."""
@@ -481,52 +221,30 @@ class Refinery:
                                     note=f"{held.note}; {note}")
         return self.store.enqueue_merge(task_id, branch, head)
 
-    def _requeue(self, merges: list[Merge], note: str) -> None:
-        for merge in merges:
-            self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note=note)
-
-    def _end(self, merge: Merge, status: MergeStatus, **fields: str) -> None:
-        self.store.update_merge(merge.id, status=status.value, ended_at=now_iso(), **fields)
-
     # -- batch sizing and locks -------------------------------------------------------------
 
     def batch_size(self) -> int:
-        if self.config.merge_batch_size != "auto":
-            return int(self.config.merge_batch_size)
-        recent = self.store.merges(statuses=[MergeStatus.LANDED.value, MergeStatus.GATE_FAILED.value],
-                                   limit=AUTO_WINDOW)
-        return auto_batch_size([m.status == MergeStatus.LANDED.value for m in recent])
+        return self.policy().batch
+
+    def policy(self) -> Policy:
+        """Batch size and speculation depth, from the recent failure rate and gate time."""
+        return policy_for(self.store, self.config)
 
     def _lock(self) -> bool:
-        try:
-            self.file_lock.acquire(timeout=0)
-        except Timeout:
+        taken = self.lock.acquire()
+        if taken is None:
             return False
-        ttl = self.config.gate_timeout * max(1, len(self.config.gate)) * 4 + 300
-        taken, stopped = self.store.take_lock(LOCK_NAME, self.owner, ttl=ttl)
-        if taken:  # from a holder whose lease ran out, or (PostgreSQL) whose host died holding it
-            self._after_taking(stopped)
-            return True
-        # We hold the file lock, so no live refinery on this host holds the store lock: a holder
-        # named with this host's name died (kill -9) and its lock can be taken over at once.
-        holder = self.store.lock_owner(LOCK_NAME)
-        if holder.split(":")[0] == socket.gethostname() and not _alive(holder) and \
-                self.store.take_lock_from(LOCK_NAME, holder, self.owner, ttl=ttl):
-            self._after_taking(holder)
-            return True
-        self.file_lock.release()
-        return False
-
-    def _after_taking(self, stopped_holder: str) -> None:
-        if stopped_holder:
-            self.say(f"took over the merge lock of a stopped refinery ({stopped_holder})")
-        if stopped_holder or not self.recovered:
-            for pid in self.gate.end_leftovers():  # we hold the lock: no gate running here is ours
-                self.say(f"ended gate process {pid} left running by a stopped refinery")
+        if taken.stopped:
+            self.say(f"took over the merge lock of a stopped refinery ({taken.stopped})")
+        if taken.stopped or not self.recovered:
+            for lane in self.lanes:  # we hold the lock: no gate running here is ours
+                for pid in lane.gate.end_leftovers():
+                    self.say(f"ended gate process {pid} left running by a stopped refinery")
             self.upstream.refresh(force=True)
             for line in self.recover_queue():
                 self.say(line)
             self.recovered = True
+        return True
 
     def recover_queue(self) -> list[str]:
         """Under the merge lock no other round runs, so merges left `merging` were left by a stopped
@@ -553,48 +271,7 @@ class Refinery:
         return done
 
     def _unlock(self) -> None:
-        self.store.release_lock(LOCK_NAME, self.owner)
-        self.file_lock.release()
-
-
-# Files gasworks reads as configuration or tasks: a branch never changes them by itself.
-CONFIG_FILES = frozenset({"gasworks.toml", "dispatch_config.json", "task_queue.json"})
-CONFIG_FOLDERS = frozenset({".beads"})
-
-
-def guarded_paths(paths: list[str], config: Config) -> tuple[list[str], list[str]]:
-    """(configuration, gasworks's own state) among a branch's changed paths: what no branch lands."""
-    own = {".gasworks", TASK_FILE, PurePosixPath(config.merge_slot).parts[0]}
-    if config.worktree_placement == "inside":
-        own.add("worktrees")
-    settings, state = [], []
-    for name in paths:
-        first = PurePosixPath(name).parts[0]
-        if name in CONFIG_FILES or first in CONFIG_FOLDERS:
-            settings.append(name)
-        elif first in own:
-            state.append(name)
-    return settings, state
-
-
-def auto_batch_size(history: list[bool]) -> int:
-    """About 0.5/p branches per gate run for a failure rate p, at most 8; 1 when p is above 0.2,
-    where bisecting costs more runs than batching saves."""
-    if not history:
-        return 4
-    failure_rate = history.count(False) / len(history)
-    if failure_rate > 0.2:
-        return 1
-    return max(1, min(8, round(0.5 / failure_rate))) if failure_rate else 8
-
-
-def conflict_description(merge: Merge, files: list[str], tip: str, target: str) -> str:
-    listed = "\n".join(f"- {name}" for name in files)
-    return (f"The branch {merge.branch} (task {merge.task_id}, commit {merge.head}) no longer merges cleanly "
-            f"into {target} (commit {tip}).\n\nConflicting files:\n{listed}\n\n"
-            f"You are working on {merge.branch} itself. Merge {target} into it (or rebase it onto {target}), "
-            f"resolve the conflicts so that both sides' intent is kept, and commit. When this task closes, "
-            f"the branch goes back into the merge queue.")
+        self.lock.release()
 
 
 class RefineryWorker(threading.Thread):
@@ -635,9 +312,3 @@ class RefineryWorker(threading.Thread):
         self._wake.set()
         if hard:
             self.refinery.abort()
-
-
-def _alive(owner: str) -> bool:
-    """Whether the process named in a lock owner (host:pid:...) still runs on this host."""
-    parts = owner.split(":")
-    return len(parts) > 1 and parts[1].isdigit() and psutil.pid_exists(int(parts[1]))

@@ -153,7 +153,9 @@ def _load(store: StoreView) -> tuple[list[Task], list[Attempt], list[Merge]]:
 
 def fleet_stats(store: StoreView, now: float | None = None) -> dict[str, Any]:
     tasks, attempts, merges = _load(store)
-    return compute(tasks, attempts, merges, store.gate_run_totals(), time.time() if now is None else now)
+    report = compute(tasks, attempts, merges, store.gate_run_totals(), time.time() if now is None else now)
+    report["pregate"] = store.pregate_totals()
+    return report
 
 
 def series(store: StoreView, now: float | None = None, buckets: int = 12) -> dict[str, Any]:
@@ -212,6 +214,8 @@ def stats_lines(report: dict[str, Any]) -> list[str]:
         + (f"; {tries}" if tries else "") + (f"; {att['running']} running" if att["running"] else ""),
         f"merges         {merges['landed']} landed; conflict rate {_percent(merges['conflict_rate'])}, gate "
         f"failure rate {_percent(merges['gate_failure_rate'])} ({merges['gate_runs']} gate runs)",
+        *([f"pre-gates      {pre['runs']} run, {pre['failed']} failed; {pre['cpu_seconds']:.1f} CPU seconds, "
+            f"{seconds_text(pre['seconds'])} wall"] if (pre := report.get("pregate")) and pre["runs"] else []),
         f"tokens         {tokens['in']:,} in, {tokens['out']:,} out{rate}",
         f"agent time     {seconds_text(report['agent_seconds'])} ({report['agent_seconds']:.0f} agent-seconds)",
     ]

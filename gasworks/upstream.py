@@ -188,10 +188,6 @@ def untracked_in_the_way(checkout: Path, paths: list[str]) -> list[str]:
     return sorted(set(found))
 
 
-    def drop(self, branch: str) -> None:
-        git.run(["branch", "-D", branch], self.root, check=False)
-
-
 class RemoteUpstream:
     """Several hosts: the target and the finished task branches live on a shared remote (a bare
     repository). Task branches are pushed there; the target moves only by a push with a lease."""

@@ -90,7 +90,8 @@ def test_stats_command_on_a_drained_fleet(project_dir, gw):
     assert report["tasks"] == {"closed": 3}
     assert report["throughput"]["tasks_done"] == 3 and report["attempts"]["succeeded"] == 3
     assert report["merges"]["landed"] == 3 and report["merges"]["conflict_rate"] == 0.0
-    assert set(report) == {"tasks", "throughput", "time_per_task", "attempts", "merges", "tokens", "agent_seconds"}
+    assert set(report) == {"tasks", "throughput", "time_per_task", "attempts", "merges", "tokens", "agent_seconds",
+                           "pregate"}
     text = gw("stats").stdout.splitlines()
     assert [line.split()[0] for line in text] == ["throughput", "time", "attempts", "merges", "tokens", "agent"]
     assert text[2].startswith("attempts       3 finished, 3 succeeded (100%); try 1: 100% of 3")

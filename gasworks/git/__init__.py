@@ -27,8 +27,10 @@ from gasworks.git.command import (
 from gasworks.git.history import apply_patch, commit_message, export_tree, file_at, history, patch_between
 from gasworks.git.merging import (
     conflict_markers,
+    enclose,
     fast_forward,
     merge,
+    merge_commit,
     merge_keeping_conflicts,
     rebase_onto,
     trial_merge,
@@ -69,6 +71,7 @@ from gasworks.git.repository import (
     user_name,
 )
 from gasworks.git.worktree import (
+    checkout_branch,
     checkout_tree,
     clean_checkout,
     clean_detach,
@@ -86,6 +89,7 @@ from gasworks.git.worktree import (
 )
 
 __all__ = [
+    "checkout_branch", "enclose", "merge_commit",
     "apply_patch", "commit_message", "export_tree", "file_at", "history", "patch_between",
     "branch_exists", "branch_heads", "branches", "busy_branch", "changed_files", "changed_paths", "checkout_gitdirs",
     "checkout_tree", "clean_checkout", "clean_detach", "commit_all", "commit_leftovers", "commit_paths",

@@ -70,3 +70,24 @@ def conflict_markers(path: Where, old: str, new: str) -> list[str]:
     """`git diff --check` lines that report leftover conflict markers between two commits."""
     result = run(["diff", "--check", old, new], path, check=False)
     return [line for line in result.stdout.splitlines() if "conflict marker" in line]
+
+
+def merge_commit(path: Where, ours: str, theirs: str, message: str) -> str | None:
+    """The merge of theirs into ours made as a commit without touching any worktree (`merge-tree`,
+    the same merge `git merge` makes); None when they conflict."""
+    result = run(["merge-tree", "--write-tree", "--no-messages", ours, theirs], path, check=False)
+    if result.returncode == 1:
+        return None
+    if result.returncode != 0:
+        raise GitError(f"git merge-tree failed (git 2.38 or newer is needed): {result.stderr.strip()}")
+    tree = result.stdout.split()[0]
+    return run(["commit-tree", tree, "-p", ours, "-p", theirs, "-F", "-"], path, makes_commits=True,
+               stdin=message).stdout.strip()
+
+
+def enclose(path: Where, base: str, stacked: str, message: str) -> str:
+    """One commit with stacked's tree whose first parent is base and second stacked: a batch
+    stacked as several merges lands as one first-parent commit, the exact tree that was gated."""
+    tree = run(["rev-parse", f"{stacked}^{{tree}}"], path).stdout.strip()
+    return run(["commit-tree", tree, "-p", base, "-p", stacked, "-F", "-"], path, makes_commits=True,
+               stdin=message).stdout.strip()

@@ -157,3 +157,9 @@ def write_new(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
     with os.fdopen(fd, "wb") as handle:
         handle.write(data)
+
+
+def checkout_branch(tree: Tree, branch: str, commit: str) -> None:
+    """The tree a clean checkout of a fresh `branch` at commit: nothing else left in it."""
+    run(["checkout", "-q", "-f", "-B", branch, commit], tree)
+    run(["clean", "-q", "-ffdx"], tree)

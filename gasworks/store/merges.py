@@ -11,6 +11,8 @@ from gasworks.models import Merge, now_iso
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
 
+PREGATE_EVENT = "pregate"
+
 
 def enqueue(db: Any, task_id: str, branch: str, head: str, now: str) -> int:
     """Queue a branch inside the caller's transaction (finish_attempt queues its task's last commit)."""
@@ -102,3 +104,19 @@ class MergeQueueMixin(StoreBase):
             runs, failed, seconds = db.execute(
                 "SELECT count(*), coalesce(sum(1 - passed), 0), coalesce(sum(seconds), 0) FROM gate_runs").fetchone()
         return {"runs": runs, "failed": failed, "seconds": round(seconds, 3)}
+
+    def record_pregate(self, task_id: str, *, passed: bool, seconds: float, cpu_seconds: float, actor: str) -> None:
+        """One pre-gate run (the gate in an agent's own worktree, before its branch is queued), as an
+        event of the task."""
+        with self._tx(write=True) as db:
+            sqlrows.insert_event(db, task_id, PREGATE_EVENT, actor, new="passed" if passed else "failed",
+                                 detail={"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3)})
+
+    def pregate_totals(self) -> dict[str, float]:
+        """Pre-gate runs: runs, failures, wall seconds and CPU seconds."""
+        with self._tx() as db:
+            rows = db.execute("SELECT new_value, detail FROM events WHERE kind = ?", (PREGATE_EVENT,)).fetchall()
+        details = [json.loads(row[1]) for row in rows]
+        return {"runs": len(rows), "failed": sum(1 for row in rows if row[0] == "failed"),
+                "seconds": round(sum(d.get("seconds", 0.0) for d in details), 3),
+                "cpu_seconds": round(sum(d.get("cpu_seconds", 0.0) for d in details), 3)}

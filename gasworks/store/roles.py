@@ -169,6 +169,8 @@ class MergeLog(Protocol):
 
     def merge_counts(self) -> dict[str, int]: ...
 
+    def pregate_totals(self) -> dict[str, float]: ...
+
 
 class MergeQueue(MergeLog, Protocol):
     """The merge queue as the refinery works it: enqueue, update, land, count gate runs."""
@@ -182,6 +184,9 @@ class MergeQueue(MergeLog, Protocol):
 
     def record_gate_run(self, merge_ids: list[int], *, seconds: float, passed: bool,
                         on_tip: bool = False) -> None: ...
+
+    def record_pregate(self, task_id: str, *, passed: bool, seconds: float, cpu_seconds: float,
+                       actor: str) -> None: ...
 
 
 class Locks(Protocol):

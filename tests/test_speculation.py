@@ -1,0 +1,145 @@
+"""Speculative parallel gating (gate_workers), the policy that sizes it, and the pre-gate in an
+agent's own worktree. Real git repositories, a real refinery, real gate processes."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from gasworks import git
+from gasworks.config import load_config
+from gasworks.project import init_project
+from gasworks.refinery import Refinery
+from gasworks.speculation import choose_policy
+from gasworks.stats import fleet_stats, stats_lines
+from gasworks.store import NewTask
+from gasworks.upstream import LocalUpstream
+from tests.conftest import run_gasworks
+from tests.fleet import add, drain, fake_script, make_dispatcher
+
+# Records what it gated (the tree id, whether the tree was clean, when) and fails on any bad* file.
+RECORDING_GATE = textwrap.dedent('''
+    import json, pathlib, subprocess, sys, time
+    log, seconds = sys.argv[1], float(sys.argv[2])
+    start = time.time()
+    tree = subprocess.run(["git", "rev-parse", "HEAD^{tree}"], capture_output=True, text=True).stdout.strip()
+    dirty = subprocess.run(["git", "status", "--porcelain", "--ignored"], capture_output=True, text=True).stdout
+    bad = sorted(p.name for p in pathlib.Path(".").glob("bad*"))
+    time.sleep(seconds)
+    with open(log, "a") as out:
+        out.write(json.dumps({"tree": tree, "clean": not dirty.strip(), "passed": not bad,
+                              "cwd": str(pathlib.Path.cwd()), "start": start, "end": time.time()}) + "\\n")
+    sys.exit(1 if bad else 0)
+''')
+GATE_NO_BAD = [sys.executable, "-c",
+               "import pathlib, sys; bad = sorted(p.name for p in pathlib.Path('.').glob('bad*'));"
+               " print('broken by', bad) if bad else print('ok'); sys.exit(1 if bad else 0)"]
+
+
+def test_the_policy_speculates_as_deep_as_pays_and_batches_only_when_failures_are_rare() -> None:
+    rough = choose_policy([True] * 7 + [False] * 3, 1.0, 3, "auto")
+    assert (rough.batch, rough.depth) == (1, 3) and "failure rate 30%" in rough.why
+    calm = choose_policy([True] * 20, 1.0, 3, "auto")
+    assert (calm.batch, calm.depth) == (8, 3)
+    assert choose_policy([True] * 20, 1.0, 1, "auto").depth == 1  # one gate worker: no speculation
+    assert choose_policy([True] * 20, 0.01, 3, 4).depth == 1  # a gate that costs nothing: not worth stacking
+    awful = choose_policy([False] * 10, 1.0, 8, 1)
+    assert awful.depth < 8 and (awful.batch, awful.depth) == (1, 1)  # 100% failure: the 2nd is never needed
+    assert choose_policy([], None, 3, "auto").depth == 3  # nothing measured yet: assumed 10%
+    assert choose_policy([], None, 3, "auto").batch == 4  # as before
+    assert choose_policy([], None, 3, "auto", pregated=True).batch == 8  # pre-gated: assumed 5%
+
+
+def make_queue(root: Path, store, files: list[str]) -> list[str]:
+    """Tasks in `merging` with one branch each adding one file, queued in order; their ids."""
+    ids = []
+    tip = git.rev_parse(root, "main")
+    for name in files:
+        task = store.create_task(NewTask(f"add {name}"), prefix="gw", actor="test")
+        store.transition(task.id, "in_progress", actor="test", reason="test")
+        store.transition(task.id, "merging", actor="test", expected="in_progress", reason="test")
+        git.run(["checkout", "-q", "-b", f"gasworks/{task.id}", tip], root)
+        (root / name).write_text(f"{name}\n")
+        git.run(["add", name], root)
+        git.run(["commit", "-q", "-m", f"add {name}"], root)
+        head = git.rev_parse(root, "HEAD")
+        git.run(["checkout", "-q", "main"], root)
+        store.enqueue_merge(task.id, f"gasworks/{task.id}", head)
+        ids.append(task.id)
+    return ids
+
+
+def gated_runs(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def assert_only_gated_trees_landed(root: Path, runs: list[dict], base: str) -> None:
+    passed = {r["tree"] for r in runs if r["passed"] and "integration" in r["cwd"]}
+    commits = git.run(["rev-list", "--first-parent", f"{base}..main"], root).stdout.split()
+    assert commits
+    for commit in commits:
+        assert git.run(["rev-parse", f"{commit}^{{tree}}"], root).stdout.strip() in passed, commit
+
+
+def test_three_gate_workers_gate_at_once_land_only_gated_trees_and_regate_what_a_failure_invalidated(repo: Path):
+    project, _ = init_project(repo)
+    log = repo.parent / "gate.log"
+    gate = [sys.executable, "-c", RECORDING_GATE, str(log), "0.4"]
+    config = load_config(repo, env={}, overrides={"gate": [gate], "gate_workers": 3, "merge_batch_size": "auto",
+                                                  "max_attempts": 1})
+    store = project.open_store()
+    base = git.rev_parse(repo, "main")
+    files = [f"ok-{n}.txt" if n not in (3, 7) else f"bad-{n}.txt" for n in range(1, 13)]
+    ids = make_queue(repo, store, files)
+    said: list[str] = []
+    refinery = Refinery(project, store, config, LocalUpstream(repo, "main"), say=said.append)
+    refinery.ensure()
+    deadline = time.monotonic() + 120
+    while refinery.moving():
+        refinery.process(time.time())
+        assert time.monotonic() < deadline, said
+    statuses = {m.task_id: m.status for m in store.merges()}
+    for task_id, name in zip(ids, files):
+        assert statuses[task_id] == ("gate_failed" if name.startswith("bad") else "landed"), (name, said)
+    landed = git.run(["ls-tree", "--name-only", "main"], repo).stdout.split()
+    assert sorted(n for n in landed if n != "README.md") == sorted(n for n in files if n.startswith("ok"))
+    log_lines = git.run(["log", "--format=%s%n%b", "main"], repo).stdout
+    for task_id, name in zip(ids, files):  # every good branch's merge is in the history exactly once
+        assert log_lines.count(f"Merge gasworks/{task_id}:") == (0 if name.startswith("bad") else 1)
+    runs = gated_runs(log)
+    assert all(r["clean"] for r in runs)
+    assert_only_gated_trees_landed(repo, runs, base)
+    lanes = {r["cwd"] for r in runs}
+    assert len(lanes) > 1  # more than one lane was used ...
+    overlapping = [(a, b) for a in runs for b in runs if a is not b and a["start"] < b["end"] and b["start"] < a["end"]]
+    assert overlapping  # ... at the same time
+    store.close()
+
+
+def test_a_failing_pregate_sends_the_branch_back_before_it_is_queued_and_stats_show_its_cost(project_dir):
+    dispatcher, lines = make_dispatcher(project_dir, gate=[GATE_NO_BAD], pregate=True, max_attempts=1)
+    good = add(dispatcher, "good change")
+    bad = add(dispatcher, "breaks the build", description=fake_script(write={"bad-1.txt": "x"}))
+    drain(dispatcher)
+    store = dispatcher.store
+    assert store.get_task(good).status == "closed"
+    assert store.merges(task_id=bad) == []  # it never entered the queue
+    attempt = store.attempts(bad)[-1]
+    assert attempt.outcome == "gate_failed" and "the pre-gate failed" in attempt.note and "broken by" in attempt.note
+    totals = store.pregate_totals()
+    assert totals["runs"] == 2 and totals["failed"] == 1 and totals["cpu_seconds"] > 0
+    assert any(line.startswith("pre-gates      2 run, 1 failed") for line in stats_lines(fleet_stats(store)))
+    # the slots are back on their branches, clean
+    for slot in dispatcher.pool.slots:
+        assert git.run(["status", "--porcelain"], slot.path).stdout == ""
+    result = run_gasworks(["merges"], project_dir)
+    assert result.returncode == 0 and "policy: batches of" in result.stdout, result.stderr
+
+
+def test_gate_workers_is_validated(project_dir):
+    result = run_gasworks(["merges"], project_dir, env={"GASWORKS_GATE_WORKERS": "0"})
+    assert result.returncode != 0 and "gate_workers" in (result.stderr + result.stdout)
+    assert "Traceback" not in result.stderr
