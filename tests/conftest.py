@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +15,9 @@ from click.testing import CliRunner
 from gasworks import git
 from gasworks.cli import cli
 from gasworks.project import init_project
-from gasworks.store import NewTask
+from gasworks.store import NewTask, Store
 from gasworks.store.sqlite import SQLiteStore
+from tests import fakebd
 
 
 @pytest.fixture(autouse=True)
@@ -74,6 +77,71 @@ def store(request, tmp_path: Path):
         db = PostgresStore(request.getfixturevalue("pg_url"))
     yield db
     db.close()
+
+
+class Refused(Exception):
+    """The failure `failing()` brings about in an SQL store's transaction."""
+
+
+class Backend:
+    """One backend of the store contract (tests/test_store_contract.py says what each part is for)."""
+
+    def __init__(self, kind: str, opener: Callable[[str], Store], monkeypatch: pytest.MonkeyPatch) -> None:
+        self.kind, self.opener, self.monkeypatch = kind, opener, monkeypatch
+        self.opened: list[Store] = []
+        self.store = self.reopen()
+
+    def reopen(self, where: str = "here") -> Store:
+        store = self.opener(where)
+        self.opened.append(store)
+        return store
+
+    def elsewhere(self) -> Store:
+        return self.reopen(f"host{len(self.opened)}")
+
+    @contextlib.contextmanager
+    def failing(self) -> Iterator[None]:
+        """Whatever change is made inside fails with its transaction: raises Refused or TrackerError."""
+        if self.kind == "beads":
+            with self.monkeypatch.context() as patch:
+                patch.setenv("FAKEBD_FAIL", "update")
+                yield
+            return
+        with self.store.batch():
+            yield
+            raise Refused
+
+    def make(self, title: str, **fields) -> str:
+        return self.store.create_task(NewTask(title, **fields), prefix="gw", actor="tester").id
+
+    def not_with(self, kind: str, why: str) -> None:
+        """Skip on the `kind` backend, saying why the test cannot apply there."""
+        if self.kind == kind:
+            pytest.skip(f"not with {kind}: {why}")
+
+
+@pytest.fixture(params=["sqlite", "postgres", "beads"])
+def backend(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
+    """The store contract's backends: SQLite, PostgreSQL, and Beads (BeadsStore over the bd stand-in)."""
+    if request.param == "sqlite":
+        made = Backend("sqlite", lambda _where: SQLiteStore(tmp_path / "store.db"), monkeypatch)
+    elif request.param == "postgres":
+        from gasworks.store.postgres import PostgresStore
+
+        url = request.getfixturevalue("pg_url")
+        made = Backend("postgres", lambda _where: PostgresStore(url), monkeypatch)
+    else:
+        from gasworks.store.bd import BdCli
+        from gasworks.store.beads_cli import BeadsStore
+
+        repo = request.getfixturevalue("repo")
+        bd = [str(fakebd.install(tmp_path / "bin"))]
+        BdCli(bd, repo).run(["init"], ["--prefix=gw"], as_json=False)
+        made = Backend("beads", lambda where: BeadsStore(tmp_path / f"mirror-{where}.db", BdCli(bd, repo)),
+                       monkeypatch)
+    yield made
+    for store in made.opened:
+        store.close()
 
 
 @pytest.fixture

@@ -358,7 +358,7 @@ def cmd_ready(db: Db, flags: dict, args: list[str], actor: str):
 def apply_update(db: Db, issue: dict, flags: dict, actor: str) -> None:
     if flags.get("claim"):
         claim(db, issue, actor)
-    if "assignee" in flags and issue["status"] == "in_progress" and issue.get("assignee") not in ("", actor) \
+    if "assignee" in flags and issue["status"] == "in_progress" and issue.get("assignee") not in ("", None, actor) \
             and not flags.get("force") and not flags.get("claim"):
         raise BdError(f"{issue['id']} is claimed by {issue['assignee']}; only they may reassign it (or --force)")
     if "status" in flags:
@@ -431,7 +431,8 @@ def cmd_close(db: Db, flags: dict, args: list[str], actor: str):
                 d["type"] == "parent-child" and d["depends_on_id"] == issue["id"] for d in i.get("dependencies", []))]
             if children and not flags.get("force"):
                 raise BdError(f"cannot close {issue['id']}: {len(children)} open child issue(s) (use --force)")
-            if issue["status"] == "in_progress" and issue.get("assignee") not in ("", actor) and not flags.get("force"):
+            if issue["status"] == "in_progress" and issue.get("assignee") not in ("", None, actor) \
+                    and not flags.get("force"):
                 raise BdError(f"{issue['id']} is claimed by {issue['assignee']}, not {actor} (use --force)")
             stamp = now()
             issue.update(status="closed", closed_at=stamp, updated_at=stamp,

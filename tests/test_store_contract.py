@@ -1,8 +1,9 @@
 """The store contract: one suite of each role (gasworks/store/roles.py) run against every backend:
 SQLite, PostgreSQL (a private server, tests/pg.py; skipped, saying why, where it cannot start) and
-the Beads tracker (BeadsStore over the bd stand-in, tests/fakebd.py).
+the Beads tracker (BeadsStore over the bd stand-in, tests/fakebd.py). test_store_ready.py and
+test_store_status.py are part of it: they run on the same backends.
 
-Each backend comes as a Backend: its store; `reopen()`, a second store on the same data (another
+Each backend comes as a Backend (tests/conftest.py): its store; `reopen()`, a second store on the same data (another
 process of the same project: its own connection); `elsewhere()`, a store of another host (Beads:
 its own mirror of the same bd; SQL: as reopen); and `failing()`, where the write transaction of a
 change fails after the store made it (SQL: the batch it runs in raises; Beads: bd refuses it).
@@ -10,77 +11,16 @@ change fails after the store made it (SQL: the batch it runs in raises; Beads: b
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from gasworks.errors import ClaimError, TrackerError, TransitionError
 from gasworks.models import MergeStatus
 from gasworks.store import NewTask, Store
-from gasworks.store.sqlite import SQLiteStore
-from tests import fakebd
+from tests.conftest import Refused
 
 LEASE = 60.0
-
-
-class Refused(Exception):
-    """The failure `failing()` brings about in an SQL store's transaction."""
-
-
-class Backend:
-    def __init__(self, kind: str, opener: Callable[[str], Store], monkeypatch: pytest.MonkeyPatch) -> None:
-        self.kind, self.opener, self.monkeypatch = kind, opener, monkeypatch
-        self.opened: list[Store] = []
-        self.store = self.reopen()
-
-    def reopen(self, where: str = "here") -> Store:
-        store = self.opener(where)
-        self.opened.append(store)
-        return store
-
-    def elsewhere(self) -> Store:
-        return self.reopen(f"host{len(self.opened)}")
-
-    @contextlib.contextmanager
-    def failing(self) -> Iterator[None]:
-        """Whatever change is made inside fails with its transaction: raises Refused or TrackerError."""
-        if self.kind == "beads":
-            with self.monkeypatch.context() as patch:
-                patch.setenv("FAKEBD_FAIL", "update")
-                yield
-            return
-        with self.store.batch():
-            yield
-            raise Refused
-
-    def make(self, title: str, **fields) -> str:
-        return self.store.create_task(NewTask(title, **fields), prefix="gw", actor="tester").id
-
-
-@pytest.fixture(params=["sqlite", "postgres", "beads"])
-def backend(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Backend]:
-    if request.param == "sqlite":
-        made = Backend("sqlite", lambda _where: SQLiteStore(tmp_path / "store.db"), monkeypatch)
-    elif request.param == "postgres":
-        from gasworks.store.postgres import PostgresStore
-
-        url = request.getfixturevalue("pg_url")
-        made = Backend("postgres", lambda _where: PostgresStore(url), monkeypatch)
-    else:
-        from gasworks.store.bd import BdCli
-        from gasworks.store.beads_cli import BeadsStore
-
-        repo = request.getfixturevalue("repo")
-        bd = [str(fakebd.install(tmp_path / "bin"))]
-        BdCli(bd, repo).run(["init"], ["--prefix=gw"], as_json=False)
-        made = Backend("beads", lambda where: BeadsStore(tmp_path / f"mirror-{where}.db", BdCli(bd, repo)),
-                       monkeypatch)
-    yield made
-    for store in made.opened:
-        store.close()
 
 
 def status_events(store: Store, task_id: str) -> list[tuple[str, str, str]]:

@@ -9,6 +9,15 @@ import pytest
 from gasworks.errors import ClaimError, CycleError, InvalidValueError, NotFoundError, TransitionError
 from gasworks.models import ALLOWED_TRANSITIONS, Task
 
+# A dispatcher's claim (gasworks:<host>/<slot>): one whose lease ran out is released in bd too, acting as it.
+DEAD = "gasworks:host/dead-agent"
+
+
+@pytest.fixture
+def store(backend):
+    """Part of the store contract: SQLite, PostgreSQL, and Beads over the bd stand-in (conftest.backend)."""
+    return backend.store
+
 
 def test_transition_writes_an_event_in_the_same_transaction(store, make):
     task_id = make("t")
@@ -100,22 +109,22 @@ def test_claims_say_who_holds_the_tasks_still_in_progress(store, make):
     first, second, third = make("first"), make("second"), make("third")
     store.claim_next("a", lease_seconds=60)
     store.claim_next("b", lease_seconds=60)
-    store.close_task(second, actor="someone", reason="cancelled")
+    store.close_task(second, actor="someone", reason="cancelled", force=True)  # bd: b holds it
     assert store.claims([first, second, third, "gw-nope"]) == {first: "a"}
     assert store.claims([]) == {}
 
 
 def test_expired_lease_is_released_and_the_task_claimable_again(store, make):
     task_id = make("t")
-    store.claim(task_id, "dead-agent", lease_seconds=10, now=1000.0)
+    store.claim(task_id, DEAD, lease_seconds=10, now=1000.0)
     assert store.release_expired(now=1005.0) == []
-    assert store.renew_lease(task_id, "dead-agent", lease_seconds=10, now=1005.0)
+    assert store.renew_lease(task_id, DEAD, lease_seconds=10, now=1005.0)
     assert store.release_expired(now=1014.0) == []
     assert store.release_expired(now=1016.0) == [task_id]
     assert store.release_expired(now=1016.0) == []  # idempotent
     task = store.get_task(task_id)
     assert (task.status, task.assignee, task.lease_expires_at) == ("open", "", None)
-    assert not store.renew_lease(task_id, "dead-agent", lease_seconds=10, now=1017.0)
+    assert not store.renew_lease(task_id, DEAD, lease_seconds=10, now=1017.0)
     assert store.claim_next("new-agent", lease_seconds=10, now=1017.0).id == task_id
     kinds = [(e.old_value, e.new_value, e.detail.get("lease_expired")) for e in store.events(task_id)
              if e.kind == "status"]
@@ -124,7 +133,7 @@ def test_expired_lease_is_released_and_the_task_claimable_again(store, make):
 
 def test_claim_next_reaps_expired_leases_itself(store, make):
     task_id = make("t")
-    store.claim(task_id, "dead-agent", lease_seconds=10, now=1000.0)
+    store.claim(task_id, DEAD, lease_seconds=10, now=1000.0)
     assert store.claim_next("b", lease_seconds=10, now=1005.0) is None
     assert store.claim_next("b", lease_seconds=10, now=1011.0).id == task_id
 
@@ -159,7 +168,8 @@ def test_links_may_form_loops(store, make):
     assert {t.id for t in store.ready()} == {a, b}
 
 
-def test_import_leaves_out_the_edge_that_closes_a_blocking_cycle_as_beads_does(store):
+def test_import_leaves_out_the_edge_that_closes_a_blocking_cycle_as_beads_does(store, backend):
+    backend.not_with("beads", "tasks live in bd, which imports them itself (`bd import`)")
     from gasworks.models import Dependency
 
     tasks = [Task("x-a", "a", dependencies=[Dependency("x-a", "x-b", "blocks")]),
@@ -180,7 +190,8 @@ def test_ids_have_prefix_and_four_base36_chars_and_children_count_up(store, make
     assert [make(f"c{i}", parent=epic) for i in range(3)] == [f"{epic}.1", f"{epic}.2", f"{epic}.3"]
 
 
-def test_id_grows_on_collision(store, make, monkeypatch):
+def test_id_grows_on_collision(store, make, monkeypatch, backend):
+    backend.not_with("beads", "bd makes the ids")
     from gasworks import ids
 
     monkeypatch.setattr(ids, "NONCES_PER_LENGTH", 1)
@@ -212,7 +223,8 @@ def test_resolve_partial_ids(store, make):
         store.resolve_id("zz-nothing")
 
 
-def test_unknown_status_from_beads_can_only_go_to_open_or_closed(store):
+def test_unknown_status_from_beads_can_only_go_to_open_or_closed(store, backend):
+    backend.not_with("beads", "tasks live in bd, which imports them itself (`bd import`)")
     store.import_tasks([Task("x-c", "custom", status="review")], prefix="gw", actor="t")
     with pytest.raises(TransitionError, match="allowed: closed, open"):
         store.transition("x-c", "in_progress", actor="t")

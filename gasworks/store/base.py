@@ -12,8 +12,9 @@ from gasworks.store.tracker import Tracker
 class StoreBase:
     """A backend subclass opens the connection and supplies `_tx()`: one transaction, writes
     serialised unless `serial` is False (claims, which PostgreSQL runs side by side with row locks
-    instead). The parts (queries.py, attempts.py, merges.py, locks.py, import_export.py) run their
-    SQL through it; sql.py, which puts them together, supplies `_transition()`."""
+    instead). The parts (one module per role, put together in sql.py) run their SQL through it, and
+    call each other through the hooks declared here: `_transition()` (transitions.py) and
+    `_add_dependency()` (dependencies.py)."""
 
     path: Any
     tracker: Tracker  # where the tasks are kept (see tracker.py)
@@ -41,5 +42,10 @@ class StoreBase:
     def _transition(self, db: Any, task_id: str, to_status: str, *, actor: str, expected: str | None = None,
                     reason: str = "", assignee: str | None = None, lease_expires_at: float | None = None,
                     detail: dict[str, Any] | None = None, force: bool = False) -> None:
-        """The one way a status changes, inside the caller's transaction (see SQLStore._transition)."""
+        """The one way a status changes, inside the caller's transaction (see TaskStatusMixin._transition)."""
+        raise NotImplementedError
+
+    def _add_dependency(self, db: Any, issue_id: str, depends_on_id: str, dep_type: str,
+                        actor: str, now: str) -> None:
+        """Add one edge inside the caller's transaction (see DependenciesMixin._add_dependency)."""
         raise NotImplementedError
