@@ -216,7 +216,7 @@ class Agent:
 
 
 EDIT_SYSTEM = "You are an expert programmer. You reply with one code block and nothing else."
-EDIT_TOKENS = 400
+EDIT_TOKENS = 160  # a function or two; more is a small model repeating itself
 RETRY_TEMPERATURE = 0.7  # tries after the first sample afresh: a small model's second guess differs
 
 
@@ -256,9 +256,15 @@ class EditAgent(Agent):
         _restore(self.worktree / self.plan.target, original)
         start = edits.prefill(self.plan)
         ask = {"role": "user", "content": edits.prompt(task, self.plan, original, failure)}
-        reply = await self.client.chat([self.messages[0], ask, {"role": "assistant", "content": start}],
-                                       max_tokens=EDIT_TOKENS, stop=["\n" + edits.FENCE],
-                                       temperature=0.0 if number == 0 else RETRY_TEMPERATURE)
+        try:
+            reply = await self.client.chat([self.messages[0], ask, {"role": "assistant", "content": start}],
+                                           max_tokens=EDIT_TOKENS, stop=["\n" + edits.FENCE],
+                                           temperature=0.0 if number == 0 else RETRY_TEMPERATURE)
+        except EndpointDownError:
+            raise
+        except ModelError as exc:  # a slow answer on a busy machine: one try lost, not the attempt
+            self.messages.append({"role": "user", "content": f"No answer: {exc}"})
+            return failure
         self.usage.add(reply.usage)
         code = edits.code_of(reply.text, start)
         self.messages += [ask, {"role": "assistant", "content": code}]

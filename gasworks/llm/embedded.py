@@ -23,6 +23,7 @@ from gasworks.llm import modelfiles
 
 DEFAULT_MODEL = modelfiles.DEFAULT_MODEL
 START_TIMEOUT_SECONDS = 180.0
+EMBEDDED_TIMEOUT_SECONDS = 600.0  # one request to the embedded engine
 
 
 def find_model(name: str, say: Callable[[str], None] | None = None) -> Path:
@@ -140,5 +141,6 @@ def model_endpoints(config: Any, state_dir: Path,
     engine = ModelProcess(ServeOptions(config.embedded_model, config.embedded_parallel, config.embedded_ctx),
                           state_dir / "logs" / "embedded-model.log")
     url = engine.start()
+    # Requests wait their turn for a slot and share the cores: on a busy laptop one can take minutes.
     return [{"kind": "openai", "url": url, "model": config.embedded_model,
-             "max_concurrency": config.embedded_parallel}], engine
+             "max_concurrency": config.embedded_parallel, "timeout": EMBEDDED_TIMEOUT_SECONDS}], engine
