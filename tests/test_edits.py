@@ -45,6 +45,10 @@ def test_the_models_code_is_merged_function_by_function():
     assert merged == ("import math\ndef add(a, b):\n    return b + a\n\n\ndef keep():\n    pass\n\n\n"
                       "def subtract(a, b):\n    return a - b\n")
     assert edits.merge_python("", "def f():\n    return 1\n") == "def f():\n    return 1\n"
+    rambling = ("def average(xs):\n    return total(xs) / len(xs)\n\ndef total(xs):\n    return sum(xs)\n\n"
+                "def add_average(x):\n    return x + 0.5\n")
+    assert edits.merge_python("", rambling, "average") == ("def average(xs):\n    return total(xs) / len(xs)\n\n\n"
+                                                          "def total(xs):\n    return sum(xs)\n")
     with pytest.raises(edits.EditError, match="not valid Python"):
         edits.merge_python(CALC, "def f(:\n")
     with pytest.raises(edits.EditError, match="no function"):

@@ -102,9 +102,10 @@ class EditError(ValueError):
     """The model's code cannot be applied (not Python, nothing usable in it)."""
 
 
-def merge_python(current: str, code: str) -> str:
+def merge_python(current: str, code: str, wanted: str = "") -> str:
     """`current` with the functions and classes of `code` in it: each replaces its namesake or is
-    appended; new imports go on top. Tests and example calls the model adds are left out."""
+    appended; new imports go on top. Tests and example calls the model adds are left out, and with
+    a `wanted` name, every definition that name does not use (small models ramble on)."""
     try:
         new = ast.parse(code)
         ast.parse(current)
@@ -112,18 +113,35 @@ def merge_python(current: str, code: str) -> str:
         raise EditError(f"not valid Python: {exc.msg} (line {exc.lineno})") from None
     lines = code.splitlines(keepends=True)
     result, imports, added = current, [], 0
+    kept = _used_by(new, wanted) if wanted else None
     for node in new.body:
         if isinstance(node, (ast.Import, ast.ImportFrom)):
             statement = ast.get_source_segment(code, node) or ""
             if statement not in result and "unittest" not in statement:
                 imports.append(statement + "\n")
-        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not _is_test(node):
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and not _is_test(node) \
+                and (kept is None or node.name in kept):
             first = node.decorator_list[0].lineno if node.decorator_list else node.lineno
             result = _put(result, node.name, "".join(lines[first - 1:node.end_lineno]).rstrip() + "\n")
             added += 1
     if not added:
         raise EditError("the reply holds no function or class")
     return "".join(imports) + result
+
+
+def _used_by(module: ast.Module, name: str) -> set[str]:
+    """`name` and the top-level definitions it uses, directly or not."""
+    defined = {n.name: n for n in module.body if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    if name not in defined:
+        return set(defined)  # it named something else: keep what it wrote
+    kept, todo = set(), [name]
+    while todo:
+        current = todo.pop()
+        if current in kept or current not in defined:
+            continue
+        kept.add(current)
+        todo += [n.id for n in ast.walk(defined[current]) if isinstance(n, ast.Name)]
+    return kept
 
 
 def _is_test(node: ast.AST) -> bool:
@@ -146,7 +164,8 @@ def apply(worktree: Path, plan: EditPlan, code: str) -> None:
     """Write the model's code into the target file (merged for Python, whole otherwise)."""
     target = worktree / plan.target
     current = target.read_text(encoding="utf-8") if target.is_file() else ""
-    text = merge_python(current, code) if plan.target.endswith(".py") else code
+    wanted = plan.function.split("(")[0]
+    text = merge_python(current, code, wanted) if plan.target.endswith(".py") else code
     if not text.strip():
         raise EditError("the reply holds no text for the file")
     target.parent.mkdir(parents=True, exist_ok=True)
