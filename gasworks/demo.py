@@ -1,10 +1,12 @@
-"""`gasworks demo`: a sample repository with tests and a backlog of a dozen tasks, worked end to end.
+"""`gasworks demo`: a sample repository with tests and a backlog of eight tasks, worked end to end.
 
-By default the builtin agent runs on a local model server's coding model when one is up, else
-on the embedded model (SmolLM2-135M, fetched once into the models folder): the whole loop is real
-(worktrees, agent processes, model requests, the test gate, merges), and the tiny model's edits
-are mostly useless, which the gate keeps out of main. `--agent fake` runs the same loop with the
-scripted fake agent in seconds.
+Each task is one a user would write ("Add subtract(a, b) to calc.py: it returns a minus b.") and
+gives the tests it must pass; the gate runs every test. By default the builtin agent runs on a
+local model server's coding model when one is up, else on the embedded model (SmolLM2-135M,
+fetched once into the models folder), which its edit-and-test loop (gasworks.agents.edits) gets
+most of these small tasks done with: the def line given, the tests run after each try, a failed
+try sampled again. The whole loop is real (worktrees, agent processes, model requests, the test
+gate, merges). `--agent fake` runs the same loop with the scripted fake agent in seconds.
 """
 
 from __future__ import annotations
@@ -142,6 +144,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str =
     _seed(directory, say, fake=agent == "fake")
     overrides = {"agent": agent, "num_workers": workers, "grace_seconds": 5, "max_attempts": 1,
                  "gate": [[sys.executable, "-c", GATE]], "agent_max_steps": 8,
+                 "attempt_timeout": 900,  # bounds the demo on a busy machine: no task takes longer
                  "embedded_parallel": workers}
     project = find_project(directory, overrides=overrides)
     found = None
@@ -152,7 +155,7 @@ def run_demo(directory: Path | None, say: Callable[[str], None], *, agent: str =
         if found is not None:
             project = find_project(directory, overrides={**overrides, "endpoints": [found]})
     store = project.open_store()
-    model = "the embedded model (SmolLM2-135M: it proves the loop, it cannot really code)" \
+    model = "the embedded model (SmolLM2-135M, tiny: each agent tries, runs the tests, tries again)" \
         if agent == "builtin" and not project.config.endpoints else f"the {agent} agent"
     if found is not None:
         model = f"{found['model']} at {found['url']}"
