@@ -14,7 +14,7 @@ from gasworks import git
 from gasworks.agents import STANDING_INSTRUCTIONS, edits
 from gasworks.agents.builtin import Budget, EditAgent, Finished, LimitReached
 from gasworks.llm.pool import pool_from_specs
-from tests.test_llm_clients import MODEL, OpenAIProtocol, servers  # noqa: F401  (the fixture)
+from tests.test_llm_clients import MESSAGES, MODEL, PROTOCOLS, OpenAIProtocol, servers  # noqa: F401  (the fixture)
 
 TEST = ("import unittest\n\nfrom calc import subtract\n\n\nclass SubtractTest(unittest.TestCase):\n"
         "    def test_subtract(self):\n        self.assertEqual(subtract(5, 3), 2)\n")
@@ -64,11 +64,11 @@ def test_the_code_is_read_from_every_kind_of_reply(reply):
     assert edits.code_of(reply, "```python\ndef subtract(a, b):") == "def subtract(a, b):\n    return a - b\n"
 
 
-def _agent(tmp_path: Path, server, steps: int = 4) -> EditAgent:  # noqa: F811
+def _agent(tmp_path: Path, server, steps: int = 4, **spec) -> EditAgent:  # noqa: F811
     git.init_repo(tmp_path)
     (tmp_path / "calc.py").write_text(CALC)
     git.commit_all(tmp_path, "calc")
-    pool = pool_from_specs([{"url": server.url, "kind": "openai", "model": MODEL, "max_concurrency": 1}])
+    pool = pool_from_specs([{"url": server.url, "kind": "openai", "model": MODEL, "max_concurrency": 1, **spec}])
     return EditAgent(pool, tmp_path, Budget(max_steps=steps), tmp_path.parent / "t.jsonl",
                      plan=edits.plan_edit(TASK, tmp_path), checks=CHECKS)
 
@@ -107,3 +107,34 @@ def test_when_every_try_fails_nothing_is_left_in_the_file(tmp_path, servers):  #
     assert len(server.bodies(OpenAIProtocol.chat_path)) == 2
     assert "subtract" in (tmp_path / "w" / "calc.py").read_text()  # the last try's edit stays, uncommitted
     assert git.run(["log", "--format=%s"], tmp_path / "w").stdout.split("\n")[0] == "calc"
+
+
+def test_a_slow_answer_loses_one_try_not_the_attempt(tmp_path, servers):  # noqa: F811
+    """The embedded engine on a busy machine: a request that timed out ended the whole attempt
+    (exit 4), and the endpoint's timeout could not be raised for it."""
+    server = servers()
+    server.script(OpenAIProtocol.chat_path, OpenAIProtocol.reply("\n    return a - b\n", delay=5),
+                  OpenAIProtocol.reply("\n    return a - b\n", prompt=50, completion=5))
+    agent = _agent(tmp_path / "w", server, timeout=1)
+    with pytest.raises(Finished, match="after 2 tries"):
+        asyncio.run(agent.run(TASK))
+    assert any(m["content"].startswith("No answer: ") and "timed out" in m["content"] for m in agent.messages)
+
+
+@pytest.mark.parametrize("proto", PROTOCOLS)
+def test_stop_strings_reach_the_server(servers, proto):  # noqa: F811
+    from gasworks.llm import make_client
+
+    server = servers()
+    server.script(proto.chat_path, proto.reply("x", prompt=1, completion=1))
+    client = make_client(proto.kind, server.url, MODEL)
+
+    async def go() -> None:
+        try:
+            await client.chat(MESSAGES, stop=["\n```"])
+        finally:
+            await client.aclose()
+
+    asyncio.run(go())
+    [body] = server.bodies(proto.chat_path)
+    assert (body.get("stop") or body["options"]["stop"]) == ["\n```"]
