@@ -51,9 +51,18 @@ GATE = ("import sys, unittest; r = unittest.main(module=None, argv=['gate', 'dis
         " print(r.testsRun, 'tests ran'); sys.exit(0 if r.wasSuccessful() and r.testsRun >= 1 else 1)")
 
 
-def _test(module: str, function: str, cases: str) -> str:
+def _test(module: str, function: str, *checks: str) -> str:
+    """A test file for `function` of `module`: one test method, or one per blank-separated group."""
+    methods, body = [], []
+    for check in (*checks, ""):
+        if check:
+            body.append(f"        self.{check}\n")
+        elif body:
+            name = "test_" + function if not methods else f"test_{function}_{len(methods) + 1}"
+            methods.append(f"    def {name}(self):\n" + "".join(body))
+            body = []
     return (f"import unittest\n\nfrom {module} import {function}\n\n\nclass {function.title().replace('_', '')}Test"
-            f"(unittest.TestCase):\n{cases}")
+            f"(unittest.TestCase):\n" + "\n".join(methods))
 
 
 # (the task as a user writes it, the file to change, the test file the task gives, its text, the code
@@ -61,38 +70,29 @@ def _test(module: str, function: str, cases: str) -> str:
 # tasks on one file wait on each other, so that their branches do not clash.
 BACKLOG = [
     ("sub", "Add subtract(a, b) to calc.py: it returns a minus b.", "calc.py", "test_subtract.py",
-     _test("calc", "subtract", "    def test_subtract(self):\n        self.assertEqual(subtract(5, 3), 2)\n"
-                               "        self.assertEqual(subtract(3, 5), -2)\n"),
+     _test("calc", "subtract", "assertEqual(subtract(5, 3), 2)", "assertEqual(subtract(3, 5), -2)"),
      "def subtract(a, b):\n    return a - b\n", []),
     ("mul", "Add multiply(a, b) to calc.py: it returns a times b.", "calc.py", "test_multiply.py",
-     _test("calc", "multiply", "    def test_multiply(self):\n        self.assertEqual(multiply(4, 3), 12)\n"
-                               "        self.assertEqual(multiply(-2, 3), -6)\n"),
+     _test("calc", "multiply", "assertEqual(multiply(4, 3), 12)", "assertEqual(multiply(-2, 3), -6)"),
      "def multiply(a, b):\n    return a * b\n", ["sub"]),
     ("div", "Add divide(a, b) to calc.py: a divided by b; dividing by zero raises ZeroDivisionError.", "calc.py",
      "test_divide.py",
-     _test("calc", "divide", "    def test_divide(self):\n        self.assertEqual(divide(6, 3), 2)\n\n"
-                             "    def test_by_zero(self):\n        with self.assertRaises(ZeroDivisionError):\n"
-                             "            divide(1, 0)\n"),
+     _test("calc", "divide", "assertEqual(divide(6, 3), 2)", "", "assertRaises(ZeroDivisionError, divide, 1, 0)"),
      "def divide(a, b):\n    return a / b\n", ["mul"]),
     ("square", "Add square(x) to powers.py: it returns x times x.", "powers.py", "test_powers.py",
-     _test("powers", "square", "    def test_square(self):\n        self.assertEqual(square(3), 9)\n"
-                               "        self.assertEqual(square(-4), 16)\n"),
+     _test("powers", "square", "assertEqual(square(3), 9)", "assertEqual(square(-4), 16)"),
      "def square(x):\n    return x * x\n", []),
     ("even", "Add is_even(n) to parity.py: True when n is even, else False.", "parity.py", "test_parity.py",
-     _test("parity", "is_even", "    def test_is_even(self):\n        self.assertTrue(is_even(4))\n"
-                                "        self.assertFalse(is_even(7))\n"),
+     _test("parity", "is_even", "assertTrue(is_even(4))", "assertFalse(is_even(7))"),
      "def is_even(n):\n    return n % 2 == 0\n", []),
     ("avg", "Add average(numbers) to stats.py: the mean of a list of numbers.", "stats.py", "test_average.py",
-     _test("stats", "average", "    def test_average(self):\n        self.assertEqual(average([1, 2, 3]), 2)\n"
-                               "        self.assertEqual(average([5]), 5)\n"),
+     _test("stats", "average", "assertEqual(average([1, 2, 3]), 2)", "assertEqual(average([5]), 5)"),
      "def average(numbers):\n    return sum(numbers) / len(numbers)\n", []),
     ("largest", "Add largest(numbers) to stats.py: the largest number of a list.", "stats.py", "test_largest.py",
-     _test("stats", "largest", "    def test_largest(self):\n        self.assertEqual(largest([3, 9, 2]), 9)\n"
-                               "        self.assertEqual(largest([-5, -1]), -1)\n"),
+     _test("stats", "largest", "assertEqual(largest([3, 9, 2]), 9)", "assertEqual(largest([-5, -1]), -1)"),
      "def largest(numbers):\n    return max(numbers)\n", ["avg"]),
     ("greet", "Add greet(name) to greet.py: it returns 'Hello, NAME!' for the given name.", "greet.py",
-     "test_greet.py",
-     _test("greet", "greet", "    def test_greet(self):\n        self.assertEqual(greet('Ada'), 'Hello, Ada!')\n"),
+     "test_greet.py", _test("greet", "greet", "assertEqual(greet('Ada'), 'Hello, Ada!')"),
      "def greet(name):\n    return f'Hello, {name}!'\n", []),
 ]
 

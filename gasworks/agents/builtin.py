@@ -15,7 +15,8 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
 from gasworks.agents import ENDPOINT_DOWN_EXIT, AgentContext, LaunchSpec, edits
 from gasworks.config import Config
@@ -90,10 +91,17 @@ class Agent:
     async def run(self, task: str) -> str:
         self.messages = [{"role": "system", "content": SYSTEM},
                          {"role": "user", "content": f"{task}\n\nFiles:\n{self.list_files()}"}]
+        return await self.recorded(self.steps())
+
+    async def steps(self) -> NoReturn:
+        for _ in range(self.budget.max_steps):
+            await self.step()
+        raise LimitReached(f"stopped after {self.budget.max_steps} steps")
+
+    async def recorded(self, work: Coroutine[Any, Any, NoReturn]) -> NoReturn:
+        """Run `work` to its way out (an AgentExit), which goes into the transcript, saved at the end."""
         try:
-            for _ in range(self.budget.max_steps):
-                await self.step()
-            raise LimitReached(f"stopped after {self.budget.max_steps} steps")
+            await work
         except AgentExit as exit_:
             self.messages.append({"role": "exit", "content": str(exit_), "code": exit_.code})
             raise
@@ -236,19 +244,16 @@ class EditAgent(Agent):
         target = self.worktree / self.plan.target
         original = target.read_text(encoding="utf-8") if target.is_file() else None
         self.messages = [{"role": "system", "content": EDIT_SYSTEM}]
+        return await self.recorded(self.tries(task, original))
+
+    async def tries(self, task: str, original: str | None) -> NoReturn:
         failure = ""
-        try:
-            for number in range(self.budget.max_steps):
-                failure = await self.attempt(task, original, failure, number)
-                self.save()
-                if self.usage.prompt_tokens + self.usage.completion_tokens > self.budget.max_tokens:
-                    raise LimitReached(f"stopped after {self.budget.max_tokens} tokens; last failure: {failure}")
-            raise LimitReached(f"the checks still fail after {self.budget.max_steps} tries")
-        except AgentExit as exit_:
-            self.messages.append({"role": "exit", "content": str(exit_), "code": exit_.code})
-            raise
-        finally:
+        for number in range(self.budget.max_steps):
+            failure = await self.attempt(task, original, failure, number)
             self.save()
+            if self.usage.prompt_tokens + self.usage.completion_tokens > self.budget.max_tokens:
+                raise LimitReached(f"stopped after {self.budget.max_tokens} tokens; last failure: {failure}")
+        raise LimitReached(f"the checks still fail after {self.budget.max_steps} tries")
 
     async def attempt(self, task: str, original: str | None, failure: str, number: int) -> str:
         """One try from the original text; raises Finished when the checks pass, else returns why not."""
