@@ -53,7 +53,8 @@ GATE = ("import sys, unittest; r = unittest.main(module=None, argv=['gate', 'dis
 
 def _test(module: str, function: str, *checks: str) -> str:
     """A test file for `function` of `module`: one test method, or one per blank-separated group."""
-    methods, body = [], []
+    methods: list[str] = []
+    body: list[str] = []
     for check in (*checks, ""):
         if check:
             body.append(f"        self.{check}\n")
