@@ -36,6 +36,8 @@ def test_a_task_that_names_a_file_gets_an_edit_plan_with_its_tests_and_function(
     plan = edits.plan_edit("Task gw-4: Write docs/usage.md: how to call math.floor(x) here", tmp_path)
     assert plan is not None and (plan.target, plan.function) == ("docs/usage.md", "")
     assert edits.prefill(plan) == "```\n"
+    (tmp_path / "NOTES.md").write_text("x" * (edits.TEXT_LIMIT + 1))  # too long to be shown, so to be written whole
+    assert edits.plan_edit("Task gw-5: Fix a typo in NOTES.md", tmp_path) is None
 
 
 def test_the_models_code_is_merged_function_by_function():

@@ -53,6 +53,9 @@ def plan_edit(task: str, worktree: Path) -> EditPlan | None:
     if not targets:
         return None
     target = next((p for p in targets if (worktree / p).is_file()), targets[0])
+    if not target.endswith(".py") and (worktree / target).is_file() and \
+            (worktree / target).stat().st_size > TEXT_LIMIT:
+        return None  # written whole from a view of its start, it would lose its end: the tool loop edits it
     function = ""
     if target.endswith(".py"):
         for name, args in _SIGNATURE.findall(prose):
