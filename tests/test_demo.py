@@ -20,7 +20,10 @@ def test_demo_creates_a_repo_and_a_fleet_works_the_backlog(tmp_path):
     assert (report["merged"], report["failed"], report["waiting"], report["attempts"]) == (8, 0, 0, 8)
     assert report["counts"]["closed"] == 8 and report["counts"]["open"] == 1  # the open one is the epic
     merged = git.run(["log", "--first-parent", "--format=%s", "main"], target).stdout.splitlines()
-    assert len(merged) == 9 and merged[0].endswith(": Add divide(a, b) to calc.py")  # it waited for two others
+    assert len(merged) == 9
+    order = [next(i for i, subject in enumerate(merged) if subject.endswith(f": Add {name} to calc.py"))
+             for name in ("divide(a, b)", "multiply(a, b)", "subtract(a, b)")]
+    assert order == sorted(order)  # newest first: each waited for the one before it
     for path in ("test_subtract.py", "test_divide.py", "powers.py", "parity.py", "stats.py", "greet.py"):
         assert (target / path).is_file(), path  # merged, and the demo checkout moved with main
     calc = (target / "calc.py").read_text()
