@@ -15,28 +15,41 @@ from tests.fleet import add, drain, make_dispatcher
 from tests.test_llm_clients import MODEL, OpenAIProtocol, servers  # noqa: F401  (the fixture)
 
 
-def test_builtin_agent_on_the_embedded_model_records_attempt_transcript_and_tokens(project_dir):
+def test_builtin_agent_on_the_embedded_model_makes_a_change_that_passes_the_tests_and_lands(project_dir):
+    """The real path end to end: the embedded engine, the edit-and-test loop, the gate, the merge."""
+    import sys
+
+    from gasworks import git
+    from tests.test_edits import CALC, TEST
+
+    (project_dir / "calc.py").write_text(CALC)
+    git.commit_all(project_dir, "calc")
     dispatcher, lines = make_dispatcher(project_dir, agent="builtin", num_workers=1, max_attempts=1,
-                                        agent_max_steps=3, embedded_parallel=1, embedded_ctx=2048)
+                                        agent_max_steps=4, embedded_parallel=1, embedded_ctx=2048,
+                                        gate=[[sys.executable, "-m", "unittest", "-q"]])
     engine = dispatcher.agent.engine
     engine_pid = engine.proc.pid
     try:
         assert engine.url.startswith("http://127.0.0.1:")
-        task_id = add(dispatcher, "Write hello.txt containing the word hello")
-        drain(dispatcher, limit=600)
+        task_id = add(dispatcher, "Add subtract(a, b) to calc.py",
+                      description=f"It returns a minus b.\n\nThe tests it must pass, test_subtract.py:\n"
+                                  f"```python\n{TEST}```\n")
+        drain(dispatcher, limit=900)
     finally:
         dispatcher.agent.close()
     attempt = dispatcher.store.attempts(task_id)[0]
-    assert attempt.ended_at and attempt.outcome in ("success", "no_change", "failed")
+    assert attempt.outcome == "success", Path(attempt.log_path).read_text()
     assert attempt.tokens_in > 100 and attempt.tokens_out > 0  # real prompts, real completions
     transcript = [json.loads(line) for line in
                   Path(attempt.log_path).with_suffix(".transcript.jsonl").read_text().splitlines()]
     assert [m["role"] for m in transcript[:3]] == ["system", "user", "assistant"]
-    assert "hello.txt" in transcript[1]["content"]
-    assert all(json.loads(m["content"])["action"] for m in transcript if m["role"] == "assistant")
+    assert "The current calc.py:" in transcript[1]["content"] and transcript[-1]["role"] == "exit"
+    assert transcript[-2]["content"] == "The checks pass."
     assert f"tokens: {attempt.tokens_in} in, {attempt.tokens_out} out" in Path(attempt.log_path).read_text()
+    assert dispatcher.store.get_task(task_id).status == "closed"  # through the gate, onto main
+    landed = git.run(["show", "main:calc.py"], project_dir).stdout
+    assert "def subtract(a, b):" in landed and "def add(a, b):" in landed
     assert not psutil.pid_exists(engine_pid)  # the engine stops with the run
-
 
 
 def test_a_model_that_goes_down_does_not_count_against_the_task_and_pauses_claiming(project_dir, servers):  # noqa: F811

@@ -15,9 +15,10 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from collections.abc import Coroutine
+from typing import Any, NoReturn
 
-from gasworks.agents import ENDPOINT_DOWN_EXIT, AgentContext, LaunchSpec
+from gasworks.agents import ENDPOINT_DOWN_EXIT, AgentContext, LaunchSpec, edits
 from gasworks.config import Config
 from gasworks.errors import EndpointDownError, ModelError
 from gasworks.llm import ChatClient, Usage
@@ -90,10 +91,17 @@ class Agent:
     async def run(self, task: str) -> str:
         self.messages = [{"role": "system", "content": SYSTEM},
                          {"role": "user", "content": f"{task}\n\nFiles:\n{self.list_files()}"}]
+        return await self.recorded(self.steps())
+
+    async def steps(self) -> NoReturn:
+        for _ in range(self.budget.max_steps):
+            await self.step()
+        raise LimitReached(f"stopped after {self.budget.max_steps} steps")
+
+    async def recorded(self, work: Coroutine[Any, Any, NoReturn]) -> NoReturn:
+        """Run `work` to its way out (an AgentExit), which goes into the transcript, saved at the end."""
         try:
-            for _ in range(self.budget.max_steps):
-                await self.step()
-            raise LimitReached(f"stopped after {self.budget.max_steps} steps")
+            await work
         except AgentExit as exit_:
             self.messages.append({"role": "exit", "content": str(exit_), "code": exit_.code})
             raise
@@ -215,6 +223,76 @@ class Agent:
             temp.replace(self.usage_path)
 
 
+EDIT_SYSTEM = "You are an expert programmer. You reply with one code block and nothing else."
+EDIT_TOKENS = 160  # a function or two; more is a small model repeating itself
+RETRY_TEMPERATURE = 0.7  # tries after the first sample afresh: a small model's second guess differs
+
+
+@dataclass
+class EditAgent(Agent):
+    """Edit-and-test (gasworks.agents.edits): each try shows the model the task and the file, applies
+    the code it writes, runs the checks; a failing try is undone and the next one sees why."""
+
+    plan: edits.EditPlan | None = None
+    checks: list[list[str]] = field(default_factory=list)
+
+    async def run(self, task: str) -> str:
+        assert self.plan is not None
+        for path, text in self.plan.given.items():  # the task's own tests, as the task gives them
+            (self.worktree / path).parent.mkdir(parents=True, exist_ok=True)
+            (self.worktree / path).write_text(text, encoding="utf-8")
+        target = self.worktree / self.plan.target
+        original = target.read_text(encoding="utf-8") if target.is_file() else None
+        self.messages = [{"role": "system", "content": EDIT_SYSTEM}]
+        return await self.recorded(self.tries(task, original))
+
+    async def tries(self, task: str, original: str | None) -> NoReturn:
+        failure = ""
+        for number in range(self.budget.max_steps):
+            failure = await self.attempt(task, original, failure, number)
+            self.save()
+            if self.usage.prompt_tokens + self.usage.completion_tokens > self.budget.max_tokens:
+                raise LimitReached(f"stopped after {self.budget.max_tokens} tokens; last failure: {failure}")
+        raise LimitReached(f"the checks still fail after {self.budget.max_steps} tries")
+
+    async def attempt(self, task: str, original: str | None, failure: str, number: int) -> str:
+        """One try from the original text; raises Finished when the checks pass, else returns why not."""
+        assert self.plan is not None
+        _restore(self.worktree / self.plan.target, original)
+        start = edits.prefill(self.plan)
+        ask = {"role": "user", "content": edits.prompt(task, self.plan, original, failure)}
+        try:
+            reply = await self.client.chat([self.messages[0], ask, {"role": "assistant", "content": start}],
+                                           max_tokens=EDIT_TOKENS, stop=["\n" + edits.FENCE],
+                                           temperature=0.0 if number == 0 else RETRY_TEMPERATURE)
+        except EndpointDownError:
+            raise
+        except ModelError as exc:  # a slow answer on a busy machine: one try lost, not the attempt
+            self.messages.append({"role": "user", "content": f"No answer: {exc}"})
+            return failure
+        self.usage.add(reply.usage)
+        code = edits.code_of(reply.text, start)
+        self.messages += [ask, {"role": "assistant", "content": code}]
+        try:
+            edits.apply(self.worktree, self.plan, code)
+        except (edits.EditError, OSError) as exc:
+            outcome = f"Not applied: {exc}"
+        else:
+            passed, outcome = edits.run_checks(self.worktree, self.checks, self.budget.command_timeout)
+            if passed:
+                self.messages.append({"role": "user", "content": "The checks pass."})
+                raise Finished(f"{self.plan.target}: the checks pass after {number + 1} tries")
+        self.messages.append({"role": "user", "content": outcome})
+        return outcome[-600:]
+
+
+def _restore(path: Path, text: str | None) -> None:
+    if text is None:
+        path.unlink(missing_ok=True)
+    else:
+        path.write_text(text, encoding="utf-8")
+
+
 class BuiltinAgent:
     """The runner: gasworks starts `python -m gasworks.agents.builtin` with the model in its environment."""
 
@@ -252,6 +330,7 @@ class BuiltinAgent:
         env = {"GASWORKS_AGENT_MAX_STEPS": str(self.config.agent_max_steps),
                "GASWORKS_AGENT_MAX_TOKENS": str(self.config.agent_max_tokens),
                "GASWORKS_LLM_ENDPOINTS": json.dumps(self.endpoints),
+               "GASWORKS_AGENT_CHECKS": json.dumps(self.config.gate),  # the gate, run after each edit
                "GASWORKS_LLM_SLOTS": str(ctx.state_dir / "llm-slots")}
         (ctx.state_dir / "llm-slots").mkdir(parents=True, exist_ok=True)
         return LaunchSpec([sys.executable, "-m", "gasworks.agents.builtin", str(ctx.task_file)], env,
@@ -281,10 +360,14 @@ def main() -> None:
     budget = Budget(int(env.get("GASWORKS_AGENT_MAX_STEPS", Budget.max_steps)),
                     int(env.get("GASWORKS_AGENT_MAX_TOKENS", Budget.max_tokens)))
     pool = pool_from_env(env["GASWORKS_LLM_ENDPOINTS"], env.get("GASWORKS_LLM_SLOTS", ""))
-    agent = Agent(pool, worktree, budget, transcript, usage_path)
+    task = task_file.read_text(encoding="utf-8")
+    plan = edits.plan_edit(task, worktree)
+    agent = Agent(pool, worktree, budget, transcript, usage_path) if plan is None else \
+        EditAgent(pool, worktree, budget, transcript, usage_path, plan=plan,
+                  checks=json.loads(env.get("GASWORKS_AGENT_CHECKS") or "[]"))
     code = 0
     try:
-        asyncio.run(_work(agent, task_file.read_text(encoding="utf-8")))
+        asyncio.run(_work(agent, task))
     except AgentExit as exit_:
         code = exit_.code
         print(f"builtin agent: {exit_}", flush=True)

@@ -290,12 +290,14 @@ def serve_model(model: str, parallel: int, ctx: int, threads: int, port: int, re
 @click.option("-w", "--workers", type=click.IntRange(1, 14), default=4, show_default=True)
 @json_option
 def demo(directory: Path | None, agent: str, workers: int, as_json: bool) -> None:
-    """Make a sample repository with tests and a dozen tasks, and run the whole loop on it.
+    """Make a sample repository with tests and eight small tasks, and run the whole loop on it.
 
-    Agents work in their own worktrees, every branch is gated by the repository's tests,
-    and what passes is merged into main. The default runs the built-in agent on the coding
-    model of a local Ollama, llama.cpp, LM Studio or vLLM server when one is up, else on the
-    embedded model, which needs no server (it is tiny: it shows the loop, not good code).
+    Each task says what to add and gives the tests it must pass. Agents work in their own
+    worktrees, every branch is gated by the repository's tests, and what passes is merged
+    into main. The default runs the built-in agent on the coding model of a local Ollama,
+    llama.cpp, LM Studio or vLLM server when one is up, else on the embedded model, which
+    needs no server: tiny, but the agent's edit-and-test loop (try, run the tests, try
+    again) gets it through tasks this small.
     """
     from gasworks.demo import run_demo
 

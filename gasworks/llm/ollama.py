@@ -17,7 +17,8 @@ class OllamaClient:
         self.transport = Transport(url, timeout=timeout, retries=retries, backoff=backoff)
 
     def payload(self, messages: list[dict[str, Any]], schema: dict[str, Any] | None,
-                tools: list[dict[str, Any]] | None, max_tokens: int, temperature: float, stream: bool) -> dict:
+                tools: list[dict[str, Any]] | None, max_tokens: int, temperature: float, stream: bool,
+                stop: list[str] | None = None) -> dict:
         body: dict[str, Any] = {
             "model": self.model, "messages": messages, "stream": stream, "keep_alive": self.keep_alive,
             "options": {"num_ctx": self.num_ctx, "temperature": temperature, "num_predict": max_tokens},
@@ -26,12 +27,14 @@ class OllamaClient:
             body["format"] = schema
         if tools:
             body["tools"] = tools
+        if stop:
+            body["options"]["stop"] = stop
         return body
 
     async def chat(self, messages: list[dict[str, Any]], *, schema: dict[str, Any] | None = None,
                    tools: list[dict[str, Any]] | None = None, max_tokens: int = 512, temperature: float = 0.0,
-                   stream: bool = False) -> ChatResult:
-        body = self.payload(messages, schema, tools, max_tokens, temperature, stream)
+                   stream: bool = False, stop: list[str] | None = None) -> ChatResult:
+        body = self.payload(messages, schema, tools, max_tokens, temperature, stream, stop)
         async with self.transport.post("/api/chat", body, stream=stream) as response:
             if not stream:
                 return self._result([decode((await response.aread()).decode("utf-8", "replace"), "the reply")])

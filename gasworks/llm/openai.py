@@ -20,7 +20,8 @@ class OpenAIClient:
                                    retries=retries, backoff=backoff, headers=headers)
 
     def payload(self, messages: list[dict[str, Any]], schema: dict[str, Any] | None,
-                tools: list[dict[str, Any]] | None, max_tokens: int, temperature: float, stream: bool) -> dict:
+                tools: list[dict[str, Any]] | None, max_tokens: int, temperature: float, stream: bool,
+                stop: list[str] | None = None) -> dict:
         body: dict[str, Any] = {"model": self.model, "messages": messages, "max_tokens": max_tokens,
                                 "temperature": temperature, "stream": stream}
         if stream:
@@ -30,12 +31,14 @@ class OpenAIClient:
                                        "json_schema": {"name": "reply", "schema": schema, "strict": True}}
         if tools:
             body["tools"] = tools
+        if stop:
+            body["stop"] = stop
         return body
 
     async def chat(self, messages: list[dict[str, Any]], *, schema: dict[str, Any] | None = None,
                    tools: list[dict[str, Any]] | None = None, max_tokens: int = 512, temperature: float = 0.0,
-                   stream: bool = False) -> ChatResult:
-        body = self.payload(messages, schema, tools, max_tokens, temperature, stream)
+                   stream: bool = False, stop: list[str] | None = None) -> ChatResult:
+        body = self.payload(messages, schema, tools, max_tokens, temperature, stream, stop)
         async with self.transport.post("/chat/completions", body, stream=stream) as response:
             if not stream:
                 return self._result(decode((await response.aread()).decode("utf-8", "replace"), "the reply"))

@@ -145,5 +145,6 @@ def pool_from_specs(specs: list[dict[str, Any]], slots_dir: Path | None = None) 
         limit = int(spec.get("max_concurrency", 1))
         key = hashlib.sha1(f"{spec['url']}|{spec['model']}".encode()).hexdigest()[:12]
         shared = SharedSlots(slots_dir, key, limit) if slots_dir else None
-        endpoints.append(Endpoint(make_client(spec["kind"], spec["url"], spec["model"]), limit, shared))
+        options = {"timeout": float(spec["timeout"])} if spec.get("timeout") else {}
+        endpoints.append(Endpoint(make_client(spec["kind"], spec["url"], spec["model"], **options), limit, shared))
     return EndpointPool(endpoints)
