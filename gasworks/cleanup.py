@@ -21,9 +21,9 @@ from gasworks.project import Project, active_run
 from gasworks.witness import ATTEMPTS_DIR, NEEDS_HUMAN
 from gasworks.worktrees import BRANCH_PREFIX, WorktreePool
 
-# Merges that may still need their branch: waiting, merging, held for a human, or waiting on the
-# conflict task whose close queues the branch again.
-PENDING_MERGES = ("queued", "merging", "held", "conflict")
+# Merges that may still need their branch: waiting (for review or in the queue), merging, held for a
+# human, or waiting on the conflict task whose close queues the branch again.
+PENDING_MERGES = ("review", "queued", "merging", "held", "conflict")
 
 
 @dataclass

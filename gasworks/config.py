@@ -118,6 +118,9 @@ class Config(Settings):
                                                           "branches ahead of it (tip + batch 1, + batch 2, ...).")
     pregate: bool = Field(False, description="Gate each finished branch, merged onto the tip, in its agent's own "
                                              "worktree before it enters the merge queue; a failure goes back at once.")
+    review: bool = Field(False, description="Each finished (and pre-gated) branch waits for a human's `gasworks "
+                                            "approve` before it enters the merge queue (`reject --note` sends it "
+                                            "back); a task labelled `review` waits even when this is false.")
 
     store: str = Field(
         "", example="postgresql://gasworks@db-host/gasworks",

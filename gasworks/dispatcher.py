@@ -14,14 +14,14 @@ import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from gasworks import git, process, sandbox, waits, witness
+from gasworks import git, process, review, sandbox, waits, witness
 from gasworks.agents import TASK_FILE, Agent, AgentContext, TaskAgents, render_task_file
 from gasworks.attempt import AttemptRun, Sandbox, note
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
 from gasworks.gate import pregate
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
-from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, Outcome, Task
+from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, MergeStatus, Outcome, Task
 from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.store import Store
@@ -153,7 +153,8 @@ class Dispatcher:
                           files=frozenset(label for label in task.labels if label.startswith(FILES_LABEL)),
                           number=attempt.number)
             task_file = slot.path / TASK_FILE
-            git.write_new(task_file, render_task_file(task).encode("utf-8"))  # never through a committed link
+            text = render_task_file(task, review_note=review.latest_note(self.store, task.id))
+            git.write_new(task_file, text.encode("utf-8"))  # never through a committed link
             ctx = AgentContext(task.id, slot.path, task_file, slot.name, attempt.id, self.root, self.project.state_dir)
             proc = run.start(self.agents.for_task(task), ctx, box=self.box,
                              env={"GASWORKS_RESOLVE_ONTO": self.target} if resolves else None)
@@ -228,10 +229,13 @@ class Dispatcher:
                                       task_status="closed", note=f"resolved on {branch_for(run.resolves)}")
             self.say(f"{run.slot.name}: {run.task_id} resolved the conflict of {run.resolves}")
         else:
+            wait = review.wanted(self.config.review, self.store.get_task(run.task_id))
             self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
                                       task_status="merging", note=f"{len(commits)} commit(s) to merge",
-                                      merge_branch=branch_for(run.task_id))
-            self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); queued to merge")
+                                      merge_branch=branch_for(run.task_id),
+                                      merge_status=MergeStatus.REVIEW.value if wait else MergeStatus.QUEUED.value)
+            self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); "
+                     + ("waits for review (gasworks approve/reject)" if wait else "queued to merge"))
         if self.worker is not None:
             self.worker.wake()  # the branch goes (back) into the queue
 

@@ -247,6 +247,7 @@ class Attempt:
 
 class MergeStatus(str, enum.Enum):
     QUEUED = "queued"
+    REVIEW = "review"            # waits for a human's approval before it is queued (`review = true`)
     MERGING = "merging"
     LANDED = "landed"
     CONFLICT = "conflict"        # does not merge cleanly; a conflict task was made
@@ -255,6 +256,7 @@ class MergeStatus(str, enum.Enum):
     HELD = "held"                # waits for a human: git kept failing in merge rounds (see its note)
     DROPPED = "dropped"          # its task was closed or reopened meanwhile; nothing to land
     REFUSED = "refused"          # it touches what no branch may: gasworks's state or config, ignored files
+    REJECTED = "rejected"        # a reviewer rejected it (its note says why); its task went back to open
 
 
 @dataclass(slots=True)

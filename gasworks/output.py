@@ -8,7 +8,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Any
 
@@ -264,7 +264,11 @@ def merge_stats(merges: list[Merge], gate: dict[str, float]) -> dict[str, Any]:
             "gate_failure_rate": round(gate_failed / (landed + gate_failed), 3) if landed + gate_failed else None}
 
 
-def print_merges(queue: list[Merge], done: list[Merge]) -> None:
+def print_merges(queue: list[Merge], done: list[Merge], review: Sequence[Merge] = ()) -> None:
+    if review:
+        click.echo(f"waiting for review ({len(review)}; gasworks approve ID / reject ID --note TEXT):")
+    for m in review:
+        click.echo(f"  #{m.id:<5} {m.task_id:<14} {m.branch}  {m.head[:12]}  finished {m.queued_at}")
     click.echo(f"queue ({len(queue)}):" if queue else "queue: empty")
     for m in queue:
         click.echo(f"  #{m.id:<5} {m.task_id:<14} {m.branch}  {m.status}  queued {m.queued_at}"

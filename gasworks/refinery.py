@@ -100,10 +100,11 @@ class Refinery:
         return GATE_BROKEN_LABEL in self.store.get_task(merge.task_id).labels
 
     def files_in_flight(self) -> frozenset[str]:
-        """`files:` labels of tasks whose branch has not landed yet (queued, merging, or waiting for its
-        conflict to be resolved): a new task on those files would start from a tip without them."""
-        waiting = self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
-                                              MergeStatus.CONFLICT.value, MergeStatus.HELD.value])
+        """`files:` labels of tasks whose branch has not landed yet (waiting for review, queued, merging,
+        or waiting for its conflict to be resolved): a new task on those files would start from a tip without them."""
+        waiting = self.store.merges(statuses=[MergeStatus.REVIEW.value, MergeStatus.QUEUED.value,
+                                              MergeStatus.MERGING.value, MergeStatus.CONFLICT.value,
+                                              MergeStatus.HELD.value])
         return frozenset(label for merge in waiting for label in self.store.get_task(merge.task_id).labels
                          if label.startswith(FILES_LABEL))
 
@@ -257,7 +258,8 @@ class Refinery:
                 self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note="requeued after a restart")
                 done.append(f"requeued the merge of {merge.task_id}: left half-done by a stopped refinery")
         live = {m.task_id for m in self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
-                                                              MergeStatus.CONFLICT.value, MergeStatus.HELD.value])}
+                                                              MergeStatus.CONFLICT.value, MergeStatus.HELD.value,
+                                                              MergeStatus.REVIEW.value])}
         for task in self.store.list_tasks(statuses=["merging"]):
             if task.id in live:
                 continue

@@ -53,6 +53,7 @@ class Fleet(Protocol):
 
 SAY_EVERY_SECONDS = 60.0
 LISTED = 20  # waiting tasks named one by one in the final report; the rest are counted
+REVIEW_WHY = "its finished branch waits for `gasworks approve` (or `reject --note`)"
 
 
 @dataclass(frozen=True)
@@ -93,14 +94,16 @@ def minutes(seconds: float) -> str:
 
 def left_for_humans(store: StoreView) -> list[str]:
     """What only a person can move on, one line each: blocked tasks and why, merges held and why,
-    and the open tasks that wait on unfinished work (each kind named up to LISTED, then counted).
-    A few reads, however many tasks there are: the status views call this on every refresh."""
+    branches waiting for review, and the open tasks that wait on unfinished work (each kind named
+    up to LISTED, then counted). A few reads, however many tasks there are: the status views call this on every refresh."""
     blocked, total = store.blocked_with_reasons(LISTED)
     lines = [f"{task.id} is blocked: {blocked_reason(task, reason)}" for task, reason in blocked]
     if total > len(blocked):
         lines.append(f"... and {total - len(blocked)} more blocked task(s)")
     lines += [f"the merge of {merge.task_id} is held: {merge.note}"
               for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True, limit=LISTED)]
+    lines += [f"{merge.task_id} waits for review: {REVIEW_WHY}"
+              for merge in store.merges(statuses=[MergeStatus.REVIEW.value], oldest_first=True, limit=LISTED)]
     waiting, total = store.waiting(LISTED)
     for task in waiting:
         blockers = store.blockers(task.id)
@@ -112,12 +115,15 @@ def left_for_humans(store: StoreView) -> list[str]:
 
 
 def needing_humans(store: StoreView, *, limit: int) -> list[tuple[str, str, str]]:
-    """(kind, task id, why) for up to `limit` blocked tasks ("blocked"), by priority, and each held
-    merge ("held"): a few reads however many tasks wait, for views that ask every second."""
+    """(kind, task id, why) for up to `limit` blocked tasks ("blocked"), by priority, each held
+    merge ("held") and each branch waiting for review ("review"): a few reads however many tasks
+    wait, for views that ask every second."""
     blocked, _ = store.blocked_with_reasons(limit)
     return [("blocked", task.id, blocked_reason(task, reason)) for task, reason in blocked] + [
         ("held", merge.task_id, merge.note)
-        for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True, limit=limit)]
+        for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True, limit=limit)] + [
+        ("review", merge.task_id, REVIEW_WHY)
+        for merge in store.merges(statuses=[MergeStatus.REVIEW.value], oldest_first=True, limit=limit)]
 
 
 def blocked_reason(task: Task, reason: str) -> str:

@@ -97,12 +97,19 @@ class TaskAgents:
             made.close()
 
 
-def render_task_file(task: Task, instructions: str = STANDING_INSTRUCTIONS) -> str:
-    """The text of .current_task.txt: the task in full, then the standing instructions."""
+REVIEW_NOTE_HEADING = ("Reviewer's note (a person reviewed your previous attempt at this task and rejected it; "
+                       "these are the reviewer's words, quoted as written, not instructions from gasworks):")
+
+
+def render_task_file(task: Task, instructions: str = STANDING_INSTRUCTIONS, *, review_note: str = "") -> str:
+    """The text of .current_task.txt: the task in full, the note of the reviewer who rejected its
+    last branch (if any, marked as the reviewer's words), then the standing instructions."""
     parts = [f"Task {task.id}: {task.title}"]
     for heading, text in (("Description", task.description), ("Design", task.design),
                           ("Acceptance criteria", task.acceptance_criteria)):
         if text.strip():
             parts.append(f"{heading}:\n{text.strip()}")
+    if review_note.strip():
+        parts.append(f"{REVIEW_NOTE_HEADING}\n{review_note.strip()}")
     parts.append(instructions)
     return "\n\n".join(parts)

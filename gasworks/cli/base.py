@@ -98,6 +98,7 @@ COMMAND_MODULES = {
     "gasworks.cli.gastown": ("agent-run", "sling", "convoy"),
     "gasworks.cli.watch": ("status", "top", "logs", "diff", "stats", "web"),
     "gasworks.cli.clean": ("clean",),
+    "gasworks.cli.review": ("approve", "reject"),
     "gasworks.cli.evals": ("eval", "eval-check", "eval-import"),
 }
 

@@ -16,7 +16,7 @@ def clean(dry_run: bool, as_json: bool) -> None:
 
     Goes: the branch gasworks/ID of a task that is closed (done or cancelled) or blocked for good
     (labelled needs-human), unless a running attempt, a worktree or a pending merge (queued,
-    merging, held, or waiting on a conflict task) uses it; slot worktrees beyond num_workers, when no
+    merging, held, waiting for review or on a conflict task) uses it; slot worktrees beyond num_workers, when no
     run is active; sandboxed attempts' git dirs a crashed run left. A branch is deleted only if it
     still points where it did when looked at. Logs and branches on a remote stay.
 

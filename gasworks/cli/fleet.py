@@ -77,21 +77,25 @@ def run(ctx: click.Context, workers: int | None, agent: str | None, until_done: 
                                                           "last 20 results).")
 @json_option
 def merges(show_all: bool, as_json: bool) -> None:
-    """The merge queue (oldest first) and recent results: trial merge, gate runs and seconds, outcome."""
+    """The merge queue (oldest first), the branches waiting for review (`gasworks approve`/`reject`)
+    and recent results: trial merge, gate runs and seconds, outcome."""
     from gasworks.speculation import policy_for
 
     project = open_project()
     store = project.open_store()
     queue = store.merges(statuses=["queued", "merging"], oldest_first=True)
-    done = [m for m in store.merges(limit=100_000 if show_all else 20) if m.status not in ("queued", "merging")]
+    review = store.merges(statuses=["review"], oldest_first=True)
+    done = [m for m in store.merges(limit=100_000 if show_all else 20)
+            if m.status not in ("queued", "merging", "review")]
     policy = policy_for(store, project.config)
     if as_json:
         output.emit_json({"queue": [output.merge_dict(m) for m in queue],
+                          "review": [output.merge_dict(m) for m in review],
                           "recent": [output.merge_dict(m) for m in done],
                           "stats": output.merge_stats(store.merges(limit=100_000), store.gate_run_totals()),
                           "policy": {"batch": policy.batch, "depth": policy.depth, "why": policy.why}})
         return
-    output.print_merges(queue, done)
+    output.print_merges(queue, done, review)
     click.echo(f"policy: batches of {policy.batch}, {policy.depth} gated at once; {policy.why}")
 
 

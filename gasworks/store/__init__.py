@@ -15,6 +15,7 @@ from gasworks.store.roles import (
     Locks,
     MergeLog,
     MergeQueue,
+    Reviews,
     Store,
     StoreView,
     TaskEditor,
@@ -71,5 +72,5 @@ def is_postgres_url(text: str) -> bool:
 
 
 __all__ = ["AttemptLog", "Attempts", "Bulk", "Claims", "Dependencies", "EventLog", "ImportResult", "Locks",
-           "MergeLog", "MergeQueue", "NewTask", "Store", "StoreView", "TaskEditor", "TaskGraph", "TaskReader",
-           "TaskStatus", "Tracking", "open_store"]
+           "MergeLog", "MergeQueue", "NewTask", "Reviews", "Store", "StoreView", "TaskEditor", "TaskGraph",
+           "TaskReader", "TaskStatus", "Tracking", "open_store"]

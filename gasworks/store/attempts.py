@@ -37,9 +37,10 @@ class AttemptsMixin(StoreBase):
     def finish_attempt(self, attempt_id: int, *, outcome: str, exit_code: int | None = None,
                        commits: Sequence[str] = (), note: str = "", task_status: str | None = None,
                        actor: str = "gasworks", add_labels: Sequence[str] = (),
-                       merge_branch: str = "") -> Attempt:
+                       merge_branch: str = "", merge_status: str = "queued") -> Attempt:
         """Record how an attempt ended and, in the same transaction, move its task on (and, with
-        merge_branch, queue its last commit to merge: a crash never leaves one without the other)."""
+        merge_branch, queue its last commit to merge: a crash never leaves one without the other;
+        merge_status "review" makes it wait for a reviewer first)."""
         now = now_iso()
         with self._tx(write=True) as db:
             attempt = sqlrows.load_attempt(db, attempt_id)
@@ -59,7 +60,7 @@ class AttemptsMixin(StoreBase):
                 if current != task_status:
                     self._transition(db, attempt.task_id, task_status, actor=actor, reason=note)
             if merge_branch and commits:
-                enqueue(db, attempt.task_id, merge_branch, list(commits)[-1], now)
+                enqueue(db, attempt.task_id, merge_branch, list(commits)[-1], now, merge_status)
             return sqlrows.load_attempt(db, attempt_id)
 
     def attempts(self, task_id: str | None = None, *, running: bool = False, limit: int = 1000) -> list[Attempt]:

@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from gasworks.errors import InvalidValueError
+from gasworks.errors import InvalidValueError, TransitionError
 from gasworks.models import Merge, now_iso
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
@@ -14,12 +14,13 @@ from gasworks.store.base import StoreBase
 PREGATE_EVENT = "pregate"
 
 
-def enqueue(db: Any, task_id: str, branch: str, head: str, now: str) -> int:
-    """Queue a branch inside the caller's transaction (finish_attempt queues its task's last commit)."""
-    merge_id = db.execute("INSERT INTO merges (task_id, branch, head, queued_at) VALUES (?, ?, ?, ?) "
-                          "RETURNING id", (task_id, branch, head, now)).fetchone()[0]
-    sqlrows.insert_event(db, task_id, "merge_queued", "gasworks", new=str(merge_id),
-                         detail={"branch": branch, "head": head}, at=now)
+def enqueue(db: Any, task_id: str, branch: str, head: str, now: str, status: str = "queued") -> int:
+    """Queue a branch inside the caller's transaction (finish_attempt queues its task's last commit);
+    status "review" puts it before the queue, to wait for a human's approval."""
+    merge_id = db.execute("INSERT INTO merges (task_id, branch, head, queued_at, status) VALUES (?, ?, ?, ?, ?) "
+                          "RETURNING id", (task_id, branch, head, now, status)).fetchone()[0]
+    sqlrows.insert_event(db, task_id, "merge_queued" if status == "queued" else f"merge_{status}", "gasworks",
+                         new=str(merge_id), detail={"branch": branch, "head": head}, at=now)
     return merge_id
 
 
@@ -64,6 +65,21 @@ class MergeQueueMixin(StoreBase):
             if fields:
                 db.execute(f"UPDATE merges SET {', '.join(f'{k} = ?' for k in fields)} WHERE id = ?",
                            (*fields.values(), merge_id))
+            return sqlrows.load_merge(db, merge_id)
+
+    def review_merge(self, merge_id: int, to_status: str, *, actor: str, note: str = "") -> Merge:
+        """A reviewer's verdict on a merge that waits for review: "queued" (approved) or "rejected"
+        (it ends, with the note), as a compare-and-set on its status, with an event of its task."""
+        now = now_iso()
+        with self._tx(write=True) as db:
+            merge = sqlrows.load_merge(db, merge_id)
+            if merge.status != "review":
+                raise TransitionError(f"{merge.task_id} does not wait for review: its merge is {merge.status}")
+            ended = now if to_status != "queued" else ""
+            db.execute("UPDATE merges SET status = ?, ended_at = ?, note = ? WHERE id = ?",
+                       (to_status, ended, note, merge_id))
+            sqlrows.insert_event(db, merge.task_id, "review_approved" if to_status == "queued" else "review_rejected",
+                                 actor, new=str(merge_id), detail={"note": note} if note else None, at=now)
             return sqlrows.load_merge(db, merge_id)
 
     def land(self, merge_ids: list[int], commit: str, move: Callable[[], tuple[str, str]], *,

@@ -152,7 +152,7 @@ class Attempts(AttemptLog, Protocol):
     def finish_attempt(self, attempt_id: int, *, outcome: str, exit_code: int | None = None,
                        commits: Sequence[str] = (), note: str = "", task_status: str | None = None,
                        actor: str = "gasworks", add_labels: Sequence[str] = (),
-                       merge_branch: str = "") -> Attempt: ...
+                       merge_branch: str = "", merge_status: str = "queued") -> Attempt: ...
 
     def set_attempt_outcome(self, attempt_id: int, outcome: str, note: str) -> None: ...
 
@@ -187,6 +187,12 @@ class MergeQueue(MergeLog, Protocol):
 
     def record_pregate(self, task_id: str, *, passed: bool, seconds: float, cpu_seconds: float,
                        actor: str) -> None: ...
+
+
+class Reviews(Protocol):
+    """A human's verdict on a finished branch that waits for review before the merge queue."""
+
+    def review_merge(self, merge_id: int, to_status: str, *, actor: str, note: str = "") -> Merge: ...
 
 
 class Locks(Protocol):
@@ -246,8 +252,8 @@ class StoreView(TaskReader, TaskGraph, AttemptLog, MergeLog, EventLog, Board, Pr
     """Everything a page or a report reads, and nothing that writes."""
 
 
-class Store(StoreView, Dependencies, TaskEditor, TaskStatus, Claims, Attempts, MergeQueue, Locks, Bulk, Tracking,
-            Protocol):
+class Store(StoreView, Dependencies, TaskEditor, TaskStatus, Claims, Attempts, MergeQueue, Reviews, Locks, Bulk,
+            Tracking, Protocol):
     """All the roles: what open_store() and Project.open_store() return."""
 
     path: Any  # where it is, for messages: a file, or a URL without its password
@@ -258,4 +264,4 @@ class Store(StoreView, Dependencies, TaskEditor, TaskStatus, Claims, Attempts, M
 
 
 __all__ = ["AttemptLog", "Attempts", "Bulk", "Claims", "Dependencies", "EventLog", "Locks", "MergeLog", "MergeQueue",
-           "Store", "StoreView", "TaskEditor", "TaskGraph", "TaskReader", "TaskStatus", "Tracking"]
+           "Reviews", "Store", "StoreView", "TaskEditor", "TaskGraph", "TaskReader", "TaskStatus", "Tracking"]

@@ -1,4 +1,4 @@
-"""What the dashboard and `gasworks top` may change: create, retry, stop, cancel, priority. Each goes
+"""What the dashboard and `gasworks top` may change: create, retry, stop, cancel, priority, review. Each goes
 through the store's own methods, as the CLI's commands do, so the same checks and events apply."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from typing import Protocol
 from gasworks.errors import InvalidValueError, TransitionError
 from gasworks.models import Task, parse_issue_type, parse_priority
 from gasworks.project import Project, task_prefix
-from gasworks.store import Bulk, NewTask, TaskEditor, TaskReader, TaskStatus
+from gasworks.store import Bulk, NewTask, Store, TaskEditor, TaskReader, TaskStatus
 from gasworks.witness import NEEDS_HUMAN
 
 
@@ -78,3 +78,18 @@ def set_agent(store: Edits, task_id: str, agent: str, model: str, actor: str) ->
     old = [label for label in task.labels if label.startswith((AGENT_LABEL, MODEL_LABEL)) and label not in wanted]
     return store.change_labels(task.id, actor=actor, add=[label for label in wanted if label not in task.labels],
                                remove=old)
+
+
+def approve(store: Store, task_id: str, actor: str) -> Task:
+    """Let the task's finished branch, which waits for review, into the merge queue."""
+    from gasworks import review
+
+    merge, = review.approve(store, [task_id], actor=actor)
+    return store.get_task(merge.task_id)
+
+
+def reject(store: Store, task_id: str, note: str, actor: str) -> Task:
+    """Send the task's finished branch back: the task reopens with the note for its next attempt."""
+    from gasworks import review
+
+    return review.reject(store, task_id, note, actor=actor)

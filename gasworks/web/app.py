@@ -2,8 +2,8 @@
 
 Pages are rendered on the server; each has a JSON twin under /api/ made from the same dict
 (`/` and `/api/`, `/tasks/ID` and `/api/tasks/ID`, ...). `/api/live` streams the dashboard's
-live parts as server-sent events. Actions (create, retry, cancel, priority) are POSTs. Every
-request but the static files must carry this server's token (token.py: a cookie set from the
+live parts as server-sent events. Actions (create, retry, cancel, priority, agent, approve, reject)
+are POSTs. Every request but the static files must carry this server's token (token.py: a cookie set from the
 URL `gasworks web` prints, or a header) and every action must come from this very origin;
 requests whose Host header is not this server are refused (no DNS rebinding). Writes go
 through the library (actions.py).
@@ -177,7 +177,11 @@ class Dashboard:
         if action == "agent":
             return actions.set_agent(self.store, task_id, fields.get("agent", ""), fields.get("model", ""),
                                      self.actor)
-        raise NotFoundError(f"no action {action!r}: use retry, cancel, priority or agent")
+        if action == "approve":
+            return actions.approve(self.store, task_id, self.actor)
+        if action == "reject":
+            return actions.reject(self.store, task_id, fields.get("note", ""), self.actor)
+        raise NotFoundError(f"no action {action!r}: use retry, cancel, priority, agent, approve or reject")
 
     async def act(self, request: Request) -> Response:
         fields = await self._fields(request)

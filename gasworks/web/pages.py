@@ -130,6 +130,7 @@ def task_page(project: Project, store: StoreView, task_id: str, now: float | Non
         "reason": failure_reason(store.failure_reasons([task.id]).get(task.id)),
         "attempts": [_attempt(project, a, now) for a in store.attempts(task.id)],
         "merges": [merge_dict(m) for m in store.merges(task_id=task.id, oldest_first=True)],
+        "waits_for_review": bool(store.merges(task_id=task.id, statuses=["review"], limit=1)),
         "events": [event_dict(e) for e in store.events(task.id, limit=200)],
     }
 

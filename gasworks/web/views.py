@@ -215,6 +215,18 @@ def _actions(task: dict[str, Any]) -> str:
     )
 
 
+def _review(task: dict[str, Any]) -> str:
+    """Approve or reject the task's finished branch, which waits for review before the merge queue."""
+    url = task_url(task["id"])
+    return (
+        '<div id="review"><p>Its finished branch waits for review before it enters the merge queue.</p>'
+        f'<form class="inline" method="post" action="{e(url)}/approve"><button type="submit">Approve</button></form>'
+        f'<form class="inline" method="post" action="{e(url)}/reject">'
+        '<input name="note" required maxlength="5000" placeholder="What to change (the agent reads this)" '
+        'aria-label="review note"><button type="submit">Reject</button></form></div>'
+    )
+
+
 def _runs_with(task: dict[str, Any], runs: dict[str, Any]) -> str:
     """Which agent and model the task runs with, and a form to change them (its agent: and model: labels)."""
     agents = ["", *AGENTS]
@@ -271,7 +283,8 @@ def task_html(data: dict[str, Any]) -> str:
             + (f' &middot; closed {when(task["closed_at"])} ({e(task.get("close_reason", ""))})'
                if task.get("closed_at") else "") + "</p>"
             + (f'<p class="error" id="reason">{e(data["reason"])}</p>' if data.get("reason") else "")
-            + _actions(task) + _runs_with(task, data["runs_with"]))
+            + _actions(task) + (_review(task) if data.get("waits_for_review") else "")
+            + _runs_with(task, data["runs_with"]))
     links = []
     if task.get("labels"):
         links.append(f'<p>labels: {e(", ".join(task["labels"]))}</p>')
