@@ -95,7 +95,8 @@ def minutes(seconds: float) -> str:
 def left_for_humans(store: StoreView) -> list[str]:
     """What only a person can move on, one line each: blocked tasks and why, merges held and why,
     branches waiting for review, and the open tasks that wait on unfinished work (each kind named
-    up to LISTED, then counted). A few reads, however many tasks there are: the status views call this on every refresh."""
+    up to LISTED, then counted). A few reads, however many tasks there are: the status views call
+    this on every refresh."""
     blocked, total = store.blocked_with_reasons(LISTED)
     lines = [f"{task.id} is blocked: {blocked_reason(task, reason)}" for task, reason in blocked]
     if total > len(blocked):
