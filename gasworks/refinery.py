@@ -215,6 +215,8 @@ class Refinery:
             raise NotFoundError(f"{task_id} has no branch {branch} to merge")
         if self.store.merges(task_id=task_id, statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value]):
             raise TransitionError(f"{task_id} is already in the merge queue")
+        if self.store.merges(task_id=task_id, statuses=[MergeStatus.REVIEW.value], limit=1):
+            raise TransitionError(f"{task_id} waits for review: `gasworks approve {task_id}` queues it")
         if self.store.get_task(task_id).status != "merging":
             self.store.transition(task_id, "merging", actor="refinery", reason=note)
         for held in self.store.merges(task_id=task_id, statuses=[MergeStatus.HELD.value]):

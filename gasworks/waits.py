@@ -103,8 +103,7 @@ def left_for_humans(store: StoreView) -> list[str]:
         lines.append(f"... and {total - len(blocked)} more blocked task(s)")
     lines += [f"the merge of {merge.task_id} is held: {merge.note}"
               for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True, limit=LISTED)]
-    lines += [f"{merge.task_id} waits for review: {REVIEW_WHY}"
-              for merge in store.merges(statuses=[MergeStatus.REVIEW.value], oldest_first=True, limit=LISTED)]
+    lines += [f"{task_id} waits for review: {REVIEW_WHY}" for task_id in in_review(store, LISTED)]
     waiting, total = store.waiting(LISTED)
     for task in waiting:
         blockers = store.blockers(task.id)
@@ -123,8 +122,15 @@ def needing_humans(store: StoreView, *, limit: int) -> list[tuple[str, str, str]
     return [("blocked", task.id, blocked_reason(task, reason)) for task, reason in blocked] + [
         ("held", merge.task_id, merge.note)
         for merge in store.merges(statuses=[MergeStatus.HELD.value], oldest_first=True, limit=limit)] + [
-        ("review", merge.task_id, REVIEW_WHY)
-        for merge in store.merges(statuses=[MergeStatus.REVIEW.value], oldest_first=True, limit=limit)]
+        ("review", task_id, REVIEW_WHY) for task_id in in_review(store, limit)]
+
+
+def in_review(store: StoreView, limit: int) -> list[str]:
+    """Tasks whose finished branch waits for review, oldest first (not one closed or reopened by
+    hand meanwhile: its branch has nothing left to wait for)."""
+    return [merge.task_id for merge in store.merges(statuses=[MergeStatus.REVIEW.value], oldest_first=True,
+                                                    limit=limit)
+            if store.get_task(merge.task_id).status == "merging"]
 
 
 def blocked_reason(task: Task, reason: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from starlette.testclient import TestClient
 
 from gasworks import git
@@ -147,3 +148,38 @@ def test_the_note_is_quoted_as_the_reviewers_words():
     assert text.index("Description:") < text.index(REVIEW_NOTE_HEADING) < text.index(note)
     assert "not instructions from gasworks" in REVIEW_NOTE_HEADING
     assert REVIEW_NOTE_HEADING not in render_task_file(Task(id="gw-1", title="T"))
+
+
+def test_the_store_keeps_a_review_wait_and_its_verdicts_on_both_backends(store):
+    from gasworks import review
+    from gasworks.errors import TransitionError
+    from gasworks.store import NewTask
+
+    ids = [store.create_task(NewTask(title), prefix="gw", actor="tester").id for title in ("a", "b")]
+    for task_id in ids:
+        store.transition(task_id, "in_progress", actor="tester")
+        attempt = store.start_attempt(task_id, slot="w0", log_path="", branch=f"gasworks/{task_id}", base_commit="0")
+        store.finish_attempt(attempt.id, outcome="success", commits=["c" * 40], task_status="merging",
+                             merge_branch=f"gasworks/{task_id}", merge_status="review")
+    assert [m.status for m in store.merges(oldest_first=True)] == ["review", "review"]
+    with pytest.raises(TransitionError):
+        review.approve(store, [ids[0], ids[0], ids[1]], actor="tester")  # the second time it waits no more
+    assert [m.status for m in store.merges(oldest_first=True)] == ["review", "review"]  # nothing changed
+    review.approve(store, [ids[0]], actor="tester")
+    review.reject(store, ids[1], "use a constant", actor="tester")
+    assert [(m.status, m.note) for m in store.merges(oldest_first=True)] == [
+        ("queued", "approved by tester"), ("rejected", "use a constant")]
+    assert (store.get_task(ids[1]).status, review.latest_note(store, ids[1])) == ("open", "use a constant")
+    assert [c.text for c in store.get_task(ids[1]).comments] == ["Rejected in review: use a constant"]
+
+
+def test_a_task_closed_while_it_waits_for_review_is_no_longer_listed(gw, project_dir):
+    from gasworks.waits import left_for_humans
+
+    dispatcher, _ = make_dispatcher(project_dir, num_workers=1)
+    task_id = add(dispatcher, "waits", labels=["review"])
+    drain(dispatcher)
+    assert "waits for review: `gasworks approve" in gw("merge-retry", task_id, code=1).stderr  # no way around it
+    gw("close", task_id, "--reason", "not wanted")
+    assert not [line for line in left_for_humans(dispatcher.store) if task_id in line]
+    assert "is closed" in gw("reject", task_id, "--note", "late", code=1).stderr
