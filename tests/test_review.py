@@ -131,12 +131,26 @@ def test_the_task_page_has_approve_and_reject_buttons(project_dir):
 
 
 def test_top_lists_branches_waiting_for_review(project_dir):
+    import asyncio
+
+    from gasworks.tui import TopApp
     from gasworks.waits import needing_humans
+    from tests.test_tui import screen_text, until
 
     dispatcher, _ = make_dispatcher(project_dir, num_workers=1)
     task_id = add(dispatcher, "waits", labels=["review"])
     drain(dispatcher)
     assert [(kind, tid) for kind, tid, _ in needing_humans(dispatcher.store, limit=5)] == [("review", task_id)]
+
+    async def scenario() -> None:
+        app = TopApp(dispatcher.project, dispatcher.store, actor="tester", interval=0.2)
+        async with app.run_test(size=(80, 24)) as pilot:
+            await until(pilot, lambda: f"{task_id}  its finished branch waits for" in screen_text(app),
+                        "the review wait")
+            assert "needs a human (1)" in screen_text(app) and "merge held" not in screen_text(app)
+            await pilot.press("q")
+
+    asyncio.run(scenario())
 
 
 def test_the_note_is_quoted_as_the_reviewers_words():

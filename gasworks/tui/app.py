@@ -108,7 +108,7 @@ class FleetScreen(Screen[None]):
         table = self.query_one("#humans", DataTable)
         task_width = max([4, *(len(task) for _, task, _ in humans)])
         _fill(table, [("task", "task", task_width), ("why", "why", max(16, width - 2 - task_width - 2 * PADDING))],
-              [(task, [task, Text(oneline(why if kind == "blocked" else f"merge held: {why}", 500))])
+              [(task, [task, Text(oneline(f"merge held: {why}" if kind == "held" else why, 500))])
                for kind, task, why in humans])
         table.display = bool(humans)
         self.show_recent(report["recent"], width)
