@@ -160,7 +160,8 @@ def status_report(project: Project, store: StoreView, *, now: float | None = Non
                         for m in store.merges(statuses=["queued", "merging"], oldest_first=True)],
         "recent_merges": [{"task": m.task_id, "status": m.status, "ended_at": m.ended_at, "gate_runs": m.gate_runs,
                            "conflict_task": m.conflict_task, "note": m.note}
-                          for m in store.merges(limit=50) if m.status not in ("queued", "merging")][:RECENT_MERGES],
+                          for m in store.merges(limit=50)
+                          if m.status not in ("queued", "merging", "review")][:RECENT_MERGES],
         "counts": store.counts(),
         "needs_human": len(store.list_tasks(labels=["needs-human"], include_closed=False)),
         "waiting_on_humans": left_for_humans(store),
