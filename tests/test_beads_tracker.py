@@ -285,7 +285,10 @@ def test_the_demo_keeps_its_tasks_in_its_own_store_though_bd_is_installed(tmp_pa
     made = run_gasworks(["demo", "--dir", str(target), "--agent", "fake", "--json"], tmp_path)
     assert made.returncode == 0, made.stderr
     listed = json.loads(run_gasworks(["list", "--all", "--json"], target).stdout)
-    assert len(listed) == 12 and calls(bd_log) == []  # .beads/issues.jsonl there is only an export
+    from gasworks.demo import BACKLOG
+
+    # the demo's tasks and their epic; .beads/issues.jsonl there is only an export
+    assert len(listed) == len(BACKLOG) + 1 and calls(bd_log) == []
 
 
 def test_what_bd_unblocks_when_gasworks_closes_a_blocker_is_ready_at_once(beads_repo):
