@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gasworks import git, process, sandbox, waits, witness
 from gasworks.agents import TASK_FILE, Agent, AgentContext, TaskAgents, render_task_file
 from gasworks.attempt import AttemptRun, Sandbox, note
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
-from gasworks.gate import pregate
+from gasworks.gate import Pregating
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, Outcome, Task
 from gasworks.project import Project, task_prefix
@@ -42,6 +42,21 @@ class Running(AttemptRun):
     resolves: str = ""     # for a merge-conflict task: the task whose branch it works on
     files: frozenset[str] = frozenset()  # its `files:` labels, kept apart from other running tasks
     number: int = 0        # the attempt's number within its task (1: the first)
+    pregating: Pregating | None = None  # its agent done, its branch's pre-gate (the slot stays taken)
+    commits: list[str] = field(default_factory=list)  # its work, while pre-gated
+
+    def stop(self, reason: Outcome, *, hard: bool = True) -> None:
+        if self.pregating is None:
+            super().stop(reason, hard=hard)
+            return
+        self.stop_reason = reason.value  # its agent was reaped: only the gate is left to end
+        self.pregating.stop()
+
+    def ended(self) -> bool:
+        """Whether tick() has something to collect: the agent exited, or its pre-gate ended."""
+        if self.pregating is not None:
+            return self.pregating.done()
+        return self.proc is not None and self.proc.poll() is not None
 
 
 class Dispatcher:
@@ -167,6 +182,11 @@ class Dispatcher:
 
     def _collect(self, now: float) -> None:
         for name, run in list(self.running.items()):
+            if run.pregating is not None:
+                if run.pregating.done():
+                    del self.running[name]
+                    self._pregated(run, now)
+                continue
             if run.proc is not None and run.proc.poll() is None:
                 why = "" if run.stop_reason else witness.overdue(run.watch, now, self.config,
                                                                  functools.partial(witness.activity, run.log, run.tree))
@@ -210,7 +230,8 @@ class Dispatcher:
     def _hand_over(self, run: Running, code: int | None, commits: list[str], now: float) -> None:
         """A successful attempt's branch: to the merge queue (or, for a conflict task, back into it)."""
         success = Outcome.SUCCESS.value
-        if self.config.pregate and not run.resolves and self._pregate_fails(run, code, commits, now):
+        if self.config.pregate and not run.resolves and run.pregating is None:
+            self._pregate(run, commits)
             return
         try:  # several hosts: the refinery may run on another one
             self.upstream.publish(branch_for(run.resolves or run.task_id))
@@ -235,17 +256,39 @@ class Dispatcher:
         if self.worker is not None:
             self.worker.wake()  # the branch goes (back) into the queue
 
-    def _pregate_fails(self, run: Running, code: int | None, commits: list[str], now: float) -> bool:
-        """`pregate = true`: the gate on the branch merged onto the tip, in the slot's own worktree.
-        A failure goes back as a failed attempt with the gate's output; it never enters the queue."""
-        found = pregate(self.config, self.root, self.pool.tree(run.slot), self.upstream.tip(),
-                        self.project.logs_dir / "pregates")
+    def _pregate(self, run: Running, commits: list[str]) -> None:
+        """`pregate = true`: the gate on the branch merged onto the tip, in the slot's own worktree, in
+        the background; the slot stays taken until tick() collects it (_pregated)."""
+        run.commits = commits
+        run.pregating = Pregating(self.config, self.root, self.pool.tree(run.slot), self.upstream.tip(),
+                                  self.project.logs_dir / "pregates")
+        self.running[run.slot.name] = run
+        self.say(f"{run.slot.name}: {run.task_id} finished; pre-gating its branch")
+
+    def _pregated(self, run: Running, now: float) -> None:
+        """A pre-gate that ended: a pass goes on to the queue; a failure goes back as a failed attempt
+        with the gate's output, and never enters the queue."""
+        assert run.pregating is not None
+        code, commits = (run.proc.returncode if run.proc is not None else None), run.commits
+        try:
+            found = run.pregating.outcome()
+        except GasworksError as exc:
+            self._failed(run.attempt_id, run.task_id, Outcome.ERROR, code, f"the pre-gate could not run: {exc}",
+                         commits, now=now)
+            return
+        if run.stop_reason:  # stopped (a hard stop, a lost claim): not the branch's doing
+            if not witness.left_as_is(self.store, run.attempt_id, run.task_id, run.stop_reason, code, commits,
+                                      self.say, run.slot.name):
+                self._failed(run.attempt_id, run.task_id, Outcome(run.stop_reason), code,
+                             "stopped during its pre-gate", commits, now=now)
+            return
         self.store.record_pregate(run.task_id, passed=found.passed, seconds=found.seconds,
                                   cpu_seconds=found.cpu_seconds, actor=self.me)
         if not found.passed:
             self._failed(run.attempt_id, run.task_id, Outcome.GATE_FAILED, code,
                          f"the pre-gate failed:\n{found.tail}", commits, now=now)
-        return not found.passed
+            return
+        self._hand_over(run, code, commits, now)
 
     def _take_suggestions(self, run: Running) -> None:
         """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is

@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
+
 from gasworks import git
 from gasworks.config import load_config
 from gasworks.project import init_project
@@ -18,7 +20,7 @@ from gasworks.stats import fleet_stats, stats_lines
 from gasworks.store import NewTask
 from gasworks.upstream import LocalUpstream
 from tests.conftest import run_gasworks
-from tests.fleet import add, drain, fake_script, make_dispatcher
+from tests.fleet import add, agent_processes, drain, drain_until, fake_script, make_dispatcher
 
 # Records what it gated (the tree id, whether the tree was clean, when) and fails on any bad* file.
 RECORDING_GATE = textwrap.dedent('''
@@ -143,3 +145,55 @@ def test_gate_workers_is_validated(project_dir):
     result = run_gasworks(["merges"], project_dir, env={"GASWORKS_GATE_WORKERS": "0"})
     assert result.returncode != 0 and "gate_workers" in (result.stderr + result.stdout)
     assert "Traceback" not in result.stderr
+
+
+# Holds the gate of a tree that has hold.txt until a `release` file appears in the marks folder (60 s at most),
+# noting its start (with its pid) and its end there; any other tree passes at once.
+HOLDING_GATE = textwrap.dedent('''
+    import os, pathlib, sys, time
+    marks = pathlib.Path(sys.argv[1])
+    if pathlib.Path("hold.txt").exists():
+        (marks / "started").write_text(str(os.getpid()))
+        deadline = time.time() + 60
+        while not (marks / "release").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        (marks / "ended").write_text("")
+''')
+
+
+def holding_dispatcher(project_dir: Path, marks: Path):
+    marks.mkdir()
+    dispatcher, lines = make_dispatcher(project_dir, gate=[[sys.executable, "-c", HOLDING_GATE, str(marks)]],
+                                        pregate=True, max_attempts=1)
+    held = add(dispatcher, "held at its pre-gate", description=fake_script(write={"hold.txt": "x"}))
+    drain_until(dispatcher, lambda: (marks / "started").exists())
+    return dispatcher, held
+
+
+def test_a_slow_pregate_runs_in_the_background_while_the_other_slot_starts_and_finishes(project_dir, tmp_path):
+    marks = tmp_path / "marks"
+    dispatcher, held = holding_dispatcher(project_dir, marks)
+    other = add(dispatcher, "another change")
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(other).status == "closed")
+    assert not (marks / "ended").exists()  # all the while, the first slot's pre-gate was still running
+    assert dispatcher.store.get_task(held).status == "in_progress"
+    (marks / "release").write_text("")
+    drain(dispatcher)
+    assert dispatcher.store.get_task(held).status == "closed"
+    assert dispatcher.store.pregate_totals()["failed"] == 0
+
+
+def test_a_hard_stop_during_a_pregate_ends_the_gate_and_leaves_the_slot_clean(project_dir, tmp_path):
+    marks = tmp_path / "marks"
+    dispatcher, held = holding_dispatcher(project_dir, marks)
+    gate_pid = int((marks / "started").read_text())
+    assert psutil.pid_exists(gate_pid) and not (marks / "ended").exists()
+    dispatcher.stop(hard=True)
+    drain(dispatcher)
+    assert agent_processes(project_dir) == []
+    assert not (marks / "ended").exists()  # ended by the stop, not by its own end
+    attempt = dispatcher.store.attempts(held)[-1]
+    assert attempt.outcome == "interrupted" and "pre-gate" in attempt.note
+    assert dispatcher.store.merges(task_id=held) == [] and dispatcher.store.pregate_totals()["runs"] == 0
+    for slot in dispatcher.pool.slots:
+        assert git.run(["status", "--porcelain"], slot.path).stdout == ""
