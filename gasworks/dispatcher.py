@@ -24,6 +24,7 @@ from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, Outcome, Task
 from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
+from gasworks.speculation import policy_for
 from gasworks.store import Store
 from gasworks.upstream import make_upstream
 from gasworks.waits import WaitLog
@@ -230,7 +231,7 @@ class Dispatcher:
     def _hand_over(self, run: Running, code: int | None, commits: list[str], now: float) -> None:
         """A successful attempt's branch: to the merge queue (or, for a conflict task, back into it)."""
         success = Outcome.SUCCESS.value
-        if self.config.pregate and not run.resolves and run.pregating is None:
+        if self.config.pregate and not run.resolves and run.pregating is None and self._pregates():
             self._pregate(run, commits)
             return
         try:  # several hosts: the refinery may run on another one
@@ -264,6 +265,10 @@ class Dispatcher:
                                   self.project.logs_dir / "pregates")
         self.running[run.slot.name] = run
         self.say(f"{run.slot.name}: {run.task_id} finished; pre-gating its branch")
+
+    def _pregates(self) -> bool:
+        """pregate = true, or "auto" and the policy says it pays now."""
+        return self.config.pregate is True or policy_for(self.store, self.config).pregate
 
     def _pregated(self, run: Running, now: float) -> None:
         """A pre-gate that ended: a pass goes on to the queue; a failure goes back as a failed attempt

@@ -197,3 +197,34 @@ def test_a_hard_stop_during_a_pregate_ends_the_gate_and_leaves_the_slot_clean(pr
     assert dispatcher.store.merges(task_id=held) == [] and dispatcher.store.pregate_totals()["runs"] == 0
     for slot in dispatcher.pool.slots:
         assert git.run(["status", "--porcelain"], slot.path).stdout == ""
+
+
+def test_pregate_auto_pre_gates_only_when_failures_are_common_judged_also_by_the_pre_gates_own_results():
+    often = choose_policy([True] * 7 + [False] * 3, 1.0, 3, "auto", pregated="auto")
+    assert often.pregate and "pre-gates: 30% of branches fail" in often.why
+    rare = choose_policy([True] * 19 + [False], 1.0, 3, "auto", pregated="auto")
+    assert not rare.pregate and "no pre-gate: 5% of branches fail" in rare.why
+    # pre-gated, the queue sees few failures: the pre-gates' own failure rate keeps pre-gating on
+    assert choose_policy([True] * 20, 1.0, 3, "auto", pregated="auto", pregate_history=[True] * 6 + [False] * 4).pregate
+    assert not choose_policy([True] * 7 + [False] * 3, 0.01, 3, "auto", pregated="auto").pregate  # gates cost nothing
+    assert choose_policy([], None, 3, "auto", pregated="auto").pregate  # nothing measured: assumed 10%
+    assert choose_policy([True] * 20, 1.0, 3, "auto", pregated=True).pregate  # true and false are obeyed
+    assert not choose_policy([False] * 20, 1.0, 3, "auto", pregated=False).pregate
+
+
+def test_pregate_auto_in_the_fleet_pre_gates_while_failures_are_common_and_merges_says_why(project_dir):
+    config_file = project_dir / "gasworks.toml"  # where `gasworks merges` reads it too
+    config_file.write_text('pregate = "auto"\n' + config_file.read_text(encoding="utf-8"), encoding="utf-8")
+    dispatcher, lines = make_dispatcher(project_dir, gate=[GATE_NO_BAD], max_attempts=1)
+    assert dispatcher.config.pregate == "auto"
+    store = dispatcher.store
+    for number in range(1, 4):  # 3 of 3 pre-gated branches failed: pre-gating stays on
+        add(dispatcher, f"breaks the build {number}", description=fake_script(write={f"bad-{number}.txt": "x"}))
+    drain(dispatcher)
+    assert store.pregate_totals() == {**store.pregate_totals(), "runs": 3, "failed": 3}
+    assert store.merges() == []
+    result = run_gasworks(["merges", "--json"], project_dir)
+    policy = json.loads(result.stdout)["policy"]
+    assert policy["pregate"] and "pre-gates: 100% of branches fail" in policy["why"], result.stderr
+    result = run_gasworks(["merges"], project_dir)
+    assert "gated at once, pre-gated;" in result.stdout
