@@ -53,6 +53,20 @@ class Running(AttemptRun):
         self.stop_reason = reason.value  # its agent was reaped: only the gate is left to end
         self.pregating.stop()
 
+    def pregate_verdict(self, store: Store, actor: str) -> tuple[Outcome | None, str]:
+        """Once its pre-gate ended: (None, "") when it passed, else the attempt's outcome and note (the
+        gate's output). A run is recorded unless it was stopped or could not start."""
+        assert self.pregating is not None
+        try:
+            found = self.pregating.outcome()
+        except GasworksError as exc:
+            return Outcome.ERROR, f"the pre-gate could not run: {exc}"
+        if self.stop_reason:  # a hard stop, a lost claim: not the branch's doing
+            return Outcome(self.stop_reason), "stopped during its pre-gate"
+        store.record_pregate(self.task_id, passed=found.passed, seconds=found.seconds, cpu_seconds=found.cpu_seconds,
+                             actor=actor)
+        return (None, "") if found.passed else (Outcome.GATE_FAILED, f"the pre-gate failed:\n{found.tail}")
+
     def ended(self) -> bool:
         """Whether tick() has something to collect: the agent exited, or its pre-gate ended."""
         if self.pregating is not None:
@@ -258,11 +272,10 @@ class Dispatcher:
             self.worker.wake()  # the branch goes (back) into the queue
 
     def _pregate(self, run: Running, commits: list[str]) -> None:
-        """`pregate = true`: the gate on the branch merged onto the tip, in the slot's own worktree, in
-        the background; the slot stays taken until tick() collects it (_pregated)."""
-        run.commits = commits
-        run.pregating = Pregating(self.config, self.root, self.pool.tree(run.slot), self.upstream.tip(),
-                                  self.project.logs_dir / "pregates")
+        """The pre-gate of a finished branch in its slot's own worktree, in the background: the slot
+        stays taken until tick() collects it (_pregated)."""
+        run.commits, run.pregating = commits, Pregating(self.config, self.root, self.pool.tree(run.slot),
+                                                        self.upstream.tip(), self.project.logs_dir / "pregates")
         self.running[run.slot.name] = run
         self.say(f"{run.slot.name}: {run.task_id} finished; pre-gating its branch")
 
@@ -271,29 +284,14 @@ class Dispatcher:
         return self.config.pregate is True or policy_for(self.store, self.config).pregate
 
     def _pregated(self, run: Running, now: float) -> None:
-        """A pre-gate that ended: a pass goes on to the queue; a failure goes back as a failed attempt
-        with the gate's output, and never enters the queue."""
-        assert run.pregating is not None
-        code, commits = (run.proc.returncode if run.proc is not None else None), run.commits
-        try:
-            found = run.pregating.outcome()
-        except GasworksError as exc:
-            self._failed(run.attempt_id, run.task_id, Outcome.ERROR, code, f"the pre-gate could not run: {exc}",
-                         commits, now=now)
-            return
-        if run.stop_reason:  # stopped (a hard stop, a lost claim): not the branch's doing
-            if not witness.left_as_is(self.store, run.attempt_id, run.task_id, run.stop_reason, code, commits,
-                                      self.say, run.slot.name):
-                self._failed(run.attempt_id, run.task_id, Outcome(run.stop_reason), code,
-                             "stopped during its pre-gate", commits, now=now)
-            return
-        self.store.record_pregate(run.task_id, passed=found.passed, seconds=found.seconds,
-                                  cpu_seconds=found.cpu_seconds, actor=self.me)
-        if not found.passed:
-            self._failed(run.attempt_id, run.task_id, Outcome.GATE_FAILED, code,
-                         f"the pre-gate failed:\n{found.tail}", commits, now=now)
-            return
-        self._hand_over(run, code, commits, now)
+        """A pass goes on to the queue; a failure or a stop goes back as a failed attempt, never queued."""
+        code = run.proc.returncode if run.proc is not None else None
+        outcome, why = run.pregate_verdict(self.store, self.me)
+        if outcome is None:
+            self._hand_over(run, code, run.commits, now)
+        elif not (run.stop_reason and witness.left_as_is(self.store, run.attempt_id, run.task_id, outcome.value,
+                                                         code, run.commits, self.say, run.slot.name)):
+            self._failed(run.attempt_id, run.task_id, outcome, code, why, run.commits, now=now)
 
     def _take_suggestions(self, run: Running) -> None:
         """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is
