@@ -228,3 +228,13 @@ def test_pregate_auto_in_the_fleet_pre_gates_while_failures_are_common_and_merge
     assert policy["pregate"] and "pre-gates: 100% of branches fail" in policy["why"], result.stderr
     result = run_gasworks(["merges"], project_dir)
     assert "gated at once, pre-gated;" in result.stdout
+
+
+def test_the_tracked_paths_of_a_checkout_are_read_again_once_its_index_changes(repo: Path):
+    assert "new.txt" not in git.tracked_paths(repo)
+    assert git.tracked_paths(repo) == git.tracked_paths(repo)  # the second from the cache
+    (repo / "new.txt").write_text("x\n")
+    git.run(["add", "new.txt"], repo)
+    assert "new.txt" in git.tracked_paths(repo)
+    git.run(["rm", "-q", "--cached", "new.txt"], repo)
+    assert "new.txt" not in git.tracked_paths(repo)
