@@ -73,8 +73,10 @@ def choose_policy(history: list[bool], gate_seconds: float | None, workers: int,
     merge_batch_size ("auto": from the failure rate); depth: as many of the gate_workers as are likely
     to be needed, the k-th batch being needed only when the k-1 ahead of it pass, with probability
     (1 - P(batch fails))^(k-1). Before any result, branches that pass a pre-gate are assumed to fail
-    rarely."""
+    rarely; branches no longer pre-gated are expected to fail as the recent pre-gates found."""
     pregate, pregate_why = choose_pregate(pregated, history, pregate_history or [], gate_seconds)
+    if not pregate:  # what the pre-gates found is what the queue will see: more evidence, sooner
+        history = history + (pregate_history or [])
     assumed = ASSUMED_PREGATED_FAILURE if pregate else ASSUMED_FAILURE
     rate = history.count(False) / len(history) if history else None
     seen = f"failure rate {rate:.0%} over the last {len(history)} results" if rate is not None else \

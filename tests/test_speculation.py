@@ -210,6 +210,8 @@ def test_pregate_auto_pre_gates_only_when_failures_are_common_judged_also_by_the
     assert choose_policy([], None, 3, "auto", pregated="auto").pregate  # nothing measured: assumed 10%
     assert choose_policy([True] * 20, 1.0, 3, "auto", pregated=True).pregate  # true and false are obeyed
     assert not choose_policy([False] * 20, 1.0, 3, "auto", pregated=False).pregate
+    # pre-gates that stopped paying: the queue is sized by what they found, before any gate of its own
+    assert choose_policy([], 1.0, 3, "auto", pregated="auto", pregate_history=[True] * 19 + [False]).batch == 8
 
 
 def test_pregate_auto_in_the_fleet_pre_gates_while_failures_are_common_and_merges_says_why(project_dir):
