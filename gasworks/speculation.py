@@ -25,7 +25,8 @@ ASSUMED_FAILURE = 0.1     # before any gate result is known
 ASSUMED_PREGATED_FAILURE = 0.05  # the same for branches that passed a pre-gate
 NEEDED_AT_LEAST = 0.25    # a speculative gate runs only while it is needed at least this often
 SHORT_GATE_SECONDS = 0.1  # below this, stacking and landing cost more than a parallel gate saves
-PREGATE_FROM = 0.1        # pregate = "auto": pre-gate when at least this share of branches fails
+PREGATE_FROM = 0.1        # pregate = "auto": pre-gate when at least this share of branches fails ...
+LIGHT_GATE_CPU = 0.5      # ... or when a gate keeps less than this share of a core busy (it mostly waits)
 
 
 @dataclass(frozen=True)
@@ -48,12 +49,14 @@ def auto_batch_size(history: list[bool]) -> int:
 
 
 def choose_pregate(setting: bool | str, history: list[bool], pregate_history: list[bool],
-                   gate_seconds: float | None) -> tuple[bool, str]:
+                   gate_seconds: float | None, cpu_share: float | None = None) -> tuple[bool, str]:
     """pregate = "auto": pre-gate when at least PREGATE_FROM of the branches fail. A failure caught in
     a slot costs one gate run there, in parallel with the others; in the queue it fails a batch,
     costs bisecting runs and invalidates every batch stacked on it. Under that rate batches absorb
-    the failures and a pre-gate would only delay every branch by one gate (and take CPU from the
-    queue's gates). The rate is the higher of the queue's and the pre-gates' recent ones: once
+    most failures, and a pre-gate still pays when the gate keeps under LIGHT_GATE_CPU of a core busy
+    (cpu_share, measured on the recent pre-gates): then every slot gates at once almost for free and
+    the queue lands whole batches without bisecting; a CPU-bound one would take the cores from the
+    queue's gates. The rate is the higher of the queue's and the pre-gates' recent ones: once
     branches are pre-gated the queue sees few failures, so its rate alone would turn pre-gating off."""
     if setting != "auto":
         return bool(setting), f"{'pre-gates' if setting else 'no pre-gate'} (pregate = {str(setting).lower()})"
@@ -64,17 +67,22 @@ def choose_pregate(setting: bool | str, history: list[bool], pregate_history: li
     seen = f"{rate:.0%} of branches fail" + ("" if rates else " (assumed: none measured yet)")
     if rate >= PREGATE_FROM:
         return True, f"pre-gates: {seen}, from {PREGATE_FROM:.0%} failures are caught cheaper in the slots"
-    return False, f"no pre-gate: {seen}, under {PREGATE_FROM:.0%} the batches absorb them"
+    if cpu_share is not None and cpu_share < LIGHT_GATE_CPU:
+        return True, (f"pre-gates: {seen}, but a gate keeps only {cpu_share:.0%} of a core busy, so every slot "
+                      f"gates at once almost for free")
+    light = "" if cpu_share is None else f" and a gate keeps {cpu_share:.0%} of a core busy"
+    return False, f"no pre-gate: {seen}, under {PREGATE_FROM:.0%}{light}: the batches absorb them"
 
 
 def choose_policy(history: list[bool], gate_seconds: float | None, workers: int, batch_setting: int | str,
-                  pregated: bool | str = False, pregate_history: list[bool] | None = None) -> Policy:
+                  pregated: bool | str = False, pregate_history: list[bool] | None = None,
+                  cpu_share: float | None = None) -> Policy:
     """Pre-gate or not (choose_pregate, from `pregated`: the pregate setting); batch size from
     merge_batch_size ("auto": from the failure rate); depth: as many of the gate_workers as are likely
     to be needed, the k-th batch being needed only when the k-1 ahead of it pass, with probability
     (1 - P(batch fails))^(k-1). Before any result, branches that pass a pre-gate are assumed to fail
     rarely; branches no longer pre-gated are expected to fail as the recent pre-gates found."""
-    pregate, pregate_why = choose_pregate(pregated, history, pregate_history or [], gate_seconds)
+    pregate, pregate_why = choose_pregate(pregated, history, pregate_history or [], gate_seconds, cpu_share)
     if not pregate:  # what the pre-gates found is what the queue will see: more evidence, sooner
         history = history + (pregate_history or [])
     assumed = ASSUMED_PREGATED_FAILURE if pregate else ASSUMED_FAILURE
@@ -111,7 +119,8 @@ def policy_for(store: Store, config: Config) -> Policy:
     pregates = store.pregate_totals(last=AUTO_WINDOW)
     pregated = [True] * int(pregates["runs"] - pregates["failed"]) + [False] * int(pregates["failed"])
     return choose_policy([m.status == MergeStatus.LANDED.value for m in recent], seconds, config.gate_workers,
-                         config.merge_batch_size, pregated=config.pregate, pregate_history=pregated)
+                         config.merge_batch_size, pregated=config.pregate, pregate_history=pregated,
+                         cpu_share=pregates["cpu_seconds"] / pregates["seconds"] if pregates["seconds"] else None)
 
 
 @dataclass(frozen=True)
