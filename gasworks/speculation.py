@@ -26,7 +26,10 @@ ASSUMED_PREGATED_FAILURE = 0.05  # the same for branches that passed a pre-gate
 NEEDED_AT_LEAST = 0.25    # a speculative gate runs only while it is needed at least this often
 SHORT_GATE_SECONDS = 0.1  # below this, stacking and landing cost more than a parallel gate saves
 PREGATE_FROM = 0.1        # pregate = "auto": pre-gate when at least this share of branches fails ...
-LIGHT_GATE_CPU = 0.5      # ... or when a gate keeps less than this share of a core busy (it mostly waits)
+# ... or when a gate keeps less than this share of a core busy (it mostly waits). Low, because pre-gates that
+# share the cores with each other (and with the agents) stretch a CPU-bound gate's wall time: measured in 8
+# slots on 2 cores, a CPU-bound gate shows about 0.2, one that sleeps 0.05-0.07.
+LIGHT_GATE_CPU = 0.1
 
 
 @dataclass(frozen=True)
