@@ -202,10 +202,10 @@ def test_a_hard_stop_during_a_pregate_ends_the_gate_and_leaves_the_slot_clean(pr
 def test_pregate_auto_pre_gates_only_when_failures_are_common_judged_also_by_the_pre_gates_own_results():
     often = choose_policy([True] * 7 + [False] * 3, 1.0, 3, "auto", pregated="auto")
     assert often.pregate and "pre-gates: 30% of branches fail" in often.why
-    rare = choose_policy([True] * 19 + [False], 1.0, 3, "auto", pregated="auto", cpu_share=0.9)
+    rare = choose_policy([True] * 19 + [False], 1.0, 3, "auto", pregated="auto", cpu_share=0.2)
     assert not rare.pregate and "no pre-gate: 5% of branches fail" in rare.why
     # ... unless the gate mostly waits (a sleep, I/O): then every slot gates at once for almost nothing
-    assert choose_policy([True] * 19 + [False], 1.0, 3, "auto", pregated="auto", cpu_share=0.1).pregate
+    assert choose_policy([True] * 19 + [False], 1.0, 3, "auto", pregated="auto", cpu_share=0.05).pregate
     # pre-gated, the queue sees few failures: the pre-gates' own failure rate keeps pre-gating on
     assert choose_policy([True] * 20, 1.0, 3, "auto", pregated="auto", pregate_history=[True] * 6 + [False] * 4).pregate
     assert not choose_policy([True] * 7 + [False] * 3, 0.01, 3, "auto", pregated="auto").pregate  # gates cost nothing
