@@ -7,10 +7,12 @@ For every (p, gate) pair it builds, in a temporary directory, a fresh repository
 made before the clock starts (a fleet has them already). Then it times two ways to land them:
 
 * serial: every branch queued; the refinery with merge_batch_size = 1, gate_workers = 1, no pre-gate;
-* policy: each branch pre-gated in its own slot (`gasworks.gate.pregate`: the branch merged onto the
-  current tip, gated on a clean tree), at most --slots at once; a branch that fails goes back to its
-  agent (`witness.send_back`) and never enters the queue; the rest are queued and drained by the
-  refinery with merge_batch_size = "auto" and gate_workers = --workers (speculative gating).
+* policy: as the fleet hands finished branches over: each one, as the policy (pregate = "auto", from the
+  failure rates measured so far) decides, is pre-gated in its own slot (`gasworks.gate.pregate`: the
+  branch merged onto the current tip, gated on a clean tree), at most --slots at once, or queued at
+  once; a branch that fails its pre-gate goes back to its agent (`witness.send_back`) and never enters
+  the queue, one that passes is queued the moment it passes. The refinery thread (RefineryWorker)
+  drains the queue meanwhile with merge_batch_size = "auto" and gate_workers = --workers.
 
 Gates: "sleep" (sleeps --gate-seconds) and "cpu" (a CPU-bound suite: SHA-256 rounds calibrated to take
 --gate-seconds of one idle core). Each gate run logs the tree it saw (`git rev-parse HEAD^{tree}`),
@@ -31,7 +33,7 @@ import os
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +44,8 @@ from gasworks import git as gwgit
 from gasworks.config import load_config
 from gasworks.gate import pregate
 from gasworks.project import init_project
-from gasworks.refinery import Refinery
+from gasworks.refinery import Refinery, RefineryWorker
+from gasworks.speculation import policy_for
 from gasworks.store import NewTask
 from gasworks.upstream import LocalUpstream
 from gasworks.witness import send_back
@@ -85,14 +88,13 @@ def setup(tmp: Path, branches: int, bad: set[int], gate: list[str], mode: str, w
     project, _ = init_project(root)
     overrides: dict[str, Any] = {"gate": [gate], "max_attempts": 1, "retry_backoff": 0}
     overrides.update({"merge_batch_size": 1, "gate_workers": 1} if mode == "serial" else
-                     {"merge_batch_size": "auto", "gate_workers": workers, "pregate": True})
+                     {"merge_batch_size": "auto", "gate_workers": workers, "pregate": "auto"})
     config = load_config(root, env={}, overrides=overrides)
     store = project.open_store()
     tasks = []
     for index in range(branches):
         task = store.create_task(NewTask(f"Add {file_name(index, index + 1 in bad)}"), prefix=PREFIX, actor=ACTOR)
         store.transition(task.id, "in_progress", actor=ACTOR, reason="the benchmark's agent")
-        store.transition(task.id, "merging", actor=ACTOR, expected="in_progress", reason="finished")
         tasks.append({"task_id": task.id, "branch": f"gasworks/{task.id}", "file": file_name(index, index + 1 in bad),
                       "bad": index + 1 in bad})
     base = git(["rev-parse", TARGET], root).strip()
@@ -104,40 +106,66 @@ def setup(tmp: Path, branches: int, bad: set[int], gate: list[str], mode: str, w
     return {"root": root, "project": project, "config": config, "store": store, "tasks": tasks, "base": base}
 
 
-def run_pregates(env: dict[str, Any], slots: int) -> list[dict[str, Any]]:
-    """Every branch gated in its own slot, `slots` at once; the failures sent back."""
+def land_all(env: dict[str, Any], slots: int, mode: str) -> tuple[str, float]:
+    """Every branch to the queue and the queue drained by the fleet's refinery thread (RefineryWorker);
+    (what went wrong, seconds spent pre-gating, summed over the slots).
+
+    serial: all queued at once. policy: as in the fleet (Dispatcher._hand_over), each finished branch
+    asks the policy (pregate = "auto") whether to pre-gate; if so it is gated in its own slot, at most
+    `slots` at once, while the refinery goes on landing what is queued. A branch that passes is
+    queued the moment it passes; one that fails goes back to its agent (`witness.send_back`) and
+    never enters the queue."""
     root, config, store = env["root"], env["config"], env["store"]
-    tip = gwgit.rev_parse(root, TARGET)
+    said: list[str] = []
+    refinery = Refinery(env["project"], store, config, LocalUpstream(root, TARGET), say=said.append)
+    refinery.ensure()
+    env["refinery"], worker = refinery, RefineryWorker(refinery, idle_seconds=0.02)
+    waiting = list(env["tasks"]) if mode != "serial" else []
 
-    def one(task: dict[str, Any]) -> Any:
-        tree = gwgit.linked_tree(root, root.parent / "slots" / task["task_id"])
-        return pregate(config, root, tree, tip, env["project"].logs_dir / "pregates")
+    def queue(task: dict[str, Any]) -> None:  # the agent's attempt ends: its task to `merging`, its branch queued
+        store.transition(task["task_id"], "merging", actor=ACTOR, expected="in_progress", reason="finished")
+        store.enqueue_merge(task["task_id"], task["branch"], task["head"])
+        worker.wake()
 
-    with ThreadPoolExecutor(max_workers=slots) as pool:
-        results = list(pool.map(one, env["tasks"]))
-    passed = []
-    for task, found in zip(env["tasks"], results):
-        store.record_pregate(task["task_id"], passed=found.passed, seconds=found.seconds,
-                             cpu_seconds=found.cpu_seconds, actor=ACTOR)
-        if found.passed:
-            passed.append(task)
-        else:
-            send_back(store, task["task_id"], note=f"the pre-gate failed:\n{found.tail}", config=config,
-                      now=time.time(), say=lambda line: None, actor=ACTOR)
-    return passed
-
-
-def drain(refinery: Refinery) -> str:
-    idle_since = None
-    while refinery.moving():
-        if refinery.process(time.time()):
-            idle_since = None
-            continue
-        idle_since = idle_since or time.monotonic()
-        if time.monotonic() - idle_since > STALL_SECONDS:
-            return f"the refinery did nothing for {STALL_SECONDS:.0f} s"
-        time.sleep(0.02)
-    return ""
+    for t in env["tasks"] if mode == "serial" else []:
+        queue(t)
+    running: dict[Future, dict[str, Any]] = {}
+    pregating, last, moved_at = 0.0, None, time.monotonic()
+    worker.start()
+    try:
+        with ThreadPoolExecutor(max_workers=slots) as pool:
+            while waiting or running or refinery.moving() or worker.in_round:
+                if worker.error is not None:
+                    raise worker.error
+                while waiting and len(running) < slots:
+                    task = waiting.pop(0)
+                    if not policy_for(store, config).pregate:
+                        queue(task)
+                        continue
+                    tree = gwgit.linked_tree(root, root.parent / "slots" / task["task_id"])
+                    running[pool.submit(pregate, config, root, tree, gwgit.rev_parse(root, TARGET),
+                                        env["project"].logs_dir / "pregates")] = task
+                for future in [f for f in running if f.done()]:
+                    task, found = running.pop(future), future.result()
+                    pregating += found.seconds
+                    store.record_pregate(task["task_id"], passed=found.passed, seconds=found.seconds,
+                                         cpu_seconds=found.cpu_seconds, actor=ACTOR)
+                    if found.passed:
+                        queue(task)
+                    else:
+                        send_back(store, task["task_id"], note=f"the pre-gate failed:\n{found.tail}", config=config,
+                                  now=time.time(), say=lambda line: None, actor=ACTOR)
+                seen = (len(waiting), len(running), tuple(sorted(store.merge_counts().items())))
+                if seen != last:
+                    last, moved_at = seen, time.monotonic()
+                elif time.monotonic() - moved_at > STALL_SECONDS:
+                    return (f"nothing moved for {STALL_SECONDS:.0f} s: {last}, waiting on {refinery.waiting()}, "
+                            f"said: {[line for line in said if line.startswith('merge queue:')][-3:]}"), pregating
+                time.sleep(0.02)
+    finally:
+        worker.stop()
+        worker.join()
+    return "", pregating
 
 
 def check(env: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
@@ -173,16 +201,9 @@ def run_one(p: float, gate_kind: str, mode: str, args: Any, amount: float) -> di
         store = env["store"]
         try:
             started = time.perf_counter()
-            queued = run_pregates(env, args.slots) if mode != "serial" else env["tasks"]
-            pregate_seconds = time.perf_counter() - started
-            for t in queued:
-                store.enqueue_merge(t["task_id"], t["branch"], t["head"])
-            refinery = Refinery(env["project"], store, env["config"], LocalUpstream(env["root"], TARGET),
-                                say=lambda line: None)
-            refinery.ensure()
-            problem = drain(refinery)
+            problem, pregate_seconds = land_all(env, args.slots, mode)
             wall = time.perf_counter() - started
-            policy = refinery.policy()
+            policy = env["refinery"].policy()
             runs = [json.loads(line) for line in log.read_text(encoding="utf-8").splitlines()] if log.exists() else []
             problems = ([problem] if problem else []) + check(env, runs)
             totals = store.pregate_totals()
@@ -190,7 +211,7 @@ def run_one(p: float, gate_kind: str, mode: str, args: Any, amount: float) -> di
             store.close()
     progress(f"  {wall:.1f} s" + (f"; PROBLEMS: {problems}" if problems else ""))
     return {"p": p, "gate": gate_kind, "mode": mode, "seconds": round(wall, 2),
-            "pregate_seconds": round(pregate_seconds, 2),
+            "pregate_seconds": round(pregate_seconds, 2),  # summed over the slots, overlapping the queue
             "queue_gate_runs": sum(1 for r in runs if "integration" in r["cwd"]),
             "pregate_runs": totals["runs"], "pregate_cpu_seconds": totals["cpu_seconds"],
             "policy": policy.why if mode != "serial" else "serial", "problems": problems}

@@ -116,8 +116,10 @@ class Config(Settings):
                        "rate.")
     gate_workers: int = Field(1, ge=1, le=16, description="Gates run at once, each on the speculated result of the "
                                                           "branches ahead of it (tip + batch 1, + batch 2, ...).")
-    pregate: bool = Field(False, description="Gate each finished branch, merged onto the tip, in its agent's own "
-                                             "worktree before it enters the merge queue; a failure goes back at once.")
+    pregate: bool | Literal["auto"] = Field(
+        False, description="Gate each finished branch, merged onto the tip, in its agent's own worktree before it "
+                           "enters the merge queue; a failure goes back at once. \"auto\": when the measured "
+                           "failure rate makes it pay (see `gasworks merges`).")
     review: bool = Field(False, description="Each finished (and pre-gated) branch waits for a human's `gasworks "
                                             "approve` before it enters the merge queue (`reject --note` sends it "
                                             "back); a task labelled `review` waits even when this is false.")

@@ -12,18 +12,19 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from gasworks import git, process, review, sandbox, waits, witness
 from gasworks.agents import TASK_FILE, Agent, AgentContext, TaskAgents, render_task_file
 from gasworks.attempt import AttemptRun, Sandbox, note
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
-from gasworks.gate import pregate
+from gasworks.gate import Pregating
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
 from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, MergeStatus, Outcome, Task
 from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
+from gasworks.speculation import policy_for
 from gasworks.store import Store
 from gasworks.upstream import make_upstream
 from gasworks.waits import WaitLog
@@ -42,6 +43,51 @@ class Running(AttemptRun):
     resolves: str = ""     # for a merge-conflict task: the task whose branch it works on
     files: frozenset[str] = frozenset()  # its `files:` labels, kept apart from other running tasks
     number: int = 0        # the attempt's number within its task (1: the first)
+    pregating: Pregating | None = None  # its agent done, its branch's pre-gate (the slot stays taken)
+    commits: list[str] = field(default_factory=list)  # its work, while pre-gated
+
+    def stop(self, reason: Outcome, *, hard: bool = True) -> None:
+        if self.pregating is None:
+            super().stop(reason, hard=hard)
+            return
+        self.stop_reason = reason.value  # its agent was reaped: only the gate is left to end
+        self.pregating.stop()
+
+    def pregate_verdict(self, store: Store, actor: str) -> tuple[Outcome | None, str]:
+        """Once its pre-gate ended: (None, "") when it passed, else the attempt's outcome and note (the
+        gate's output). A run is recorded unless it was stopped or could not start."""
+        assert self.pregating is not None
+        try:
+            found = self.pregating.outcome()
+        except GasworksError as exc:
+            return Outcome.ERROR, f"the pre-gate could not run: {exc}"
+        if self.stop_reason:  # a hard stop, a lost claim: not the branch's doing
+            return Outcome(self.stop_reason), "stopped during its pre-gate"
+        store.record_pregate(self.task_id, passed=found.passed, seconds=found.seconds, cpu_seconds=found.cpu_seconds,
+                             actor=actor)
+        return (None, "") if found.passed else (Outcome.GATE_FAILED, f"the pre-gate failed:\n{found.tail}")
+
+    def ended(self) -> bool:
+        """Whether tick() has something to collect: the agent exited, or its pre-gate ended."""
+        if self.pregating is not None:
+            return self.pregating.done()
+        return self.proc is not None and self.proc.poll() is not None
+
+
+def take_suggestions(store: Store, config: Config, actor: str, say: Callable[[str], None], run: Running) -> None:
+    """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is
+    put back as it was at the base, so it never travels in the branch that gets merged."""
+    text = git.take_file(run.tree, SUGGESTIONS_FILE, run.base)
+    if not text:
+        return
+    titles, dropped = parse_suggestions(text)
+    made, refused = store.add_suggestions(
+        titles, source=run.resolves or run.task_id, prefix=task_prefix(config, store),
+        actor=actor + run.slot.name, max_per_task=config.max_suggestions_per_task,
+        backlog_cap=config.max_suggested_backlog)
+    lost = {k: v for k, v in {**dropped, **refused}.items() if v}
+    say(f"{run.slot.name}: {len(made)} suggestion(s) from {run.task_id} became tasks"
+        + (f" (dropped: {', '.join(f'{v} {k}' for k, v in lost.items())})" if lost else ""))
 
 
 class Dispatcher:
@@ -168,6 +214,11 @@ class Dispatcher:
 
     def _collect(self, now: float) -> None:
         for name, run in list(self.running.items()):
+            if run.pregating is not None:
+                if run.pregating.done():
+                    del self.running[name]
+                    self._pregated(run, now)
+                continue
             if run.proc is not None and run.proc.poll() is None:
                 why = "" if run.stop_reason else witness.overdue(run.watch, now, self.config,
                                                                  functools.partial(witness.activity, run.log, run.tree))
@@ -185,8 +236,8 @@ class Dispatcher:
         if tokens is not None:
             self.store.set_attempt_tokens(run.attempt_id, *tokens)
         try:
-            commits = run.take_work(int(self.config.max_file_mb * (1 << 20)),
-                                    before_commit=functools.partial(self._take_suggestions, run))
+            suggestions = functools.partial(take_suggestions, self.store, self.config, self.me, self.say, run)
+            commits = run.take_work(int(self.config.max_file_mb * (1 << 20)), before_commit=suggestions)
             git.detach_at(run.tree, "HEAD")  # free the branch, so another slot may take it later
         except GitError as exc:  # too big, failed git's checks, or cannot be committed (a FIFO, say)
             self._failed(run.attempt_id, run.task_id, Outcome.FAILED, code, f"its work was not taken in: {exc}",
@@ -211,7 +262,8 @@ class Dispatcher:
     def _hand_over(self, run: Running, code: int | None, commits: list[str], now: float) -> None:
         """A successful attempt's branch: to the merge queue (or, for a conflict task, back into it)."""
         success = Outcome.SUCCESS.value
-        if self.config.pregate and not run.resolves and self._pregate_fails(run, code, commits, now):
+        if self.config.pregate and not run.resolves and run.pregating is None and self._pregates():
+            self._pregate(run, commits)
             return
         try:  # several hosts: the refinery may run on another one
             self.upstream.publish(branch_for(run.resolves or run.task_id))
@@ -239,32 +291,27 @@ class Dispatcher:
         if self.worker is not None:
             self.worker.wake()  # the branch goes (back) into the queue
 
-    def _pregate_fails(self, run: Running, code: int | None, commits: list[str], now: float) -> bool:
-        """`pregate = true`: the gate on the branch merged onto the tip, in the slot's own worktree.
-        A failure goes back as a failed attempt with the gate's output; it never enters the queue."""
-        found = pregate(self.config, self.root, self.pool.tree(run.slot), self.upstream.tip(),
-                        self.project.logs_dir / "pregates")
-        self.store.record_pregate(run.task_id, passed=found.passed, seconds=found.seconds,
-                                  cpu_seconds=found.cpu_seconds, actor=self.me)
-        if not found.passed:
-            self._failed(run.attempt_id, run.task_id, Outcome.GATE_FAILED, code,
-                         f"the pre-gate failed:\n{found.tail}", commits, now=now)
-        return not found.passed
+    def _pregate(self, run: Running, commits: list[str]) -> None:
+        """The pre-gate of a finished branch in its slot's own worktree, in the background: the slot
+        stays taken until tick() collects it (_pregated)."""
+        run.commits, run.pregating = commits, Pregating(self.config, self.root, self.pool.tree(run.slot),
+                                                        self.upstream.tip(), self.project.logs_dir / "pregates")
+        self.running[run.slot.name] = run
+        self.say(f"{run.slot.name}: {run.task_id} finished; pre-gating its branch")
 
-    def _take_suggestions(self, run: Running) -> None:
-        """Follow-up ideas the agent appended to suggested_tasks.txt become tasks; the file itself is
-        put back as it was at the base, so it never travels in the branch that gets merged."""
-        text = git.take_file(run.tree, SUGGESTIONS_FILE, run.base)
-        if not text:
-            return
-        titles, dropped = parse_suggestions(text)
-        made, refused = self.store.add_suggestions(
-            titles, source=run.resolves or run.task_id, prefix=task_prefix(self.config, self.store),
-            actor=self.me + run.slot.name, max_per_task=self.config.max_suggestions_per_task,
-            backlog_cap=self.config.max_suggested_backlog)
-        lost = {k: v for k, v in {**dropped, **refused}.items() if v}
-        self.say(f"{run.slot.name}: {len(made)} suggestion(s) from {run.task_id} became tasks"
-                 + (f" (dropped: {', '.join(f'{v} {k}' for k, v in lost.items())})" if lost else ""))
+    def _pregates(self) -> bool:
+        """pregate = true, or "auto" and the policy says it pays now."""
+        return self.config.pregate is True or policy_for(self.store, self.config).pregate
+
+    def _pregated(self, run: Running, now: float) -> None:
+        """A pass goes on to the queue; a failure or a stop goes back as a failed attempt, never queued."""
+        code = run.proc.returncode if run.proc is not None else None
+        outcome, why = run.pregate_verdict(self.store, self.me)
+        if outcome is None:
+            self._hand_over(run, code, run.commits, now)
+        elif not (run.stop_reason and witness.left_as_is(self.store, run.attempt_id, run.task_id, outcome.value,
+                                                         code, run.commits, self.say, run.slot.name)):
+            self._failed(run.attempt_id, run.task_id, outcome, code, why, run.commits, now=now)
 
     def _conflict_of(self, task: Task) -> str:
         """For a merge-conflict task the refinery made: the task whose branch it must fix."""

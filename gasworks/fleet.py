@@ -74,7 +74,7 @@ def wait(dispatcher: Dispatcher, seconds: float, interrupted: Callable[[], bool]
     """Sleep until the next tick, waking early when an agent exits or a signal arrives."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and not interrupted():
-        if any(run.proc is not None and run.proc.poll() is not None for run in dispatcher.running.values()):
+        if any(run.ended() for run in dispatcher.running.values()):
             return
         time.sleep(min(WAKE_CHECK_SECONDS, max(0.0, deadline - time.monotonic())))
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ class Gate:
         self.config, self.root, self.integration, self.logs_dir = config, root, integration, logs_dir
         self.tree = tree  # the integration tree's git dirs, looked up once it exists
         self.proc: subprocess.Popen | None = None
+        self.halted = False  # halt(): no further command starts
 
     def check(self) -> None:
         """Every program found: a gate that cannot start would fail every branch and then the target
@@ -59,12 +61,16 @@ class Gate:
         """run(), with its wall and CPU time."""
         started, cpu = time.monotonic(), 0.0
         for number, argv in enumerate(self.config.gate, start=1):
+            if self.halted:
+                return Gated(False, "the gate was stopped", time.monotonic() - started, cpu)
             log = self.logs_dir / f"{name}-{int(time.time() * 1000)}-{number}.log"
             try:
                 self.proc = process.spawn(self._argv(argv), cwd=self.integration, log_path=log,
                                           env={**os.environ, **self.marks()})
             except OSError as exc:
                 return Gated(False, f"could not start gate command {argv[0]!r}: {exc.strerror or exc}")
+            if self.halted:  # halt() came between the check above and self.proc: it could not end it
+                process.terminate_group(self.proc.pid, hard=True)
             code, used = wait_timed(self.proc, self.config.gate_timeout)
             cpu += used
             process.terminate_group(self.proc.pid, hard=True)
@@ -79,6 +85,11 @@ class Gate:
         """End the running command's whole process group now (a second Ctrl+C)."""
         if self.proc is not None:
             process.terminate_group(self.proc.pid, hard=True)
+
+    def halt(self) -> None:
+        """stop(), for good: a command not yet started never starts."""
+        self.halted = True
+        self.stop()
 
     def end_leftovers(self) -> list[int]:
         """End gate processes a stopped refinery left running; call only under the merge lock."""
@@ -126,12 +137,12 @@ def wait_timed(proc: subprocess.Popen, timeout: float) -> tuple[int | None, floa
         time.sleep(WAIT_POLL_SECONDS)
 
 
-def pregate(config: Config, root: Path, tree: git.Tree, tip: str, logs_dir: Path) -> Gated:
+def pregate(config: Config, root: Path, tree: git.Tree, tip: str, logs_dir: Path, gate: Gate | None = None) -> Gated:
     """The gate on an agent's branch merged onto the target's tip, in the agent's own worktree, on a
     clean tree; the worktree is put back on its branch afterwards, as it was. A branch that does
     not merge cleanly passes here: the merge queue's trial merge makes the conflict a task."""
     branch, head = git.current_branch(tree), git.rev_parse(tree, "HEAD")
-    gate = Gate(config, root, tree.path, logs_dir, lambda: tree)
+    gate = gate or Gate(config, root, tree.path, logs_dir, lambda: tree)
     try:
         merged = git.merge_commit(root, tip, head, "pre-gate: the branch merged onto the tip")
         if merged is None or not config.gate:
@@ -144,3 +155,38 @@ def pregate(config: Config, root: Path, tree: git.Tree, tip: str, logs_dir: Path
             git.checkout_branch(tree, branch, head)
         else:
             git.clean_detach(tree, head)
+
+
+class Pregating:
+    """A pre-gate running in the background, so the dispatcher goes on starting and collecting
+    other slots meanwhile: a thread that waits on the gate's process groups (the gate itself never
+    runs in this process). stop() ends the running command's group; the thread then puts the
+    worktree back and ends."""
+
+    def __init__(self, config: Config, root: Path, tree: git.Tree, tip: str, logs_dir: Path) -> None:
+        self.gate = Gate(config, root, tree.path, logs_dir, lambda: tree)
+        self.result: Gated | None = None
+        self.error: Exception | None = None  # what stopped it from running the gate (a git failure, say)
+        self.thread = threading.Thread(target=self._run, args=(config, root, tree, tip, logs_dir),
+                                       name=f"gasworks-pregate-{tree.path.name}", daemon=True)
+        self.thread.start()
+
+    def _run(self, config: Config, root: Path, tree: git.Tree, tip: str, logs_dir: Path) -> None:
+        try:
+            self.result = pregate(config, root, tree, tip, logs_dir, self.gate)
+        except Exception as exc:  # handed to the dispatcher's thread by outcome()
+            self.error = exc
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def outcome(self) -> Gated:
+        """Once done(): what the gate found; raises what kept it from running."""
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        assert self.result is not None
+        return self.result
+
+    def stop(self) -> None:
+        self.gate.halt()

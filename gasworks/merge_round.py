@@ -271,8 +271,7 @@ class MergeRound:
         landing = Landing(outcome)
         if landing == Landing.LANDED:
             self.r.known_good = candidate
-            for merge in merges:
-                self.verdicts.landed(merge, candidate)
+            self.verdicts.landed(merges, candidate)
         elif landing == Landing.CHANGED:
             self.verdicts.drop_changed(merges, message)
         elif landing == Landing.MOVED:

@@ -6,7 +6,8 @@ was stacked on to the exact commit that passed, so a failure (or a target that m
 only what was stacked on it, which goes back to the queue to be gated again on the new tip. Every
 lane is cleaned before it is stacked: nothing a rejected branch left reaches a later gate.
 
-The policy (batch size and speculation depth) comes from the measured failure rate and gate time."""
+The policy (pre-gate or not, batch size and speculation depth) comes from the measured failure rate and
+gate time."""
 
 from __future__ import annotations
 
@@ -24,6 +25,11 @@ ASSUMED_FAILURE = 0.1     # before any gate result is known
 ASSUMED_PREGATED_FAILURE = 0.05  # the same for branches that passed a pre-gate
 NEEDED_AT_LEAST = 0.25    # a speculative gate runs only while it is needed at least this often
 SHORT_GATE_SECONDS = 0.1  # below this, stacking and landing cost more than a parallel gate saves
+PREGATE_FROM = 0.1        # pregate = "auto": pre-gate when at least this share of branches fails ...
+# ... or when a gate keeps less than this share of a core busy (it mostly waits). Low, because pre-gates that
+# share the cores with each other (and with the agents) stretch a CPU-bound gate's wall time: measured in 8
+# slots on 2 cores, a CPU-bound gate shows about 0.2, one that sleeps 0.05-0.07.
+LIGHT_GATE_CPU = 0.1
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Policy:
     batch: int  # branches gated together
     depth: int  # batches gated at once, each on those ahead
     why: str
+    pregate: bool = False  # finished branches are gated in their slots before they are queued
 
 
 def auto_batch_size(history: list[bool]) -> int:
@@ -44,18 +51,49 @@ def auto_batch_size(history: list[bool]) -> int:
     return max(1, min(8, round(0.5 / failure_rate))) if failure_rate else 8
 
 
+def choose_pregate(setting: bool | str, history: list[bool], pregate_history: list[bool],
+                   gate_seconds: float | None, cpu_share: float | None = None) -> tuple[bool, str]:
+    """pregate = "auto": pre-gate when at least PREGATE_FROM of the branches fail. A failure caught in
+    a slot costs one gate run there, in parallel with the others; in the queue it fails a batch,
+    costs bisecting runs and invalidates every batch stacked on it. Under that rate batches absorb
+    most failures, and a pre-gate still pays when the gate keeps under LIGHT_GATE_CPU of a core busy
+    (cpu_share, measured on the recent pre-gates): then every slot gates at once almost for free and
+    the queue lands whole batches without bisecting; a CPU-bound one would take the cores from the
+    queue's gates. The rate is the higher of the queue's and the pre-gates' recent ones: once
+    branches are pre-gated the queue sees few failures, so its rate alone would turn pre-gating off."""
+    if setting != "auto":
+        return bool(setting), f"{'pre-gates' if setting else 'no pre-gate'} (pregate = {str(setting).lower()})"
+    if gate_seconds is not None and gate_seconds < SHORT_GATE_SECONDS:
+        return False, f"no pre-gate: gates under {SHORT_GATE_SECONDS:g} s fail as cheaply in the queue"
+    rates = [h.count(False) / len(h) for h in (history, pregate_history) if h]
+    rate = max(rates) if rates else ASSUMED_FAILURE
+    seen = f"{rate:.0%} of branches fail" + ("" if rates else " (assumed: none measured yet)")
+    if rate >= PREGATE_FROM:
+        return True, f"pre-gates: {seen}, from {PREGATE_FROM:.0%} failures are caught cheaper in the slots"
+    if cpu_share is not None and cpu_share < LIGHT_GATE_CPU:
+        return True, (f"pre-gates: {seen}, but a gate keeps only {cpu_share:.0%} of a core busy, so every slot "
+                      f"gates at once almost for free")
+    light = "" if cpu_share is None else f" and a gate keeps {cpu_share:.0%} of a core busy"
+    return False, f"no pre-gate: {seen}, under {PREGATE_FROM:.0%}{light}: the batches absorb them"
+
+
 def choose_policy(history: list[bool], gate_seconds: float | None, workers: int, batch_setting: int | str,
-                  pregated: bool = False) -> Policy:
-    """Batch size from merge_batch_size ("auto": from the failure rate); depth: as many of the
-    gate_workers as are likely to be needed, the k-th batch being needed only when the k-1 ahead
-    of it pass, with probability (1 - P(batch fails))^(k-1). Before any result, branches that
-    passed a pre-gate are assumed to fail rarely."""
-    assumed = ASSUMED_PREGATED_FAILURE if pregated else ASSUMED_FAILURE
+                  pregated: bool | str = False, pregate_history: list[bool] | None = None,
+                  cpu_share: float | None = None) -> Policy:
+    """Pre-gate or not (choose_pregate, from `pregated`: the pregate setting); batch size from
+    merge_batch_size ("auto": from the failure rate); depth: as many of the gate_workers as are likely
+    to be needed, the k-th batch being needed only when the k-1 ahead of it pass, with probability
+    (1 - P(batch fails))^(k-1). Before any result, branches that pass a pre-gate are assumed to fail
+    rarely; branches no longer pre-gated are expected to fail as the recent pre-gates found."""
+    pregate, pregate_why = choose_pregate(pregated, history, pregate_history or [], gate_seconds, cpu_share)
+    if not pregate:  # what the pre-gates found is what the queue will see: more evidence, sooner
+        history = history + (pregate_history or [])
+    assumed = ASSUMED_PREGATED_FAILURE if pregate else ASSUMED_FAILURE
     rate = history.count(False) / len(history) if history else None
     seen = f"failure rate {rate:.0%} over the last {len(history)} results" if rate is not None else \
-        f"no gate results yet (assumed failure rate {assumed:.0%}{', branches are pre-gated' if pregated else ''})"
+        f"no gate results yet (assumed failure rate {assumed:.0%}{', branches are pre-gated' if pregate else ''})"
     if batch_setting == "auto":
-        batch = auto_batch_size(history) if history or not pregated else min(8, round(0.5 / assumed))
+        batch = auto_batch_size(history) if history or not pregate else min(8, round(0.5 / assumed))
         batch_why = f"batches of {batch} (about 0.5/p, at most 8; 1 above 20%)"
     else:
         batch = int(batch_setting)
@@ -73,7 +111,7 @@ def choose_policy(history: list[bool], gate_seconds: float | None, workers: int,
         limit = "every gate worker" if depth == workers else f"deeper ones are needed under {NEEDED_AT_LEAST:.0%}"
         depth_why = (f"{depth} deep of {workers} gate workers (the last is needed {(1 - p_batch) ** (depth - 1):.0%} "
                      f"of the time; {limit})")
-    return Policy(batch, depth, f"{seen}, {timing}: {batch_why}, {depth_why}")
+    return Policy(batch, depth, f"{seen}, {timing}: {batch_why}, {depth_why}; {pregate_why}", pregate)
 
 
 def policy_for(store: Store, config: Config) -> Policy:
@@ -81,8 +119,11 @@ def policy_for(store: Store, config: Config) -> Policy:
     recent = store.merges(statuses=[MergeStatus.LANDED.value, MergeStatus.GATE_FAILED.value], limit=AUTO_WINDOW)
     totals = store.gate_run_totals()
     seconds = totals["seconds"] / totals["runs"] if totals["runs"] else None
+    pregates = store.pregate_totals(last=AUTO_WINDOW)
+    pregated = [True] * int(pregates["runs"] - pregates["failed"]) + [False] * int(pregates["failed"])
     return choose_policy([m.status == MergeStatus.LANDED.value for m in recent], seconds, config.gate_workers,
-                         config.merge_batch_size, pregated=config.pregate)
+                         config.merge_batch_size, pregated=config.pregate, pregate_history=pregated,
+                         cpu_share=pregates["cpu_seconds"] / pregates["seconds"] if pregates["seconds"] else None)
 
 
 @dataclass(frozen=True)

@@ -45,8 +45,8 @@ class Upstream(Protocol):
     def move(self, tip: str, candidate: str) -> tuple[str, str]:
         """Move the target from tip to candidate: ("landed" | "moved" | "held", why)."""
 
-    def drop(self, branch: str) -> None:
-        """A landed task branch is deleted."""
+    def drop(self, *branches: str) -> None:
+        """Landed task branches are deleted (locally in one git call)."""
 
     def in_the_way(self, paths: list[str]) -> list[str]:
         """Those of a change's paths that landing would overwrite or delete in the user's checkout
@@ -160,8 +160,9 @@ class LocalUpstream:
         note.unlink()
         return done
 
-    def drop(self, branch: str) -> None:
-        git.run(["branch", "-D", branch], self.root, check=False)
+    def drop(self, *branches: str) -> None:
+        if branches:
+            git.run(["branch", "-D", *branches], self.root, check=False)
 
 
 def untracked_in_the_way(checkout: Path, paths: list[str]) -> list[str]:
@@ -248,11 +249,13 @@ class RemoteUpstream:
     def repair(self) -> list[str]:
         return []
 
-    def drop(self, branch: str) -> None:
+    def drop(self, *branches: str) -> None:
         with self.lock:
-            git.delete_remote_branch(self.root, self.remote, branch)
-            git.run(["branch", "-D", branch], self.root, check=False)
-            git.run(["update-ref", "-d", self.tracking(branch)], self.root, check=False)
+            for branch in branches:
+                git.delete_remote_branch(self.root, self.remote, branch)
+                git.run(["update-ref", "-d", self.tracking(branch)], self.root, check=False)
+            if branches:
+                git.run(["branch", "-D", *branches], self.root, check=False)
 
 
 def make_upstream(root: Path, config: Config, state_dir: Path | None = None) -> Upstream:

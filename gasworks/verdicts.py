@@ -37,10 +37,11 @@ class Verdicts:
         for merge in merges:
             self.store.update_merge(merge.id, status=MergeStatus.QUEUED.value, note=note)
 
-    def landed(self, merge: Merge, commit: str) -> None:
-        """store.land() closed the task and ended the merge with the target's move."""
-        self.upstream.drop(merge.branch)
-        self.say(f"{merge.task_id}: merged into {self.target} as {commit[:12]}")
+    def landed(self, merges: list[Merge], commit: str) -> None:
+        """store.land() closed the tasks and ended the merges with the target's move: their branches go."""
+        self.upstream.drop(*(merge.branch for merge in merges))
+        for merge in merges:
+            self.say(f"{merge.task_id}: merged into {self.target} as {commit[:12]}")
 
     def drop_changed(self, merges: list[Merge], why: str) -> None:
         """Some tasks changed by hand during their gate (cancelled, reopened): they do not land; the

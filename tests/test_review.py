@@ -4,6 +4,7 @@ real `gasworks run --until-done` subprocesses on the fake agent, the CLI's error
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from gasworks.agents import REVIEW_NOTE_HEADING, TASK_FILE
 from gasworks.project import find_project
 from gasworks.web.app import create_app
 from tests.conftest import run_gasworks
-from tests.fleet import add, drain, make_dispatcher
+from tests.fleet import add, drain, fake_script, make_dispatcher
 
 TOKEN = "review-token"
 
@@ -197,3 +198,18 @@ def test_a_task_closed_while_it_waits_for_review_is_no_longer_listed(gw, project
     gw("close", task_id, "--reason", "not wanted")
     assert not [line for line in left_for_humans(dispatcher.store) if task_id in line]
     assert "is closed" in gw("reject", task_id, "--note", "late", code=1).stderr
+
+
+def test_with_pregate_a_labelled_branch_waits_for_review_only_once_its_pre_gate_passed(gw, project_dir):
+    gate = [sys.executable, "-c", "import pathlib, sys; sys.exit(1 if list(pathlib.Path('.').glob('bad*')) else 0)"]
+    dispatcher, lines = make_dispatcher(project_dir, gate=[gate], pregate=True, max_attempts=1)
+    good = add(dispatcher, "reviewed after its pre-gate", labels=["review"])
+    bad = add(dispatcher, "fails its pre-gate", labels=["review"], description=fake_script(write={"bad-1.txt": "x"}))
+    drain(dispatcher)
+    store = dispatcher.store
+    assert [m.status for m in store.merges(task_id=good)] == ["review"]
+    assert store.merges(task_id=bad) == []  # a failed pre-gate never asks a person
+    assert store.attempts(bad)[-1].outcome == "gate_failed"
+    assert store.pregate_totals()["runs"] == 2
+    assert any(f"{good} finished; pre-gating" in line for line in lines)
+    assert any(f"{good} finished" in line and "waits for review" in line for line in lines)

@@ -9,6 +9,8 @@ import textwrap
 import time
 from pathlib import Path
 
+import psutil
+
 from gasworks import git
 from gasworks.config import load_config
 from gasworks.project import init_project
@@ -18,7 +20,7 @@ from gasworks.stats import fleet_stats, stats_lines
 from gasworks.store import NewTask
 from gasworks.upstream import LocalUpstream
 from tests.conftest import run_gasworks
-from tests.fleet import add, drain, fake_script, make_dispatcher
+from tests.fleet import add, agent_processes, drain, drain_until, fake_script, make_dispatcher
 
 # Records what it gated (the tree id, whether the tree was clean, when) and fails on any bad* file.
 RECORDING_GATE = textwrap.dedent('''
@@ -143,3 +145,101 @@ def test_gate_workers_is_validated(project_dir):
     result = run_gasworks(["merges"], project_dir, env={"GASWORKS_GATE_WORKERS": "0"})
     assert result.returncode != 0 and "gate_workers" in (result.stderr + result.stdout)
     assert "Traceback" not in result.stderr
+
+
+# Holds the gate of a tree that has hold.txt until a `release` file appears in the marks folder (60 s at most),
+# noting its start (with its pid) and its end there; any other tree passes at once.
+HOLDING_GATE = textwrap.dedent('''
+    import os, pathlib, sys, time
+    marks = pathlib.Path(sys.argv[1])
+    if pathlib.Path("hold.txt").exists():
+        (marks / "started").write_text(str(os.getpid()))
+        deadline = time.time() + 60
+        while not (marks / "release").exists() and time.time() < deadline:
+            time.sleep(0.05)
+        (marks / "ended").write_text("")
+''')
+
+
+def holding_dispatcher(project_dir: Path, marks: Path):
+    marks.mkdir()
+    dispatcher, lines = make_dispatcher(project_dir, gate=[[sys.executable, "-c", HOLDING_GATE, str(marks)]],
+                                        pregate=True, max_attempts=1)
+    held = add(dispatcher, "held at its pre-gate", description=fake_script(write={"hold.txt": "x"}))
+    drain_until(dispatcher, lambda: (marks / "started").exists())
+    return dispatcher, held
+
+
+def test_a_slow_pregate_runs_in_the_background_while_the_other_slot_starts_and_finishes(project_dir, tmp_path):
+    marks = tmp_path / "marks"
+    dispatcher, held = holding_dispatcher(project_dir, marks)
+    other = add(dispatcher, "another change")
+    drain_until(dispatcher, lambda: dispatcher.store.get_task(other).status == "closed")
+    assert not (marks / "ended").exists()  # all the while, the first slot's pre-gate was still running
+    assert dispatcher.store.get_task(held).status == "in_progress"
+    (marks / "release").write_text("")
+    drain(dispatcher)
+    assert dispatcher.store.get_task(held).status == "closed"
+    assert dispatcher.store.pregate_totals()["failed"] == 0
+
+
+def test_a_hard_stop_during_a_pregate_ends_the_gate_and_leaves_the_slot_clean(project_dir, tmp_path):
+    marks = tmp_path / "marks"
+    dispatcher, held = holding_dispatcher(project_dir, marks)
+    gate_pid = int((marks / "started").read_text())
+    assert psutil.pid_exists(gate_pid) and not (marks / "ended").exists()
+    dispatcher.stop(hard=True)
+    drain(dispatcher)
+    assert agent_processes(project_dir) == []
+    assert not (marks / "ended").exists()  # ended by the stop, not by its own end
+    attempt = dispatcher.store.attempts(held)[-1]
+    assert attempt.outcome == "interrupted" and "pre-gate" in attempt.note
+    assert dispatcher.store.merges(task_id=held) == [] and dispatcher.store.pregate_totals()["runs"] == 0
+    for slot in dispatcher.pool.slots:
+        assert git.run(["status", "--porcelain"], slot.path).stdout == ""
+
+
+def test_pregate_auto_pre_gates_only_when_failures_are_common_judged_also_by_the_pre_gates_own_results():
+    often = choose_policy([True] * 7 + [False] * 3, 1.0, 3, "auto", pregated="auto")
+    assert often.pregate and "pre-gates: 30% of branches fail" in often.why
+    rare = choose_policy([True] * 19 + [False], 1.0, 3, "auto", pregated="auto", cpu_share=0.2)
+    assert not rare.pregate and "no pre-gate: 5% of branches fail" in rare.why
+    # ... unless the gate mostly waits (a sleep, I/O): then every slot gates at once for almost nothing
+    assert choose_policy([True] * 19 + [False], 1.0, 3, "auto", pregated="auto", cpu_share=0.05).pregate
+    # pre-gated, the queue sees few failures: the pre-gates' own failure rate keeps pre-gating on
+    assert choose_policy([True] * 20, 1.0, 3, "auto", pregated="auto", pregate_history=[True] * 6 + [False] * 4).pregate
+    assert not choose_policy([True] * 7 + [False] * 3, 0.01, 3, "auto", pregated="auto").pregate  # gates cost nothing
+    assert choose_policy([], None, 3, "auto", pregated="auto").pregate  # nothing measured: assumed 10%
+    assert choose_policy([True] * 20, 1.0, 3, "auto", pregated=True).pregate  # true and false are obeyed
+    assert not choose_policy([False] * 20, 1.0, 3, "auto", pregated=False).pregate
+    # pre-gates that stopped paying: the queue is sized by what they found, before any gate of its own
+    assert choose_policy([], 1.0, 3, "auto", pregated="auto", pregate_history=[True] * 19 + [False],
+                         cpu_share=0.9).batch == 8
+
+
+def test_pregate_auto_in_the_fleet_pre_gates_while_failures_are_common_and_merges_says_why(project_dir):
+    config_file = project_dir / "gasworks.toml"  # where `gasworks merges` reads it too
+    config_file.write_text('pregate = "auto"\n' + config_file.read_text(encoding="utf-8"), encoding="utf-8")
+    dispatcher, lines = make_dispatcher(project_dir, gate=[GATE_NO_BAD], max_attempts=1)
+    assert dispatcher.config.pregate == "auto"
+    store = dispatcher.store
+    for number in range(1, 4):  # 3 of 3 pre-gated branches failed: pre-gating stays on
+        add(dispatcher, f"breaks the build {number}", description=fake_script(write={f"bad-{number}.txt": "x"}))
+    drain(dispatcher)
+    assert store.pregate_totals() == {**store.pregate_totals(), "runs": 3, "failed": 3}
+    assert store.merges() == []
+    result = run_gasworks(["merges", "--json"], project_dir)
+    policy = json.loads(result.stdout)["policy"]
+    assert policy["pregate"] and "pre-gates: 100% of branches fail" in policy["why"], result.stderr
+    result = run_gasworks(["merges"], project_dir)
+    assert "gated at once, pre-gated;" in result.stdout
+
+
+def test_the_tracked_paths_of_a_checkout_are_read_again_once_its_index_changes(repo: Path):
+    assert "new.txt" not in git.tracked_paths(repo)
+    assert git.tracked_paths(repo) == git.tracked_paths(repo)  # the second from the cache
+    (repo / "new.txt").write_text("x\n")
+    git.run(["add", "new.txt"], repo)
+    assert "new.txt" in git.tracked_paths(repo)
+    git.run(["rm", "-q", "--cached", "new.txt"], repo)
+    assert "new.txt" not in git.tracked_paths(repo)

@@ -109,14 +109,16 @@ def test_a_move_by_the_other_side_is_seen_after_refresh_and_makes_ours_lose(setu
     assert setup.upstream.tip() == theirs
 
 
-def test_a_dropped_branch_is_gone(setup: Setup) -> None:
-    commit_on(setup.root, setup.upstream.tip(), "one.txt", branch="gasworks/gw-2")
-    setup.upstream.publish("gasworks/gw-2")
-    setup.upstream.drop("gasworks/gw-2")
+def test_dropped_branches_are_gone(setup: Setup) -> None:
+    names = ["gasworks/gw-2", "gasworks/gw-3"]
+    for name in names:
+        commit_on(setup.root, setup.upstream.tip(), f"{name[-4:]}.txt", branch=name)
+        setup.upstream.publish(name)
+    setup.upstream.drop(*names)  # a batch's branches, at once
     setup.upstream.refresh(force=True)
-    assert setup.upstream.head("gasworks/gw-2") is None
     setup.other.refresh(force=True)
-    assert setup.other.head("gasworks/gw-2") is None
+    for name in names:
+        assert setup.upstream.head(name) is None and setup.other.head(name) is None
 
 
 def test_nothing_in_the_way_and_nothing_to_repair_in_a_clean_setup(setup: Setup) -> None:

@@ -93,10 +93,12 @@ def merges(show_all: bool, as_json: bool) -> None:
                           "review": [output.merge_dict(m) for m in review],
                           "recent": [output.merge_dict(m) for m in done],
                           "stats": output.merge_stats(store.merges(limit=100_000), store.gate_run_totals()),
-                          "policy": {"batch": policy.batch, "depth": policy.depth, "why": policy.why}})
+                          "policy": {"batch": policy.batch, "depth": policy.depth, "pregate": policy.pregate,
+                                     "why": policy.why}})
         return
     output.print_merges(queue, done, review)
-    click.echo(f"policy: batches of {policy.batch}, {policy.depth} gated at once; {policy.why}")
+    click.echo(f"policy: batches of {policy.batch}, {policy.depth} gated at once, "
+               f"{'pre-gated' if policy.pregate else 'no pre-gate'}; {policy.why}")
 
 
 @cli.command(name="merge-retry")

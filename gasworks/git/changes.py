@@ -67,10 +67,26 @@ def changed_paths(path: Where, old: str, new: str) -> list[str]:
     return [name for name in out.split("\0") if name]
 
 
-def tracked_paths(path: Where) -> set[str]:
-    """Every path in the index of the checkout at path."""
+_TRACKED: dict[Path, tuple[tuple[int, ...], frozenset[str]]] = {}  # checkout -> (its index's stat, paths)
+
+
+def tracked_paths(path: Where) -> frozenset[str]:
+    """Every path in the index of the checkout at path. Read again only when a main checkout's index
+    file changed (git replaces it on every write: a new inode, size or time), so the merge queue's
+    check of every branch it admits does not list the user's checkout each time."""
+    checkout = where(path).resolve()
+    try:
+        found = (checkout / ".git" / "index").stat()
+        key: tuple[int, ...] | None = (found.st_ino, found.st_size, found.st_mtime_ns, found.st_ctime_ns)
+    except OSError:  # a linked worktree (.git is a file), or no index yet: not cached
+        key = None
+    if key is not None and checkout in _TRACKED and _TRACKED[checkout][0] == key:
+        return _TRACKED[checkout][1]
     out = run(["ls-files", "-z", "--full-name"], path, errors="surrogateescape").stdout
-    return {name for name in out.split("\0") if name}
+    paths = frozenset(name for name in out.split("\0") if name)
+    if key is not None:
+        _TRACKED[checkout] = (key, paths)
+    return paths
 
 
 def take_file(path: Where, name: str, base: str) -> str:

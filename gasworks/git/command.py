@@ -89,6 +89,6 @@ def run(args: list[str], cwd: Where, *, check: bool = True, makes_commits: bool 
 
 
 def has_identity(cwd: Where) -> bool:
-    return all(
-        run(["config", "--get", key], cwd, check=False).returncode == 0 for key in ("user.name", "user.email")
-    )
+    """Both user.name and user.email set (one git call: every commit gasworks makes asks)."""
+    out = run(["config", "--get-regexp", r"^user\.(name|email)$"], cwd, check=False).stdout
+    return {line.split(" ", 1)[0].lower() for line in out.splitlines()} >= {"user.name", "user.email"}

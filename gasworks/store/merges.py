@@ -128,10 +128,12 @@ class MergeQueueMixin(StoreBase):
             sqlrows.insert_event(db, task_id, PREGATE_EVENT, actor, new="passed" if passed else "failed",
                                  detail={"seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3)})
 
-    def pregate_totals(self) -> dict[str, float]:
-        """Pre-gate runs: runs, failures, wall seconds and CPU seconds."""
+    def pregate_totals(self, last: int | None = None) -> dict[str, float]:
+        """Pre-gate runs (with last: the last so many only): runs, failures, wall seconds and CPU seconds."""
         with self._tx() as db:
-            rows = db.execute("SELECT new_value, detail FROM events WHERE kind = ?", (PREGATE_EVENT,)).fetchall()
+            rows = db.execute("SELECT new_value, detail FROM events WHERE kind = ? ORDER BY id DESC"
+                              + (" LIMIT ?" if last is not None else ""),
+                              (PREGATE_EVENT, *([last] if last is not None else []))).fetchall()
         details = [json.loads(row[1]) for row in rows]
         return {"runs": len(rows), "failed": sum(1 for row in rows if row[0] == "failed"),
                 "seconds": round(sum(d.get("seconds", 0.0) for d in details), 3),
