@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 
 import pytest
@@ -133,6 +134,7 @@ def test_a_store_dropped_without_close_keeps_the_wal_too(tmp_path):
     store = SQLiteStore(path)
     store.create_task(NewTask(title="kept"), actor="tester", prefix="gw")
     del store  # as the CLI leaves it: closed when dropped or at exit
+    gc.collect()
     assert _wal_size(path) > 0
     db = sqlite3.connect(path)
     assert db.execute("SELECT title FROM tasks").fetchall() == [("kept",)]
