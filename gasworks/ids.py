@@ -24,10 +24,24 @@ def base36(number: int, length: int) -> str:
     return "".join(reversed(digits))
 
 
-def hash_suffix(seed: str, length: int) -> str:
-    import hashlib  # here: only new ids need it, and most commands make none
+def sha256(data: bytes) -> bytes:
+    """SHA-256 digest of data. CPython's built-in SHA-256 where there is one (`_sha2` from 3.12):
+    hashlib would load OpenSSL first, about 8 ms of a `gasworks create`. Imported here: only new ids
+    need it, and most commands make none."""
+    import importlib
 
-    number = int.from_bytes(hashlib.sha256(seed.encode("utf-8", "surrogatepass")).digest()[:8], "big")
+    for name in ("_sha2", "_sha256"):
+        try:
+            return bytes(importlib.import_module(name).sha256(data).digest())
+        except ImportError:
+            continue
+    import hashlib
+
+    return hashlib.sha256(data).digest()
+
+
+def hash_suffix(seed: str, length: int) -> str:
+    number = int.from_bytes(sha256(seed.encode("utf-8", "surrogatepass"))[:8], "big")
     return base36(number, length)
 
 

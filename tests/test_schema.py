@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import gc
 import sqlite3
 
 import pytest
 
 from gasworks.errors import StoreError
+from gasworks.store import NewTask
 from gasworks.store.schema import SCHEMA_VERSION
+from gasworks.store import sqlite as sqlite_store
 from gasworks.store.sqlite import SQLiteStore
 
 
@@ -84,3 +87,55 @@ def test_a_store_from_before_the_beads_columns_gets_them_filled_from_what_it_kep
     store = SQLiteStore(path)
     assert {t.id for t in store.ready()} == {"x-plain", "x-any", "x-s", "x-s.2"}
     store.close()
+
+
+def test_a_store_at_this_version_opens_and_reads_while_a_writer_holds_it(tmp_path, monkeypatch):
+    """Opening checks the schema version without taking the write lock: `gasworks ready` answers in
+    the middle of another process's write instead of waiting for it."""
+    path = tmp_path / "gasworks.db"
+    SQLiteStore(path).close()
+    monkeypatch.setattr(sqlite_store, "BUSY_TIMEOUT_SECONDS", 0.2)
+    writer = sqlite3.connect(path, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    try:
+        store = SQLiteStore(path)
+        assert store.ready() == []
+        store.close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def _wal_size(path) -> int:
+    wal = path.with_name(path.name + "-wal")
+    return wal.stat().st_size if wal.exists() else 0
+
+
+def test_closing_keeps_the_wal_and_loses_nothing(tmp_path):
+    """The last connection's checkpoint on closing (fsyncs on every writing command) is not made:
+    the WAL stays, and what was committed is all there for the next opener."""
+    path = tmp_path / "gasworks.db"
+    store = SQLiteStore(path)
+    made = store.create_task(NewTask(title="kept"), actor="tester", prefix="gw")
+    store.close()
+    assert _wal_size(path) > 0
+    reopened = SQLiteStore(path)
+    assert [t.id for t in reopened.ready()] == [made.id]
+    reopened.close()  # a reading close does not checkpoint either
+    assert _wal_size(path) > 0
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert db.execute("SELECT title FROM tasks").fetchall() == [("kept",)]
+    db.close()
+
+
+def test_a_store_dropped_without_close_keeps_the_wal_too(tmp_path):
+    path = tmp_path / "gasworks.db"
+    store = SQLiteStore(path)
+    store.create_task(NewTask(title="kept"), actor="tester", prefix="gw")
+    del store  # as the CLI leaves it: closed when dropped or at exit
+    gc.collect()
+    assert _wal_size(path) > 0
+    db = sqlite3.connect(path)
+    assert db.execute("SELECT title FROM tasks").fetchall() == [("kept",)]
+    db.close()

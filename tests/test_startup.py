@@ -23,10 +23,13 @@ from gasworks.cli.base import COMMAND_MODULES
 from gasworks.git.repository import _plain_checkout
 
 # Libraries no quick command needs: models, HTTP, the terminal UI, process tables, run locks, the web
-# dashboard, PostgreSQL; and gasworks's own fleet machinery.
+# dashboard, PostgreSQL, hashlib (it loads OpenSSL: new ids use the built-in SHA-256); and gasworks's own
+# fleet machinery, the git commands of worktrees, merges and changes, and the importer.
 HEAVY = ("pydantic", "httpx", "rich", "textual", "psutil", "filelock", "starlette", "uvicorn", "psycopg", "xllamacpp",
-         "llm", "gasworks.cli.fleet", "gasworks.tui", "gasworks.cli.watch", "gasworks.cli.gastown",
-         "gasworks.dispatcher", "gasworks.refinery", "gasworks.status", "gasworks.store.postgres")
+         "llm", "hashlib", "gasworks.cli.fleet", "gasworks.tui", "gasworks.cli.watch", "gasworks.cli.gastown",
+         "gasworks.dispatcher", "gasworks.refinery", "gasworks.status", "gasworks.store.postgres", "gasworks.ingest",
+         "gasworks.git.changes", "gasworks.git.merging", "gasworks.git.refs", "gasworks.git.remote",
+         "gasworks.git.worktree")
 
 
 def imported(argv: list[str], cwd: Path, **settings: str) -> tuple[set[str], str]:
@@ -128,3 +131,39 @@ def test_git_is_asked_where_the_layout_is_unusual(repo, tmp_path):
     assert _plain_checkout(outside) is None  # no repository around it (tmp_path is outside repo)
     git.run(["config", "core.worktree", str(tmp_path)], repo)
     assert _plain_checkout(repo) is None
+
+
+def test_the_git_package_loads_a_part_when_one_of_its_names_is_first_used(tmp_path):
+    code = ("import sys, types, gasworks.git as git\n"
+            "before = sorted(m for m in sys.modules if m.startswith('gasworks.git.'))\n"
+            "kinds = {name: type(getattr(git, name)).__name__ for name in git.__all__}\n"
+            "print(before, git.worktree_add.__module__, callable(git.history), kinds['Where'])\n"
+            "try:\n    git.no_such_name\nexcept AttributeError as exc:\n    print(exc)\n")
+    _, out = imported(["-c", code], tmp_path)
+    before, rest = out.split("]", 1)
+    assert "gasworks.git.worktree" not in before and "gasworks.git.merging" not in before
+    assert rest.split()[:3] == ["gasworks.git.worktree", "True", "UnionType"]
+    assert "has no attribute 'no_such_name'" in out
+
+
+def test_main_loads_without_the_collector_and_runs_the_command_with_it(project_dir, monkeypatch):
+    import gc
+
+    from gasworks import output
+    from gasworks.cli import base, main
+
+    loading: list[bool] = []
+    during: list[bool] = []
+    get_command, emit = base._Root.get_command, output.emit_tasks
+    monkeypatch.setattr(base._Root, "get_command", lambda *a: (loading.append(gc.isenabled()), get_command(*a))[1])
+    monkeypatch.setattr(output, "emit_tasks", lambda *a, **k: (during.append(gc.isenabled()), emit(*a, **k)))
+    monkeypatch.setattr(sys, "argv", ["gasworks", "ready", "--json"])
+    try:
+        with pytest.raises(SystemExit) as done:
+            main()
+    finally:
+        gc.enable()
+        gc.unfreeze()
+    assert done.value.code == 0
+    assert loading and not any(loading)
+    assert during == [True] and base.collector_paused is False

@@ -6,6 +6,7 @@ User mistakes become one line on stderr and a non-zero exit, never a traceback.
 from __future__ import annotations
 
 import errno
+import gc
 import importlib
 import os
 import sys
@@ -43,9 +44,23 @@ def _check_utf8(ctx: click.Context) -> None:
 USER_FIXES_OS_ERRORS = frozenset({errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOSPC, errno.EDQUOT})
 
 
+collector_paused = False  # main() turned the garbage collector off for start-up
+
+
+def resume_collector() -> None:
+    """The collector back on, once the command is loaded and about to run. What start-up made is
+    frozen first (kept, never scanned again), so the first pass does not walk all of it."""
+    global collector_paused
+    if collector_paused:
+        collector_paused = False
+        gc.freeze()
+        gc.enable()
+
+
 class _Command(click.Command):
     def invoke(self, ctx: click.Context) -> Any:
         _check_utf8(ctx)
+        resume_collector()
         return super().invoke(ctx)
 
 

@@ -22,7 +22,6 @@ from gasworks.cli.base import (
     split_list,
 )
 from gasworks.errors import ImportFormatError, InvalidValueError
-from gasworks.ingest import decode_text, read_text_file
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
 from gasworks.project import init_project, keep_aider, task_prefix, write_scripts
 from gasworks.store import NewTask, TaskReader
@@ -68,6 +67,8 @@ def _parse_deps(values: tuple[str, ...]) -> list[tuple[str, str]]:
 
 def _read_text_file(name: str) -> str:
     """The file's text exactly as written (no newline translation); NUL bytes are kept too."""
+    from gasworks.ingest import decode_text, read_text_file  # here: most commands read no file
+
     try:
         return decode_text(sys.stdin.buffer.read(), "<stdin>") if name == "-" else read_text_file(Path(name))
     except ImportFormatError as exc:
