@@ -16,7 +16,7 @@ from gasworks import git
 from gasworks.config import Config
 from gasworks.errors import GitError
 from gasworks.gate import Gate, Gated
-from gasworks.models import Merge, MergeStatus, now_iso
+from gasworks.models import Merge, MergeStatus, Status, now_iso
 from gasworks.output import oneline
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class MergeRound:
         batch = []
         for merge in queued:
             task = self.store.get_task(merge.task_id)
-            if task.status != "merging":
+            if task.status != Status.MERGING:
                 self.verdicts.end(merge, MergeStatus.DROPPED, note=f"its task is {task.status}")
                 continue
             merge = self.store.update_merge(merge.id, status=MergeStatus.MERGING.value, started_at=now_iso())

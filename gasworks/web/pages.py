@@ -14,7 +14,7 @@ from typing import Any
 from gasworks import git, logs
 from gasworks.beads import task_to_record
 from gasworks.errors import InvalidValueError, NotFoundError
-from gasworks.models import Attempt, Task, parse_priority
+from gasworks.models import Attempt, MergeStatus, Task, parse_priority
 from gasworks.output import attempt_record, event_dict, failure_reason, merge_dict, merge_stats
 from gasworks.project import Project
 from gasworks.stats import ALL, fleet_stats, series
@@ -162,9 +162,9 @@ def attempt_log(project: Project, store: StoreView, task_id: str, attempt_id: in
 
 def merges_page(store: StoreView) -> dict[str, Any]:
     """The merge queue, the results with their gate runs, and the queue's rates."""
-    queue = store.merges(statuses=["queued", "merging"], oldest_first=True)
+    queue = store.merges(statuses=[MergeStatus.QUEUED, MergeStatus.MERGING], oldest_first=True)
     everything = store.merges(limit=ALL)
-    done = [m for m in everything if m.status not in ("queued", "merging")][:100]
+    done = [m for m in everything if m.status not in (MergeStatus.QUEUED, MergeStatus.MERGING)][:100]
     return {"queue": [merge_dict(m) for m in queue], "recent": [merge_dict(m) for m in done],
             "stats": merge_stats(everything, store.gate_run_totals())}
 
