@@ -11,7 +11,7 @@ from typing import Any
 
 from gasworks.errors import InvalidValueError
 from gasworks.ids import check_id
-from gasworks.models import Comment, Dependency, Task, parse_time
+from gasworks.models import Comment, Dependency, Status, Task, parse_time
 
 TEXT_FIELDS = ("description", "design", "acceptance_criteria", "notes")
 _TIME_FIELDS = ("created_at", "updated_at", "closed_at")
@@ -133,7 +133,7 @@ def task_from_record(record: Any) -> Task:
     comments = record.get("comments") or []
     if not isinstance(deps, list) or not isinstance(comments, list):
         raise InvalidValueError("fields 'dependencies' and 'comments' must be lists")
-    status = _string(record, "status", "open") or "open"
+    status = _string(record, "status", Status.OPEN) or Status.OPEN
     _timestamp(record, "defer_until")
     return Task(
         id=task_id,

@@ -17,13 +17,14 @@ from typing import Any
 
 from gasworks import git
 from gasworks.errors import GitError
+from gasworks.models import MergeStatus, Status
 from gasworks.project import Project, active_run
 from gasworks.witness import ATTEMPTS_DIR, NEEDS_HUMAN
 from gasworks.worktrees import BRANCH_PREFIX, WorktreePool
 
 # Merges that may still need their branch: waiting (for review or in the queue), merging, held for a
 # human, or waiting on the conflict task whose close queues the branch again.
-PENDING_MERGES = ("review", "queued", "merging", "held", "conflict")
+PENDING_MERGES = (MergeStatus.REVIEW, MergeStatus.QUEUED, MergeStatus.MERGING, MergeStatus.HELD, MergeStatus.CONFLICT)
 
 
 @dataclass
@@ -40,7 +41,7 @@ class CleanPlan:
 
 def finished_for_good(task: Any) -> bool:
     """Closed (done or cancelled), or blocked after its attempts ran out (labelled needs-human)."""
-    return task.status == "closed" or (task.status == "blocked" and NEEDS_HUMAN in task.labels)
+    return task.status == Status.CLOSED or (task.status == Status.BLOCKED and NEEDS_HUMAN in task.labels)
 
 
 def plan(project: Project, store: Any) -> CleanPlan:

@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from gasworks.errors import InvalidValueError
-from gasworks.models import MergeStatus, Task
+from gasworks.models import MergeStatus, Status, Task
 from gasworks.store import StoreView
 
 STATES = ("merged", "done", "merging", "running", "blocked", "waiting", "ready")
 FINISHED = ("merged", "done")
+_STATE_OF_STATUS: dict[str, str] = {Status.IN_PROGRESS: "running", Status.MERGING: "merging", Status.BLOCKED: "blocked"}
 
 
 @dataclass
@@ -75,12 +76,12 @@ def children(store: StoreView, epic_id: str) -> list[Task]:
 
 
 def child_state(store: StoreView, task: Task) -> str:
-    if task.status == "closed":
+    if task.status == Status.CLOSED:
         landed = store.merges(task_id=task.id, statuses=[MergeStatus.LANDED.value], limit=1)
         return "merged" if landed else "done"
-    if task.status == "open":
+    if task.status == Status.OPEN:
         return "waiting" if store.is_blocked(task.id) else "ready"
-    return {"in_progress": "running", "merging": "merging", "blocked": "blocked"}.get(task.status, task.status)
+    return _STATE_OF_STATUS.get(task.status, task.status)
 
 
 def convoy(store: StoreView, epic_id: str) -> Convoy:
@@ -105,7 +106,7 @@ def sling_order(store: StoreView, task_ids: list[str]) -> list[str]:
     for task_id in task_ids:
         task = store.get_task(task_id)
         if task.issue_type == "epic":
-            found += [child.id for child in children(store, task.id) if child.status != "closed"]
+            found += [child.id for child in children(store, task.id) if child.status != Status.CLOSED]
         else:
             found.append(task.id)
     return list(dict.fromkeys(found))

@@ -21,7 +21,7 @@ from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
 from gasworks.gate import Pregating
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
-from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, MergeStatus, Outcome, Task
+from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, MergeStatus, Outcome, Status, Task
 from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
 from gasworks.speculation import policy_for
@@ -273,19 +273,19 @@ class Dispatcher:
             return
         if not self.config.auto_merge_worktrees:
             self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
-                                      task_status="closed", note=f"branch {branch_for(run.task_id)} is ready; "
+                                      task_status=Status.CLOSED, note=f"branch {branch_for(run.task_id)} is ready; "
                                                                  "not merged (auto_merge_worktrees = false)")
             return
         if run.resolves:
             self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
-                                      task_status="closed", note=f"resolved on {branch_for(run.resolves)}")
+                                      task_status=Status.CLOSED, note=f"resolved on {branch_for(run.resolves)}")
             self.say(f"{run.slot.name}: {run.task_id} resolved the conflict of {run.resolves}")
         else:
             wait = review.wanted(self.config.review, self.store.get_task(run.task_id))
             self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
-                                      task_status="merging", note=f"{len(commits)} commit(s) to merge",
+                                      task_status=Status.MERGING, note=f"{len(commits)} commit(s) to merge",
                                       merge_branch=branch_for(run.task_id),
-                                      merge_status=MergeStatus.REVIEW.value if wait else MergeStatus.QUEUED.value)
+                                      merge_status=MergeStatus.REVIEW if wait else MergeStatus.QUEUED)
             self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); "
                      + ("waits for review (gasworks approve/reject)" if wait else "queued to merge"))
         if self.worker is not None:

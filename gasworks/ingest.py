@@ -14,19 +14,19 @@ from typing import Any
 
 from gasworks.beads import task_from_record
 from gasworks.errors import GasworksError, ImportFormatError
-from gasworks.models import Dependency, Task, parse_priority, parse_time
+from gasworks.models import Dependency, Status, Task, parse_priority, parse_time
 
 FORMATS = ("beads", "queue", "markdown")
 
 # The classic scripts' queue statuses, mapped onto ours. A claim never survives an import:
 # whoever was running a task then is not running it now, so running work comes back open.
 QUEUE_STATUSES = {
-    **dict.fromkeys(("", "open", "pending", "todo", "queued", "new", "ready"), "open"),
-    **dict.fromkeys(("in_progress", "in-progress", "running", "assigned", "claimed", "working"), "open"),
-    **dict.fromkeys(("failed", "error", "retry"), "open"),
-    **dict.fromkeys(("blocked", "waiting"), "blocked"),
-    **dict.fromkeys(("done", "completed", "complete", "closed", "merged", "finished"), "closed"),
-    "deferred": "deferred",
+    **dict.fromkeys(("", "open", "pending", "todo", "queued", "new", "ready"), Status.OPEN),
+    **dict.fromkeys(("in_progress", "in-progress", "running", "assigned", "claimed", "working"), Status.OPEN),
+    **dict.fromkeys(("failed", "error", "retry"), Status.OPEN),
+    **dict.fromkeys(("blocked", "waiting"), Status.BLOCKED),
+    **dict.fromkeys(("done", "completed", "complete", "closed", "merged", "finished"), Status.CLOSED),
+    "deferred": Status.DEFERRED,
 }
 
 
@@ -267,7 +267,7 @@ def _queue_item(item: Any, positions: dict[str, int]) -> Task:
                                                       "status", "priority")}
     status = QUEUE_STATUSES[raw_status]
     return Task(id="", title=title.strip(), description=description, status=status, priority=priority,
-                close_reason="Done before import" if status == "closed" else "",
+                close_reason="Done before import" if status == Status.CLOSED else "",
                 extra={"queue_item": kept} if kept else {}, dependencies=_queue_deps(item, positions))
 
 
@@ -323,7 +323,7 @@ def _list_items(body: list[str]) -> list[Task] | None:
         match = _ITEM.match(line)
         if match:
             done = (match.group(3) or " ").lower() == "x"
-            tasks.append(Task(id="", title=match.group(4), status="closed" if done else "open",
+            tasks.append(Task(id="", title=match.group(4), status=Status.CLOSED if done else Status.OPEN,
                               close_reason="Done before import" if done else ""))
             lines = []
         elif not line.strip():

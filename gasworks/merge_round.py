@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
@@ -16,7 +15,7 @@ from gasworks import git
 from gasworks.config import Config
 from gasworks.errors import GitError
 from gasworks.gate import Gate, Gated
-from gasworks.models import Merge, MergeStatus, now_iso
+from gasworks.models import Merge, MergeStatus, Status, Word, now_iso
 from gasworks.output import oneline
 
 if TYPE_CHECKING:
@@ -27,7 +26,7 @@ if TYPE_CHECKING:
 HELD_RETRY_SECONDS = 5.0
 
 
-class Landing(str, Enum):
+class Landing(Word):
     """How one try of a stack of branches ended."""
 
     LANDED = "landed"      # the target moved to the gated commit
@@ -114,7 +113,7 @@ class MergeRound:
         batch = []
         for merge in queued:
             task = self.store.get_task(merge.task_id)
-            if task.status != "merging":
+            if task.status != Status.MERGING:
                 self.verdicts.end(merge, MergeStatus.DROPPED, note=f"its task is {task.status}")
                 continue
             merge = self.store.update_merge(merge.id, status=MergeStatus.MERGING.value, started_at=now_iso())

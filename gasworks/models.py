@@ -13,7 +13,18 @@ from typing import Any
 from gasworks.errors import InvalidValueError
 
 
-class Status(str, enum.Enum):
+class Word(str, enum.Enum):
+    """A str Enum whose str() and format() give its value, as enum.StrEnum does from Python 3.11 on:
+    f-strings, SQL parameters, JSON and bd arguments all see the plain word ("open", not "Status.OPEN")."""
+
+    def __str__(self) -> str:
+        return str(self.value)
+
+    def __format__(self, spec: str) -> str:
+        return format(str(self.value), spec)
+
+
+class Status(Word):
     """Statuses gasworks acts on. Beads' other built-ins and custom statuses are stored as given."""
 
     OPEN = "open"
@@ -29,19 +40,20 @@ class Status(str, enum.Enum):
 # Every status change goes through the store's transition(), which checks this table.
 # A status missing here (a Beads custom status) may only go back to open or to closed.
 ALLOWED_TRANSITIONS: dict[str, frozenset[str]] = {
-    "open": frozenset({"in_progress", "merging", "blocked", "deferred", "pinned", "hooked", "closed"}),
-    "in_progress": frozenset({"open", "merging", "blocked", "deferred", "closed"}),
-    "merging": frozenset({"open", "blocked", "closed"}),
-    "blocked": frozenset({"open", "in_progress", "merging", "deferred", "closed"}),
-    "deferred": frozenset({"open", "blocked", "closed"}),
-    "pinned": frozenset({"open", "closed"}),
-    "hooked": frozenset({"open", "in_progress", "closed"}),
-    "closed": frozenset({"open"}),
+    Status.OPEN: frozenset({Status.IN_PROGRESS, Status.MERGING, Status.BLOCKED, Status.DEFERRED, Status.PINNED,
+                            Status.HOOKED, Status.CLOSED}),
+    Status.IN_PROGRESS: frozenset({Status.OPEN, Status.MERGING, Status.BLOCKED, Status.DEFERRED, Status.CLOSED}),
+    Status.MERGING: frozenset({Status.OPEN, Status.BLOCKED, Status.CLOSED}),
+    Status.BLOCKED: frozenset({Status.OPEN, Status.IN_PROGRESS, Status.MERGING, Status.DEFERRED, Status.CLOSED}),
+    Status.DEFERRED: frozenset({Status.OPEN, Status.BLOCKED, Status.CLOSED}),
+    Status.PINNED: frozenset({Status.OPEN, Status.CLOSED}),
+    Status.HOOKED: frozenset({Status.OPEN, Status.IN_PROGRESS, Status.CLOSED}),
+    Status.CLOSED: frozenset({Status.OPEN}),
 }
-CUSTOM_STATUS_TARGETS = frozenset({"open", "closed"})
+CUSTOM_STATUS_TARGETS: frozenset[str] = frozenset({Status.OPEN, Status.CLOSED})
 
 # Statuses whose blockers no longer hold anyone back (Beads: closed and pinned).
-DONE_STATUSES = ("closed", "pinned")
+DONE_STATUSES = (Status.CLOSED, Status.PINNED)
 
 
 def allowed_targets(status: str) -> frozenset[str]:
@@ -56,12 +68,12 @@ def releases_claim(from_status: str, to_status: str, assignee: str) -> bool:
     """Whether a status change lets go of the assignee: a claim released back to open, or the
     fleet's own claim name on a task that leaves its hands (back to open, blocked, deferred), so
     that nothing stale keeps the fleet from taking the task again (agents take unassigned tasks)."""
-    if to_status == "open" and from_status in ("in_progress", "merging"):
+    if to_status == Status.OPEN and from_status in (Status.IN_PROGRESS, Status.MERGING):
         return True
-    return assignee.startswith(AGENT_ASSIGNEE_PREFIX) and to_status in ("open", "blocked", "deferred")
+    return assignee.startswith(AGENT_ASSIGNEE_PREFIX) and to_status in (Status.OPEN, Status.BLOCKED, Status.DEFERRED)
 
 
-class DepType(str, enum.Enum):
+class DepType(Word):
     BLOCKS = "blocks"
     PARENT_CHILD = "parent-child"
     RELATED = "related"
@@ -170,7 +182,7 @@ class Task:
     design: str = ""
     acceptance_criteria: str = ""
     notes: str = ""
-    status: str = "open"
+    status: str = Status.OPEN
     priority: int = DEFAULT_PRIORITY
     issue_type: str = "task"
     assignee: str = ""
@@ -200,7 +212,7 @@ class Event:
     created_at: str
 
 
-class Outcome(str, enum.Enum):
+class Outcome(Word):
     """How an attempt ended, decided by gasworks from the exit and the branch, not by the agent."""
 
     SUCCESS = "success"          # exited 0 with commits on its branch
@@ -245,7 +257,7 @@ class Attempt:
     number: int = 0  # 1 for the task's first attempt, 2 for its second...: what users see; `id` is global
 
 
-class MergeStatus(str, enum.Enum):
+class MergeStatus(Word):
     QUEUED = "queued"
     REVIEW = "review"            # waits for a human's approval before it is queued (`review = true`)
     MERGING = "merging"

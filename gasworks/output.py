@@ -15,11 +15,11 @@ from typing import IO, Any
 import click
 
 from gasworks.beads import dumps, memory_line, task_to_record
-from gasworks.models import Attempt, Event, Merge, Task, parse_time
+from gasworks.models import Attempt, Event, Merge, MergeStatus, Status, Task, parse_time
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
-_STATUS_COLORS = {"open": "green", "in_progress": "yellow", "merging": "cyan", "blocked": "red",
-                  "closed": "bright_black"}
+_STATUS_COLORS: dict[str, str] = {Status.OPEN: "green", Status.IN_PROGRESS: "yellow", Status.MERGING: "cyan",
+                                  Status.BLOCKED: "red", Status.CLOSED: "bright_black"}
 
 
 def safe(text: str) -> str:
@@ -253,9 +253,9 @@ def _seconds_between(start: str, end: str) -> float | None:
 def merge_stats(merges: list[Merge], gate: dict[str, float]) -> dict[str, Any]:
     """Gate runs per landed change, conflict and gate-failure rates. `gate` holds the real gate runs
     (a batched run counts once), as the store's gate_run_totals() gives them."""
-    landed = sum(1 for m in merges if m.status == "landed")
+    landed = sum(1 for m in merges if m.status == MergeStatus.LANDED)
     tried = [m for m in merges if m.trial]
-    gate_failed = sum(1 for m in merges if m.status == "gate_failed")
+    gate_failed = sum(1 for m in merges if m.status == MergeStatus.GATE_FAILED)
     runs = int(gate["runs"])
     return {"landed": landed, "conflicts": sum(1 for m in tried if m.trial == "conflict"),
             "gate_failed": gate_failed, "gate_runs": runs, "gate_seconds": gate["seconds"],

@@ -22,7 +22,7 @@ from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError, NotFoundError, TransitionError
 from gasworks.merge_lock import MergeLock
 from gasworks.merge_round import HELD_RETRY_SECONDS, Held, Landing, Lane, MergeRound
-from gasworks.models import FILES_LABEL, Merge, MergeStatus, now_iso
+from gasworks.models import FILES_LABEL, Merge, MergeStatus, Status, now_iso
 from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.speculation import Policy, SpeculativeRound, auto_batch_size, policy_for
@@ -199,7 +199,7 @@ class Refinery:
         if not self.config.auto_retry_merge_on_conflict_close:
             return []
         return [m for m in self.store.merges(statuses=[MergeStatus.CONFLICT.value])
-                if m.conflict_task and self.store.get_task(m.conflict_task).status == "closed"]
+                if m.conflict_task and self.store.get_task(m.conflict_task).status == Status.CLOSED]
 
     def _requeue_resolved(self, merge: Merge) -> None:
         retried = self.retry(merge.task_id, note=f"{merge.conflict_task} resolved the conflict")
@@ -217,8 +217,8 @@ class Refinery:
             raise TransitionError(f"{task_id} is already in the merge queue")
         if self.store.merges(task_id=task_id, statuses=[MergeStatus.REVIEW.value], limit=1):
             raise TransitionError(f"{task_id} waits for review: `gasworks approve {task_id}` queues it")
-        if self.store.get_task(task_id).status != "merging":
-            self.store.transition(task_id, "merging", actor="refinery", reason=note)
+        if self.store.get_task(task_id).status != Status.MERGING:
+            self.store.transition(task_id, Status.MERGING, actor="refinery", reason=note)
         for held in self.store.merges(task_id=task_id, statuses=[MergeStatus.HELD.value]):
             self.store.update_merge(held.id, status=MergeStatus.DROPPED.value, ended_at=now_iso(),
                                     note=f"{held.note}; {note}")
@@ -262,7 +262,7 @@ class Refinery:
         live = {m.task_id for m in self.store.merges(statuses=[MergeStatus.QUEUED.value, MergeStatus.MERGING.value,
                                                               MergeStatus.CONFLICT.value, MergeStatus.HELD.value,
                                                               MergeStatus.REVIEW.value])}
-        for task in self.store.list_tasks(statuses=["merging"]):
+        for task in self.store.list_tasks(statuses=[Status.MERGING]):
             if task.id in live:
                 continue
             head = self.upstream.head(f"{BRANCH_PREFIX}{task.id}")
@@ -270,7 +270,7 @@ class Refinery:
                 self.store.enqueue_merge(task.id, f"{BRANCH_PREFIX}{task.id}", head)
                 done.append(f"queued the branch of {task.id} to merge: a stopped dispatcher had not")
             else:
-                self.store.transition(task.id, "open", actor="refinery", reason="its branch is gone; redo it")
+                self.store.transition(task.id, Status.OPEN, actor="refinery", reason="its branch is gone; redo it")
                 done.append(f"requeued {task.id}: it waited to merge a branch that is gone")
         return done
 

@@ -9,7 +9,7 @@ reviewer's note kept as a comment, which the agent's next attempt reads in its t
 from __future__ import annotations
 
 from gasworks.errors import InvalidValueError, TransitionError
-from gasworks.models import Merge, MergeStatus, Task
+from gasworks.models import Merge, MergeStatus, Status, Task
 from gasworks.store import MergeLog, Store
 
 REVIEW_LABEL = "review"  # a task with this label waits for review even when the `review` key is off
@@ -45,7 +45,8 @@ def reject(store: Store, task_id: str, note: str, *, actor: str) -> Task:
     with store.batch():
         task_id = store.resolve_id(task_id)
         store.review_merge(waiting(store, task_id).id, MergeStatus.REJECTED.value, actor=actor, note=note)
-        store.transition(task_id, "open", actor=actor, expected="merging", reason=f"rejected in review: {note}")
+        store.transition(task_id, Status.OPEN, actor=actor, expected=Status.MERGING,
+                         reason=f"rejected in review: {note}")
         store.add_comment(task_id, f"Rejected in review: {note}", author=actor)
         return store.get_task(task_id)
 

@@ -11,7 +11,7 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
-from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, Merge, Task, parse_time
+from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, Merge, MergeStatus, Outcome, Status, Task, parse_time
 from gasworks.output import merge_stats
 from gasworks.store import StoreView
 
@@ -54,7 +54,7 @@ def _by_try(attempts: list[Attempt]) -> list[dict[str, Any]]:
             continue
         tries[attempt.task_id] += 1
         made[tries[attempt.task_id]] += 1
-        won[tries[attempt.task_id]] += attempt.outcome == "success"
+        won[tries[attempt.task_id]] += attempt.outcome == Outcome.SUCCESS
     return [{"try": n, "attempts": made[n], "succeeded": won[n], "success_rate": _rate(won[n], made[n])}
             for n in sorted(made)]
 
@@ -67,7 +67,7 @@ def _task_times(tasks: list[Task], attempts: list[Attempt]) -> dict[str, Any]:
         if start is not None:
             first[attempt.task_id] = min(first.get(attempt.task_id, start), start)
     done = [(first[t.id], epoch(t.closed_at) or 0.0) for t in tasks
-            if t.status == "closed" and t.closed_at and t.id in first]
+            if t.status == Status.CLOSED and t.closed_at and t.id in first]
     durations = [max(0.0, end - start) for start, end in done]
     span = max(end for _, end in done) - min(start for start, _ in done) if done else 0.0
     return {
@@ -84,7 +84,7 @@ def compute(tasks: list[Task], attempts: list[Attempt], merges: list[Merge], gat
     """Every number `gasworks stats` shows, from the records themselves."""
     times = _task_times(tasks, attempts)
     counted = [a for a in attempts if _counted(a)]
-    succeeded = sum(1 for a in counted if a.outcome == "success")
+    succeeded = sum(1 for a in counted if a.outcome == Outcome.SUCCESS)
     agent_seconds = sum(_duration(a, now) for a in attempts)
     reporting = [a for a in attempts if a.tokens_in or a.tokens_out]
     reporting_seconds = sum(_duration(a, now) for a in reporting)
@@ -126,7 +126,7 @@ def compute_series(attempts: list[Attempt], merges: list[Merge], now: float, buc
 
     for merge in merges:
         where = row(merge.ended_at)
-        if where is not None and merge.status == "landed":
+        if where is not None and merge.status == MergeStatus.LANDED:
             where["merged"] += 1
         if where is not None and merge.trial == "conflict":
             where["conflicts"] += 1
@@ -136,7 +136,7 @@ def compute_series(attempts: list[Attempt], merges: list[Merge], now: float, buc
             continue
         if _counted(attempt):
             where["attempts"] += 1
-            where["succeeded"] += attempt.outcome == "success"
+            where["succeeded"] += attempt.outcome == Outcome.SUCCESS
         if attempt.tokens_out:
             where["tokens_out"] += attempt.tokens_out
             where["seconds"] += _duration(attempt, now)
@@ -172,10 +172,10 @@ def progress(counts: dict[str, int], *, merged: int, failed: int, closed_at: lis
     fleet gave up on, what is left for it (open, running, merging) and when that is done at the rate
     measured over the last `window` seconds: the closes in it after the first, over the time since
     that first one (so a stalled fleet's ETA grows). Rate and ETA are None until two closes fall in it."""
-    left = sum(counts.get(status, 0) for status in ("open", "in_progress", "merging"))
+    left = sum(counts.get(status, 0) for status in (Status.OPEN, Status.IN_PROGRESS, Status.MERGING))
     recent = sorted(when for when in closed_at if now - window <= when <= now)
     rate = (len(recent) - 1) / (now - recent[0]) if len(recent) >= 2 and now > recent[0] else None
-    return {"closed": counts.get("closed", 0),
+    return {"closed": counts.get(Status.CLOSED, 0),
             "total": sum(n for status, n in counts.items() if status not in ("ready", "waiting")),
             "merged": merged, "failed": failed, "left": left,
             "rate_per_minute": None if rate is None else round(rate * 60, 2),
@@ -227,9 +227,9 @@ def run_summary(store: StoreView, since: float, seconds: float) -> dict[str, Any
     attempts = [a for a in store.attempts(limit=ALL) if (epoch(a.started_at) or 0) >= since]
     merges = [m for m in store.merges(limit=ALL) if m.ended_at and (epoch(m.ended_at) or 0) >= since]
     counts = store.counts()
-    return {"seconds": round(seconds, 1), "merged": sum(1 for m in merges if m.status == "landed"),
-            "failed_attempts": dict(Counter(a.outcome for a in attempts if a.outcome not in ("", "success"))),
-            "conflicts": sum(1 for m in merges if m.trial == "conflict"), "blocked": counts.get("blocked", 0),
+    return {"seconds": round(seconds, 1), "merged": sum(1 for m in merges if m.status == MergeStatus.LANDED),
+            "failed_attempts": dict(Counter(a.outcome for a in attempts if a.outcome not in ("", Outcome.SUCCESS))),
+            "conflicts": sum(1 for m in merges if m.trial == "conflict"), "blocked": counts.get(Status.BLOCKED, 0),
             "waiting": counts.get("waiting", 0), "attempts": len(attempts),
             "tokens_in": sum(a.tokens_in for a in attempts), "tokens_out": sum(a.tokens_out for a in attempts),
             "counts": counts}

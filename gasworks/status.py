@@ -23,7 +23,7 @@ from rich.text import Text
 
 from gasworks import logs
 from gasworks.errors import NotFoundError
-from gasworks.models import iso_from_epoch
+from gasworks.models import MergeStatus, Status, iso_from_epoch
 from gasworks.output import failure_reason, oneline
 from gasworks.project import Project, active_run, run_slots
 from gasworks.stats import epoch, seconds_text
@@ -32,6 +32,7 @@ from gasworks.waits import left_for_humans
 
 QUIET_WARN_SECONDS = 60.0  # a slot whose log has not grown for this long is shown as quiet
 RECENT_MERGES = 5
+WAITING_MERGES = (MergeStatus.QUEUED, MergeStatus.MERGING, MergeStatus.REVIEW)  # not yet a result
 FAILED_LISTED = 10  # unfinished tasks whose latest attempt failed, named with the reason
 
 
@@ -155,13 +156,13 @@ def status_report(project: Project, store: StoreView, *, now: float | None = Non
     closed = [at for at in store.closed_times(iso_from_epoch(now - 3600 - 86400)) if (epoch(at) or 0) >= now - 3600]
     return {
         **fleet_slots(project, store, now),
-        "merging": [t.id for t in store.list_tasks(statuses=["merging"])],
+        "merging": [t.id for t in store.list_tasks(statuses=[Status.MERGING])],
         "merge_queue": [{"task": m.task_id, "status": m.status, "queued_at": m.queued_at, "note": m.note}
-                        for m in store.merges(statuses=["queued", "merging"], oldest_first=True)],
+                        for m in store.merges(statuses=[MergeStatus.QUEUED, MergeStatus.MERGING], oldest_first=True)],
         "recent_merges": [{"task": m.task_id, "status": m.status, "ended_at": m.ended_at, "gate_runs": m.gate_runs,
                            "conflict_task": m.conflict_task, "note": m.note}
                           for m in store.merges(limit=50)
-                          if m.status not in ("queued", "merging", "review")][:RECENT_MERGES],
+                          if m.status not in WAITING_MERGES][:RECENT_MERGES],
         "counts": store.counts(),
         "needs_human": len(store.list_tasks(labels=["needs-human"], include_closed=False)),
         "waiting_on_humans": left_for_humans(store),
@@ -216,8 +217,8 @@ def watch_view(report: dict[str, Any]) -> Group:
                                if queue else ("empty", "dim")))
     for merge in report["recent_merges"]:
         result = f" -> {merge['conflict_task']}" if merge["conflict_task"] else ""
-        note = f"  {oneline(merge['note'], 80)}" if merge["note"] and merge["status"] != "landed" else ""
-        style = "green" if merge["status"] == "landed" else "red"
+        note = f"  {oneline(merge['note'], 80)}" if merge["note"] and merge["status"] != MergeStatus.LANDED else ""
+        style = "green" if merge["status"] == MergeStatus.LANDED else "red"
         parts.append(Text.assemble("  ", (f"{merge['status']:<11}", style), f" {merge['task']}{result}"
                                    f"  (gate runs {merge['gate_runs']}){note}"))
     counts = ", ".join(f"{n} {s}" for s, n in report["counts"].items())

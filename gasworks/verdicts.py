@@ -10,7 +10,7 @@ from pathlib import Path, PurePosixPath
 from gasworks import git
 from gasworks.agents import TASK_FILE
 from gasworks.config import Config
-from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, now_iso
+from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, Status, now_iso
 from gasworks.output import oneline
 from gasworks.project import task_prefix
 from gasworks.store import NewTask, Store
@@ -48,7 +48,7 @@ class Verdicts:
         rest of the batch goes back to be gated without them."""
         for merge in merges:
             status = self.store.get_task(merge.task_id).status
-            if status != "merging":
+            if status != Status.MERGING:
                 self.end(merge, MergeStatus.DROPPED, note=f"its task became {status} during its gate")
                 self.say(f"{merge.task_id}: became {status} during its gate; not merged")
             else:
@@ -68,7 +68,7 @@ class Verdicts:
             description=conflict_description(merge, files, tip, self.target),
             deps=[(merge.task_id, "discovered-from")]), prefix=task_prefix(self.config, self.store), actor="refinery")
         self.store.add_dependency(merge.task_id, task.id, "blocks", actor="refinery")
-        self.store.transition(merge.task_id, "blocked", actor="refinery", expected="merging",
+        self.store.transition(merge.task_id, Status.BLOCKED, actor="refinery", expected=Status.MERGING,
                               reason=f"merge conflict; resolved by {task.id}")
         self.end(merge, MergeStatus.CONFLICT, conflict_task=task.id, note=f"conflicts in {', '.join(files)}")
         self.say(f"{merge.task_id}: conflicts with {self.target} in {', '.join(files)}; made {task.id} to resolve it")
@@ -119,7 +119,7 @@ class Verdicts:
         self.end(merge, MergeStatus.REFUSED, note=oneline(why, 300))
         self.judge_last_attempt(merge, Outcome.REFUSED.value, why)
         if human:
-            self.store.send_back(merge.task_id, to_status="blocked", add_labels=[NEEDS_HUMAN], actor="refinery",
+            self.store.send_back(merge.task_id, to_status=Status.BLOCKED, add_labels=[NEEDS_HUMAN], actor="refinery",
                                  note=why)
             self.say(f"{merge.task_id}: not merged: {why}; labelled {NEEDS_HUMAN}")
         else:

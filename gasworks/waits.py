@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
-from gasworks.models import AGENT_ASSIGNEE_PREFIX, MergeStatus, Task
+from gasworks.models import AGENT_ASSIGNEE_PREFIX, MergeStatus, Status, Task
 from gasworks.store import Store, StoreView
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def in_review(store: StoreView, limit: int) -> list[str]:
     hand meanwhile: its branch has nothing left to wait for)."""
     return [merge.task_id for merge in store.merges(statuses=[MergeStatus.REVIEW.value], oldest_first=True,
                                                     limit=limit)
-            if store.get_task(merge.task_id).status == "merging"]
+            if store.get_task(merge.task_id).status == Status.MERGING]
 
 
 def blocked_reason(task: Task, reason: str) -> str:
@@ -158,7 +158,7 @@ def busy(fleet: Fleet, now: float) -> bool:
         return False
     # Several hosts: a task another host works on comes back here if that host dies.
     if fleet.config.remote and any(task.assignee.startswith(AGENT_ASSIGNEE_PREFIX)
-                                   for task in fleet.store.list_tasks(statuses=["in_progress"])):
+                                   for task in fleet.store.list_tasks(statuses=[Status.IN_PROGRESS])):
         return True
     if not fleet.store.ready(limit=1):
         return False
@@ -177,7 +177,7 @@ def current(fleet: Fleet) -> list[Wait]:
     if not found and not fleet.running and not fleet.refinery.moving():
         counts = fleet.store.counts()
         found.append(Wait("idle", f"nothing to do: {counts['ready']} ready, {counts['waiting']} waiting on "
-                                  f"other work, {counts.get('blocked', 0)} blocked"))
+                                  f"other work, {counts.get(Status.BLOCKED, 0)} blocked"))
     return found
 
 

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from gasworks import git, process
 from gasworks.errors import EndpointDownError, GitError
-from gasworks.models import NOT_THE_TASKS_FAULT, Outcome
+from gasworks.models import NOT_THE_TASKS_FAULT, Outcome, Status
 from gasworks.store import AttemptLog, Attempts, Claims, TaskReader, TaskStatus, Tracking
 
 NEEDS_HUMAN = "needs-human"
@@ -115,9 +115,9 @@ def retry_or_block(failures: int, config: Any, *, counts: bool = True) -> Retry:
     retry_backoff seconds, doubled per failure up to retry_backoff_max, and after max_attempts
     failures it needs a human."""
     if counts and failures >= config.max_attempts:
-        return Retry("blocked", failures)
+        return Retry(Status.BLOCKED, failures)
     wait = min(config.retry_backoff * 2 ** max(0, failures - 1), config.retry_backoff_max) if counts else 0.0
-    return Retry("open", failures, wait)
+    return Retry(Status.OPEN, failures, wait)
 
 
 def send_back(store: SendsBack, task_id: str, *, note: str, config: Any, now: float, say: Callable[[str], None],
@@ -126,16 +126,16 @@ def send_back(store: SendsBack, task_id: str, *, note: str, config: Any, now: fl
     failed attempt), or is blocked with label needs-human once its failed attempts reach
     max_attempts. Returns the new status."""
     retry = retry_or_block(store.failed_attempts(task_id), config)
-    if retry.status == "blocked":
-        store.send_back(task_id, to_status="blocked", add_labels=[NEEDS_HUMAN], actor=actor,
+    if retry.status == Status.BLOCKED:
+        store.send_back(task_id, to_status=Status.BLOCKED, add_labels=[NEEDS_HUMAN], actor=actor,
                         note=f"{note}\n({retry.failures} failed attempts: giving up; labelled {NEEDS_HUMAN})")
         say(f"{task_id}: blocked after {retry.failures} failed attempts; labelled {NEEDS_HUMAN}")
-        return "blocked"
-    store.send_back(task_id, to_status="open", note=note, actor=actor,
+        return Status.BLOCKED
+    store.send_back(task_id, to_status=Status.OPEN, note=note, actor=actor,
                     retry_at=now + retry.wait if retry.wait else None)
     say(f"{task_id}: back to the queue ({_gist(note)})"
         + (f", next try in {retry.wait:g} s" if retry.wait else ""))
-    return "open"
+    return Status.OPEN
 
 
 def fail_attempt(store: Any, attempt_id: int, task_id: str, outcome: str, code: int | None, note: str,
@@ -149,12 +149,13 @@ def fail_attempt(store: Any, attempt_id: int, task_id: str, outcome: str, code: 
         return
     counts = outcome not in NOT_THE_TASKS_FAULT
     retry = retry_or_block(store.failed_attempts(task_id) + counts, config, counts=counts)
-    if retry.status == "blocked":
-        store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits, task_status="blocked",
+    if retry.status == Status.BLOCKED:
+        store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits, task_status=Status.BLOCKED,
                              add_labels=[NEEDS_HUMAN], note=f"{note}; {retry.failures} failed attempts, giving up")
         say(f"{task_id}: blocked after {retry.failures} failed attempts ({note}); labelled {NEEDS_HUMAN}")
         return
-    store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits, task_status="open", note=note)
+    store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits, task_status=Status.OPEN,
+                         note=note)
     if retry.wait:
         store.set_retry_at(task_id, now + retry.wait)
     say(f"{task_id}: attempt {outcome} ({note}); back to the queue"
@@ -166,7 +167,7 @@ def left_as_is(store: Any, attempt_id: int, task_id: str, outcome: str, code: in
     """A task someone closed (cancelled), deferred or blocked while its agent ran is left as it is:
     the attempt is recorded and nothing is merged. Whether that was the case."""
     status = store.get_task(task_id).status
-    if status in ("in_progress", "open") or outcome == Outcome.ORPHANED.value:
+    if status in (Status.IN_PROGRESS, Status.OPEN) or outcome == Outcome.ORPHANED.value:
         return False
     store.finish_attempt(attempt_id, outcome=outcome, exit_code=code, commits=commits,
                          note=f"the task became {status} while its agent ran: left as it is")
@@ -178,7 +179,7 @@ def lost_claim(store: Any, task_id: str, say: Callable[[str], None], where: str)
     """Why to stop an agent whose claim is gone: its task was cancelled or moved by hand (interrupted:
     the task is left as it is), or lost to another worker after its lease ran out (orphaned)."""
     status = store.get_task(task_id).status
-    if status in ("open", "in_progress"):
+    if status in (Status.OPEN, Status.IN_PROGRESS):
         say(f"{where}: lost the claim on {task_id}; stopping its agent")
         return Outcome.ORPHANED
     say(f"{where}: {task_id} became {status} while its agent ran; stopping the agent")
@@ -288,9 +289,10 @@ def recover(store: Recovery, *, root: Path, state_dir: Path, slots: list[Path], 
         if attempt.pid and process.is_same_process(attempt.pid, attempt.pid_started):
             process.terminate_group(attempt.pid, hard=True)
         task = store.get_task(attempt.task_id)
-        ours = task.status == "in_progress" and task.assignee.startswith(me)
+        ours = task.status == Status.IN_PROGRESS and task.assignee.startswith(me)
         store.finish_attempt(attempt.id, outcome=Outcome.ORPHANED.value,
-                             note="its dispatcher stopped without finishing it", task_status="open" if ours else None)
+                             note="its dispatcher stopped without finishing it",
+                             task_status=Status.OPEN if ours else None)
         done.append(f"requeued {attempt.task_id}: attempt {attempt.number} was left running by a stopped dispatcher")
     shutil.rmtree(state_dir / ATTEMPTS_DIR, ignore_errors=True)  # their agents are gone
     for path in [*slots, integration]:
@@ -298,8 +300,8 @@ def recover(store: Recovery, *, root: Path, state_dir: Path, slots: list[Path], 
             done += git.repair(git.linked_tree(root, path))
         except GitError:
             continue  # not made yet
-    for task in store.list_tasks(statuses=["in_progress"]):
+    for task in store.list_tasks(statuses=[Status.IN_PROGRESS]):
         if task.assignee.startswith(me):
-            store.transition(task.id, "open", actor="gasworks", reason="claimed by a stopped dispatcher")
+            store.transition(task.id, Status.OPEN, actor="gasworks", reason="claimed by a stopped dispatcher")
             done.append(f"requeued {task.id}: claimed by a stopped dispatcher")
     return done

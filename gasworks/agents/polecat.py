@@ -40,7 +40,7 @@ from typing import Any, Protocol
 from gasworks import process
 from gasworks.agents import render_task_file
 from gasworks.agents.oneshot import RunResult, run_once
-from gasworks.models import Outcome, Task
+from gasworks.models import Outcome, Status, Task
 
 NAME = "qwen-agent"
 GT_TIMEOUT = 120.0
@@ -270,7 +270,7 @@ class Polecat:
         would let its bookkeeping overwrite what gt done records. Wait for it, boundedly."""
         deadline = time.monotonic() + self.settings.sling_wait
         status = bead.status
-        while status != "in_progress" and not self.stopping():
+        while status != Status.IN_PROGRESS and not self.stopping():
             if time.monotonic() >= deadline:
                 self.say(f"{bead.id} is still {status or 'without a status'} after {self.settings.sling_wait:g} s; "
                          "finishing anyway")

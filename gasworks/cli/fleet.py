@@ -20,6 +20,7 @@ from gasworks.cli.base import DEBUG_WANTED, actor_name, cli, json_option, open_p
 from gasworks.config import AGENTS
 from gasworks.errors import InvalidValueError
 from gasworks.ingest import read_text_file
+from gasworks.models import MergeStatus
 from gasworks.project import ensure_excludes, find_project, run_lock, task_prefix
 
 
@@ -83,10 +84,10 @@ def merges(show_all: bool, as_json: bool) -> None:
 
     project = open_project()
     store = project.open_store()
-    queue = store.merges(statuses=["queued", "merging"], oldest_first=True)
-    review = store.merges(statuses=["review"], oldest_first=True)
+    queue = store.merges(statuses=[MergeStatus.QUEUED, MergeStatus.MERGING], oldest_first=True)
+    review = store.merges(statuses=[MergeStatus.REVIEW], oldest_first=True)
     done = [m for m in store.merges(limit=100_000 if show_all else 20)
-            if m.status not in ("queued", "merging", "review")]
+            if m.status not in (MergeStatus.QUEUED, MergeStatus.MERGING, MergeStatus.REVIEW)]
     policy = policy_for(store, project.config)
     if as_json:
         output.emit_json({"queue": [output.merge_dict(m) for m in queue],

@@ -11,6 +11,7 @@ from gasworks.beads import task_to_record
 from gasworks.cli.base import actor_name, cli, json_option, open_project
 from gasworks.config import AGENTS
 from gasworks.errors import InvalidValueError
+from gasworks.models import Status
 
 
 @cli.command(name="agent-run")
@@ -85,7 +86,7 @@ def sling(ctx: click.Context, task_ids: tuple[str, ...], as_json: bool) -> None:
         return
     for row in rows:
         waits = f"; waits on {', '.join(row['blocked_by'])}" if row["blocked_by"] else ""
-        state = "" if row["status"] == "open" else f"; it is {row['status']}, so it runs once it is open again"
+        state = "" if row["status"] == Status.OPEN else f"; it is {row['status']}, so it runs once it is open again"
         click.echo(f"Slung {row['id']} to position {row['position']}: {output.oneline(row['title'], 70)}"
                    f"{waits}{state}")
 

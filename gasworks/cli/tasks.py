@@ -302,7 +302,7 @@ def update(ctx: click.Context, task_ids: tuple[str, ...], title: str | None, des
     task changes. `--claim --assignee NAME` claims for NAME. With --json, an array, as bd gives."""
     project = open_project()
     store = project.open_store()
-    if claim and status and status != "in_progress":
+    if claim and status and status != Status.IN_PROGRESS:
         raise InvalidValueError(f"--claim makes a task in_progress; it cannot also be set to {status}")
     if title is not None and not title.strip():
         raise InvalidValueError("a task needs a non-empty title")
@@ -358,7 +358,7 @@ def reopen(ctx: click.Context, task_ids: tuple[str, ...], reason: str, as_json: 
     with store.batch():
         ids = [store.resolve_id(t) for t in task_ids]
         for task_id in ids:
-            store.transition(task_id, "open", actor=actor, expected="closed", reason=reason)
+            store.transition(task_id, Status.OPEN, actor=actor, expected=Status.CLOSED, reason=reason)
             if reason:
                 store.add_comment(task_id, reason, author=actor)
         opened = [store.get_task(task_id) for task_id in ids]

@@ -24,7 +24,7 @@ from gasworks import git, process
 from gasworks.errors import ConfigError, InvalidValueError
 from gasworks.eval.checks import hidden_pass, start_tree
 from gasworks.eval.suite import Suite, SuiteProject
-from gasworks.models import Attempt, parse_time
+from gasworks.models import Attempt, MergeStatus, parse_time
 
 SCRIPTED = ("oracle", "flaky")
 REAL = ("builtin", "aider", "command")
@@ -197,12 +197,12 @@ def measure(root: Path, ids: dict[str, str]) -> dict[str, Any]:
         tasks = {t.id: t for t in store.list_tasks()}
     finally:
         store.close()
-    landed = {m.task_id for m in merges if m.status == "landed"}
+    landed = {m.task_id for m in merges if m.status == MergeStatus.LANDED}
     return {
         "tasks": {where: {"id": task_id, "status": tasks[task_id].status, "merged": task_id in landed}
                   for task_id, where in ids.items()},
         "attempts": len(attempts),
-        "gate_failures": sum(1 for m in merges if m.status == "gate_failed"),
+        "gate_failures": sum(1 for m in merges if m.status == MergeStatus.GATE_FAILED),
         "conflicts": sum(1 for m in merges if m.trial == "conflict"),
         "tokens": sum(a.tokens_in + a.tokens_out for a in attempts),
         "agent_seconds": round(sum(_seconds(a) for a in attempts), 3),

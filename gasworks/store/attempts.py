@@ -6,7 +6,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, now_iso
+from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, Outcome, now_iso
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
 from gasworks.store.merges import enqueue
@@ -92,7 +92,7 @@ class AttemptsMixin(StoreBase):
 
     def failed_attempts(self, task_id: str) -> int:
         """Finished attempts that count against the task (not interrupted, not orphaned, not success)."""
-        excluded = (*NOT_THE_TASKS_FAULT, "success")
+        excluded = (*NOT_THE_TASKS_FAULT, Outcome.SUCCESS)
         with self._tx() as db:
             return db.execute(
                 f"SELECT count(*) FROM attempts WHERE task_id = ? AND ended_at != '' "

@@ -15,7 +15,7 @@ from contextlib import AbstractContextManager
 from typing import Any
 
 from gasworks.errors import AmbiguousIdError, NotFoundError, TrackerError
-from gasworks.models import Dependency, Task
+from gasworks.models import Dependency, Status, Task
 from gasworks.store import NewTask
 from gasworks.store import rows as sqlrows
 from gasworks.store.bd import BdCli
@@ -171,8 +171,8 @@ def _keep_what_the_view_left_out(db: Any, task: Task, record: dict[str, Any], ol
     task.labels = task.labels if "labels" in record else here.labels
     task.dependencies = task.dependencies if "dependencies" in record else here.dependencies
     task.comments = task.comments if "comments" in record else here.comments
-    if "labels" not in record and task.status == "in_progress" and old_status == "merging":
-        task.status = "merging"
+    if "labels" not in record and task.status == Status.IN_PROGRESS and old_status == Status.MERGING:
+        task.status = Status.MERGING
 
 
 def _not_found(exc: TrackerError) -> bool:

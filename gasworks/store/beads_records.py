@@ -13,7 +13,7 @@ from typing import Any
 
 from gasworks.beads import task_from_record
 from gasworks.errors import InvalidValueError, TrackerError
-from gasworks.models import Task, now_iso, releases_claim
+from gasworks.models import Status, Task, now_iso, releases_claim
 from gasworks.store import NewTask
 from gasworks.store.bd import BdResult, capped, csv_value
 
@@ -41,8 +41,8 @@ def task_from_bd(record: dict[str, Any]) -> Task:
         raise TrackerError(f"bd answered an issue gasworks cannot read ({record.get('id', '?')}): {exc}") from None
     if not task.id:
         raise TrackerError("bd answered an issue without an id")
-    if task.status == "in_progress" and MERGING_LABEL in task.labels:
-        task.status = "merging"
+    if task.status == Status.IN_PROGRESS and MERGING_LABEL in task.labels:
+        task.status = Status.MERGING
     task.labels = [label for label in task.labels if label != MERGING_LABEL]
     return task
 
@@ -90,7 +90,7 @@ def answer_for(result: BdResult, task_id: str, verb: str) -> dict[str, Any]:
 def claimer_or(status: str, assignee: str, actor: str) -> str:
     """Who acts in bd: the gasworks claimer while it holds the task (bd fences a claim against
     others), else the caller."""
-    return assignee if status in ("in_progress", "merging") and assignee.startswith(CLAIMER_PREFIX) else actor
+    return assignee if status in (Status.IN_PROGRESS, Status.MERGING) and assignee.startswith(CLAIMER_PREFIX) else actor
 
 
 def label_flags(add: Sequence[str] = (), remove: Sequence[str] = ()) -> list[str]:
@@ -125,12 +125,12 @@ def field_flags(changes: dict[str, Any]) -> list[str]:
 
 def status_flags(current: Task, to_status: str) -> list[str]:
     """`bd update`'s flags for a status change other than closing."""
-    was_merging = current.status == "merging"
-    flags = [f"--status={'in_progress' if to_status == 'merging' else to_status}"]
+    was_merging = current.status == Status.MERGING
+    flags = [f"--status={Status.IN_PROGRESS if to_status == Status.MERGING else to_status}"]
     if releases_claim(current.status, to_status, current.assignee):
         flags.append("--assignee=")  # the claim is released
-    if to_status == "merging" and not was_merging:
+    if to_status == Status.MERGING and not was_merging:
         flags += label_flags(add=[MERGING_LABEL])
-    elif was_merging and to_status != "merging":
+    elif was_merging and to_status != Status.MERGING:
         flags += label_flags(remove=[MERGING_LABEL])
     return flags

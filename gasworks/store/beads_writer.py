@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gasworks.errors import ClaimError, TrackerError
-from gasworks.models import Task
+from gasworks.models import Status, Task
 from gasworks.store import NewTask
 from gasworks.store.bd import BdCli, capped
 from gasworks.store.beads_records import (
@@ -54,13 +54,13 @@ class BeadsWriter:
     def change_status(self, current: Task, to_status: str, *, actor: str, reason: str, force: bool) -> None:
         """`current` (as the mirror had it) to `to_status` in bd, acted by its claimer while it holds it."""
         who = claimer_or(current.status, current.assignee, actor)
-        if to_status != "closed":
+        if to_status != Status.CLOSED:
             self.update(current.id, status_flags(current, to_status), actor=who)
             return
         result = self.bd.run(["close"], [f"--reason={capped(reason or 'Closed')}", *(["--force"] if force else [])],
                              [current.id], actor=who)
         answer_for(result, current.id, "close")
-        if current.status == "merging":
+        if current.status == Status.MERGING:
             try:  # tidy only: a closed issue is never read as merging
                 self.bd.run(["update"], label_flags(remove=[MERGING_LABEL]), [current.id], actor=who)
             except TrackerError:
@@ -83,13 +83,13 @@ class BeadsWriter:
                 raise LostClaim(task_id, message.split("failed: ", 1)[-1]) from None
             raise
         issue = next((r for r in records(result, "bd update") if r["id"] == task_id), None)
-        if issue is None or issue.get("status") != "in_progress" or issue.get("assignee") != assignee:
+        if issue is None or issue.get("status") != Status.IN_PROGRESS or issue.get("assignee") != assignee:
             raise LostClaim(task_id, result.warning or "bd did not hand it over")
 
     def _claim_by_status(self, task_id: str, assignee: str) -> None:
         """For a bd without `update --claim`: look, then set. Not atomic: two claimers may both win."""
         shown = next(iter(records(self.bd.run(["show"], [], [task_id]), "bd show")), None)
-        if shown is None or shown.get("status") != "open" or (shown.get("assignee") or assignee) != assignee:
+        if shown is None or shown.get("status") != Status.OPEN or (shown.get("assignee") or assignee) != assignee:
             raise LostClaim(task_id, f"it is {shown.get('status') if shown else 'gone'}"
                                      f"{' for ' + shown['assignee'] if shown and shown.get('assignee') else ''}")
         self.update(task_id, ["--status=in_progress", f"--assignee={assignee}"], actor=assignee)

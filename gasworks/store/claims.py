@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 from gasworks.errors import ClaimError, InvalidValueError
-from gasworks.models import Task
+from gasworks.models import Status, Task
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
 
@@ -49,9 +49,9 @@ class ClaimsMixin(StoreBase):
         with self._tx(write=True) as db:
             self._release_expired(db, now)
             task = sqlrows.load_task(db, task_id, full=False)
-            if task.status == "in_progress":
+            if task.status == Status.IN_PROGRESS:
                 raise ClaimError(f"{task_id} is already claimed by {task.assignee or 'someone'}")
-            if task.status != "open":
+            if task.status != Status.OPEN:
                 raise ClaimError(f"{task_id} is {task.status}, only open tasks can be claimed")
             if task.assignee not in ("", assignee):
                 raise ClaimError(f"{task_id} is assigned to {task.assignee}")
@@ -63,7 +63,7 @@ class ClaimsMixin(StoreBase):
     def _claim(self, db: Any, task_id: str, assignee: str, lease_seconds: float, now: float) -> None:
         if lease_seconds <= 0:
             raise InvalidValueError(f"lease must be positive, got {lease_seconds}")
-        self._transition(db, task_id, "in_progress", actor=assignee, expected="open", assignee=assignee,
+        self._transition(db, task_id, Status.IN_PROGRESS, actor=assignee, expected=Status.OPEN, assignee=assignee,
                          lease_expires_at=now + lease_seconds, detail={"claim": True, "lease_seconds": lease_seconds})
 
     def renew_lease(self, task_id: str, assignee: str, *, lease_seconds: float, now: float | None = None) -> bool:
@@ -88,6 +88,6 @@ class ClaimsMixin(StoreBase):
             f"{self.SKIP_LOCKED}", (now,)
         ).fetchall()]
         for task_id in expired:
-            self._transition(db, task_id, "open", actor="gasworks", expected="in_progress",
+            self._transition(db, task_id, Status.OPEN, actor="gasworks", expected=Status.IN_PROGRESS,
                              reason="lease expired", detail={"lease_expired": True})
         return expired

@@ -10,7 +10,7 @@ from typing import Any
 
 from gasworks import ids
 from gasworks.errors import InvalidValueError
-from gasworks.models import Comment, Task, now_iso
+from gasworks.models import Comment, Status, Task, now_iso
 from gasworks.store import NewTask
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
@@ -62,7 +62,7 @@ class TaskEditorMixin(StoreBase):
              new.priority, new.issue_type, new.assignee, now, sqlrows.epoch(now), now),
         )
         db.executemany("INSERT INTO labels VALUES (?, ?) ON CONFLICT DO NOTHING", [(task_id, lb) for lb in labels])
-        sqlrows.insert_event(db, task_id, "created", actor, new="open", at=now)
+        sqlrows.insert_event(db, task_id, "created", actor, new=Status.OPEN, at=now)
         if parent_id:
             self._add_dependency(db, task_id, parent_id, "parent-child", actor, now)
         for target, dep_type in deps:

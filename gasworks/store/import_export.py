@@ -12,6 +12,7 @@ from gasworks.models import (
     BLOCKING_DEP_TYPES,
     Comment,
     Dependency,
+    Status,
     Task,
     iso_from_micros,
     now_iso,
@@ -65,7 +66,7 @@ class ImportExportMixin(StoreBase):
             # A microsecond apart, so tasks from one file keep the file's order when sorted by age.
             task.created_at = task.created_at or iso_from_micros(start + index)
             task.updated_at = task.updated_at or task.created_at
-            if task.status == "closed" and not task.closed_at:
+            if task.status == Status.CLOSED and not task.closed_at:
                 task.closed_at = task.updated_at
             old = db.execute("SELECT status, updated_at FROM tasks WHERE id = ?", (task.id,)).fetchone()
             if old is not None and sqlrows.epoch(task.updated_at) <= sqlrows.epoch(old["updated_at"]):

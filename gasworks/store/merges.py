@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gasworks.errors import InvalidValueError, TransitionError
-from gasworks.models import Merge, now_iso
+from gasworks.models import Merge, MergeStatus, Status, now_iso
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
 
@@ -73,7 +73,7 @@ class MergeQueueMixin(StoreBase):
         now = now_iso()
         with self._tx(write=True) as db:
             merge = sqlrows.load_merge(db, merge_id)
-            if merge.status != "review":
+            if merge.status != MergeStatus.REVIEW:
                 raise TransitionError(f"{merge.task_id} does not wait for review: its merge is {merge.status}")
             ended = now if to_status != "queued" else ""
             db.execute("UPDATE merges SET status = ?, ended_at = ?, note = ? WHERE id = ?",
@@ -92,7 +92,7 @@ class MergeQueueMixin(StoreBase):
         with self._tx(write=True) as db:
             merges = [sqlrows.load_merge(db, merge_id) for merge_id in merge_ids]
             changed = [(m.task_id, status) for m in merges
-                       if (status := sqlrows.load_task(db, m.task_id, full=False).status) != "merging"]
+                       if (status := sqlrows.load_task(db, m.task_id, full=False).status) != Status.MERGING]
             if changed:
                 return "changed", ", ".join(f"{task_id} is {status}" for task_id, status in changed)
             outcome, why = move()
@@ -100,7 +100,7 @@ class MergeQueueMixin(StoreBase):
                 return outcome, why
             now = now_iso()
             for merge in merges:
-                self._transition(db, merge.task_id, "closed", actor=actor, expected="merging",
+                self._transition(db, merge.task_id, Status.CLOSED, actor=actor, expected=Status.MERGING,
                                  reason=f"Merged as {commit[:12]}")
                 db.execute("UPDATE merges SET status = 'landed', ended_at = ?, landed_commit = ? WHERE id = ?",
                            (now, commit, merge.id))

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gasworks.errors import TransitionError
-from gasworks.models import DONE_STATUSES, Task, allowed_targets, now_iso, releases_claim
+from gasworks.models import DONE_STATUSES, Status, Task, allowed_targets, now_iso, releases_claim
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
 
@@ -35,9 +35,9 @@ class TaskStatusMixin(StoreBase):
             raise TransitionError(f"{task_id} cannot go from {current.status} to {to_status} (allowed: {accepted})")
         now = now_iso()
         sets = {"status": to_status, "updated_at": now, "lease_expires_at": lease_expires_at}
-        if to_status == "closed":
+        if to_status == Status.CLOSED:
             sets.update(closed_at=now, close_reason=reason or "Closed")
-        elif current.status == "closed":
+        elif current.status == Status.CLOSED:
             sets.update(closed_at="", close_reason="")
         if assignee is not None:
             sets["assignee"] = assignee
@@ -71,7 +71,7 @@ class TaskStatusMixin(StoreBase):
                         f"{task_id} has unfinished children ({', '.join(open_children[:5])}): close them "
                         "first or use --force"
                     )
-            self._transition(db, task_id, "closed", actor=actor, reason=reason, force=force)
+            self._transition(db, task_id, Status.CLOSED, actor=actor, reason=reason, force=force)
             return sqlrows.load_task(db, task_id)
 
     # -- the queue's order: sending back, slinging, retry backoff ----------------------------

@@ -16,7 +16,7 @@ from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
 from gasworks.errors import GasworksError
-from gasworks.models import Task
+from gasworks.models import MergeStatus, Task
 from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.tui.layout import (
@@ -124,8 +124,8 @@ class FleetScreen(Screen[None]):
         task_width = max(4, *(len(m.task_id) for m in merges))
         _fill(table, [("task", "task", task_width), ("status", "result", 11), ("runs", "gate runs", 9),
                       ("note", "note", max(16, width - 2 - task_width - 20 - 4 * PADDING))],
-              [(m.task_id, [m.task_id, Text(m.status, "green" if m.status == "landed" else "red"), str(m.gate_runs),
-                            Text(oneline(m.note, 500))]) for m in merges])
+              [(m.task_id, [m.task_id, Text(m.status, "green" if m.status == MergeStatus.LANDED else "red"),
+                            str(m.gate_runs), Text(oneline(m.note, 500))]) for m in merges])
 
     def selected(self) -> str | None:
         """The task of the focused table's row (the slots' when neither has focus)."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.text import Text
 
-from gasworks.models import iso_from_epoch
+from gasworks.models import MergeStatus, Status, iso_from_epoch
 from gasworks.output import oneline
 from gasworks.project import Project
 from gasworks.stats import ETA_WINDOW_SECONDS, epoch, progress, seconds_text
@@ -37,13 +37,13 @@ def top_report(project: Project, store: Any, now: float) -> dict[str, Any]:
     closed_at = [when for text in store.closed_times(since) if (when := _epoch(text))]
     failed = len(store.list_tasks(labels=["needs-human"], include_closed=False))
     return {**fleet_slots(project, store, now),
-            "merge_queue": [(m.task_id, m.status) for m in store.merges(statuses=["queued", "merging"],
-                                                                         oldest_first=True)],
+            "merge_queue": [(m.task_id, m.status) for m in store.merges(
+                statuses=[MergeStatus.QUEUED, MergeStatus.MERGING], oldest_first=True)],
             "humans": needing_humans(store, limit=HUMANS_LISTED),
             "recent": [m for m in store.merges(limit=RECENT_LISTED * 2)
-                       if m.status not in ("queued", "merging")][:RECENT_LISTED],
-            "blocked": counts.get("blocked", 0),
-            "progress": progress(counts, merged=store.merge_counts().get("landed", 0), failed=failed,
+                       if m.status not in (MergeStatus.QUEUED, MergeStatus.MERGING)][:RECENT_LISTED],
+            "blocked": counts.get(Status.BLOCKED, 0),
+            "progress": progress(counts, merged=store.merge_counts().get(MergeStatus.LANDED, 0), failed=failed,
                                  closed_at=closed_at, now=now)}
 
 

@@ -15,6 +15,7 @@ from textual.worker import get_current_worker
 
 from gasworks import logs
 from gasworks.errors import GasworksError
+from gasworks.models import MergeStatus
 from gasworks.output import oneline, safe
 from gasworks.project import Project
 from gasworks.tui.layout import DIFF_LINES, LOG_LINES
@@ -143,8 +144,8 @@ class MergesScreen(Screen[None]):
         self.set_interval(self.interval, self.reload)
 
     def reload(self) -> None:
-        queue = self.store.merges(statuses=["queued", "merging"], oldest_first=True)
-        done = [m for m in self.store.merges(limit=50) if m.status not in ("queued", "merging")]
+        queue = self.store.merges(statuses=[MergeStatus.QUEUED, MergeStatus.MERGING], oldest_first=True)
+        done = [m for m in self.store.merges(limit=50) if m.status not in (MergeStatus.QUEUED, MergeStatus.MERGING)]
         table = self.query_one(DataTable)
         row = table.cursor_row
         table.clear()

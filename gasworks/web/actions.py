@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from gasworks.errors import InvalidValueError, TransitionError
-from gasworks.models import Task, parse_issue_type, parse_priority
+from gasworks.models import Status, Task, parse_issue_type, parse_priority
 from gasworks.project import Project, task_prefix
 from gasworks.store import Bulk, NewTask, Store, TaskEditor, TaskReader, TaskStatus
 from gasworks.witness import NEEDS_HUMAN
@@ -36,13 +36,13 @@ def create(project: Project, store: Edits, fields: dict[str, str], actor: str) -
 def retry(store: Edits, task_id: str, actor: str) -> Task:
     """Give a task another go: back to open now (no backoff wait), without the needs-human label."""
     task = store.get_task(store.resolve_id(task_id))
-    if task.status in ("in_progress", "merging"):
+    if task.status in (Status.IN_PROGRESS, Status.MERGING):
         raise TransitionError(f"{task.id} is {task.status}: an agent or the merge queue has it already")
     if NEEDS_HUMAN in task.labels:
         store.change_labels(task.id, actor=actor, remove=[NEEDS_HUMAN])
     store.set_retry_at(task.id, None)
-    if task.status != "open":
-        store.transition(task.id, "open", actor=actor, reason="retried from the dashboard")
+    if task.status != Status.OPEN:
+        store.transition(task.id, Status.OPEN, actor=actor, reason="retried from the dashboard")
     return store.get_task(task.id)
 
 
@@ -52,10 +52,10 @@ def stop(store: Edits, task_id: str, actor: str) -> Task:
     within seconds it sees the claim gone (witness.Leases), ends the agent's process group and records
     the attempt as interrupted; nothing of it is merged. Works from any terminal, for any host's run."""
     task = store.get_task(store.resolve_id(task_id))
-    if task.status != "in_progress":
+    if task.status != Status.IN_PROGRESS:
         raise TransitionError(f"{task.id} is {task.status}: no agent works on it")
-    return store.transition(task.id, "blocked", actor=actor, expected="in_progress", reason="its agent was stopped "
-                            f"by {actor}")
+    return store.transition(task.id, Status.BLOCKED, actor=actor, expected=Status.IN_PROGRESS,
+                            reason=f"its agent was stopped by {actor}")
 
 
 def cancel(store: Edits, task_id: str, actor: str) -> Task:

@@ -14,7 +14,7 @@ from typing import Any
 from gasworks import git, logs
 from gasworks.beads import task_to_record
 from gasworks.errors import InvalidValueError, NotFoundError
-from gasworks.models import Attempt, Task, parse_priority
+from gasworks.models import Attempt, MergeStatus, Task, parse_priority
 from gasworks.output import attempt_record, event_dict, failure_reason, merge_dict, merge_stats
 from gasworks.project import Project
 from gasworks.stats import ALL, fleet_stats, series
@@ -130,7 +130,7 @@ def task_page(project: Project, store: StoreView, task_id: str, now: float | Non
         "reason": failure_reason(store.failure_reasons([task.id]).get(task.id)),
         "attempts": [_attempt(project, a, now) for a in store.attempts(task.id)],
         "merges": [merge_dict(m) for m in store.merges(task_id=task.id, oldest_first=True)],
-        "waits_for_review": bool(store.merges(task_id=task.id, statuses=["review"], limit=1)),
+        "waits_for_review": bool(store.merges(task_id=task.id, statuses=[MergeStatus.REVIEW], limit=1)),
         "events": [event_dict(e) for e in store.events(task.id, limit=200)],
     }
 
@@ -163,9 +163,9 @@ def attempt_log(project: Project, store: StoreView, task_id: str, attempt_id: in
 
 def merges_page(store: StoreView) -> dict[str, Any]:
     """The merge queue, the results with their gate runs, and the queue's rates."""
-    queue = store.merges(statuses=["queued", "merging"], oldest_first=True)
+    queue = store.merges(statuses=[MergeStatus.QUEUED, MergeStatus.MERGING], oldest_first=True)
     everything = store.merges(limit=ALL)
-    done = [m for m in everything if m.status not in ("queued", "merging")][:100]
+    done = [m for m in everything if m.status not in (MergeStatus.QUEUED, MergeStatus.MERGING)][:100]
     return {"queue": [merge_dict(m) for m in queue], "recent": [merge_dict(m) for m in done],
             "stats": merge_stats(everything, store.gate_run_totals())}
 
