@@ -60,6 +60,10 @@ class Verdicts:
             send_back(self.store, merge.task_id, note=f"merge conflict in {', '.join(files)}; redo on the new tip",
                       config=self.config, now=now, say=self.say, actor="refinery")
             return
+        made = self.conflict_rounds(merge)
+        if len(made) >= self.config.max_conflict_rounds:
+            self.conflict_for_human(merge, files, made)
+            return
         original = self.store.get_task(merge.task_id)
         labels = list(dict.fromkeys([*(lb for lb in original.labels if lb.startswith(FILES_LABEL)),
                                      *(f"{FILES_LABEL}{name}" for name in files)]))
@@ -72,6 +76,31 @@ class Verdicts:
                               reason=f"merge conflict; resolved by {task.id}")
         self.end(merge, MergeStatus.CONFLICT, conflict_task=task.id, note=f"conflicts in {', '.join(files)}")
         self.say(f"{merge.task_id}: conflicts with {self.target} in {', '.join(files)}; made {task.id} to resolve it")
+
+    def conflict_rounds(self, merge: Merge) -> list[str]:
+        """The conflict tasks made for this task's branch in a row before this merge, newest first: one
+        per round. A merge of it that ended otherwise (landed, failed the gate, dropped, or given to
+        a human) ends the row, so a branch redone, or retried by a human, starts again from none."""
+        made = []
+        for earlier in self.store.merges(task_id=merge.task_id):  # newest first
+            if earlier.id >= merge.id:
+                continue
+            if not earlier.conflict_task:
+                break
+            made.append(earlier.conflict_task)
+        return made
+
+    def conflict_for_human(self, merge: Merge, files: list[str], made: list[str]) -> None:
+        """The branch conflicts again after max_conflict_rounds resolutions: no new conflict task (the
+        agents' resolutions do not hold); its task waits for a human, saying how many were tried."""
+        rounds = f"{len(made)} round{'' if len(made) == 1 else 's'}"
+        why = (f"merge conflict in {', '.join(files)} still there after {rounds} of resolution "
+               f"({', '.join(reversed(made))}): resolve it by hand on {merge.branch} (merge {self.target} into it), "
+               f"then `gasworks merge-retry {merge.task_id}`")
+        self.end(merge, MergeStatus.CONFLICT, note=oneline(why, 300))
+        self.store.send_back(merge.task_id, to_status=Status.BLOCKED, add_labels=[NEEDS_HUMAN], actor="refinery",
+                             note=oneline(why, 1000))
+        self.say(f"{merge.task_id}: {oneline(why, 300)}; labelled {NEEDS_HUMAN}")
 
     def gate_failed(self, merge: Merge, tail: str, now: float) -> None:
         """The branch failed the gate by itself on a tip that passes: back with the gate's output."""
