@@ -55,6 +55,14 @@ def test_a_run_stopped_by_its_timeout_is_named_in_its_row_and_kept_with_keep(pro
     saved = (find_project(project_dir).state_dir / "eval" / "results.jsonl").read_text(encoding="utf-8")
     [row] = json.loads(saved)["configurations"]
     assert (row["stopped"], row["stopped_runs"], row["merged"]) == ("timeout", 1, 0)
+    from starlette.testclient import TestClient
+
+    from gasworks.web.app import create_app
+
+    app = create_app(find_project(project_dir), token="t", actor="tester")
+    with TestClient(app, base_url="http://127.0.0.1") as client:
+        assert client.get("/?token=t").status_code == 200
+        assert "oracle w1 <span class=\"muted\">(stopped: timeout; partial)</span>" in client.get("/stats").text
 
 
 def _wait_for(condition, limit: float, what: str) -> None:
