@@ -82,7 +82,7 @@ def eval_command(suite: str, agents: tuple[str, ...], models: tuple[str, ...], w
     tokens and agent-seconds per merged task, wall time and merged tasks per hour.
 
     Nothing in this repository changes but one line appended to .gasworks/eval/results.jsonl
-    (inside a gasworks project, once every configuration has run), which the dashboard's stats
+    (inside a gasworks project, at the end, stopped rows marked), which the dashboard's stats
     page charts. Example: gasworks eval --agent oracle,flaky:0.6 -w 1,4
 
     A run stopped by its --timeout, one that ended abnormally, or Ctrl+C (the configurations not
