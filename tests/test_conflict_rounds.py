@@ -1,7 +1,8 @@
 """Liveness of merge-conflict resolution: an agent that "resolves" a conflict in a way that conflicts
-again (it rewrites the file whole, never bringing the target in) gets `max_conflict_rounds`
+again (it rewrites the file whole, never taking the target in) gets `max_conflict_rounds`
 conflict tasks for the branch, then the original task is blocked for a human, saying how many
-rounds were tried, and `run --until-done` ends and names it."""
+rounds were tried, and `run --until-done` ends and names it. A resolution that took the target in
+is not counted when the branch conflicts again because the target moved on."""
 
 from __future__ import annotations
 
@@ -11,11 +12,12 @@ from pathlib import Path
 
 import pytest
 
+from gasworks import git
 from gasworks.models import MergeStatus, Status
 from gasworks.refinery import CONFLICT_LABEL
 from gasworks.witness import NEEDS_HUMAN
 from tests.conftest import run_gasworks
-from tests.fleet import add, make_dispatcher
+from tests.fleet import add, drain, drain_until, make_dispatcher
 
 STUBBORN = [sys.executable, str(Path(__file__).with_name("stubborn_agent.py")), "{worktree}"]
 DEFAULT_ROUNDS = 3  # max_conflict_rounds when not set
@@ -48,7 +50,8 @@ def test_a_conflict_that_comes_back_every_round_ends_blocked_for_a_human(project
     assert task.status == Status.BLOCKED and NEEDS_HUMAN in task.labels
     [(blocked, reason)] = store.blocked_with_reasons(10)[0]
     assert blocked.id == loser and "\n" not in reason
-    assert f"after {DEFAULT_ROUNDS} rounds" in reason and "shared.txt" in reason and "merge-retry" in reason
+    assert f"after {DEFAULT_ROUNDS} rounds of resolution that did not take main in" in reason
+    assert "shared.txt" in reason and f"merge-retry {loser}" in reason
     last = store.merges(task_id=loser, limit=1)[0]
     assert last.status == MergeStatus.CONFLICT and not last.conflict_task
     assert not dispatcher.refinery.moving() and not store.ready(limit=1)
@@ -56,7 +59,28 @@ def test_a_conflict_that_comes_back_every_round_ends_blocked_for_a_human(project
     retried = run_gasworks(["merge-retry", loser], project_dir)
     assert retried.returncode == 0, retried.stderr
     assert store.get_task(loser).status == Status.MERGING
-    assert dispatcher.refinery.verdicts.conflict_rounds(store.merges(task_id=loser, limit=1)[0]) == []
+    requeued = store.merges(task_id=loser, limit=1)[0]
+    assert dispatcher.refinery.verdicts.rounds_that_did_not_hold(requeued, dispatcher.upstream.tip()) == []
+
+
+def test_a_resolution_that_took_the_target_in_is_not_counted_when_the_target_moves_on(project_dir, tmp_path):
+    """A busy fleet: the resolver merges the target in, but another change to the same lines lands
+    before the branch is tried again, so it conflicts again. That is progress, not a loop: even
+    with max_conflict_rounds = 1 a second conflict task is made, and the branch lands."""
+    signals = tmp_path / "signals"
+    signals.mkdir()
+    dispatcher, lines = make_dispatcher(project_dir, agent="command", max_conflict_rounds=1,
+                                        command=[*STUBBORN, "--takes-target-in", str(signals)])
+    first, second = add(dispatcher, "writes shared.txt"), add(dispatcher, "writes shared.txt too")
+    drain_until(dispatcher, lambda: any(signals.glob("*.merged")), limit=120)
+    (project_dir / "shared.txt").write_text("the user's own line\n", encoding="utf-8")
+    git.commit_all(project_dir, "the target moves on, over the same lines")  # the user commits on main
+    (signals / "go").write_text("", encoding="utf-8")
+    drain(dispatcher, limit=240)
+    store = dispatcher.store
+    assert [store.get_task(t).status for t in (first, second)] == [Status.CLOSED, Status.CLOSED], "\n".join(lines)
+    assert len(_conflict_tasks(store)) == 2 and not store.list_tasks(labels=[NEEDS_HUMAN])
+    assert "the user's own line" in (project_dir / "shared.txt").read_text(encoding="utf-8")
 
 
 def test_max_conflict_rounds_is_validated_and_named():
