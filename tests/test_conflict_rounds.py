@@ -69,12 +69,14 @@ def test_a_resolution_that_took_the_target_in_is_not_counted_when_the_target_mov
     with max_conflict_rounds = 1 a second conflict task is made, and the branch lands."""
     signals = tmp_path / "signals"
     signals.mkdir()
+    git.commit_all(project_dir, "gasworks init")  # the user's checkout as it usually is: its config committed
     dispatcher, lines = make_dispatcher(project_dir, agent="command", max_conflict_rounds=1,
                                         command=[*STUBBORN, "--takes-target-in", str(signals)])
     first, second = add(dispatcher, "writes shared.txt"), add(dispatcher, "writes shared.txt too")
     drain_until(dispatcher, lambda: any(signals.glob("*.merged")), limit=120)
     (project_dir / "shared.txt").write_text("the user's own line\n", encoding="utf-8")
-    git.commit_all(project_dir, "the target moves on, over the same lines")  # the user commits on main
+    moved = git.commit_all(project_dir, "the target moves on, over the same lines")  # the user commits on main
+    assert git.changed_paths(project_dir, f"{moved}~1", moved) == ["shared.txt"]
     (signals / "go").write_text("", encoding="utf-8")
     drain(dispatcher, limit=240)
     store = dispatcher.store
