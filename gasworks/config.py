@@ -172,6 +172,10 @@ class Config(Settings):
                                                         "may finish before they are stopped.")
     max_attempts: int = Field(3, ge=1, description="Failed attempts before a task is blocked with the label "
                                                    "needs-human.")
+    max_conflict_rounds: int = Field(3, ge=1, le=100, description="Merge-conflict resolutions of one branch in "
+                                                                  "a row that did not take the target in; when it "
+                                                                  "conflicts again after that many, its task is "
+                                                                  "blocked with the label needs-human.")
     retry_backoff: float = Field(10.0, ge=0, description="Seconds a failed task waits before its next attempt, "
                                                           "doubled after each failure.")
     retry_backoff_max: float = Field(600.0, ge=0, description="The longest such wait.")

@@ -60,6 +60,10 @@ class Verdicts:
             send_back(self.store, merge.task_id, note=f"merge conflict in {', '.join(files)}; redo on the new tip",
                       config=self.config, now=now, say=self.say, actor="refinery")
             return
+        made = self.rounds_that_did_not_hold(merge, tip)
+        if len(made) >= self.config.max_conflict_rounds:
+            self.conflict_for_human(merge, files, made)
+            return
         original = self.store.get_task(merge.task_id)
         labels = list(dict.fromkeys([*(lb for lb in original.labels if lb.startswith(FILES_LABEL)),
                                      *(f"{FILES_LABEL}{name}" for name in files)]))
@@ -72,6 +76,38 @@ class Verdicts:
                               reason=f"merge conflict; resolved by {task.id}")
         self.end(merge, MergeStatus.CONFLICT, conflict_task=task.id, note=f"conflicts in {', '.join(files)}")
         self.say(f"{merge.task_id}: conflicts with {self.target} in {', '.join(files)}; made {task.id} to resolve it")
+
+    def rounds_that_did_not_hold(self, merge: Merge, tip: str) -> list[str]:
+        """The conflict tasks of this task's branch, in the row of conflicts just before this merge
+        (newest first), whose resolution did not take the target in: the branch's common ancestor
+        with `tip` stayed where it was, so it could only conflict again. A resolution that merged
+        the target (or rebased onto it) and conflicts again because the target moved on meanwhile is
+        progress, not counted. A merge of the task that ended otherwise (landed, failed the gate,
+        dropped, or given to a human) ends the row: a branch redone, or retried by a human, starts
+        again from none."""
+        made, later = [], merge.head
+        for earlier in self.store.merges(task_id=merge.task_id):  # newest first
+            if earlier.id >= merge.id:
+                continue
+            if not earlier.conflict_task:
+                break
+            if git.merge_base(self.root, tip, later) == git.merge_base(self.root, tip, earlier.head):
+                made.append(earlier.conflict_task)
+            later = earlier.head
+        return made
+
+    def conflict_for_human(self, merge: Merge, files: list[str], made: list[str]) -> None:
+        """The branch conflicts again after max_conflict_rounds resolutions that did not take the target
+        in: no new conflict task (another would do no better); its task waits for a human, saying
+        how many rounds were tried."""
+        rounds = f"{len(made)} round{'' if len(made) == 1 else 's'}"
+        why = (f"merge conflict in {', '.join(files)} still there after {rounds} of resolution that did not "
+               f"take {self.target} in ({', '.join(reversed(made))}): resolve it by hand on {merge.branch} (merge "
+               f"{self.target} into it), then `gasworks merge-retry {merge.task_id}`")
+        self.end(merge, MergeStatus.CONFLICT, note=oneline(why, 300))
+        self.store.send_back(merge.task_id, to_status=Status.BLOCKED, add_labels=[NEEDS_HUMAN], actor="refinery",
+                             note=oneline(why, 1000))
+        self.say(f"{merge.task_id}: {oneline(why, 300)}; labelled {NEEDS_HUMAN}")
 
     def gate_failed(self, merge: Merge, tail: str, now: float) -> None:
         """The branch failed the gate by itself on a tip that passes: back with the gate's output."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -59,14 +60,18 @@ def _workers(values: tuple[str, ...]) -> list[int]:
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the flaky agent's draws.")
 @click.option("--think", type=click.FloatRange(0), default=0.0,
               help="Seconds the scripted agents take per attempt, as a model would.")
-@click.option("--timeout", type=click.FloatRange(0), default=0.0,
-              help="Seconds one run of the fleet may take before it is stopped (default: no limit).")
+@click.option("--timeout", type=click.FloatRange(0), default=None,
+              help="Seconds one run of the fleet (one configuration on one project, once) may take; then it is "
+                   "stopped and its row says `timeout`. Default: 300, plus per task of the run 600 (builtin, "
+                   "aider, command) or 60 + 3 x --think (scripted agents). 0: no limit.")
 @click.option("--dir", "directory", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Make the throwaway repositories here and keep them (default: a temporary folder, removed).")
+@click.option("--keep", is_flag=True,
+              help="Keep the throwaway repositories (their stores, logs and run logs) and say where.")
 @json_option
 def eval_command(suite: str, agents: tuple[str, ...], models: tuple[str, ...], workers: tuple[str, ...],
-                 repeat: int, limit: int, base_file: Path | None, seed: int, think: float, timeout: float,
-                 directory: Path | None, as_json: bool) -> None:
+                 repeat: int, limit: int, base_file: Path | None, seed: int, think: float, timeout: float | None,
+                 directory: Path | None, keep: bool, as_json: bool) -> None:
     """Compare agents, models and worker counts on a suite of coding tasks, through the whole loop.
 
     Each configuration (the cross product of --agent, --model and --workers) runs every task
@@ -77,8 +82,13 @@ def eval_command(suite: str, agents: tuple[str, ...], models: tuple[str, ...], w
     tokens and agent-seconds per merged task, wall time and merged tasks per hour.
 
     Nothing in this repository changes but one line appended to .gasworks/eval/results.jsonl
-    (inside a gasworks project, once every configuration has run), which the dashboard's stats
+    (inside a gasworks project, at the end, stopped rows marked), which the dashboard's stats
     page charts. Example: gasworks eval --agent oracle,flaky:0.6 -w 1,4
+
+    A run stopped by its --timeout, one that ended abnormally, or Ctrl+C (the configurations not
+    begun are then not run) is named in the row's `stopped` column: that row's figures count only
+    what was done by then. Exit status: 0, or 1 when a row was stopped, or 130 after Ctrl+C. If
+    the harness itself fails, the throwaway repositories are kept and their folder is printed.
     """
     from gasworks.eval import report as reports
     from gasworks.eval.runner import Options, configurations, run_eval
@@ -90,22 +100,44 @@ def eval_command(suite: str, agents: tuple[str, ...], models: tuple[str, ...], w
     if directory is not None and workdir.exists() and any(workdir.iterdir()):
         raise InvalidValueError(f"{workdir} is not empty: choose another --dir")
     options = Options(loaded, workdir, _base_settings(base_file), seed, limit, think, timeout)
-    try:
+    keep = keep or directory is not None
+    with _kept_on_failure(workdir, keep, made=directory is None):
         with contextlib.nullcontext(output.no_phases) if as_json else output.Phases("eval") as phase:
             result = run_eval(configs, options, repeat, phase)
-    finally:
-        if directory is None:
-            shutil.rmtree(workdir, ignore_errors=True)
     saved = _save(result)
     if as_json:
         output.emit_json({**result, "saved_to": str(saved) if saved else None,
-                          "workdir": str(workdir) if directory else None})
-        return
-    click.echo(f"suite {loaded.name}: {result['tasks_per_run']} tasks per run, {repeat} run(s) per configuration")
-    for line in reports.table_lines(result["configurations"]):
-        click.echo(line)
-    if saved:
-        click.echo(f"results appended to {saved}")
+                          "workdir": str(workdir) if keep else None})
+    else:
+        click.echo(f"suite {loaded.name}: {result['tasks_per_run']} tasks per run, {repeat} run(s) per configuration")
+        for line in reports.table_lines(result["configurations"]):
+            click.echo(line)
+        for line in reports.stopped_lines(result):
+            click.echo(line)
+        if saved:
+            click.echo(f"results appended to {saved}")
+        if keep:
+            click.echo(f"repositories kept in {workdir}")
+    if result["interrupted"]:
+        raise click.exceptions.Exit(130)
+    if any(row["stopped"] for row in result["configurations"]):
+        raise click.exceptions.Exit(1)
+
+
+@contextlib.contextmanager
+def _kept_on_failure(workdir: Path, keep: bool, *, made: bool) -> Iterator[None]:
+    """The throwaway folder (`made` here, or --dir) removed after the eval unless `keep`; when the
+    harness itself fails, kept if anything is in it, and its path said, so nothing it made is lost."""
+    try:
+        yield
+    except BaseException:
+        if workdir.is_dir() and any(workdir.iterdir()):
+            click.echo(f"gasworks: the eval's repositories and logs are kept in {workdir}", err=True)
+        elif made:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    if not keep:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def _save(result: dict[str, Any]) -> Path | None:

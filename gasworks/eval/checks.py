@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gasworks import git
+from gasworks.errors import SuiteError
 from gasworks.eval.suite import Edit, EvalTask, Suite, SuiteProject, apply_edits, wrong_edits
 
 TEST_TIMEOUT = 300.0
@@ -52,6 +53,9 @@ def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess | None:
         return subprocess.run(argv, cwd=cwd, capture_output=True, timeout=TEST_TIMEOUT, stdin=subprocess.DEVNULL)
     except subprocess.TimeoutExpired:
         return None
+    except OSError as exc:  # the suite names a program that cannot start: no test result to give
+        raise SuiteError(f"cannot run {argv[0]!r} (the suite's gate or hidden_command): "
+                         f"{exc.strerror or exc}") from None
 
 
 def start_tree(project: SuiteProject, root: Path) -> None:

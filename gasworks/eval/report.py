@@ -8,11 +8,14 @@ import math
 from pathlib import Path
 from typing import Any
 
+from gasworks.models import Status
+
 RESULTS_FILE = Path("eval") / "results.jsonl"  # under the state folder
 COLUMNS = (("configuration", "configuration"), ("correct", "correct (95% CI)"), ("merged", "merged"),
            ("attempts", "attempts"), ("gate_failures", "gate fails"), ("conflicts", "conflicts"),
            ("tokens_per_merged", "tokens/merged"), ("agent_seconds_per_merged", "agent-s/merged"),
-           ("wall_seconds", "wall s"), ("merged_per_hour", "merged/h"))
+           ("blocked", "blocked"), ("wall_seconds", "wall s"), ("merged_per_hour", "merged/h"),
+           ("stopped", "stopped"))
 
 
 def wilson(successes: int, trials: int, z: float = 1.959964) -> tuple[float, float]:
@@ -31,8 +34,16 @@ def _per(total: float, count: int) -> float | None:
     return round(total / count, 3) if count else None
 
 
-def summarize(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
-    """One configuration's figures, summed over its runs (every project, every repeat)."""
+def stopped_why(runs: list[dict[str, Any]], stopped: str = "") -> str | None:
+    """Why a configuration's figures are partial: `stopped` (Ctrl+C), or why its first stopped run
+    was (its timeout, an unexpected exit); None when every run ended by itself."""
+    reasons = [run["stopped"] for run in runs if run.get("stopped")]
+    return stopped or (reasons[0] if reasons else None)
+
+
+def summarize(label: str, runs: list[dict[str, Any]], stopped: str = "") -> dict[str, Any]:
+    """One configuration's figures, summed over its runs (every project, every repeat); `stopped`
+    says why the configuration did not run to its end (Ctrl+C)."""
     tasks = [task for run in runs for task in run["tasks"].values()]
     merged = sum(1 for t in tasks if t["merged"])
     correct = sum(1 for t in tasks if t["correct"])
@@ -52,7 +63,10 @@ def summarize(label: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "tokens_per_merged": round(tokens / merged) if merged else None,
         "agent_seconds_per_merged": _per(agent_seconds, merged),
         "wall_seconds": round(wall, 3), "merged_per_hour": round(merged / wall * 3600, 2) if wall > 0 else None,
+        "blocked": sum(1 for t in tasks if t["status"] == Status.BLOCKED),
         "unfinished_runs": sum(1 for run in runs if run["exit_code"] is None),
+        "stopped": stopped_why(runs, stopped),
+        "stopped_runs": sum(1 for run in runs if run.get("stopped")),
     }
 
 
@@ -64,6 +78,9 @@ def _cell(row: dict[str, Any], key: str) -> str:
             if row["tasks"] else "-"
     if key == "merged":
         return f"{value}/{row['tasks']}"
+    if key == "stopped" and value:
+        return f"{value} ({row['stopped_runs']}/{row['runs']} runs)" if row["stopped_runs"] and row["runs"] > 1 \
+            else value
     if value is None:
         return "-"
     if isinstance(value, float):
@@ -77,6 +94,17 @@ def table_lines(rows: list[dict[str, Any]]) -> list[str]:
     widths = [max(len(line[i]) for line in cells) for i in range(len(COLUMNS))]
     return ["  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
             for line in cells]
+
+
+def stopped_lines(report: dict[str, Any]) -> list[str]:
+    """Under the table: what a stopped row means, and the configurations Ctrl+C left unrun."""
+    lines = []
+    if any(row["stopped"] for row in report["configurations"]):
+        lines.append("stopped: that row's figures count only what was done before its run was stopped (timeout: "
+                     "give a longer --timeout; each run's output is <project>.run.log, kept with --keep)")
+    if report["not_run"]:
+        lines.append(f"not run (Ctrl+C): {', '.join(report['not_run'])}")
+    return lines
 
 
 def save(state_dir: Path, report: dict[str, Any]) -> Path:

@@ -29,6 +29,11 @@ from gasworks.models import Attempt, MergeStatus, parse_time
 SCRIPTED = ("oracle", "flaky")
 REAL = ("builtin", "aider", "command")
 ALL = 10_000_000  # every row, for the store's limit arguments
+# Without --timeout, one run of the fleet may take TIMEOUT_BASE seconds plus, per task of the run,
+# TIMEOUT_PER_TASK (a model-backed agent) or TIMEOUT_PER_SCRIPTED_TASK plus 3 x --think (a scripted one).
+TIMEOUT_BASE, TIMEOUT_PER_TASK, TIMEOUT_PER_SCRIPTED_TASK = 300.0, 600.0, 60.0
+# Why a run's figures are partial: it ran past its timeout, or the user pressed Ctrl+C.
+TIMED_OUT, INTERRUPTED = "timeout", "interrupted"
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,15 @@ class Options:
     seed: int = 0
     limit: int = 0  # the first N tasks of each project (0: all)
     think: float = 0.0  # scripted agents wait this long per attempt, as a model would
-    timeout: float = 0.0  # seconds one `gasworks run` may take (0: no limit)
+    timeout: float | None = None  # seconds one `gasworks run` may take (0: no limit; None: default_timeout)
+
+
+def default_timeout(config: Configuration, tasks: int, think: float) -> float:
+    """Seconds one run of the fleet (one configuration, one project, once) may take unless --timeout
+    says: scaled by its task count, with room for retries and conflicts; a scripted agent needs less."""
+    scripted = config.agent.partition(":")[0] in SCRIPTED
+    per_task = TIMEOUT_PER_SCRIPTED_TASK + 3 * think if scripted else TIMEOUT_PER_TASK
+    return TIMEOUT_BASE + per_task * tasks
 
 
 def settings_for(config: Configuration, project: SuiteProject, options: Options, map_file: Path,
@@ -153,30 +166,35 @@ def _seed(root: Path, project: SuiteProject, limit: int) -> dict[str, str]:
         store.close()
 
 
-def run_fleet(root: Path, log: Path, timeout: float) -> tuple[int | None, float]:
-    """`gasworks run --until-done` in the repository; (its exit code or None if stopped, seconds)."""
+def run_fleet(root: Path, log: Path, timeout: float) -> tuple[int | None, float, str]:
+    """`gasworks run --until-done` in the repository; (its exit code or None if stopped, seconds, why
+    it was stopped: TIMED_OUT, INTERRUPTED by Ctrl+C, or "" when it ended by itself)."""
     started = time.monotonic()
     proc = process.spawn([sys.executable, "-m", "gasworks", "run", "--until-done"], cwd=root, log_path=log,
                          env={**os.environ, "GASWORKS_ACTOR": "eval"})
     try:
-        code: int | None = proc.wait(timeout=timeout or None)
+        return proc.wait(timeout=timeout or None), time.monotonic() - started, ""
     except subprocess.TimeoutExpired:
-        code = None
-    except BaseException:  # Ctrl+C: the run is in a process group of its own, so it is stopped here
+        stopped = TIMED_OUT
+    except KeyboardInterrupt:  # the run is in a process group of its own, so it is stopped here
+        stopped = INTERRUPTED
+    except BaseException:
         _stop(proc)
         raise
-    if code is None:
-        _stop(proc)
-    return code, time.monotonic() - started
+    wall = time.monotonic() - started
+    _stop(proc)
+    return None, wall, stopped
 
 
 def _stop(proc: subprocess.Popen) -> None:
     process.terminate_group(proc.pid)  # a graceful stop first: the run ends its agents itself
     try:
         proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
+    except (subprocess.TimeoutExpired, KeyboardInterrupt) as exc:  # too slow, or Ctrl+C again: now
         process.terminate_group(proc.pid, hard=True)
         proc.wait()
+        if isinstance(exc, KeyboardInterrupt):
+            raise
 
 
 def _seconds(attempt: Attempt) -> float:
@@ -229,8 +247,10 @@ def run_project(config: Configuration, project: SuiteProject, options: Options, 
     ids = _seed(root, project, options.limit)
     map_file.write_text(json.dumps(ids), encoding="utf-8")
     (root / "gasworks.toml").write_text("# written by gasworks eval\n" + toml_text(settings), encoding="utf-8")
-    phase(f"{config.label} (run {repeat + 1}): {project.name}: {len(ids)} tasks, {config.workers} workers")
-    code, wall = run_fleet(root, place / f"{project.name}.run.log", options.timeout)
+    timeout = default_timeout(config, len(ids), options.think) if options.timeout is None else options.timeout
+    phase(f"{config.label} (run {repeat + 1}): {project.name}: {len(ids)} tasks, {config.workers} workers"
+          + (f", at most {timeout:g} s" if timeout else ""))
+    code, wall, stopped = run_fleet(root, place / f"{project.name}.run.log", timeout)
     measured = measure(root, ids)
     phase(f"{config.label} (run {repeat + 1}): {project.name}: hidden tests")
     keys = [where.partition("/")[2] for where in ids.values()]
@@ -238,7 +258,29 @@ def run_project(config: Configuration, project: SuiteProject, options: Options, 
     for where, task in measured["tasks"].items():
         task["correct"] = correct[where.partition("/")[2]]
     return {"configuration": config.label, "repeat": repeat, "project": project.name, "root": str(root),
-            "exit_code": code, "wall_seconds": round(wall, 3), **measured}
+            "exit_code": code, "stopped": stopped or _ended_badly(code), "timeout": timeout,
+            "wall_seconds": round(wall, 3), **measured}
+
+
+def _ended_badly(code: int | None) -> str:
+    """Why a run that ended by itself left partial figures: not 0 (done) or 1 (work left for humans)."""
+    return "" if code in (0, 1) else f"exit {code}"
+
+
+def _run_configuration(config: Configuration, options: Options, repeat: int,
+                       phase: Callable[[str], None]) -> tuple[list[dict[str, Any]], bool]:
+    """One configuration over every project, `repeat` times: (its runs, whether Ctrl+C stopped it;
+    then the runs not begun are not run)."""
+    runs: list[dict[str, Any]] = []
+    try:
+        for k in range(repeat):
+            for project in options.suite.projects:
+                runs.append(run_project(config, project, options, k, phase))
+                if runs[-1]["stopped"] == INTERRUPTED:
+                    return runs, True
+    except KeyboardInterrupt:  # between runs, or while a run's results were read: that run is not counted
+        return runs, True
+    return runs, False
 
 
 def run_eval(configs: list[Configuration], options: Options, repeat: int,
@@ -252,12 +294,15 @@ def run_eval(configs: list[Configuration], options: Options, repeat: int,
         for project in options.suite.projects:
             check_settings(settings_for(config, project, options, Path("map.json"), 0))
     started, runs, rows = now_iso(), [], []
+    interrupted = False
     for config in configs:
-        mine = [run_project(config, project, options, k, phase)
-                for k in range(repeat) for project in options.suite.projects]
+        mine, interrupted = _run_configuration(config, options, repeat, phase)
         runs.extend(mine)
-        rows.append(summarize(config.label, mine))
+        rows.append(summarize(config.label, mine, INTERRUPTED if interrupted else ""))
+        if interrupted:
+            break
     return {"suite": options.suite.name, "started_at": started, "seed": options.seed, "repeat": repeat,
             "limit": options.limit, "tasks_per_run": sum(len(p.tasks[:options.limit] if options.limit else p.tasks)
                                                          for p in options.suite.projects),
-            "workdir": str(options.workdir), "configurations": rows, "runs": runs}
+            "workdir": str(options.workdir), "configurations": rows, "runs": runs,
+            "interrupted": interrupted, "not_run": [config.label for config in configs[len(rows):]]}

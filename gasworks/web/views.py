@@ -359,7 +359,9 @@ def _evals_html(evals: list[dict[str, Any]]) -> str:
         return ""
     newest = evals[-1]
     rows = "".join(
-        f"<tr><td>{e(r['configuration'])}</td><td>{e(r['correct'])}/{e(r['tasks'])}</td>"
+        f"<tr><td>{e(r['configuration'])}"
+        + (f" <span class=\"muted\">(stopped: {e(r['stopped'])}; partial)</span>" if r.get("stopped") else "")
+        + f"</td><td>{e(r['correct'])}/{e(r['tasks'])}</td>"
         f"<td>{e(r['merged'])}</td><td>{e(r['attempts'])}</td><td>{e(r['conflicts'])}</td>"
         f"<td>{e(r['merged_per_hour'] if r['merged_per_hour'] is not None else '-')}</td></tr>"
         for r in newest["configurations"])
