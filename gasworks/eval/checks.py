@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gasworks import git
+from gasworks import confined, git
 from gasworks.eval.suite import Edit, EvalTask, Suite, SuiteProject, apply_edits, wrong_edits
 
 TEST_TIMEOUT = 300.0
@@ -31,19 +31,29 @@ def hidden_pass(tree: Path, task: EvalTask, folder: Path, command: list[str] | N
 
 
 def _in_place(tree: Path, task: EvalTask, command: list[str]) -> bool:
-    kept = {name: (tree / name).read_bytes() if (tree / name).is_file() else None for name in task.hidden}
+    """The hidden tests written into the tree, run, and the tree put back. The tree is the agents'
+    work: a link it holds at a test's path (or a folder above it) is never written or read through;
+    one in place of a folder fails the tests."""
+    try:
+        kept = {name: confined.read_bytes(tree, name) for name in task.hidden}
+    except OSError:
+        return False
     try:
         for name, content in task.hidden.items():
-            (tree / name).parent.mkdir(parents=True, exist_ok=True)
-            (tree / name).write_text(content, encoding="utf-8")
+            confined.write_text(tree, name, content)
         result = _run([*command, *sorted(task.hidden)], tree)
         return result is not None and result.returncode == 0
+    except OSError:
+        return False
     finally:
         for name, old in kept.items():
-            if old is None:
-                (tree / name).unlink(missing_ok=True)
-            else:
-                (tree / name).write_bytes(old)
+            try:
+                if old is None:
+                    confined.remove(tree, name)
+                else:
+                    confined.write_bytes(tree, name, old)
+            except OSError:  # a folder above it is a link: nothing was written there
+                pass
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess | None:
