@@ -160,6 +160,8 @@ def write_new(path: Path, data: bytes) -> None:
 
 
 def checkout_branch(tree: Tree, branch: str, commit: str) -> None:
-    """The tree a clean checkout of a fresh `branch` at commit: nothing else left in it."""
+    """The tree a clean checkout of a fresh `branch` at commit: nothing else left in it, and its
+    `.git` file pointing where gasworks says (a gate that ran there may have rewritten it)."""
+    restore_pointer(tree)
     run(["checkout", "-q", "-f", "-B", branch, commit], tree)
     run(["clean", "-q", "-ffdx"], tree)
