@@ -25,9 +25,14 @@ def hidden_pass(tree: Path, task: EvalTask, folder: Path, command: list[str] | N
     for name, content in task.hidden.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(content, encoding="utf-8")
-    result = _run([sys.executable, "-m", "unittest", "discover", "-q", "-s", str(folder), "-t", str(folder), "-p",
-                   "*.py"], tree)
+    result = _run([sys.executable, "-I", "-c", RUNNER, str(tree), "discover", "-q", "-s", str(folder), "-t",
+                   str(folder), "-p", "*.py"], tree)
     return result is not None and result.returncode == 0 and b"Ran 0 tests" not in result.stderr
+
+
+# unittest loaded before the tree goes on the path (isolated: no cwd, no PYTHON* variables), so a
+# module the agents committed under a name of the runner's (unittest.py) cannot stand in for it.
+RUNNER = "import sys, unittest; sys.path.insert(0, sys.argv.pop(1)); unittest.main(module=None)"
 
 
 def _in_place(tree: Path, task: EvalTask, command: list[str]) -> bool:

@@ -157,6 +157,22 @@ def test_hidden_tests_fail_when_a_folder_of_their_path_is_a_link(tmp_path):
     assert list(outside.iterdir()) == [] and not seen.exists()  # never written there, nor run at all
 
 
+def test_a_module_the_branch_names_like_the_test_runner_never_stands_in_for_it(tmp_path):
+    """The hidden tests run with the final tree as the working directory, so they import its code:
+    a unittest.py the branch committed there was imported instead of the real runner, and every
+    hidden test of the run passed, whatever the code did."""
+    tree = tmp_path / "final"
+    tree.mkdir()
+    (tree / "calc.py").write_text("def add(a, b):\n    return 0\n")
+    (tree / "unittest.py").write_text("raise SystemExit(0)\n")
+    hidden = ("import unittest\nfrom calc import add\n\n\nclass T(unittest.TestCase):\n    def test_add(self):\n"
+              "        self.assertEqual(add(2, 2), 4)\n")
+    task = EvalTask("k", "t", "d", visible={}, hidden={"test_hidden.py": hidden})
+    assert not hidden_pass(tree, task, tmp_path / "hidden")
+    (tree / "calc.py").write_text("def add(a, b):\n    return a + b\n")
+    assert hidden_pass(tree, task, tmp_path / "hidden2")  # the tree's own modules are still what the tests import
+
+
 def _hostile_repo(tmp_path: Path, entries: str) -> tuple[Path, str]:
     """A repository whose commit holds a tree made with git's plumbing (`mktree` lines)."""
     repo = tmp_path / "repo"
