@@ -137,7 +137,11 @@ def repair(tree: Tree) -> list[str]:
 
 def restore_pointer(tree: Tree) -> None:
     """Write the worktree's `.git` file as git made it, whatever is there now (a file pointing at a
-    git dir an agent or a gate made, a folder, a link), without following a link."""
+    git dir an agent or a gate made, a folder, a link), without following a link. A worktree that
+    is itself a link now (an agent swapped it for one to a folder of the user's) is refused: a
+    checkout and `git clean -ffdx` there would work in that folder."""
+    if tree.path.is_symlink() or not tree.path.is_dir():
+        raise GitError(f"{tree.path} is no longer a folder (a link, or a file): gasworks will not work there")
     pointer = tree.path / ".git"
     wanted = f"gitdir: {tree.gitdir}\n".encode()
     if pointer.is_symlink() or not pointer.is_file() or pointer.read_bytes() != wanted:
