@@ -254,30 +254,31 @@ def test_a_committed_gitattributes_picks_no_merge_driver_for_the_merge_commit(pr
     assert not git.merge(tree, tip, "merge")[0] and marker.exists()
 
 
-def test_a_worktree_the_agent_replaced_with_a_link_is_never_worked_in(project_dir, tmp_path):
-    """Unsandboxed, the agent swaps its whole worktree for a link to a folder of the user's. The
-    pre-gate's checkout and `git clean -ffdx` there would write the branch's files into that
-    folder and delete everything else in it: gasworks refuses to work in a worktree that is a link."""
+def swapped_slot(root: Path, tmp_path: Path, name: str) -> tuple[git.Tree, str, Path]:
+    """A slot whose agent, unsandboxed, swapped its whole worktree for a link to a folder of the
+    user's holding the file `name`; (the tree, the tip, that folder)."""
     users = tmp_path / "users-folder"
     users.mkdir()
-    (users / "thesis.tex").write_text("years of work\n")
-    tree, tip = slot(project_dir, tmp_path, {"test_branch.py": PASSING})
+    (users / name).write_text("the user's own\n")
+    tree, tip = slot(root, tmp_path, {"test_branch.py": PASSING})
     shutil.rmtree(tree.path)
     tree.path.symlink_to(users)
+    return tree, tip, users
+
+
+def test_a_worktree_the_agent_replaced_with_a_link_is_never_worked_in(project_dir, tmp_path):
+    """The pre-gate's checkout and `git clean -ffdx` in a worktree swapped for a link wrote the
+    branch's files into the user's folder and deleted everything else in it."""
+    tree, tip, users = swapped_slot(project_dir, tmp_path, "thesis.tex")
     with pytest.raises(GitError, match="link"):
         run_pregate(project_dir, tree, tip, [UNITTEST])
     assert sorted(p.name for p in users.iterdir()) == ["thesis.tex"]
 
 
 def test_the_work_of_an_agent_that_swapped_its_worktree_for_a_link_is_not_taken(project_dir, tmp_path):
-    """Taking an agent's work commits what it left uncommitted: in a worktree swapped for a link to
-    a folder of the user's, that committed the user's private files onto the branch, to be merged."""
-    users = tmp_path / "users-folder"
-    users.mkdir()
-    (users / "id_rsa").write_text("private key\n")
-    tree, _ = slot(project_dir, tmp_path, {"test_branch.py": PASSING})
-    shutil.rmtree(tree.path)
-    tree.path.symlink_to(users)
+    """Taking an agent's work commits what it left uncommitted: in a worktree swapped for a link,
+    that committed the user's private files onto the branch, to be merged."""
+    tree, _, users = swapped_slot(project_dir, tmp_path, "id_rsa")
     with pytest.raises(GitError, match="link"):
         git.commit_leftovers(tree, "changes left uncommitted by the agent")
     assert "id_rsa" not in git.run(["log", "--all", "--name-only", "--format="], project_dir).stdout
