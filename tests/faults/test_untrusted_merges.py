@@ -18,6 +18,7 @@ from gasworks import git
 from gasworks.errors import GitError
 from gasworks.gate import pregate
 from gasworks.project import find_project
+from tests.faults.test_containment import drain_one, hostile_dispatcher, hostile_task
 from tests.faults.test_sandbox import need_bwrap
 
 BRANCH = "gasworks/gw-1"
@@ -102,6 +103,25 @@ def test_the_pregate_never_follows_a_git_dir_the_agent_pointed_its_worktree_at(p
     assert sorted(files) == ["README.md", "gasworks.toml", "test_branch.py", "tip.txt"]
     assert not marker.exists(), marker.read_text()
     assert pointer.read_text() == f"gitdir: {tree.gitdir}\n"  # and put back for good
+
+
+@pytest.mark.parametrize("sandbox", ["none", pytest.param("bwrap", marks=pytest.mark.bwrap)])
+def test_in_the_fleet_the_pregate_after_a_hostile_agent_runs_no_program_it_named(project_dir, tmp_path, sandbox):
+    """The same, end to end: the hostile agent points its worktree's `.git` at a git dir of its own
+    (config and hooks naming a program), the fleet takes its work and pre-gates it with a gate
+    that runs git there."""
+    if sandbox == "bwrap":
+        need_bwrap()
+    marker = tmp_path / "outside" / "ran"
+    marker.parent.mkdir()
+    dispatcher, _ = hostile_dispatcher(project_dir, sandbox=sandbox, pregate=True, gate=[["git", "status"]])
+    ignored = ".evil/\nhook.sh\nhooks/\n"  # its git dir stays out of the work taken in
+    task_id = hostile_task(dispatcher, "escape through .git", files={"work.txt": "work\n", ".gitignore": ignored},
+                           evil_gitdir=str(marker))
+    drain_one(dispatcher, task_id)
+    pregates = dispatcher.store.pregate_totals()
+    assert (pregates["runs"], pregates["failed"]) == (1, 0), dispatcher.store.attempts(task_id)
+    assert not marker.exists(), marker.read_text()
 
 
 def test_hooks_and_programs_in_the_repositorys_own_config_never_run_for_the_pregate(project_dir, tmp_path):
