@@ -144,8 +144,17 @@ def restore_pointer(tree: Tree) -> None:
         raise GitError(f"{tree.path} is no longer a folder (a link, or a file): gasworks will not work there")
     pointer = tree.path / ".git"
     wanted = f"gitdir: {tree.gitdir}\n".encode()
-    if pointer.is_symlink() or not pointer.is_file() or pointer.read_bytes() != wanted:
+    if not _holds(pointer, wanted):
         write_new(pointer, wanted)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether path is a plain file holding exactly data; at most that much is read (an agent may
+    have left a file of a terabyte there, sparse)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(len(data) + 1) == data
 
 
 def write_new(path: Path, data: bytes) -> None:

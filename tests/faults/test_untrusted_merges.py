@@ -18,7 +18,7 @@ from gasworks import git
 from gasworks.errors import GitError
 from gasworks.gate import pregate
 from gasworks.project import find_project
-from tests.faults.test_containment import drain_one, hostile_dispatcher, hostile_task
+from tests.faults.test_containment import drain_one, hostile_dispatcher, hostile_task, main_has
 from tests.faults.test_sandbox import need_bwrap
 
 BRANCH = "gasworks/gw-1"
@@ -303,3 +303,28 @@ def test_the_work_of_an_agent_that_swapped_its_worktree_for_a_link_is_not_taken(
         git.commit_leftovers(tree, "changes left uncommitted by the agent")
     assert "id_rsa" not in git.run(["log", "--all", "--name-only", "--format="], project_dir).stdout
     assert sorted(p.name for p in users.iterdir()) == ["id_rsa"]
+
+
+def test_a_huge_git_file_left_in_the_worktree_is_replaced_without_being_read(project_dir, tmp_path):
+    """A sparse terabyte at `.git`: read whole to see whether it points where gasworks says, it raised
+    MemoryError out of the pre-gate (and out of the next reset of the slot), ending `gasworks run`."""
+    tree, tip = slot(project_dir, tmp_path, {"test_branch.py": PASSING})
+    pointer = tree.path / ".git"
+    pointer.unlink()
+    with open(pointer, "wb") as handle:
+        handle.truncate(1 << 40)
+    assert run_pregate(project_dir, tree, tip, [UNITTEST]).passed
+    assert pointer.read_text() == f"gitdir: {tree.gitdir}\n"
+
+
+def test_a_huge_suggestions_file_is_taken_without_being_read_whole(project_dir):
+    """The agent leaves a sparse terabyte where it may suggest follow-up tasks: read whole, it
+    raised MemoryError out of taking the agent's work, ending `gasworks run`. Its first lines count."""
+    dispatcher, _ = hostile_dispatcher(project_dir)
+    task_id = hostile_task(dispatcher, "a terabyte of suggestions", files={"suggested_tasks.txt": "Write the docs\n",
+                                                                         "a.txt": "a\n"},
+                           sparse=["suggested_tasks.txt", 1 << 40])
+    drain_one(dispatcher, task_id)
+    assert dispatcher.store.get_task(task_id).status == "closed"
+    assert "Write the docs" in [t.title for t in dispatcher.store.list_tasks()]
+    assert main_has(project_dir, "a.txt") and not main_has(project_dir, "suggested_tasks.txt")
