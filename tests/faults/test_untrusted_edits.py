@@ -6,6 +6,7 @@ Each attack is one a hostile model or branch can make; each test checks the harm
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 from pathlib import Path
 
@@ -211,9 +212,27 @@ def test_a_patch_never_writes_outside_the_tree(tmp_path):
     assert list(outside.iterdir()) == [] and not (tree / ".git" / "hooks" / "post-checkout").exists()
 
 
-def test_confined_paths_refuse_to_leave_the_folder(tmp_path):
-    (tmp_path / "in").mkdir()
+@pytest.mark.parametrize("relative", [True, False], ids=["relative to each folder", "each folder checked"])
+def test_confined_files_are_never_reached_through_a_link(tmp_path, monkeypatch, relative):
+    """Both ways gasworks.confined works (the second is Windows's, tried here on this system)."""
+    monkeypatch.setattr(confined, "_RELATIVE", relative and confined._RELATIVE)
+    root, outside = tmp_path / "in", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    (outside / "victim.txt").write_text(VICTIM_TEXT)
+    (root / "file.txt").symlink_to(outside / "victim.txt")
+    (root / "folder").symlink_to(outside)
     for name in ("../x", "/etc/passwd", ""):
         with pytest.raises(OSError):
-            confined.write_text(tmp_path / "in", name, "x")
-    assert not (tmp_path / "x").exists()
+            confined.write_text(root, name, "x")
+    assert confined.read_text(root, "file.txt") is None and confined.read_text(root, "folder/victim.txt") is None
+    with pytest.raises(OSError):
+        confined.write_text(root, "folder/victim.txt", "x")
+    confined.remove(root, "folder/victim.txt")
+    confined.write_text(root, "file.txt", "mine\n")
+    confined.write_text(root, "new/deeper/file.txt", "deep\n")
+    assert (outside / "victim.txt").read_text() == VICTIM_TEXT and sorted(os.listdir(outside)) == ["victim.txt"]
+    assert not (root / "file.txt").is_symlink() and confined.read_text(root, "file.txt") == "mine\n"
+    assert confined.read_text(root, "new/deeper/file.txt") == "deep\n"
+    confined.remove(root, "file.txt")
+    assert not (root / "file.txt").exists() and not (tmp_path / "x").exists()
