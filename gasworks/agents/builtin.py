@@ -18,6 +18,7 @@ from pathlib import Path
 from collections.abc import Coroutine
 from typing import Any, NoReturn
 
+from gasworks import confined
 from gasworks.agents import ENDPOINT_DOWN_EXIT, AgentContext, LaunchSpec, edits
 from gasworks.config import Config
 from gasworks.errors import EndpointDownError, ModelError
@@ -239,10 +240,8 @@ class EditAgent(Agent):
     async def run(self, task: str) -> str:
         assert self.plan is not None
         for path, text in self.plan.given.items():  # the task's own tests, as the task gives them
-            (self.worktree / path).parent.mkdir(parents=True, exist_ok=True)
-            (self.worktree / path).write_text(text, encoding="utf-8")
-        target = self.worktree / self.plan.target
-        original = target.read_text(encoding="utf-8") if target.is_file() else None
+            confined.write_text(self.worktree, path, text)
+        original = confined.read_text(self.worktree, self.plan.target)
         self.messages = [{"role": "system", "content": EDIT_SYSTEM}]
         return await self.recorded(self.tries(task, original))
 
@@ -258,7 +257,7 @@ class EditAgent(Agent):
     async def attempt(self, task: str, original: str | None, failure: str, number: int) -> str:
         """One try from the original text; raises Finished when the checks pass, else returns why not."""
         assert self.plan is not None
-        _restore(self.worktree / self.plan.target, original)
+        _restore(self.worktree, self.plan.target, original)
         start = edits.prefill(self.plan)
         ask = {"role": "user", "content": edits.prompt(task, self.plan, original, failure)}
         try:
@@ -286,11 +285,12 @@ class EditAgent(Agent):
         return outcome[-600:]
 
 
-def _restore(path: Path, text: str | None) -> None:
+def _restore(worktree: Path, name: str, text: str | None) -> None:
+    """The file as it was before the tries; never through a link the model's code planted."""
     if text is None:
-        path.unlink(missing_ok=True)
+        confined.remove(worktree, name)
     else:
-        path.write_text(text, encoding="utf-8")
+        confined.write_text(worktree, name, text)
 
 
 class BuiltinAgent:

@@ -19,6 +19,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from gasworks import confined
+
 FENCE = "```"
 # A path-like word with an extension: calc.py, docs/usage.md, src/pkg/mod.py (not "e.g." or "1.0").
 _PATH = re.compile(r"(?<![\w/.-])((?:[\w-]+/)*[\w-]*[A-Za-z_][\w-]*\.[A-Za-z]{1,8})(?![\w/-])")
@@ -165,14 +167,14 @@ def _put(text: str, name: str, source: str) -> str:
 
 def apply(worktree: Path, plan: EditPlan, code: str) -> None:
     """Write the model's code into the target file (merged for Python, whole otherwise)."""
-    target = worktree / plan.target
-    current = target.read_text(encoding="utf-8") if target.is_file() else ""
+    # Never through a link: the checks ran the model's last code, which may have put one at the
+    # file or a folder above it (to have gasworks read or write outside the worktree).
+    current = confined.read_text(worktree, plan.target) or ""
     wanted = plan.function.split("(")[0]
     text = merge_python(current, code, wanted) if plan.target.endswith(".py") else code
     if not text.strip():
         raise EditError("the reply holds no text for the file")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(text if text.endswith("\n") else text + "\n", encoding="utf-8")
+    confined.write_text(worktree, plan.target, text if text.endswith("\n") else text + "\n")
 
 
 def run_checks(worktree: Path, checks: list[list[str]], timeout: float, limit: int = 1500) -> tuple[bool, str]:

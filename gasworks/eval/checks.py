@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from gasworks import git
+from gasworks import confined, git
 from gasworks.errors import SuiteError
 from gasworks.eval.suite import Edit, EvalTask, Suite, SuiteProject, apply_edits, wrong_edits
 
@@ -26,25 +26,40 @@ def hidden_pass(tree: Path, task: EvalTask, folder: Path, command: list[str] | N
     for name, content in task.hidden.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(content, encoding="utf-8")
-    result = _run([sys.executable, "-m", "unittest", "discover", "-q", "-s", str(folder), "-t", str(folder), "-p",
-                   "*.py"], tree)
+    result = _run([sys.executable, "-I", "-c", RUNNER, str(tree), "discover", "-q", "-s", str(folder), "-t",
+                   str(folder), "-p", "*.py"], tree)
     return result is not None and result.returncode == 0 and b"Ran 0 tests" not in result.stderr
 
 
+# unittest loaded before the tree goes on the path (isolated: no cwd, no PYTHON* variables), so a
+# module the agents committed under a name of the runner's (unittest.py) cannot stand in for it.
+RUNNER = "import sys, unittest; sys.path.insert(0, sys.argv.pop(1)); unittest.main(module=None)"
+
+
 def _in_place(tree: Path, task: EvalTask, command: list[str]) -> bool:
-    kept = {name: (tree / name).read_bytes() if (tree / name).is_file() else None for name in task.hidden}
+    """The hidden tests written into the tree, run, and the tree put back. The tree is the agents'
+    work: a link it holds at a test's path (or a folder above it) is never written or read through;
+    one in place of a folder fails the tests."""
+    try:
+        kept = {name: confined.read_bytes(tree, name) for name in task.hidden}
+    except OSError:
+        return False
     try:
         for name, content in task.hidden.items():
-            (tree / name).parent.mkdir(parents=True, exist_ok=True)
-            (tree / name).write_text(content, encoding="utf-8")
+            confined.write_text(tree, name, content)
         result = _run([*command, *sorted(task.hidden)], tree)
         return result is not None and result.returncode == 0
+    except OSError:
+        return False
     finally:
         for name, old in kept.items():
-            if old is None:
-                (tree / name).unlink(missing_ok=True)
-            else:
-                (tree / name).write_bytes(old)
+            try:
+                if old is None:
+                    confined.remove(tree, name)
+                else:
+                    confined.write_bytes(tree, name, old)
+            except OSError:  # a folder above it is a link: nothing was written there
+                pass
 
 
 def _run(argv: list[str], cwd: Path) -> subprocess.CompletedProcess | None:

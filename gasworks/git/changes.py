@@ -89,14 +89,18 @@ def tracked_paths(path: Where) -> frozenset[str]:
     return paths
 
 
-def take_file(path: Where, name: str, base: str) -> str:
-    """The lines a worktree added to `name` since `base`, with the file put back as it was at base
-    (or removed, if base had none), in the working tree and the index."""
+def take_file(path: Where, name: str, base: str, limit: int = 1 << 20) -> str:
+    """The lines a worktree added to `name` since `base` (within its first `limit` bytes), with the
+    file put back as it was at base (or removed, if base had none), in the working tree and the index."""
     current = where(path) / name
     if current.is_symlink() or not current.is_file():  # a link could make gasworks read any file
         return ""
+    with open(current, "rb") as handle:  # never whole: an agent may leave a sparse terabyte there
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        data = data[:data.rfind(b"\n", 0, limit) + 1]  # whole lines only
     # Bytes that are not UTF-8 come back as lone surrogates, for the caller to drop; never an exception.
-    text = current.read_bytes().decode("utf-8", "surrogateescape")
+    text = data.decode("utf-8", "surrogateescape")
     old = run(["show", f"{base}:{name}"], path, check=False, errors="surrogateescape")
     if old.returncode == 0:
         run(["checkout", base, "--", name], path)

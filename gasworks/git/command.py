@@ -73,6 +73,8 @@ def run(args: list[str], cwd: Where, *, check: bool = True, makes_commits: bool 
     base.update({"GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C", "GIT_NO_REPLACE_OBJECTS": "1",
                  "GIT_OPTIONAL_LOCKS": "0"})
     if isinstance(cwd, Tree):
+        if cwd.path.is_symlink():  # swapped for a link by the agent: git would work in the folder it leads to
+            raise GitError(f"{cwd.path} is a link now, not the worktree gasworks made: gasworks will not work there")
         base.update({"GIT_DIR": str(cwd.gitdir), "GIT_COMMON_DIR": str(cwd.common), "GIT_WORK_TREE": str(cwd.path)})
     try:
         result = subprocess.run(

@@ -137,11 +137,24 @@ def repair(tree: Tree) -> list[str]:
 
 def restore_pointer(tree: Tree) -> None:
     """Write the worktree's `.git` file as git made it, whatever is there now (a file pointing at a
-    git dir an agent or a gate made, a folder, a link), without following a link."""
+    git dir an agent or a gate made, a folder, a link), without following a link. A worktree that
+    is itself a link now (an agent swapped it for one to a folder of the user's) is refused: a
+    checkout and `git clean -ffdx` there would work in that folder."""
+    if tree.path.is_symlink() or not tree.path.is_dir():
+        raise GitError(f"{tree.path} is no longer a folder (a link, or a file): gasworks will not work there")
     pointer = tree.path / ".git"
     wanted = f"gitdir: {tree.gitdir}\n".encode()
-    if pointer.is_symlink() or not pointer.is_file() or pointer.read_bytes() != wanted:
+    if not _holds(pointer, wanted):
         write_new(pointer, wanted)
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether path is a plain file holding exactly data; at most that much is read (an agent may
+    have left a file of a terabyte there, sparse)."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as handle:
+        return handle.read(len(data) + 1) == data
 
 
 def write_new(path: Path, data: bytes) -> None:
@@ -160,6 +173,8 @@ def write_new(path: Path, data: bytes) -> None:
 
 
 def checkout_branch(tree: Tree, branch: str, commit: str) -> None:
-    """The tree a clean checkout of a fresh `branch` at commit: nothing else left in it."""
+    """The tree a clean checkout of a fresh `branch` at commit: nothing else left in it, and its
+    `.git` file pointing where gasworks says (a gate that ran there may have rewritten it)."""
+    restore_pointer(tree)
     run(["checkout", "-q", "-f", "-B", branch, commit], tree)
     run(["clean", "-q", "-ffdx"], tree)
