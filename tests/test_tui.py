@@ -171,6 +171,8 @@ def test_every_running_task_id_is_visible_at_each_size(fleet, size):
         app = top(fleet)
         async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: all(task in screen_text(app) for task in fleet.hanging), "the running ids")
+            # every key listed, whole, at 80 columns too (the footer fills in once the bindings are known)
+            await until(pilot, lambda: screen_text(app).splitlines()[-1].strip() == FOOTER, "the keys")
             text = screen_text(app)
             save(app, f"tui-{size[0]}x{size[1]}")
             assert "1/5 closed  1 merged  1 failed" in text
@@ -182,7 +184,6 @@ def test_every_running_task_id_is_visible_at_each_size(fleet, size):
             headings = next(line for line in text.splitlines() if line.strip().startswith("slot"))
             assert ("tokens in/out" in headings) == (size[0] == 200)  # dropped first when narrow
             assert "last log line" in headings
-            assert text.splitlines()[-1].strip() == FOOTER  # every key listed, whole, at 80 columns too
             # a tall terminal has room for the latest merge results too
             assert (f"{fleet.merged}  landed" in text) == (size[1] == 50)
             await pilot.press("q")
@@ -310,6 +311,7 @@ def test_keys_approve_and_reject_branches_waiting_for_review(review_fleet):
             humans = app.fleet.query_one("#humans")
             await until(pilot, lambda: humans.row_count == 2, "both waits listed")
             assert "needs a human (2):" in screen_text(app)
+            assert f"{rejected}  waits for review: a approves, x rejects" in screen_text(app)
             save(app, "tui-review-80x24")
 
             # x asks for a note: not sent while empty, Escape sends nothing

@@ -25,7 +25,7 @@ from gasworks.tui.layout import (
     summary,
     top_report,
 )
-from gasworks.tui.screens import LogScreen, MergesScreen, TaskKeys
+from gasworks.tui.screens import REVIEW_KEYS, LogScreen, MergesScreen, TaskKeys
 from gasworks.web import actions
 
 
@@ -106,7 +106,7 @@ class FleetScreen(TaskKeys):
         table = self.query_one("#humans", DataTable)
         task_width = max([4, *(len(task) for _, task, _ in humans)])
         _fill(table, [("task", "task", task_width), ("why", "why", max(16, width - 2 - task_width - 2 * PADDING))],
-              [(task, [task, Text(oneline(f"merge held: {why}" if kind == "held" else why, 500))])
+              [(task, [task, Text(oneline({"held": f"merge held: {why}", "review": REVIEW_KEYS}.get(kind, why), 500))])
                for kind, task, why in humans])
         table.display = bool(humans)
         self.show_recent(report["recent"], width)

@@ -25,12 +25,12 @@ from gasworks.project import Project
 from gasworks.tui.layout import DIFF_LINES, LOG_LINES
 from gasworks.web import actions
 
-NOTE_HINT = "Enter sends it back to the fleet with this note; Escape keeps it waiting"
+NOTE_HINT = "Enter: back to the fleet with this note. Escape: it keeps waiting."
 REVIEW_KEYS = "waits for review: a approves, x rejects"
 
 
 class Confirm(ModalScreen[bool]):
-    """Asks before a change that ends work: y goes on, n or Escape leaves things as they are."""
+    """Asks before a change that ends work or lands it: y goes on, n or Escape leaves things as they are."""
 
     BINDINGS = [Binding("y", "answer(True)", "yes"), Binding("n,escape", "answer(False)", "no")]
     DEFAULT_CSS = "Confirm { align: center middle; } Confirm > Static { width: auto; max-width: 90%; " \
