@@ -146,7 +146,7 @@ def test_top_lists_branches_waiting_for_review(project_dir):
     async def scenario() -> None:
         app = TopApp(dispatcher.project, dispatcher.store, actor="tester", interval=0.2)
         async with app.run_test(size=(80, 24)) as pilot:
-            await until(pilot, lambda: f"{task_id}  its finished branch waits for" in screen_text(app),
+            await until(pilot, lambda: f"{task_id}  waits for review: a approves, x rejects" in screen_text(app),
                         "the review wait")
             assert "needs a human (1)" in screen_text(app) and "merge held" not in screen_text(app)
             await pilot.press("q")

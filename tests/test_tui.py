@@ -18,18 +18,20 @@ from pathlib import Path
 
 import pytest
 
+from gasworks.agents import REVIEW_NOTE_HEADING, TASK_FILE
 from gasworks.project import find_project
 from gasworks.stats import progress
 from gasworks.tui import TopApp, slot_columns
+from gasworks.web import actions
 from tests.fleet import agent_processes, fake_script
 
 ARTIFACTS = Path(os.environ.get("GASWORKS_ARTIFACTS") or Path(__file__).resolve().parent.parent / "test-artifacts")
 WAIT = 90.0  # seconds any one condition may take on a busy machine
 
 
-def create(root: Path, title: str, priority: int = 2, **script) -> str:
+def create(root: Path, title: str, priority: int = 2, labels: str = "", **script) -> str:
     result = subprocess.run([sys.executable, "-m", "gasworks", "create", title, "-q", "-p", str(priority),
-                             *(["-d", fake_script(**script)] if script else [])],
+                             *(["-d", fake_script(**script)] if script else []), *(["-l", labels] if labels else [])],
                             cwd=root, capture_output=True, text=True, check=True)
     return result.stdout.strip()
 
@@ -47,9 +49,7 @@ class Fleet:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.merged = create(root, "writes a note", 0, write={"notes/a.txt": "hello\n"})
-        self.failed = create(root, "fails once", 0, exit=3)
-        self.hanging = [create(root, f"runs until stopped {n}", hang=True) for n in range(3)]
+        self.add_tasks()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gasworks", "run", "--agent", "fake", "--workers", "3"], cwd=root,
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -57,7 +57,12 @@ class Fleet:
                  "GASWORKS_GRACE_SECONDS": "1"})
         self.project = find_project(root)
         self.store = self.project.open_store()
-        wait_for(self.settled, "three agents running, one task merged and one blocked")
+        wait_for(self.settled, f"the fleet settled: {type(self).__doc__}")
+
+    def add_tasks(self) -> None:
+        self.merged = create(self.root, "writes a note", 0, write={"notes/a.txt": "hello\n"})
+        self.failed = create(self.root, "fails once", 0, exit=3)
+        self.hanging = [create(self.root, f"runs until stopped {n}", hang=True) for n in range(3)]
 
     def settled(self) -> bool:
         running = {a.task_id for a in self.store.attempts(running=True) if a.pid}
@@ -75,12 +80,35 @@ class Fleet:
         return out
 
 
+class ReviewFleet(Fleet):
+    """Two tasks labelled `review` on a real `gasworks run`: each finished branch waits for a reviewer."""
+
+    def add_tasks(self) -> None:
+        self.approved = create(self.root, "to approve", labels="review")
+        self.rejected = create(self.root, "to reject", labels="review")
+
+    def settled(self) -> bool:
+        return all(self.merge_statuses(task) == ["review"] for task in (self.approved, self.rejected))
+
+    def merge_statuses(self, task_id: str) -> list[str]:
+        return [m.status for m in reversed(self.store.merges(task_id=task_id))]  # oldest first
+
+
+def running(kind: type[Fleet], root: Path):
+    fleet = kind(root)
+    yield fleet
+    out = fleet.stop()
+    assert agent_processes(root) == [], out
+
+
 @pytest.fixture
 def fleet(project_dir):
-    running = Fleet(project_dir)
-    yield running
-    out = running.stop()
-    assert agent_processes(project_dir) == [], out
+    yield from running(Fleet, project_dir)
+
+
+@pytest.fixture
+def review_fleet(project_dir):
+    yield from running(ReviewFleet, project_dir)
 
 
 def screen_text(app: TopApp) -> str:
@@ -91,7 +119,8 @@ async def until(pilot, condition: Callable[[], bool], what: str) -> None:
     """Let the app run until condition() holds (it refreshes every 0.2 s here)."""
     deadline = time.monotonic() + WAIT
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{screen_text(pilot.app)}"
+        assert time.monotonic() < deadline, (f"timed out waiting for {what}:\n{screen_text(pilot.app)}\n"
+                                             f"said: {getattr(pilot.app, 'said', [])}")
         await pilot.pause(0.05)
 
 
@@ -101,8 +130,39 @@ def save(app: TopApp, name: str) -> None:
     (ARTIFACTS / f"{name}.txt").write_text(screen_text(app) + "\n", encoding="utf-8")
 
 
-def top(fleet: Fleet) -> TopApp:
-    return TopApp(fleet.project, fleet.store, actor="tester", interval=0.2)
+class Top(TopApp):
+    """`gasworks top` that also keeps what it said in notifications (toasts are not in the screen's text)."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.said: list[str] = []
+
+    def notify(self, message: str, **kwargs) -> None:  # type: ignore[override]
+        self.said.append(message)
+        super().notify(message, **kwargs)
+
+
+def said(app: Top, words: str) -> Callable[[], bool]:
+    return lambda: any(words in message for message in app.said)
+
+
+def top(fleet: Fleet) -> Top:
+    return Top(fleet.project, fleet.store, actor="tester", interval=0.2)
+
+
+async def choose(pilot, table, task_id: str) -> None:
+    """Focus the fleet view's table (Tab) and move its cursor to task_id's row (arrows), as a person does."""
+    app = pilot.app
+    if app.focused is not table:
+        await pilot.press("tab")
+    await until(pilot, lambda: app.focused is table, "the table focused")
+    await until(pilot, lambda: task_id in {str(key.value) for key in table.rows}, f"{task_id} listed")
+    while app.fleet.selected() != task_id:
+        here, there = table.cursor_row, table.get_row_index(task_id)
+        await pilot.press("down" if there > here else "up")
+
+
+FOOTER = "l log d diff s stop r retry c cancel +/- prio a approve x reject m merges q quit"
 
 
 @pytest.mark.parametrize("size", [(80, 24), (200, 50)])
@@ -111,6 +171,8 @@ def test_every_running_task_id_is_visible_at_each_size(fleet, size):
         app = top(fleet)
         async with app.run_test(size=size) as pilot:
             await until(pilot, lambda: all(task in screen_text(app) for task in fleet.hanging), "the running ids")
+            # every key listed, whole, at 80 columns too (the footer fills in once the bindings are known)
+            await until(pilot, lambda: screen_text(app).splitlines()[-1].strip() == FOOTER, "the keys")
             text = screen_text(app)
             save(app, f"tui-{size[0]}x{size[1]}")
             assert "1/5 closed  1 merged  1 failed" in text
@@ -141,17 +203,8 @@ def test_keys_stop_retry_cancel_and_show_diff_log_and_merges(fleet):
             slots, humans = screen.query_one("#slots"), screen.query_one("#humans")
             await until(pilot, lambda: slots.row_count == 3, "three slots")
 
-            async def select(table, task_id: str) -> None:
-                if app.focused is not table:
-                    await pilot.press("tab")
-                await until(pilot, lambda: app.focused is table, "the table focused")
-                await until(pilot, lambda: task_id in {str(key.value) for key in table.rows}, f"{task_id} listed")
-                while screen.selected() != task_id:  # arrows, as a person moves
-                    here, there = table.cursor_row, table.get_row_index(task_id)
-                    await pilot.press("down" if there > here else "up")
-
             # s: stop the agent (asked first); the run ends it and records it interrupted
-            await select(slots, stopped)
+            await choose(pilot, slots, stopped)
             await pilot.press("s")
             await until(pilot, lambda: "stop the agent on " + stopped in screen_text(app), "the question")
             await pilot.press("y")
@@ -161,49 +214,168 @@ def test_keys_stop_retry_cancel_and_show_diff_log_and_merges(fleet):
             assert store.get_task(stopped).assignee == ""
 
             # r on the stopped task (among those needing a human): the fleet runs it again
-            await select(humans, stopped)
+            await choose(pilot, humans, stopped)
             await pilot.press("r")
             wait_for(lambda: len(store.attempts(stopped)) == 2 and not store.attempts(stopped)[-1].ended_at,
                      "a second attempt")
 
             # d on the task the fleet gave up on: its attempt's commit
-            await select(humans, fleet.failed)
+            await choose(pilot, humans, fleet.failed)
             await pilot.press("d")
             await until(pilot, lambda: f"+done by the fake agent: {fleet.failed}" in screen_text(app), "the diff")
             assert f"fake/{fleet.failed}.txt" in screen_text(app)
             await pilot.press("escape")
+            # l follows its log, to the attempt's end
+            await pilot.press("l")
+            await until(pilot, lambda: "-- attempt 1 ended: failed (exit 3)" in screen_text(app), "the log's end")
+            await pilot.press("escape")
 
-            # + raises a priority; Enter follows a log
-            await select(slots, other)
+            # + raises a priority, - lowers it; Enter follows a log
+            await choose(pilot, slots, other)
             await pilot.press("plus")
             await until(pilot, lambda: store.get_task(other).priority == 1, "priority 1")
+            await pilot.press("minus", "minus")
+            await until(pilot, lambda: store.get_task(other).priority == 3, "priority 3")
             await pilot.press("enter")
             await until(pilot, lambda: f"fake agent on {other}: ['hang']" in screen_text(app), "the log")
             await pilot.press("escape")
 
             # c cancels (asked first): closed, the agent stopped, nothing merged
-            await select(slots, cancelled)
+            await choose(pilot, slots, cancelled)
             await pilot.press("c", "y")
             await until(pilot, lambda: fleet.status(cancelled) == "closed", "the task closed")
             wait_for(lambda: store.attempts(cancelled)[-1].outcome == "interrupted", "its agent stopped")
             assert store.merges(task_id=cancelled) == []
 
             # r on a running task is refused, and nothing changes
-            await select(slots, other)
+            await choose(pilot, slots, other)
             await pilot.press("r")
+            await until(pilot, said(app, "has it already"), "the refusal said")
             assert fleet.status(other) == "in_progress"
 
-            # m: the merge queue and its results
+            # m: the merge queue and its results; d there shows a merged branch's diff
             await pilot.press("m")
             await until(pilot, lambda: f"{fleet.merged}" in screen_text(app) and "landed" in screen_text(app),
                         "the merge list")
-            await pilot.press("escape", "q")
+            await pilot.press("d")
+            await until(pilot, lambda: "+hello" in screen_text(app), "the merged diff")
+            await pilot.press("escape", "escape", "q")
         assert not app.is_running
 
     asyncio.run(scenario())
     changes = [(e.old_value, e.new_value, e.actor) for e in store.events(stopped) if e.kind == "status"]
     stopped_at = changes.index(("in_progress", "blocked", "tester"))  # oldest first
     assert changes[stopped_at + 1] == ("blocked", "open", "tester")
+
+
+def test_a_question_acts_on_the_task_it_named_when_its_row_went_meanwhile(fleet):
+    """s asked about one agent; before the answer another terminal stopped it, so its row left and
+    the cursor fell on another running task: y must not stop that one."""
+    named, *others = fleet.hanging
+    store = fleet.store
+
+    async def scenario() -> None:
+        app = top(fleet)
+        async with app.run_test(size=(80, 24)) as pilot:
+            slots = app.fleet.query_one("#slots")
+            await until(pilot, lambda: slots.row_count == 3, "three slots")
+            await choose(pilot, slots, named)
+            await pilot.press("s")
+            await until(pilot, lambda: f"stop the agent on {named}?" in screen_text(app), "the question")
+            with store.batch():
+                actions.stop(store, named, "someone else")
+            await until(pilot, lambda: named not in {str(key.value) for key in slots.rows}, "its row gone")
+            assert app.fleet.selected() in others
+            await pilot.press("y")
+            await until(pilot, said(app, f"{named} is blocked: no agent works on it"), "the refusal")
+            await pilot.press("q")
+
+    asyncio.run(scenario())
+    assert [fleet.status(task) for task in others] == ["in_progress", "in_progress"]
+
+
+async def type_text(pilot, text: str) -> None:
+    await pilot.press(*("space" if char == " " else char for char in text))
+
+
+def test_keys_approve_and_reject_branches_waiting_for_review(review_fleet):
+    """x asks for a note and sends the branch back (the run's next attempt reads the note), a and y
+    let it into the merge queue (the run lands it); from the fleet view and from the merge list."""
+    fleet, store = review_fleet, review_fleet.store
+    approved, rejected = fleet.approved, fleet.rejected
+    note = "use a constant for the max quota"  # a, x and q are typed into the note, not taken as keys
+
+    async def scenario() -> None:
+        app = top(fleet)
+        async with app.run_test(size=(80, 24)) as pilot:
+            humans = app.fleet.query_one("#humans")
+            await until(pilot, lambda: humans.row_count == 2, "both waits listed")
+            assert "needs a human (2):" in screen_text(app)
+            assert f"{rejected}  waits for review: a approves, x rejects" in screen_text(app)
+            save(app, "tui-review-80x24")
+
+            # x asks for a note: not sent while empty, Escape sends nothing
+            await choose(pilot, humans, rejected)
+            await pilot.press("x")
+            await until(pilot, lambda: f"reject {rejected}: what should its next attempt" in screen_text(app),
+                        "the note asked for")
+            await pilot.press("enter")
+            await until(pilot, lambda: "a rejection needs a note" in screen_text(app), "the note required")
+            await pilot.press("escape")
+            await until(pilot, lambda: app.screen is app.fleet, "back in the fleet view")
+            assert fleet.merge_statuses(rejected) == ["review"] and fleet.status(rejected) == "merging"
+
+            # x, a note, Enter: rejected, the task open again with the note as a comment
+            await pilot.press("x")
+            await until(pilot, lambda: "what should its next attempt" in screen_text(app), "the note asked for")
+            await type_text(pilot, note)
+            save(app, "tui-reject-80x24")
+            await pilot.press("enter")
+            await until(pilot, lambda: fleet.merge_statuses(rejected)[:1] == ["rejected"], "the merge rejected")
+            assert store.merges(task_id=rejected)[-1].note == note
+            assert ("merging", "open", "tester") in [(e.old_value, e.new_value, e.actor)
+                                                     for e in store.events(rejected) if e.kind == "status"]
+            assert [c.text for c in store.get_task(rejected).comments] == [f"Rejected in review: {note}"]
+
+            # a (asked first) on the other: queued, and the run lands it
+            await choose(pilot, humans, approved)
+            await pilot.press("a")
+            await until(pilot, lambda: f"approve {approved}?" in screen_text(app), "the question")
+            await pilot.press("y")
+            await until(pilot, lambda: fleet.merge_statuses(approved) != ["review"], "the merge approved")
+            assert ("review_approved", "tester") in [(e.kind, e.actor) for e in store.events(approved)]
+            await until(pilot, lambda: fleet.status(approved) == "closed", "the approved branch merged")
+            assert fleet.merge_statuses(approved) == ["landed"]
+
+            # the run's next attempt at the rejected task read the note, and waits for review again
+            await until(pilot, lambda: fleet.merge_statuses(rejected) == ["rejected", "review"],
+                        "the second attempt done")
+            assert any(f"{REVIEW_NOTE_HEADING}\n{note}" in path.read_text(encoding="utf-8")
+                       for path in fleet.root.rglob(TASK_FILE))
+
+            # m: the merge list, what waits for review first; x on a landed row is refused, a approves
+            await pilot.press("m")
+            await until(pilot, lambda: "a approves, x rejects" in screen_text(app), "the review row")
+            save(app, "tui-merges-80x24")
+            merges = app.screen
+            assert merges.selected() == rejected
+            while merges.selected() != approved:
+                await pilot.press("down")
+            await pilot.press("x")
+            await until(pilot, said(app, f"{approved} does not wait for review"), "the refusal")
+            assert app.screen is merges
+            table = merges.query_one("DataTable")
+            while table.cursor_row:  # back to the top row, the branch waiting for review
+                await pilot.press("up")
+            await pilot.press("a")
+            await until(pilot, lambda: f"approve {rejected}?" in screen_text(app), "the question")
+            await pilot.press("y")
+            await until(pilot, lambda: fleet.status(rejected) == "closed", "the second branch merged")
+            assert fleet.merge_statuses(rejected) == ["rejected", "landed"]
+            await pilot.press("escape", "q")
+        assert not app.is_running
+
+    asyncio.run(scenario())
 
 
 # -- the parts that need no fleet -----------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -11,7 +10,6 @@ from textual import work
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 from textual.worker import get_current_worker
 
@@ -27,20 +25,21 @@ from gasworks.tui.layout import (
     summary,
     top_report,
 )
-from gasworks.tui.screens import Confirm, DiffScreen, LogScreen, MergesScreen
+from gasworks.tui.screens import REVIEW_KEYS, LogScreen, MergesScreen, TaskKeys
 from gasworks.web import actions
 
 
-class FleetScreen(Screen[None]):
-    """Progress, the merge queue, the slots with their running tasks, what waits on a person and,
-    on a tall terminal, the latest merge results. Tab moves between these tables; the keys act on
-    the task of the focused table's selected row."""
+class FleetScreen(TaskKeys):
+    """Progress, the merge queue, the slots with their running tasks, what waits on a person (a
+    branch waiting for review too) and, on a tall terminal, the latest merge results. Tab moves
+    between these tables; the keys act on the task of the focused table's selected row."""
 
     BINDINGS = [
         Binding("l", "log", "log"), Binding("d", "diff", "diff"), Binding("s", "stop", "stop"),
         Binding("r", "retry", "retry"), Binding("c", "cancel", "cancel"),
-        Binding("plus,equals_sign", "priority(-1)", "prio+"), Binding("minus", "priority(1)", "prio-"),
-        Binding("m", "merges", "merges"),
+        Binding("plus,equals_sign", "priority(-1)", "prio", key_display="+/-"),  # - is listed with +
+        Binding("minus", "priority(1)", "prio-", show=False),
+        Binding("a", "approve", "approve"), Binding("x", "reject", "reject"), Binding("m", "merges", "merges"),
     ]
     DEFAULT_CSS = """
     #summary { height: 3; }
@@ -50,8 +49,7 @@ class FleetScreen(Screen[None]):
     """
 
     def __init__(self, project: Project, store: Any, actor: str, interval: float) -> None:
-        super().__init__()
-        self.project, self.store, self.actor, self.interval = project, store, actor, interval
+        super().__init__(project, store, actor, interval)
         self.report: dict[str, Any] = {}
 
     def compose(self) -> ComposeResult:
@@ -62,7 +60,7 @@ class FleetScreen(Screen[None]):
             yield DataTable(id="humans", cursor_type="row")
             yield Static(id="recent-title", markup=False)
             yield DataTable(id="recent", cursor_type="row")
-        yield Footer()
+        yield Footer(compact=True)  # all the keys in 80 columns
 
     def on_mount(self) -> None:
         self.reload()
@@ -108,7 +106,7 @@ class FleetScreen(Screen[None]):
         table = self.query_one("#humans", DataTable)
         task_width = max([4, *(len(task) for _, task, _ in humans)])
         _fill(table, [("task", "task", task_width), ("why", "why", max(16, width - 2 - task_width - 2 * PADDING))],
-              [(task, [task, Text(oneline(f"merge held: {why}" if kind == "held" else why, 500))])
+              [(task, [task, Text(oneline({"held": f"merge held: {why}", "review": REVIEW_KEYS}.get(kind, why), 500))])
                for kind, task, why in humans])
         table.display = bool(humans)
         self.show_recent(report["recent"], width)
@@ -135,31 +133,6 @@ class FleetScreen(Screen[None]):
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         self.action_log()  # Enter on a row: follow its log
 
-    def _with_task(self) -> str | None:
-        task_id = self.selected()
-        if task_id is None:
-            self.notify("select a task first (arrows; Tab switches tables)", severity="warning")
-        return task_id
-
-    def _change(self, verb: str, change: Callable[[str], Task]) -> None:
-        task_id = self._with_task()
-        if task_id is None:
-            return
-        try:
-            with self.store.batch():  # one transaction, as the CLI's commands
-                task = change(task_id)
-        except GasworksError as exc:
-            self.notify(str(exc), severity="error")
-            return
-        self.notify(f"{verb} {task.id}: now {task.status}, P{task.priority}")
-        self.reload()
-
-    def _confirmed(self, question: str, then: Callable[[], None]) -> None:
-        if self.selected() is None:
-            self._with_task()
-            return
-        self.app.push_screen(Confirm(question), lambda yes: then() if yes else None)
-
     def action_log(self) -> None:
         task_id = self._with_task()
         if task_id is not None:
@@ -168,31 +141,26 @@ class FleetScreen(Screen[None]):
             except GasworksError as exc:
                 self.notify(str(exc), severity="error")
 
-    def action_diff(self) -> None:
-        task_id = self._with_task()
-        if task_id is not None:
-            self.app.push_screen(DiffScreen(self.project, self.store, task_id))
-
     def action_merges(self) -> None:
-        self.app.push_screen(MergesScreen(self.project, self.store, self.interval))
+        self.app.push_screen(MergesScreen(self.project, self.store, self.actor, self.interval))
 
     def action_stop(self) -> None:
-        self._confirmed(f"stop the agent on {self.selected()}? (the task becomes blocked; r retries it)",
-                        lambda: self._change("stopped the agent on", lambda t: actions.stop(self.store, t, self.actor)))
+        self._asked("stop the agent on {}? (the task becomes blocked; r retries it)", "stopped the agent on",
+                    lambda t: actions.stop(self.store, t, self.actor))
 
     def action_cancel(self) -> None:
-        self._confirmed(f"cancel {self.selected()}? (it is closed; its agent stops, its work is not merged)",
-                        lambda: self._change("cancelled", lambda t: actions.cancel(self.store, t, self.actor)))
+        self._asked("cancel {}? (it is closed; its agent stops, its work is not merged)", "cancelled",
+                    lambda t: actions.cancel(self.store, t, self.actor))
 
     def action_retry(self) -> None:
-        self._change("retried", lambda t: actions.retry(self.store, t, self.actor))
+        self._act("retried", lambda t: actions.retry(self.store, t, self.actor))
 
     def action_priority(self, step: int) -> None:
         def move(task_id: str) -> Task:
             now = self.store.get_task(task_id).priority
             return actions.set_priority(self.store, task_id, str(min(4, max(0, now + step))), self.actor)
 
-        self._change("priority of", move)
+        self._act("priority of", move)
 
 
 def _selected(table: DataTable) -> str | None:
