@@ -19,7 +19,7 @@ from gasworks.models import Comment, Dependency, Task
 
 if TYPE_CHECKING:  # store/__init__.py imports this module; records.py loads on first use
     from gasworks.records import Attempt, Event, Merge
-    from gasworks.store import ImportResult, NewTask
+    from gasworks.store.values import ImportResult, NewTask
     from gasworks.store.board import BoardFilter
 
 
