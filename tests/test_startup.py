@@ -32,6 +32,13 @@ HEAVY = ("pydantic", "httpx", "rich", "textual", "psutil", "filelock", "starlett
          "gasworks.git.worktree")
 
 
+# Loaded on first use (gasworks/deferred.py; records.py through models.py; store/values.py through the store
+# package; store/board_filter.py through store/board.py): a quick command loads only what it makes.
+DEFERRED = ("inspect", "ast", "dis", "tokenize", "gasworks.records", "gasworks.store.values",
+            "gasworks.store.board_filter")
+MAKES = {"create": ["gasworks.store.values"], "show": ["gasworks.records"]}
+
+
 def imported(argv: list[str], cwd: Path, **settings: str) -> tuple[set[str], str]:
     """Run argv (python arguments) in cwd; the modules it imported, and its stdout."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("GASWORKS_")}
@@ -57,6 +64,7 @@ def test_task_commands_import_no_heavy_library(project_dir):
                  ["update", task_id, "--claim"], ["close", task_id]):
         modules, _ = imported(["-m", "gasworks", *args], project_dir)
         assert heavy_in(modules) == [], args
+        assert sorted(modules.intersection(DEFERRED)) == MAKES.get(args[0], []), args
     modules, out = imported(["-m", "gasworks", "ready", "--json"], project_dir)
     assert [t["title"] for t in json.loads(out)] == ["Another"]
 
