@@ -1,5 +1,6 @@
-"""What loads on first use behaves as if it had been loaded at start: the stand-in for `inspect`
-(gasworks/deferred.py) and the names the model and store packages give from modules of their own."""
+"""What start-up skips or puts off gives what the long way gives: the stand-in for `inspect`
+(gasworks/deferred.py), the names the model and store packages give from modules of their own, and
+settings' annotations read without compiling them."""
 
 from __future__ import annotations
 
@@ -109,3 +110,20 @@ def test_the_packages_give_what_loads_on_first_use():
     for package, name in ((models, "Attemp"), (store, "NewTasks"), (board, "Filter")):
         with pytest.raises(AttributeError, match=f"has no attribute '{name}'"):
             getattr(package, name)
+
+
+def test_settings_hints_are_what_eval_gives():
+    """Bare names are looked up without compiling them (settings._hint): each hint is eval's."""
+    import sys as _sys
+
+    from gasworks import config
+    from gasworks.settings import Settings
+
+    classes = [value for value in vars(config).values()
+               if isinstance(value, type) and issubclass(value, Settings) and value is not Settings]
+    assert len(classes) >= 2
+    for cls in classes:
+        module = vars(_sys.modules[cls.__module__])
+        annotations = vars(cls)["__annotations__"]
+        for spec in cls.__specs__:
+            assert spec.hint == eval(annotations[spec.name], module), (cls, spec.name)  # noqa: S307

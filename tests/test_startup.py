@@ -24,12 +24,12 @@ from gasworks.git.repository import _plain_checkout
 
 # Libraries no quick command needs: models, HTTP, the terminal UI, process tables, run locks, the web
 # dashboard, PostgreSQL, hashlib (it loads OpenSSL: new ids use the built-in SHA-256); and gasworks's own
-# fleet machinery, the git commands of worktrees, merges and changes, and the importer.
+# fleet machinery, the git commands of worktrees, merges and changes, the importer, and bd's command line.
 HEAVY = ("pydantic", "httpx", "rich", "textual", "psutil", "filelock", "starlette", "uvicorn", "psycopg", "xllamacpp",
          "llm", "hashlib", "gasworks.cli.fleet", "gasworks.tui", "gasworks.cli.watch", "gasworks.cli.gastown",
          "gasworks.dispatcher", "gasworks.refinery", "gasworks.status", "gasworks.store.postgres", "gasworks.ingest",
          "gasworks.git.changes", "gasworks.git.merging", "gasworks.git.refs", "gasworks.git.remote",
-         "gasworks.git.worktree")
+         "gasworks.git.worktree", "gasworks.store.bd")
 
 
 # Loaded on first use (gasworks/deferred.py; records.py through models.py; store/values.py through the store
