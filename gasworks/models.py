@@ -239,9 +239,9 @@ class MergeStatus(Word):
     REJECTED = "rejected"        # a reviewer rejected it (its note says why); its task went back to open
 
 
-# The records of what happened (events, attempts, merges) live in records.py and load on first use:
-# no quick command (`ready`, `show`, `close`, ...) makes one, and every dataclass costs its creation
-# at each start (about a millisecond for each of these).
+# The records of what happened (events, attempts, merges) live in the records package and load on first
+# use: no quick command but `show` makes one, and every dataclass costs its creation at each start
+# (about a millisecond for each of these).
 _RECORDS = ("Attempt", "Event", "Merge")
 
 

@@ -99,15 +99,18 @@ def test_the_cli_says_the_same_with_the_stand_in(args, project_dir):
 def test_the_packages_give_what_loads_on_first_use():
     from gasworks import records
     from gasworks.models import Attempt, Event, Merge
+    from gasworks.records.attempt import Attempt as Attempted
+    from gasworks.records.event import Event as Happened
+    from gasworks.records.merge import Merge as Merged
     from gasworks.store import ImportResult, NewTask
     from gasworks.store.board import BoardFilter
     from gasworks.store.board_filter import BoardFilter as Filter
     from gasworks.store.values import ImportResult as Result
     from gasworks.store.values import NewTask as New
 
-    assert (Attempt, Event, Merge) == (records.Attempt, records.Event, records.Merge)
+    assert (Attempt, Event, Merge) == (records.Attempt, records.Event, records.Merge) == (Attempted, Happened, Merged)
     assert (NewTask, ImportResult, BoardFilter) == (New, Result, Filter)
-    for package, name in ((models, "Attemp"), (store, "NewTasks"), (board, "Filter")):
+    for package, name in ((models, "Attemp"), (records, "Events"), (store, "NewTasks"), (board, "Filter")):
         with pytest.raises(AttributeError, match=f"has no attribute '{name}'"):
             getattr(package, name)
 

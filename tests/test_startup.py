@@ -32,11 +32,12 @@ HEAVY = ("pydantic", "httpx", "rich", "textual", "psutil", "filelock", "starlett
          "gasworks.git.worktree", "gasworks.store.bd")
 
 
-# Loaded on first use (gasworks/deferred.py; records.py through models.py; store/values.py through the store
-# package; store/board_filter.py through store/board.py): a quick command loads only what it makes.
-DEFERRED = ("inspect", "ast", "dis", "tokenize", "gasworks.records", "gasworks.store.values",
+# Loaded on first use (gasworks/deferred.py; the records package through models.py; store/values.py through
+# the store package; store/board_filter.py through store/board.py): a quick command loads only what it makes.
+DEFERRED = ("inspect", "ast", "dis", "tokenize", "gasworks.records", "gasworks.records.event",
+            "gasworks.records.attempt", "gasworks.records.merge", "gasworks.store.values",
             "gasworks.store.board_filter")
-MAKES = {"create": ["gasworks.store.values"], "show": ["gasworks.records"]}
+MAKES = {"create": ["gasworks.store.values"], "show": ["gasworks.records", "gasworks.records.event"]}
 
 
 def imported(argv: list[str], cwd: Path, **settings: str) -> tuple[set[str], str]:
