@@ -114,8 +114,11 @@ def close_keeping_wal(conn: sqlite3.Connection, path: Path) -> None:
     which that first opener resets; about 4 µs a page), and a checkpoint made in another process
     never lets the next one start the WAL over (that rebuild forgets it), so a WAL always kept grows
     without end and every command reads all of it."""
-    wal = path.with_name(path.name + "-wal")
-    if wal.exists() and wal.stat().st_size > WAL_KEEP_BYTES:
+    try:
+        wal_bytes = path.with_name(path.name + "-wal").stat().st_size
+    except OSError:  # none (another process's close checkpointed and removed it)
+        wal_bytes = 0
+    if wal_bytes > WAL_KEEP_BYTES:
         conn.close()
         return
     if sys.version_info >= (3, 12):
