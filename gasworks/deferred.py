@@ -11,6 +11,7 @@ names as its own, so modules holding the stand-in see the real functions).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import sys
 import types
 from typing import Any
@@ -62,6 +63,10 @@ def defer_inspect() -> None:
     cleandoc copied here)."""
     if "inspect" in sys.modules or not _SAME_CLEANDOC:
         return
+    spec = importlib.util.find_spec("inspect")  # found, not run: what the import system asks of a module
     standin = _Deferred("inspect", "The standard library's inspect, loaded on first use (gasworks.deferred).")
+    standin.__spec__ = spec
+    standin.__loader__ = spec.loader if spec else None
+    standin.__package__ = ""
     standin.cleandoc = cleandoc  # type: ignore[attr-defined]
     sys.modules["inspect"] = standin

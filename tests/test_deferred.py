@@ -79,6 +79,13 @@ def test_anything_but_cleandoc_loads_the_real_inspect_for_everyone():
     assert result.stdout.splitlines() == ["_Deferred True True", "NoDoc(x: int) module True", "True True"]
 
 
+def test_the_stand_in_gives_the_real_modules_spec():
+    result = python("import importlib.util, sys\nfrom gasworks.deferred import defer_inspect\ndefer_inspect()\n"
+                    "spec = importlib.util.find_spec('inspect')\nimport inspect\n"
+                    "print(spec.name, spec.origin == inspect.__file__, type(sys.modules['inspect']).__name__)")
+    assert result.stdout.split() == ["inspect", "True", "module"], result.stderr
+
+
 def test_an_inspect_already_loaded_is_left_alone():
     result = python("import inspect, sys\nfrom gasworks.deferred import defer_inspect\ndefer_inspect()\n"
                     "print(sys.modules['inspect'] is inspect)")
