@@ -14,11 +14,14 @@ import stat
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gasworks.errors import NotFoundError
-from gasworks.models import Attempt
 from gasworks.output import safe
 from gasworks.store import AttemptLog
+
+if TYPE_CHECKING:
+    from gasworks.records import Attempt
 
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)")
 TAIL_WINDOW = 64 * 1024  # bytes read from the end of a log for its last lines

@@ -8,9 +8,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks.errors import InvalidValueError
+
+if TYPE_CHECKING:
+    from gasworks.records import Attempt as Attempt
+    from gasworks.records import Event as Event
+    from gasworks.records import Merge as Merge
 
 
 class Word(str, enum.Enum):
@@ -198,20 +203,6 @@ class Task:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class Event:
-    """One change to a task (its status, a field, a label, a dependency), written with the change."""
-
-    id: int
-    task_id: str
-    kind: str
-    actor: str
-    old_value: str
-    new_value: str
-    detail: dict[str, Any]
-    created_at: str
-
-
 class Outcome(Word):
     """How an attempt ended, decided by gasworks from the exit and the branch, not by the agent."""
 
@@ -234,29 +225,6 @@ NOT_THE_TASKS_FAULT = frozenset({Outcome.INTERRUPTED.value, Outcome.ORPHANED.val
                                  Outcome.DISK_FULL.value})
 
 
-@dataclass(slots=True)
-class Attempt:
-    """One run of an agent on a task: where and when it ran, and how it ended."""
-
-    id: int
-    task_id: str
-    slot: str
-    started_at: str
-    ended_at: str = ""
-    exit_code: int | None = None
-    outcome: str = ""
-    log_path: str = ""
-    branch: str = ""
-    base_commit: str = ""
-    commits: list[str] = field(default_factory=list)
-    note: str = ""
-    pid: int | None = None
-    pid_started: float | None = None
-    tokens_in: int = 0
-    tokens_out: int = 0
-    number: int = 0  # 1 for the task's first attempt, 2 for its second...: what users see; `id` is global
-
-
 class MergeStatus(Word):
     QUEUED = "queued"
     REVIEW = "review"            # waits for a human's approval before it is queued (`review = true`)
@@ -271,22 +239,16 @@ class MergeStatus(Word):
     REJECTED = "rejected"        # a reviewer rejected it (its note says why); its task went back to open
 
 
-@dataclass(slots=True)
-class Merge:
-    """A finished branch in the merge queue, and what became of it."""
+# The records of what happened (events, attempts, merges) live in the records package and load on first
+# use: no quick command but `show` makes one, and every dataclass costs its creation at each start
+# (about a millisecond for each of these).
+_RECORDS = ("Attempt", "Event", "Merge")
 
-    id: int
-    task_id: str
-    branch: str
-    head: str
-    status: str
-    queued_at: str
-    started_at: str = ""
-    ended_at: str = ""
-    trial: str = ""
-    gate_runs: int = 0
-    gate_seconds: float = 0.0
-    batch_size: int = 0
-    landed_commit: str = ""
-    conflict_task: str = ""
-    note: str = ""
+
+def __getattr__(name: str) -> Any:
+    if name in _RECORDS:
+        from gasworks import records
+
+        value = globals()[name] = getattr(records, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

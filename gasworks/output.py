@@ -10,12 +10,15 @@ import sys
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import click
 
 from gasworks.beads import dumps, memory_line, task_to_record
-from gasworks.models import Attempt, Event, Merge, MergeStatus, Status, Task, parse_time
+from gasworks.models import MergeStatus, Status, Task, parse_time
+
+if TYPE_CHECKING:
+    from gasworks.records import Attempt, Event, Merge
 
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 _STATUS_COLORS: dict[str, str] = {Status.OPEN: "green", Status.IN_PROGRESS: "yellow", Status.MERGING: "cyan",

@@ -15,7 +15,7 @@ from gasworks.config import CLASSIC_CONFIG_FILE, CONFIG_FILE, Config, load_confi
 from gasworks.errors import ConfigError, NotInitializedError, RunningError
 from gasworks.ids import PREFIX_RE
 from gasworks.store import Bulk, Store, open_store
-from gasworks.store.bd import BdCli, find_bd, resolve_tracker
+from gasworks.store.tracker import find_bd, resolve_tracker
 
 STATE_DIR = ".gasworks"
 RUN_FILE = "run.json"  # what the active run says of itself: its pid and how many slots it has
@@ -54,6 +54,7 @@ class Project:
         """With bd as the tracker, the bd-backed store (its mirror in .gasworks/beads-mirror.db); else
         the store `store` names (a postgresql:// URL shared by several hosts), else .gasworks/gasworks.db."""
         if self.tracker() == "beads":
+            from gasworks.store.bd import BdCli
             from gasworks.store.beads_cli import BeadsStore
 
             return BeadsStore(self.mirror_path, BdCli(self.config.bd_cmd, self.root), sync=self.config.bd_sync)

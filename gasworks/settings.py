@@ -13,6 +13,7 @@ declarations: sections, descriptions, defaults, accepted values and examples.
 
 from __future__ import annotations
 
+import builtins
 import os
 import re
 import sys
@@ -74,6 +75,18 @@ class _Spec(NamedTuple):
     after: tuple[Callable[..., Any], ...]
 
 
+def _hint(hint: Any, module: dict[str, Any]) -> Any:
+    """An annotation's value, as eval gives it; a bare name (int, str: most settings) is looked up in
+    the module, then the builtins, without compiling it (every command declares the settings)."""
+    if not isinstance(hint, str):
+        return hint
+    if hint.isidentifier() and hint in module:
+        return module[hint]
+    if hint.isidentifier() and hint in vars(builtins):
+        return vars(builtins)[hint]
+    return eval(hint, module)  # noqa: S307
+
+
 def Field(default: Any = _REQUIRED, *, description: str = "", gt: float | None = None,  # noqa: N802
           ge: float | None = None, le: float | None = None, pattern: str | None = None, example: Any = _REQUIRED,
           section: Section | None = None) -> Any:
@@ -106,7 +119,7 @@ class Settings:
         specs = []
         for name, hint in vars(cls).get("__annotations__", {}).items():
             declared = vars(cls).get(name, _REQUIRED)
-            specs.append(_Spec(name, eval(hint, module) if isinstance(hint, str) else hint,  # noqa: S307
+            specs.append(_Spec(name, _hint(hint, module),
                                declared if isinstance(declared, _Field) else _Field(declared),
                                tuple(v.func for v in validators if name in v.names and v.before),
                                tuple(v.func for v in validators if name in v.names and not v.before)))

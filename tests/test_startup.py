@@ -24,12 +24,20 @@ from gasworks.git.repository import _plain_checkout
 
 # Libraries no quick command needs: models, HTTP, the terminal UI, process tables, run locks, the web
 # dashboard, PostgreSQL, hashlib (it loads OpenSSL: new ids use the built-in SHA-256); and gasworks's own
-# fleet machinery, the git commands of worktrees, merges and changes, and the importer.
+# fleet machinery, the git commands of worktrees, merges and changes, the importer, and bd's command line.
 HEAVY = ("pydantic", "httpx", "rich", "textual", "psutil", "filelock", "starlette", "uvicorn", "psycopg", "xllamacpp",
          "llm", "hashlib", "gasworks.cli.fleet", "gasworks.tui", "gasworks.cli.watch", "gasworks.cli.gastown",
          "gasworks.dispatcher", "gasworks.refinery", "gasworks.status", "gasworks.store.postgres", "gasworks.ingest",
          "gasworks.git.changes", "gasworks.git.merging", "gasworks.git.refs", "gasworks.git.remote",
-         "gasworks.git.worktree")
+         "gasworks.git.worktree", "gasworks.store.bd")
+
+
+# Loaded on first use (gasworks/deferred.py; the records package through models.py; store/values.py through
+# the store package; store/board_filter.py through store/board.py): a quick command loads only what it makes.
+DEFERRED = ("inspect", "ast", "dis", "tokenize", "gasworks.records", "gasworks.records.event",
+            "gasworks.records.attempt", "gasworks.records.merge", "gasworks.store.values",
+            "gasworks.store.board_filter")
+MAKES = {"create": ["gasworks.store.values"], "show": ["gasworks.records", "gasworks.records.event"]}
 
 
 def imported(argv: list[str], cwd: Path, **settings: str) -> tuple[set[str], str]:
@@ -57,6 +65,7 @@ def test_task_commands_import_no_heavy_library(project_dir):
                  ["update", task_id, "--claim"], ["close", task_id]):
         modules, _ = imported(["-m", "gasworks", *args], project_dir)
         assert heavy_in(modules) == [], args
+        assert sorted(modules.intersection(DEFERRED)) == MAKES.get(args[0], []), args
     modules, out = imported(["-m", "gasworks", "ready", "--json"], project_dir)
     assert [t["title"] for t in json.loads(out)] == ["Another"]
 

@@ -15,6 +15,9 @@ def main() -> None:
     # collector's passes over them are wasted work (several ms of a quick command). It is off until the
     # command runs (see base.resume_collector).
     gc.disable()
+    from gasworks.deferred import defer_inspect
+
+    defer_inspect()  # click asks only inspect.cleandoc of it unless help is shown
     from gasworks.cli import base
 
     base.collector_paused = True

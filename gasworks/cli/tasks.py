@@ -24,7 +24,7 @@ from gasworks.cli.base import (
 from gasworks.errors import ImportFormatError, InvalidValueError
 from gasworks.models import CLI_DEP_TYPES, ISSUE_TYPES, Status
 from gasworks.project import init_project, keep_aider, task_prefix, write_scripts
-from gasworks.store import NewTask, TaskReader
+from gasworks.store import TaskReader
 
 
 @cli.command()
@@ -120,6 +120,8 @@ def create(ctx: click.Context, title: str, description: str | None, body_file: s
 
     Its id takes the prefix of gasworks.toml's `prefix` when set there, else the prefix most
     of the repository's tasks carry (bd-a1b2 after importing bd's issues), else gw."""
+    from gasworks.store import NewTask  # here: only create makes one (see store/__init__.py)
+
     description = _description(description, body_file, from_stdin) or ""
     project = open_project()
     store = project.open_store()

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from gasworks.store.roles import (
     AttemptLog,
@@ -25,34 +25,9 @@ from gasworks.store.roles import (
     Tracking,
 )
 
-
-@dataclass(slots=True)
-class NewTask:
-    """What `create` needs; everything else is filled in by the store."""
-
-    title: str
-    description: str = ""
-    design: str = ""
-    acceptance_criteria: str = ""
-    notes: str = ""
-    priority: int = 2
-    issue_type: str = "task"
-    assignee: str = ""
-    labels: list[str] = field(default_factory=list)
-    parent: str = ""
-    deps: list[tuple[str, str]] = field(default_factory=list)  # (depends_on_id, type)
-
-
-@dataclass(slots=True)
-class ImportResult:
-    """What an import did: how many tasks it created, updated and skipped, and their ids."""
-
-    created: int = 0
-    updated: int = 0
-    skipped: int = 0
-    ids: list[str] = field(default_factory=list)
-    memories: int = 0
-    warnings: list[str] = field(default_factory=list)  # edges left out, as Beads leaves them out
+if TYPE_CHECKING:
+    from gasworks.store.values import ImportResult as ImportResult
+    from gasworks.store.values import NewTask as NewTask
 
 
 def open_store(where: str | Path, *, keepalive: float = 30.0) -> Store:
@@ -69,6 +44,17 @@ def open_store(where: str | Path, *, keepalive: float = 30.0) -> Store:
 
 def is_postgres_url(text: str) -> bool:
     return text.startswith(("postgresql://", "postgres://"))
+
+
+def __getattr__(name: str) -> Any:
+    """NewTask and ImportResult (store/values.py) load on first use: only `create` and `import` make
+    one, and a dataclass costs its creation at every start."""
+    if name in ("ImportResult", "NewTask"):
+        from gasworks.store import values
+
+        value = globals()[name] = getattr(values, name)
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["AttemptLog", "Attempts", "Bulk", "Claims", "Dependencies", "EventLog", "ImportResult", "Locks",

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from gasworks.models import NOT_THE_TASKS_FAULT, Attempt, Outcome, now_iso
+from gasworks.models import NOT_THE_TASKS_FAULT, Outcome, now_iso
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
 from gasworks.store.merges import enqueue
+
+if TYPE_CHECKING:
+    from gasworks.records import Attempt
 
 
 class AttemptsMixin(StoreBase):

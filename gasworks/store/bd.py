@@ -19,7 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gasworks.errors import ConfigError, TrackerError
+from gasworks.errors import TrackerError
+from gasworks.store.tracker import find_bd as find_bd  # where it was before
+from gasworks.store.tracker import resolve_tracker as resolve_tracker
 
 if TYPE_CHECKING:
     import subprocess
@@ -35,31 +37,6 @@ class BdResult:
 
     data: Any      # the parsed JSON (an object's "data" if bd wrapped it in an envelope)
     warning: str   # bd's last stderr line, for the cases where it exits 0 but did nothing
-
-
-def find_bd(bd_cmd: Sequence[str]) -> str | None:
-    """The bd program's path, or None when it is not installed."""
-    program = bd_cmd[0] if bd_cmd else ""
-    if not program:
-        return None
-    if os.sep in program or (os.altsep and os.altsep in program):
-        return program if os.access(program, os.X_OK) else None
-    import shutil  # here, like tempfile below: the quick commands never load them without bd
-
-    return shutil.which(program)
-
-
-def resolve_tracker(root: Path, tracker: str, bd_cmd: Sequence[str], store: str) -> str:
-    """Where tasks live, "beads" or "gasworks": auto picks bd when the repository has .beads/ and bd is
-    installed (and no shared `store` is configured)."""
-    if tracker == "gasworks":
-        return "gasworks"
-    if tracker == "beads":
-        if store:
-            raise ConfigError(f"tracker = \"beads\" keeps tasks in bd, which cannot be combined with store = "
-                              f"{store.split('@')[-1]!r}: remove one of them")
-        return "beads"
-    return "beads" if not store and (root / ".beads").is_dir() and find_bd(bd_cmd) else "gasworks"
 
 
 def csv_value(item: str) -> str:

@@ -4,51 +4,19 @@ of 10,000 tasks costs a count and a page per column, never a read of every task.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks.models import Task
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
-from gasworks.store.queries import _like
+
+if TYPE_CHECKING:
+    from gasworks.store.board_filter import BoardFilter as BoardFilter
 
 # The board's columns, in order: open tasks split into ready and held back, then by status.
 BOARD_COLUMNS = ("ready", "waiting", "in_progress", "merging", "blocked", "closed", "other")
 _COLUMN = (f"(CASE WHEN t.status = 'open' THEN (CASE WHEN {sqlrows.READY_WHERE} THEN 'ready' ELSE 'waiting' END) "
            "WHEN t.status IN ('in_progress', 'merging', 'blocked', 'closed') THEN t.status ELSE 'other' END)")
-
-
-@dataclass(frozen=True)
-class BoardFilter:
-    """What the board shows: tasks whose id, title or description holds `text` (ignoring case), in
-    `column` (one of BOARD_COLUMNS), carrying `label`, assigned to `assignee`, of `priority`."""
-
-    text: str = ""
-    column: str = ""
-    label: str = ""
-    assignee: str = ""
-    priority: int | None = None
-
-    def where(self) -> tuple[str, list[Any]]:
-        where: list[str] = ["1 = 1"]
-        params: list[Any] = []
-        if self.text:
-            where.append("(lower(t.id) LIKE ? ESCAPE '!' OR lower(t.title) LIKE ? ESCAPE '!' "
-                         "OR lower(t.description) LIKE ? ESCAPE '!')")
-            params += [_like(self.text)] * 3
-        if self.column:
-            where.append(f"{_COLUMN} = ?")
-            params.append(self.column)
-        if self.label:
-            where.append("EXISTS (SELECT 1 FROM labels l WHERE l.task_id = t.id AND l.label = ?)")
-            params.append(self.label)
-        if self.assignee:
-            where.append("t.assignee = ?")
-            params.append(self.assignee)
-        if self.priority is not None:
-            where.append("t.priority = ?")
-            params.append(self.priority)
-        return " AND ".join(where), params
 
 
 class BoardMixin(StoreBase):
@@ -83,3 +51,14 @@ class BoardMixin(StoreBase):
         for issue, target, kind, status in rows:
             found[issue].append((target, kind, status))
         return found
+
+
+def __getattr__(name: str) -> Any:
+    """BoardFilter (store/board_filter.py) loads on first use: only the dashboard makes one, and a
+    dataclass costs its creation at every start."""
+    if name == "BoardFilter":
+        from gasworks.store.board_filter import BoardFilter
+
+        globals()[name] = BoardFilter
+        return BoardFilter
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,14 +6,16 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks import ids
 from gasworks.errors import InvalidValueError
 from gasworks.models import Comment, Status, Task, now_iso
-from gasworks.store import NewTask
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
+
+if TYPE_CHECKING:
+    from gasworks.store.values import NewTask
 
 _EDITABLE = ("title", "description", "design", "acceptance_criteria", "notes", "priority", "issue_type", "assignee")
 
@@ -83,6 +85,8 @@ class TaskEditorMixin(StoreBase):
                            for r in db.execute("SELECT title FROM tasks WHERE status != 'closed'")}
             backlog = db.execute("SELECT count(*) FROM tasks t JOIN labels l ON l.task_id = t.id "
                                  "WHERE l.label = 'suggested' AND t.status != 'closed'").fetchone()[0]
+            from gasworks.store.values import NewTask  # here: it loads on first use (see store/__init__.py)
+
             made: list[str] = []
             for title in titles:
                 if normalise_title(title) in open_titles:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks.beads import COUNT_KEYS
 from gasworks.models import (
@@ -17,9 +17,11 @@ from gasworks.models import (
     iso_from_micros,
     now_iso,
 )
-from gasworks.store import ImportResult
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
+
+if TYPE_CHECKING:
+    from gasworks.store.values import ImportResult
 
 
 class _DryRun(Exception):
@@ -39,6 +41,8 @@ class ImportExportMixin(StoreBase):
         would not store are left out with a warning: a second edge to the same target, and a
         blocks edge that closes a cycle of blocks edges.
         """
+        from gasworks.store.values import ImportResult  # here: it loads on first use (see store/__init__.py)
+
         result = ImportResult()
         now = now_iso()
         try:

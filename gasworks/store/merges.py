@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks.errors import InvalidValueError, TransitionError
-from gasworks.models import Merge, MergeStatus, Status, now_iso
+from gasworks.models import MergeStatus, Status, now_iso
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
+
+if TYPE_CHECKING:
+    from gasworks.records import Merge
 
 PREGATE_EVENT = "pregate"
 

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks.errors import AmbiguousIdError, NotFoundError
 from gasworks.ids import id_prefix
-from gasworks.models import BLOCKING_DEP_TYPES, Dependency, Event, Task
+from gasworks.models import BLOCKING_DEP_TYPES, Dependency, Task
 from gasworks.store import rows as sqlrows
 from gasworks.store.base import StoreBase
+
+if TYPE_CHECKING:
+    from gasworks.records import Event
 
 NO_LIMIT = 2 ** 62  # LIMIT for "all rows", in SQL both backends take
 
@@ -161,6 +164,8 @@ class QueriesMixin(StoreBase):
             return sqlrows.dependency_tree(db, task_id, max_depth)
 
     def events(self, task_id: str | None = None, limit: int = 100) -> list[Event]:
+        from gasworks.records import Event  # here: records load on first use (see models.py)
+
         sql = "SELECT * FROM events" + (" WHERE task_id = ?" if task_id else "") + " ORDER BY id DESC LIMIT ?"
         params = (task_id, limit) if task_id else (limit,)
         with self._tx() as db:

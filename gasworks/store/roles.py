@@ -15,10 +15,11 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Any, Protocol
 
-from gasworks.models import Attempt, Comment, Dependency, Event, Merge, Task
+from gasworks.models import Comment, Dependency, Task
 
-if TYPE_CHECKING:  # store/__init__.py imports this module
-    from gasworks.store import ImportResult, NewTask
+if TYPE_CHECKING:  # store/__init__.py imports this module; records.py loads on first use
+    from gasworks.records import Attempt, Event, Merge
+    from gasworks.store.values import ImportResult, NewTask
     from gasworks.store.board import BoardFilter
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Set as AbstractSet
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gasworks import ids
 from gasworks.beads import ANY_CHILDREN, defer_epoch, gate, never_ready
@@ -17,14 +17,15 @@ from gasworks.models import (
     DONE_STATUSES,
     GATING_DEP_TYPES,
     NON_WORK_TYPES,
-    Attempt,
     Comment,
     Dependency,
-    Merge,
     Task,
     now_iso,
     parse_time,
 )
+
+if TYPE_CHECKING:
+    from gasworks.records import Attempt, Merge
 
 # The two expressions that differ between SQLite and PostgreSQL; postgres.py swaps them.
 LABELS_JSON = "(SELECT json_group_array(label) FROM labels l WHERE l.task_id = t.id)"
@@ -120,6 +121,8 @@ def comment_from_row(row: Any) -> Comment:
 
 
 def attempt_from_row(row: Any) -> Attempt:
+    from gasworks.records import Attempt  # here: records load on first use (see models.py)
+
     return Attempt(
         id=row["id"], task_id=row["task_id"], slot=row["slot"], started_at=row["started_at"],
         ended_at=row["ended_at"], exit_code=row["exit_code"], outcome=row["outcome"], log_path=row["log_path"],
@@ -142,6 +145,8 @@ def load_attempt(db: Any, attempt_id: int) -> Attempt:
 
 
 def merge_from_row(row: Any) -> Merge:
+    from gasworks.records import Merge  # here: records load on first use (see models.py)
+
     return Merge(**{key: row[key] for key in row.keys()})
 
 

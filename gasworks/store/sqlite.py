@@ -22,6 +22,8 @@ from gasworks.store.schema import (
 from gasworks.store.sql import SQLStore
 
 BUSY_TIMEOUT_SECONDS = 30.0
+# The largest WAL a closing store keeps (about 128 pages); a larger one is checkpointed (see close_keeping_wal).
+WAL_KEEP_BYTES = 512 * 1024
 
 
 class SQLiteStore(SQLStore):
@@ -105,7 +107,20 @@ def close_keeping_wal(conn: sqlite3.Connection, path: Path) -> None:
     on reading commands too once a WAL is kept. So the WAL is kept, as SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE
     does; SQLite checkpoints it when a commit takes it past 1000 pages. A commit is as safe as before
     (synchronous=NORMAL: a crash of gasworks never loses one; a power loss may lose the latest, and
-    never damages the store). Copy the store with `gasworks export`, or with its -wal file."""
+    never damages the store). Copy the store with `gasworks export`, or with its -wal file.
+
+    A WAL past WAL_KEEP_BYTES is checkpointed on closing, as SQLite does: a process that opens the
+    store while no other has it open reads all of the WAL (SQLite rebuilds its index, the -shm file,
+    which that first opener resets; about 4 µs a page), and a checkpoint made in another process
+    never lets the next one start the WAL over (that rebuild forgets it), so a WAL always kept grows
+    without end and every command reads all of it."""
+    try:
+        wal_bytes = path.with_name(path.name + "-wal").stat().st_size
+    except OSError:  # none (another process's close checkpointed and removed it)
+        wal_bytes = 0
+    if wal_bytes > WAL_KEEP_BYTES:
+        conn.close()
+        return
     if sys.version_info >= (3, 12):
         conn.setconfig(sqlite3.SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, True)
         conn.close()
@@ -118,7 +133,7 @@ def close_keeping_wal(conn: sqlite3.Connection, path: Path) -> None:
         conn.close()
         return
     try:
-        reader.execute("SELECT 1 FROM sqlite_master LIMIT 1").fetchall()  # takes the shared lock
+        reader.execute("PRAGMA user_version").fetchall()  # takes the shared lock (reads no schema)
     except sqlite3.Error:
         pass
     conn.close()

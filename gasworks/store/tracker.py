@@ -1,4 +1,5 @@
-"""Where the tasks are kept: in the SQL store's own rows, or in an outside tracker the rows copy.
+"""Where the tasks are kept: in the SQL store's own rows, or in an outside tracker the rows copy
+(which one a repository uses: `resolve_tracker`).
 
 The SQL store (sql.py) is given a Tracker and tells it of every change to a task, inside the write
 transaction that records the change (`db`) and after its own checks: a tracker that refuses
@@ -9,8 +10,12 @@ in bd too.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from gasworks.errors import ConfigError
 
 if TYPE_CHECKING:  # store/__init__.py imports sql.py, which imports this module
     from gasworks.models import Task
@@ -41,3 +46,28 @@ class Tracker:
 
 
 OWN_ROWS = Tracker()
+
+
+def find_bd(bd_cmd: Sequence[str]) -> str | None:
+    """The bd program's path, or None when it is not installed."""
+    program = bd_cmd[0] if bd_cmd else ""
+    if not program:
+        return None
+    if os.sep in program or (os.altsep and os.altsep in program):
+        return program if os.access(program, os.X_OK) else None
+    import shutil  # here: the quick commands never load it without bd
+
+    return shutil.which(program)
+
+
+def resolve_tracker(root: Path, tracker: str, bd_cmd: Sequence[str], store: str) -> str:
+    """Where tasks live, "beads" or "gasworks": auto picks bd when the repository has .beads/ and bd is
+    installed (and no shared `store` is configured)."""
+    if tracker == "gasworks":
+        return "gasworks"
+    if tracker == "beads":
+        if store:
+            raise ConfigError(f"tracker = \"beads\" keeps tasks in bd, which cannot be combined with store = "
+                              f"{store.split('@')[-1]!r}: remove one of them")
+        return "beads"
+    return "beads" if not store and (root / ".beads").is_dir() and find_bd(bd_cmd) else "gasworks"
