@@ -110,7 +110,7 @@ def land_all(env: dict[str, Any], slots: int, mode: str) -> tuple[str, float]:
     """Every branch to the queue and the queue drained by the fleet's refinery thread (RefineryWorker);
     (what went wrong, seconds spent pre-gating, summed over the slots).
 
-    serial: all queued at once. policy: as in the fleet (Dispatcher._hand_over), each finished branch
+    serial: all queued at once. policy: as in the fleet (handover.Handover.finished), each finished branch
     asks the policy (pregate = "auto") whether to pre-gate; if so it is gated in its own slot, at most
     `slots` at once, while the refinery goes on landing what is queued. A branch that passes is
     queued the moment it passes; one that fails goes back to its agent (`witness.send_back`) and

@@ -4,27 +4,26 @@
 merge finished branches, start agents in free slots. Durable truth is in the store; the only
 state held here is the table of live child processes, and each of those is also an attempt
 row (pid and start time), so a restart after a crash finds and ends them. Each agent runs as
-attempt.AttemptRun runs it; what becomes of a task whose attempt failed is the witness's
+attempt.AttemptRun runs it; where a finished attempt's branch goes (pre-gate, review, merge
+queue) is handover.py's, and what becomes of a task whose attempt failed is the witness's
 (witness.py); the top loop, which reads the clock and acts on signals, is fleet.run_fleet.
 """
 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 
 from gasworks import git, process, review, sandbox, waits, witness
 from gasworks.agents import TASK_FILE, Agent, AgentContext, TaskAgents, render_task_file
-from gasworks.attempt import AttemptRun, Sandbox, note
+from gasworks.attempt import Sandbox, note
 from gasworks.config import Config
 from gasworks.errors import GasworksError, GitError
-from gasworks.gate import Pregating
+from gasworks.handover import Handover, Running
 from gasworks.ingest import SUGGESTIONS_FILE, parse_suggestions
-from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, MergeStatus, Outcome, Status, Task
+from gasworks.models import AGENT_ASSIGNEE_PREFIX, FILES_LABEL, Outcome, Task
 from gasworks.project import Project, task_prefix
 from gasworks.refinery import CONFLICT_LABEL, Refinery, RefineryWorker
-from gasworks.speculation import policy_for
 from gasworks.store import Store
 from gasworks.upstream import make_upstream
 from gasworks.waits import WaitLog
@@ -32,46 +31,6 @@ from gasworks.witness import ATTEMPTS_DIR, ClaimGate, Watch
 from gasworks.worktrees import Slot, WorktreePool, branch_for
 
 WAITS_CHECK_SECONDS = 5.0  # how often the run looks at what it waits on (said once a minute)
-
-
-@dataclass(kw_only=True)
-class Running(AttemptRun):
-    """An attempt running in a slot of the fleet."""
-
-    slot: Slot
-    watch: Watch           # its start, claim renewal and activity, for the witness
-    resolves: str = ""     # for a merge-conflict task: the task whose branch it works on
-    files: frozenset[str] = frozenset()  # its `files:` labels, kept apart from other running tasks
-    number: int = 0        # the attempt's number within its task (1: the first)
-    pregating: Pregating | None = None  # its agent done, its branch's pre-gate (the slot stays taken)
-    commits: list[str] = field(default_factory=list)  # its work, while pre-gated
-
-    def stop(self, reason: Outcome, *, hard: bool = True) -> None:
-        if self.pregating is None:
-            super().stop(reason, hard=hard)
-            return
-        self.stop_reason = reason.value  # its agent was reaped: only the gate is left to end
-        self.pregating.stop()
-
-    def pregate_verdict(self, store: Store, actor: str) -> tuple[Outcome | None, str]:
-        """Once its pre-gate ended: (None, "") when it passed, else the attempt's outcome and note (the
-        gate's output). A run is recorded unless it was stopped or could not start."""
-        assert self.pregating is not None
-        try:
-            found = self.pregating.outcome()
-        except GasworksError as exc:
-            return Outcome.ERROR, f"the pre-gate could not run: {exc}"
-        if self.stop_reason:  # a hard stop, a lost claim: not the branch's doing
-            return Outcome(self.stop_reason), "stopped during its pre-gate"
-        store.record_pregate(self.task_id, passed=found.passed, seconds=found.seconds, cpu_seconds=found.cpu_seconds,
-                             actor=actor)
-        return (None, "") if found.passed else (Outcome.GATE_FAILED, f"the pre-gate failed:\n{found.tail}")
-
-    def ended(self) -> bool:
-        """Whether tick() has something to collect: the agent exited, or its pre-gate ended."""
-        if self.pregating is not None:
-            return self.pregating.done()
-        return self.proc is not None and self.proc.poll() is not None
 
 
 def take_suggestions(store: Store, config: Config, actor: str, say: Callable[[str], None], run: Running) -> None:
@@ -112,6 +71,8 @@ class Dispatcher:
         self.leases = witness.Leases(store, config)
         self.waits = WaitLog(say)
         self.waits_checked = 0.0
+        self.handover = Handover(store, config, self.upstream, self.pool, self.root, project.logs_dir, self.me,
+                                 self.running, say, self._wake)
 
     # -- start-up -------------------------------------------------------------------------
 
@@ -206,7 +167,7 @@ class Dispatcher:
                              env={"GASWORKS_RESOLVE_ONTO": self.target} if resolves else None)
         except (GasworksError, OSError) as exc:
             why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            self._failed(attempt.id, task.id, Outcome.ERROR, None, f"could not start: {why}", now=now)
+            self.handover.failed(attempt.id, task.id, Outcome.ERROR, None, f"could not start: {why}", now=now)
             return
         self.store.set_attempt_process(attempt.id, proc.pid, process.started_at(proc.pid), str(run.log))
         self.running[slot.name] = run
@@ -217,7 +178,7 @@ class Dispatcher:
             if run.pregating is not None:
                 if run.pregating.done():
                     del self.running[name]
-                    self._pregated(run, now)
+                    self.handover.pregated(run, now)
                 continue
             if run.proc is not None and run.proc.poll() is None:
                 why = "" if run.stop_reason else witness.overdue(run.watch, now, self.config,
@@ -240,7 +201,7 @@ class Dispatcher:
             commits = run.take_work(int(self.config.max_file_mb * (1 << 20)), before_commit=suggestions)
             git.detach_at(run.tree, "HEAD")  # free the branch, so another slot may take it later
         except GitError as exc:  # too big, failed git's checks, or cannot be committed (a FIFO, say)
-            self._failed(run.attempt_id, run.task_id, Outcome.FAILED, code, f"its work was not taken in: {exc}",
+            self.handover.failed(run.attempt_id, run.task_id, Outcome.FAILED, code, f"its work was not taken in: {exc}",
                          now=now)
             return
         outcome = run.decide(commits, disk_full=lambda: not self.claims.room_for_logs())
@@ -250,68 +211,14 @@ class Dispatcher:
                               run.slot.name):
             return
         if outcome != Outcome.SUCCESS:
-            self._failed(run.attempt_id, run.task_id, outcome, code, note(outcome, code, run.log), commits, now=now)
+            self.handover.failed(run.attempt_id, run.task_id, outcome, code, note(outcome, code, run.log), commits,
+                                 now=now)
             return
-        self._hand_over(run, code, commits, now)
+        self.handover.finished(run, code, commits, now)
 
-    def _failed(self, attempt_id: int, task_id: str, outcome: Outcome, code: int | None, why: str,
-                commits: Sequence[str] = (), *, now: float) -> None:
-        witness.fail_attempt(self.store, attempt_id, task_id, outcome.value, code, why, commits, config=self.config,
-                             now=now, say=self.say)
-
-    def _hand_over(self, run: Running, code: int | None, commits: list[str], now: float) -> None:
-        """A successful attempt's branch: to the merge queue (or, for a conflict task, back into it)."""
-        success = Outcome.SUCCESS.value
-        if self.config.pregate and not run.resolves and run.pregating is None and self._pregates():
-            self._pregate(run, commits)
-            return
-        try:  # several hosts: the refinery may run on another one
-            self.upstream.publish(branch_for(run.resolves or run.task_id))
-        except GasworksError as exc:
-            self._failed(run.attempt_id, run.task_id, Outcome.ERROR, code, f"could not push its branch: {exc}",
-                         commits, now=now)
-            return
-        if not self.config.auto_merge_worktrees:
-            self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
-                                      task_status=Status.CLOSED, note=f"branch {branch_for(run.task_id)} is ready; "
-                                                                 "not merged (auto_merge_worktrees = false)")
-            return
-        if run.resolves:
-            self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
-                                      task_status=Status.CLOSED, note=f"resolved on {branch_for(run.resolves)}")
-            self.say(f"{run.slot.name}: {run.task_id} resolved the conflict of {run.resolves}")
-        else:
-            wait = review.wanted(self.config.review, self.store.get_task(run.task_id))
-            self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
-                                      task_status=Status.MERGING, note=f"{len(commits)} commit(s) to merge",
-                                      merge_branch=branch_for(run.task_id),
-                                      merge_status=MergeStatus.REVIEW if wait else MergeStatus.QUEUED)
-            self.say(f"{run.slot.name}: {run.task_id} finished with {len(commits)} commit(s); "
-                     + ("waits for review (gasworks approve/reject)" if wait else "queued to merge"))
+    def _wake(self) -> None:
         if self.worker is not None:
-            self.worker.wake()  # the branch goes (back) into the queue
-
-    def _pregate(self, run: Running, commits: list[str]) -> None:
-        """The pre-gate of a finished branch in its slot's own worktree, in the background: the slot
-        stays taken until tick() collects it (_pregated)."""
-        run.commits, run.pregating = commits, Pregating(self.config, self.root, self.pool.tree(run.slot),
-                                                        self.upstream.tip(), self.project.logs_dir / "pregates")
-        self.running[run.slot.name] = run
-        self.say(f"{run.slot.name}: {run.task_id} finished; pre-gating its branch")
-
-    def _pregates(self) -> bool:
-        """pregate = true, or "auto" and the policy says it pays now."""
-        return self.config.pregate is True or policy_for(self.store, self.config).pregate
-
-    def _pregated(self, run: Running, now: float) -> None:
-        """A pass goes on to the queue; a failure or a stop goes back as a failed attempt, never queued."""
-        code = run.proc.returncode if run.proc is not None else None
-        outcome, why = run.pregate_verdict(self.store, self.me)
-        if outcome is None:
-            self._hand_over(run, code, run.commits, now)
-        elif not (run.stop_reason and witness.left_as_is(self.store, run.attempt_id, run.task_id, outcome.value,
-                                                         code, run.commits, self.say, run.slot.name)):
-            self._failed(run.attempt_id, run.task_id, outcome, code, why, run.commits, now=now)
+            self.worker.wake()
 
     def _conflict_of(self, task: Task) -> str:
         """For a merge-conflict task the refinery made: the task whose branch it must fix."""
