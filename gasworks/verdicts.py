@@ -10,6 +10,7 @@ from pathlib import Path, PurePosixPath
 from gasworks import git
 from gasworks.agents import TASK_FILE
 from gasworks.config import Config
+from gasworks.errors import GitError
 from gasworks.models import FILES_LABEL, Merge, MergeStatus, Outcome, Status, now_iso
 from gasworks.output import oneline
 from gasworks.project import task_prefix
@@ -91,7 +92,11 @@ class Verdicts:
                 continue
             if not earlier.conflict_task:
                 break
-            if git.merge_base(self.root, tip, later) == git.merge_base(self.root, tip, earlier.head):
+            try:
+                held = git.merge_base(self.root, tip, later) == git.merge_base(self.root, tip, earlier.head)
+            except GitError:  # an old head no longer here: the row is not counted further back
+                break
+            if held:
                 made.append(earlier.conflict_task)
             later = earlier.head
         return made

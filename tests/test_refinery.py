@@ -251,3 +251,18 @@ def test_a_conflict_task_names_the_conflicting_files_not_labels(project_dir):
     (conflict,) = dispatcher.store.list_tasks(labels=["merge-conflict"])
     assert "Conflicting files:\n- same.txt\n\n" in conflict.description, conflict.description
     assert set(conflict.labels) == {"merge-conflict", "files:other.py", "files:same.txt"}
+
+
+def test_a_branch_head_not_here_yet_waits_in_the_queue_and_is_never_judged_unrelated(project_dir):
+    """Several hosts: a merge can name a head another host pushed before this one fetched it. git
+    merge-base then fails; that must not read as "shares no history" (the task refused for good)."""
+    dispatcher, lines = make_dispatcher(project_dir, max_attempts=1)
+    store = dispatcher.store
+    task_id = add(dispatcher, "pushed by another host")
+    store.transition(task_id, "in_progress", actor="tester")
+    store.transition(task_id, "merging", actor="tester")
+    store.enqueue_merge(task_id, f"gasworks/{task_id}", "1" * 40)  # a commit this repository does not have
+    dispatcher.refinery.process(time.time())
+    assert [m.status for m in store.merges(task_id=task_id)] == ["queued"], store.merges(task_id=task_id)
+    assert store.get_task(task_id).status == "merging"
+    assert not any("shares no history" in line for line in lines)

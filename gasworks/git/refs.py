@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from gasworks.errors import GitError
 from gasworks.git.command import Where, run
 
 
@@ -47,8 +48,15 @@ def is_ancestor(path: Where, older: str, newer: str) -> bool:
 
 
 def merge_base(path: Where, a: str, b: str) -> str:
-    """The best common ancestor of two commits; "" when they share no history."""
-    return run(["merge-base", a, b], path, check=False).stdout.strip()
+    """The best common ancestor of two commits; "" when they share no history. Any other failure
+    (a commit not here yet: another host's branch not fetched; a lock) raises GitError: a branch is
+    never judged unrelated because git could not answer."""
+    result = run(["merge-base", a, b], path, check=False)
+    if result.returncode == 1 and not result.stdout.strip():
+        return ""
+    if result.returncode != 0:
+        raise GitError(f"git merge-base failed: {(result.stderr or result.stdout).strip()}")
+    return result.stdout.strip()
 
 
 def commits_between(path: Where, base: str, head: str = "HEAD") -> list[str]:
