@@ -119,6 +119,9 @@ class MergeRound:
             merge = self.store.update_merge(merge.id, status=MergeStatus.MERGING.value, started_at=now_iso())
             if self.verdicts.refused(merge, tip, self.now):
                 continue
+            if git.is_ancestor(self.r.root, merge.head, tip):  # a landing stopped after the target moved
+                self.already_landed(merge, tip)
+                continue
             conflicts = git.trial_merge(self.r.root, tip, merge.head)
             self.store.update_merge(merge.id, trial="conflict" if conflicts else "clean")
             if conflicts:
@@ -128,6 +131,16 @@ class MergeRound:
         for merge in batch:
             self.store.update_merge(merge.id, batch_size=len(batch))
         return batch
+
+    def already_landed(self, merge: Merge, tip: str) -> None:
+        """Its branch is in the target already (a run killed between the target's move and the store's
+        record of it): recorded as landed at the tip, never merged a second time."""
+        outcome, _ = self.store.land([merge.id], tip, lambda: (Landing.LANDED.value, "already in the target"),
+                                     actor="refinery")
+        if outcome == Landing.LANDED:
+            self.verdicts.landed([merge], tip)
+        else:  # its task changed by hand meanwhile
+            self.verdicts.drop_changed([merge], "its task changed")
 
     def run(self, queued: list[Merge]) -> None:
         batch = self.admit(queued, self.upstream.tip())

@@ -266,3 +266,18 @@ def test_a_branch_head_not_here_yet_waits_in_the_queue_and_is_never_judged_unrel
     assert [m.status for m in store.merges(task_id=task_id)] == ["queued"], store.merges(task_id=task_id)
     assert store.get_task(task_id).status == "merging"
     assert not any("shares no history" in line for line in lines)
+
+
+def test_a_branch_already_in_the_target_lands_once_never_merged_again(project_dir):
+    """kill -9 between the target's move and the store's record of it leaves the merge `merging`; a
+    restart queues it again. Its branch is in the target already: recorded landed, no second merge."""
+    dispatcher, lines = make_dispatcher(project_dir, max_attempts=1)
+    task_id = add(dispatcher, "landed just before a crash")
+    queue_up(dispatcher, 1)
+    git.run(["merge", "--no-ff", "-q", "-m", f"Merge gasworks/{task_id}: by the killed run", f"gasworks/{task_id}"],
+            project_dir)
+    drain(dispatcher)
+    subjects = git.run(["log", "--format=%s", "main"], project_dir).stdout.splitlines()
+    assert sum(s.startswith(f"Merge gasworks/{task_id}:") for s in subjects) == 1, subjects
+    assert [m.status for m in dispatcher.store.merges(task_id=task_id)] == ["landed"]
+    assert dispatcher.store.get_task(task_id).status == "closed"
