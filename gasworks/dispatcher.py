@@ -201,8 +201,8 @@ class Dispatcher:
             commits = run.take_work(int(self.config.max_file_mb * (1 << 20)), before_commit=suggestions)
             git.detach_at(run.tree, "HEAD")  # free the branch, so another slot may take it later
         except GitError as exc:  # too big, failed git's checks, or cannot be committed (a FIFO, say)
-            self.handover.failed(run.attempt_id, run.task_id, Outcome.FAILED, code, f"its work was not taken in: {exc}",
-                         now=now)
+            self.handover.failed(run.attempt_id, run.task_id, Outcome.FAILED, code,
+                                 f"its work was not taken in: {exc}", now=now)
             return
         outcome = run.decide(commits, disk_full=lambda: not self.claims.room_for_logs())
         if outcome == Outcome.ENDPOINT_DOWN:

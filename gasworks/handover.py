@@ -62,7 +62,6 @@ class Running(AttemptRun):
         return self.proc is not None and self.proc.poll() is not None
 
 
-
 @dataclass
 class Handover:
     """Where a finished slot's work goes; `running` is the dispatcher's table of busy slots (a slot
@@ -80,7 +79,7 @@ class Handover:
     wake: Callable[[], None]
 
     def failed(self, attempt_id: int, task_id: str, outcome: Outcome, code: int | None, why: str,
-                commits: Sequence[str] = (), *, now: float) -> None:
+               commits: Sequence[str] = (), *, now: float) -> None:
         witness.fail_attempt(self.store, attempt_id, task_id, outcome.value, code, why, commits, config=self.config,
                              now=now, say=self.say)
 
@@ -94,12 +93,12 @@ class Handover:
             self.upstream.publish(branch_for(run.resolves or run.task_id))
         except GasworksError as exc:
             self.failed(run.attempt_id, run.task_id, Outcome.ERROR, code, f"could not push its branch: {exc}",
-                         commits, now=now)
+                        commits, now=now)
             return
         if not self.config.auto_merge_worktrees:
             self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
                                       task_status=Status.CLOSED, note=f"branch {branch_for(run.task_id)} is ready; "
-                                                                 "not merged (auto_merge_worktrees = false)")
+                                                                      "not merged (auto_merge_worktrees = false)")
             return
         if run.resolves:
             self.store.finish_attempt(run.attempt_id, outcome=success, exit_code=code, commits=commits,
