@@ -117,9 +117,10 @@ class MergeRound:
                 self.verdicts.end(merge, MergeStatus.DROPPED, note=f"its task is {task.status}")
                 continue
             merge = self.store.update_merge(merge.id, status=MergeStatus.MERGING.value, started_at=now_iso())
-            if self.verdicts.refused(merge, tip, self.now):
+            base = git.merge_base(self.r.root, tip, merge.head)
+            if self.verdicts.refused(merge, base, self.now):
                 continue
-            if git.is_ancestor(self.r.root, merge.head, tip):  # a landing stopped after the target moved
+            if base == merge.head:  # in the target already: a landing stopped after the target moved
                 self.already_landed(merge, tip)
                 continue
             conflicts = git.trial_merge(self.r.root, tip, merge.head)

@@ -123,11 +123,11 @@ class Verdicts:
         send_back(self.store, merge.task_id, note=f"The merge gate failed:\n{tail}",
                   config=self.config, now=now, say=self.say, actor="refinery")
 
-    def refused(self, merge: Merge, tip: str, now: float) -> bool:
+    def refused(self, merge: Merge, base: str, now: float) -> bool:
         """A branch that touches what no branch may land is refused before any gate run: gasworks's
         configuration (the task waits for a human to take the change by hand), gasworks's own state,
-        or files untracked or ignored in the user's checkout (the task goes back, as a failure)."""
-        base = git.merge_base(self.root, tip, merge.head)
+        or files untracked or ignored in the user's checkout (the task goes back, as a failure).
+        `base`: the branch's common ancestor with the tip ("" when they share none)."""
         if not base:
             self.refuse(merge, f"its branch shares no history with {self.target}", human=False, now=now)
             return True
